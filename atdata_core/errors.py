@@ -12,7 +12,8 @@ kind of failure::
     ├── ShardError                   a tar shard is truncated, corrupt or unreadable
     │   └── ChecksumError            a shard's sha256 differs from the one recorded
     ├── RecordError                  ATProto records
-    │   └── ValidationError          a record breaks its lexicon (carries the JSON path and rule)
+    │   ├── ValidationError          a record breaks its lexicon (carries the JSON path and rule)
+    │   └── RecordNotFound           no record at a URI, or none matches a schema / label query
     ├── SchemaError                  schema records and formats
     │   ├── UnknownSchemaFormat      no installed schema format understands a record
     │   └── IncompatibleSchema       a class or version does not match a schema
@@ -113,6 +114,10 @@ class ValidationError(RecordError, ValueError):
         self.nsid = nsid
         where = f"{nsid} " if nsid else ""
         super().__init__(f"{where}{path}: {message}" + (f" [{rule}]" if rule else ""))
+
+
+class RecordNotFound(RecordError, LookupError):
+    """No record exists at a URI, or no record matches a schema or label query."""
 
 
 class SchemaError(AtdataError):
