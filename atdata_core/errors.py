@@ -28,11 +28,12 @@ kind of failure::
     │   ├── PluginLoadError          a plugin failed to import (reported, then skipped)
     │   ├── DuplicateImplementation  two plugins registered the same key
     │   └── MissingImplementation    nothing registered for a key (names what to install)
-    └── LensError                    lenses and the lens graph
-        ├── NoLensPath               no chain of lenses connects two types
-        ├── AmbiguousLens            two lenses for the same pair, and no preference given
-        ├── LensLawViolation         a lens breaks GetPut or PutGet on some sample
-        └── LensExecutionRefused     an executor will not run a lens's code
+    ├── LensError                    lenses and the lens graph
+    │   ├── NoLensPath               no chain of lenses connects two types
+    │   ├── AmbiguousLens            two lenses for the same pair, and no preference given
+    │   ├── LensLawViolation         a lens breaks GetPut or PutGet on some sample
+    │   └── LensExecutionRefused     an executor will not run a lens's code
+    └── SandboxError                 the local PDS sandbox could not be installed, started or stopped
 """
 
 from __future__ import annotations
@@ -201,6 +202,13 @@ class LensLawViolation(LensError, AssertionError):
 
 class LensExecutionRefused(LensError):
     """A lens executor refused to run a lens's code (not installed, not trusted)."""
+
+
+class SandboxError(AtdataError):
+    """The local PDS sandbox could not be installed, started or stopped.
+
+    The message says which step failed and quotes the end of the log it wrote.
+    """
 
 
 def _locate(message: str, shard: str | None, member: str | None) -> str:
