@@ -1,0 +1,348 @@
+"""Check a value against a lexicon definition.
+
+One walk over the value, driven by the definition. The first broken rule
+raises :class:`~atdata_core.errors.ValidationError` with the JSON path of the
+value and the name of the rule. In tolerant mode (``strict=False``, used when
+reading records other clients wrote) a deviation that loses no meaning is
+recorded as a :class:`LexiconWarning` instead; see ``_TOLERATED`` and the
+``deviate`` calls for the exact list.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import attrs
+
+from atdata_core.errors import ValidationError
+from atdata_core.lexicon._catalog import find_definition, split_ref
+from atdata_core.lexicon._formats import FORMATS, count_graphemes
+
+# Rules that only bound a size or a count. Breaking one loses no meaning, so a
+# tolerant reader accepts the value with a warning; a writer never does.
+_LIMIT_RULES = frozenset(
+    {"maxLength", "minLength", "maxGraphemes", "minGraphemes", "minimum", "maximum", "maxSize"}
+)
+
+
+@attrs.frozen
+class LexiconWarning:
+    """A deviation from a lexicon that a tolerant reader accepted."""
+
+    path: str
+    rule: str
+    message: str
+    nsid: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.nsid} " if self.nsid else ""
+        return f"{where}{self.path}: {self.message} [{self.rule}]"
+
+
+def _full_ref(ref: str, context_nsid: str) -> str:
+    nsid, name = split_ref(ref, context_nsid)
+    return f"{nsid}#{name}"
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return type(value).__name__
+
+
+def _mime_accepted(mime: str, patterns: list[str]) -> bool:
+    mime = mime.split(";", 1)[0].strip().lower()
+    for pattern in patterns:
+        pattern = pattern.lower()
+        if pattern in ("*/*", mime):
+            return True
+        if pattern.endswith("/*") and mime.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+def decode_bytes_field(value: Any) -> bytes | None:
+    """``{"$bytes": base64}`` or raw bytes -> bytes; None when neither."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, dict) and set(value) == {"$bytes"} and isinstance(value["$bytes"], str):
+        text = value["$bytes"]
+        try:
+            # ATProto writes base64 without padding; accept it with or without.
+            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    return None
+
+
+class Validation:
+    """One validation run: strictness, the record's NSID and collected warnings."""
+
+    def __init__(self, nsid: str | None, *, strict: bool):
+        self.nsid = nsid
+        self.strict = strict
+        self.warnings: list[LexiconWarning] = []
+
+    # --- outcomes -----------------------------------------------------------
+
+    def fail(self, path: str, rule: str, message: str) -> None:
+        raise ValidationError(message, path=path, rule=rule, nsid=self.nsid)
+
+    def deviate(self, path: str, rule: str, message: str) -> None:
+        """A deviation a tolerant reader may accept; fatal when strict."""
+        if self.strict:
+            self.fail(path, rule, message)
+        self.warnings.append(LexiconWarning(path, rule, message, self.nsid))
+
+    def limit(self, path: str, rule: str, message: str) -> None:
+        if rule in _LIMIT_RULES:
+            self.deviate(path, rule, message)
+        else:
+            self.fail(path, rule, message)
+
+    # --- dispatch -----------------------------------------------------------
+
+    def check(self, definition: dict[str, Any], value: Any, path: str, context: str, key: str = "") -> None:
+        """Validate ``value`` against ``definition`` found in lexicon ``context``.
+
+        ``key`` is the ``nsid#name`` of the definition when it is a named one,
+        which is what tolerated-deviation adapters are keyed by.
+        """
+        kind = definition.get("type")
+        method = getattr(self, f"_check_{str(kind).replace('-', '_')}", None)
+        if method is None:
+            self.fail(path, "lexicon", f"the lexicon uses type {kind!r}, which this validator does not know")
+        method(definition, value, path, context, key)
+
+    def check_ref(self, ref: str, value: Any, path: str, context: str) -> None:
+        found = find_definition(ref, context)
+        if found is None:
+            self.fail(path, "ref", f"the lexicon refers to {ref}, which is not a known definition")
+        owner, definition = found
+        self.check(definition, value, path, owner, _full_ref(ref, context))
+
+    # --- containers ---------------------------------------------------------
+
+    def _check_record(self, definition, value, path, context, key) -> None:
+        if not isinstance(value, dict):
+            self.fail(path, "type", f"expected a record object, got {_describe(value)}")
+        declared = value.get("$type")
+        if declared is None:
+            self.deviate(path + ".$type", "$type", f"a record carries \"$type\": \"{context}\"")
+        elif declared != context:
+            self.fail(path + ".$type", "$type", f"this is a {declared!r} record, not {context}")
+        self.check(definition["record"], value, path, context, key)
+
+    def _check_object(self, definition, value, path, context, key) -> None:
+        if not isinstance(value, dict):
+            self.fail(path, "type", f"expected an object, got {_describe(value)}")
+        if not self.strict and key in _TOLERATED:
+            adapted = _TOLERATED[key](value)
+            if adapted is not None:
+                value, message = adapted
+                self.deviate(path, "layout", message)
+        properties = definition.get("properties", {})
+        nullable = set(definition.get("nullable", ()))
+        for name in definition.get("required", ()):
+            if name not in value:
+                self.fail(f"{path}.{name}", "required", f"the required field {name!r} is missing")
+        for name, prop in properties.items():
+            if name not in value:
+                continue
+            item = value[name]
+            item_path = f"{path}.{name}"
+            if item is None:
+                if name in nullable:
+                    continue
+                if name in definition.get("required", ()):
+                    self.fail(item_path, "nullable", f"{name!r} is required and may not be null")
+                # An optional field set to null means the same as leaving it out.
+                self.deviate(item_path, "nullable", f"{name!r} is null; leave an absent field out instead")
+                continue
+            self.check(prop, item, item_path, context)
+
+    def _check_params(self, definition, value, path, context, key) -> None:
+        self._check_object(definition, value, path, context, key)
+
+    def _check_array(self, definition, value, path, context, key) -> None:
+        if not isinstance(value, (list, tuple)):
+            self.fail(path, "type", f"expected an array, got {_describe(value)}")
+        if "maxLength" in definition and len(value) > definition["maxLength"]:
+            self.limit(path, "maxLength", f"{len(value)} items; at most {definition['maxLength']} allowed")
+        if "minLength" in definition and len(value) < definition["minLength"]:
+            self.limit(path, "minLength", f"{len(value)} items; at least {definition['minLength']} required")
+        items = definition.get("items")
+        if items:
+            for index, item in enumerate(value):
+                self.check(items, item, f"{path}[{index}]", context)
+
+    def _check_ref(self, definition, value, path, context, key) -> None:
+        self.check_ref(definition["ref"], value, path, context)
+
+    def _check_union(self, definition, value, path, context, key) -> None:
+        if not isinstance(value, dict):
+            self.fail(path, "type", f"expected an object with a \"$type\", got {_describe(value)}")
+        member = value.get("$type")
+        if not isinstance(member, str) or not member:
+            self.fail(path + ".$type", "$type", "a union member must say what it is with \"$type\"")
+        member_ref = member if "#" in member else f"{member}#main"
+        refs = [_full_ref(ref, context) for ref in definition.get("refs", ())]
+        if member_ref in refs:
+            self.check_ref(member_ref, value, path, context)
+            return
+        if definition.get("closed"):
+            allowed = ", ".join(ref.removesuffix("#main") for ref in refs)
+            self.fail(path + ".$type", "closed", f"{member!r} is not one of the allowed types: {allowed}")
+        # Open union: a member we know (a plugin registered its lexicon) is
+        # still checked; an unknown one is passed through for its owner to read.
+        if find_definition(member_ref) is not None:
+            self.check_ref(member_ref, value, path, context)
+
+    def _check_unknown(self, definition, value, path, context, key) -> None:
+        if not isinstance(value, dict):
+            self.deviate(path, "type", f"an 'unknown' field holds an object, got {_describe(value)}")
+
+    # --- scalars ------------------------------------------------------------
+
+    def _check_string(self, definition, value, path, context, key) -> None:
+        if not isinstance(value, str):
+            self.fail(path, "type", f"expected a string, got {_describe(value)}")
+        if "const" in definition and value != definition["const"]:
+            self.fail(path, "const", f"must be {definition['const']!r}, got {value!r}")
+        if "enum" in definition and value not in definition["enum"]:
+            self.fail(path, "enum", f"{value!r} is not one of {definition['enum']}")
+        # knownValues is an open set: any other value is legal.
+        max_bytes = definition.get("maxLength")
+        min_bytes = definition.get("minLength")
+        if max_bytes is not None or min_bytes is not None:
+            size = len(value.encode("utf-8"))
+            if max_bytes is not None and size > max_bytes:
+                self.limit(path, "maxLength", f"{size} bytes of UTF-8; at most {max_bytes} allowed")
+            if min_bytes is not None and size < min_bytes:
+                self.limit(path, "minLength", f"{size} bytes of UTF-8; at least {min_bytes} required")
+        max_graphemes = definition.get("maxGraphemes")
+        min_graphemes = definition.get("minGraphemes")
+        if max_graphemes is not None or min_graphemes is not None:
+            graphemes = count_graphemes(value)
+            if max_graphemes is not None and graphemes > max_graphemes:
+                self.limit(path, "maxGraphemes", f"{graphemes} characters; at most {max_graphemes} allowed")
+            if min_graphemes is not None and graphemes < min_graphemes:
+                self.limit(path, "minGraphemes", f"{graphemes} characters; at least {min_graphemes} required")
+        fmt = definition.get("format")
+        if fmt in FORMATS:
+            problem = FORMATS[fmt](value)
+            if problem:
+                self.fail(path, f"format:{fmt}", f"{value[:200]!r}: {problem}")
+
+    def _check_integer(self, definition, value, path, context, key) -> None:
+        if isinstance(value, float) and value.is_integer() and not isinstance(value, bool):
+            self.deviate(path, "type", f"{value!r} is a float; integers are written without a fraction")
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.fail(path, "type", f"expected an integer, got {_describe(value)}")
+        if "const" in definition and value != definition["const"]:
+            self.fail(path, "const", f"must be {definition['const']}, got {value}")
+        if "enum" in definition and value not in definition["enum"]:
+            self.fail(path, "enum", f"{value} is not one of {definition['enum']}")
+        if "minimum" in definition and value < definition["minimum"]:
+            self.limit(path, "minimum", f"{value} is below the minimum {definition['minimum']}")
+        if "maximum" in definition and value > definition["maximum"]:
+            self.limit(path, "maximum", f"{value} is above the maximum {definition['maximum']}")
+
+    def _check_boolean(self, definition, value, path, context, key) -> None:
+        if not isinstance(value, bool):
+            self.fail(path, "type", f"expected a boolean, got {_describe(value)}")
+        if "const" in definition and value != definition["const"]:
+            self.fail(path, "const", f"must be {definition['const']}, got {value}")
+
+    def _check_token(self, definition, value, path, context, key) -> None:
+        if value != key.removesuffix("#main"):
+            self.fail(path, "const", f"expected the token {key!r}, got {value!r}")
+
+    def _check_bytes(self, definition, value, path, context, key) -> None:
+        data = decode_bytes_field(value)
+        if data is None:
+            if isinstance(value, (dict, list)) and "$bytes" not in value:
+                # Seen in the wild: entry metadata written as a JSON object
+                # instead of msgpack bytes. The content is all there.
+                self.deviate(path, "bytes", "a JSON value where the lexicon says bytes ({\"$bytes\": base64})")
+                return
+            if isinstance(value, str):
+                self.fail(path, "bytes", "bytes are written as {\"$bytes\": \"<base64>\"}, not a bare string")
+            self.fail(path, "bytes", f"expected bytes ({{\"$bytes\": base64}}), got {_describe(value)}")
+        if "maxLength" in definition and len(data) > definition["maxLength"]:
+            self.limit(path, "maxLength", f"{len(data)} bytes; at most {definition['maxLength']} allowed")
+        if "minLength" in definition and len(data) < definition["minLength"]:
+            self.limit(path, "minLength", f"{len(data)} bytes; at least {definition['minLength']} required")
+
+    def _check_cid_link(self, definition, value, path, context, key) -> None:
+        if not (isinstance(value, dict) and set(value) == {"$link"} and isinstance(value["$link"], str)):
+            self.fail(path, "cid-link", f"expected {{\"$link\": cid}}, got {_describe(value)}")
+        problem = FORMATS["cid"](value["$link"])
+        if problem:
+            self.fail(path + ".$link", "format:cid", problem)
+
+    def _check_blob(self, definition, value, path, context, key) -> None:
+        if not isinstance(value, dict):
+            self.fail(path, "blob", f"expected a blob reference object, got {_describe(value)}")
+        if value.get("$type") == "blob":
+            ref = value.get("ref")
+            if not (isinstance(ref, dict) and isinstance(ref.get("$link"), str)):
+                self.fail(path + ".ref", "blob", "a blob's ref is {\"$link\": cid}")
+            problem = FORMATS["cid"](ref["$link"])
+            if problem:
+                self.fail(path + ".ref.$link", "format:cid", problem)
+            if not isinstance(value.get("mimeType"), str) or not value["mimeType"]:
+                self.fail(path + ".mimeType", "blob", "a blob names its mimeType")
+            size = value.get("size")
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                self.fail(path + ".size", "blob", "a blob gives its size in bytes as a non-negative integer")
+        elif isinstance(value.get("cid"), str) and isinstance(value.get("mimeType"), str):
+            # The legacy blob form, still found in old records: same content,
+            # without the size.
+            problem = FORMATS["cid"](value["cid"])
+            if problem:
+                self.fail(path + ".cid", "format:cid", problem)
+            self.deviate(path, "blob", "legacy blob {cid, mimeType}; write {\"$type\": \"blob\", \"ref\", \"mimeType\", \"size\"}")
+            size = None
+        else:
+            self.fail(path, "blob", "expected {\"$type\": \"blob\", \"ref\": {\"$link\": cid}, \"mimeType\", \"size\"}")
+        accept = definition.get("accept")
+        if accept and not _mime_accepted(value["mimeType"], accept):
+            self.deviate(path + ".mimeType", "accept", f"{value['mimeType']!r} is not one of {accept}")
+        max_size = definition.get("maxSize")
+        if max_size is not None and size is not None and size > max_size:
+            self.limit(path + ".size", "maxSize", f"{size} bytes; at most {max_size} allowed")
+
+
+def _json_schema_envelope(value: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """Some clients wrap the JSON Schema as {"draft": "draft-07", "content": {...}}."""
+    content = value.get("content")
+    if "properties" not in value and isinstance(content, dict) and "properties" in content:
+        unwrapped = {**content}
+        unwrapped.setdefault("$schema", "http://json-schema.org/draft-07/schema#")
+        if "arrayFormatVersions" in value:
+            unwrapped.setdefault("arrayFormatVersions", value["arrayFormatVersions"])
+        return unwrapped, "JSON Schema wrapped in {draft, content}; the schema fields belong at the member's top level"
+    return None
+
+
+_TOLERATED = {
+    "science.alt.dataset.schema#jsonSchemaFormat": _json_schema_envelope,
+}
