@@ -1,0 +1,220 @@
+"""The contracts implementations fulfil, one per extension point.
+
+Each is a :class:`typing.Protocol`: an implementation need not inherit from it
+(it may, to say so). The conformance suites in
+:mod:`atdata_core.plugins.conformance` check an implementation against its
+contract; run the one for your extension point in your plugin's tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
+
+import attrs
+
+__all__ = [
+    "IndexProvider",
+    "IndexedRecord",
+    "LensExecutor",
+    "SchemaFormat",
+    "ShardRef",
+    "StorageBackend",
+]
+
+#: ``(url, sha256 hex digest or None)``: one shard as a storage record names it.
+ShardRef = tuple[str, "str | None"]
+
+ChangeKind = Literal["patch", "minor", "major"]
+
+
+@runtime_checkable
+class StorageBackend(Protocol):
+    """Reads and writes shard bytes at URLs of the schemes it was registered for.
+
+    URLs are full strings (``mem://bucket/data-000000.tar``); a backend never
+    sees another scheme's URLs. Errors come from :mod:`atdata_core.errors`: a
+    missing object raises :class:`~atdata_core.errors.StorageNotFound`, any
+    other failure :class:`~atdata_core.errors.StorageError` naming the URL.
+    An operation a backend cannot do at all (listing plain HTTP, writing to a
+    read-only store) raises :class:`~atdata_core.errors.StorageError` saying so.
+
+    The record methods map shards to and from the entry record's ``storage``
+    union member that the backend registered for (``record_types`` in its
+    :class:`~atdata_core.plugins.StorageBackendSpec`). A backend without a
+    record type raises :class:`~atdata_core.errors.StorageError` from
+    :meth:`to_storage_record`: its shards cannot be published as they are.
+    """
+
+    def open(self, url: str) -> BinaryIO:
+        """A readable binary stream of the object's bytes, from the start.
+
+        It streams: a large object is not read into memory before the first
+        ``read`` returns. ``read(n)`` returns at most ``n`` bytes and ``b""``
+        at the end; ``close()`` releases the connection or file. Usable as a
+        context manager.
+        """
+        ...
+
+    def size(self, url: str) -> int | None:
+        """The object's size in bytes, or None when the store cannot tell without reading it."""
+        ...
+
+    def exists(self, url: str) -> bool:
+        """Whether an object exists at ``url``."""
+        ...
+
+    def list(self, url_prefix: str) -> list[str]:
+        """URLs of every object whose URL starts with ``url_prefix``, sorted.
+
+        A prefix naming a folder (``file:///data/set``, ``mem://bucket/set/``)
+        lists everything below it, recursively.
+        """
+        ...
+
+    def glob(self, pattern: str) -> list[str]:
+        """URLs of the objects matching a shell pattern (``*``, ``?``, ``[...]``), sorted.
+
+        ``*`` and ``?`` do not cross ``/``.
+        """
+        ...
+
+    def put(self, local_path: str, url: str) -> str:
+        """Copy a finished local file to ``url`` and return the object's URL.
+
+        Readers never see a partial object under ``url``: write elsewhere and
+        rename, or rely on the store's atomic upload. An existing object is
+        replaced whole.
+        """
+        ...
+
+    def delete(self, url: str) -> None:
+        """Remove the object at ``url``; a missing object raises StorageNotFound."""
+        ...
+
+    def to_storage_record(self, shards: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        """The entry record's ``storage`` union member for ``(url, sha256_hex)`` pairs.
+
+        >>> backend.to_storage_record([("https://h/a.tar", "9f86...")])  # doctest: +SKIP
+        {'$type': 'science.alt.dataset.storageHttp',
+         'shards': [{'url': 'https://h/a.tar', 'checksum': {'algorithm': 'sha256', 'digest': '9f86...'}}]}
+        """
+        ...
+
+    def from_storage_record(self, record: Mapping[str, Any]) -> list[ShardRef]:
+        """The ``(url, sha256_hex or None)`` pairs a storage union member lists, in order.
+
+        The URLs are ones :func:`atdata_core.storage.open_shard` can open. A
+        checksum with another algorithm, or none, gives None. A record this
+        backend does not understand raises :class:`~atdata_core.errors.RecordError`.
+        """
+        ...
+
+
+@runtime_checkable
+class SchemaFormat(Protocol):
+    """Turns sample classes into a schema record's ``schema`` union member and back.
+
+    A format is registered for ``schemaType`` values and union ``$type``
+    values (:class:`~atdata_core.plugins.SchemaFormatSpec`). "Schema" below is
+    the union member: a JSON-compatible dict carrying ``$type``.
+    """
+
+    def schema_from_type(self, sample_type: type) -> dict[str, Any]:
+        """The schema describing a packable sample class.
+
+        Raises :class:`~atdata_core.errors.SchemaError` for a field this format
+        cannot express.
+        """
+        ...
+
+    def type_from_schema(self, schema: Mapping[str, Any], *, name: str) -> type:
+        """A packable sample class, built at run time, whose instances read and write
+        the samples the schema describes. ``name`` is the class name.
+        ``schema_from_type(type_from_schema(s))`` equals ``s``.
+        """
+        ...
+
+    def validate_schema(self, schema: Mapping[str, Any]) -> None:
+        """Raise :class:`~atdata_core.errors.SchemaError` if ``schema`` is not a well-formed schema of this format."""
+        ...
+
+    def classify_change(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> ChangeKind:
+        """How ``new`` changes ``old``: ``"patch"`` (documentation only), ``"minor"``
+        (only optional fields added) or ``"major"`` (anything else)."""
+        ...
+
+
+@attrs.frozen
+class IndexedRecord:
+    """A record as an index returns it: its ``at://`` URI, its value (with ``$type``) and CID when known."""
+
+    uri: str
+    value: Mapping[str, Any]
+    cid: str | None = None
+
+
+@runtime_checkable
+class IndexProvider(Protocol):
+    """Finds published records: schemas, entries, lenses and labels.
+
+    ``collection`` is an NSID (``science.alt.dataset.entry``), ``repo`` a DID.
+    A provider answers from wherever it indexes (an embedded database, an
+    account's PDS, an AppView). Records it cannot find raise
+    :class:`~atdata_core.errors.RecordNotFound`; an unreachable service raises
+    a :class:`~atdata_core.errors.NetworkError`.
+    """
+
+    def get_record(self, uri: str) -> IndexedRecord:
+        """The record at an ``at://did/collection/rkey`` URI."""
+        ...
+
+    def list_records(
+        self,
+        collection: str,
+        *,
+        repo: str | None = None,
+        query: str | None = None,
+        tags: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[IndexedRecord]:
+        """Records of one collection, newest ``createdAt`` first.
+
+        ``repo`` keeps one account's records; ``query`` keeps records whose
+        ``name`` or ``description`` contains it, ignoring case; ``tags`` keeps
+        records carrying every tag given; ``limit`` caps the count.
+        """
+        ...
+
+    def resolve_schema(self, repo: str, schema_id: str, version: str | None = None) -> IndexedRecord:
+        """A schema record of ``repo`` by schema id and version.
+
+        Matches the record key ``{schema_id}:{version}`` or, for records with
+        other keys, the record's ``name`` and ``version``. Without a version,
+        the highest semver wins (a prerelease ranks below its release).
+        """
+        ...
+
+    def resolve_label(self, repo: str, name: str, version: str | None = None) -> IndexedRecord:
+        """A label record of ``repo`` by name (and version when given); the newest when several match."""
+        ...
+
+
+@runtime_checkable
+class LensExecutor(Protocol):
+    """Turns a lens record's code reference into a callable, or refuses.
+
+    A code reference is the record's ``getterCode`` / ``putterCode`` dict:
+    ``repository``, ``commit``, ``path`` (``module/file.py:function``), and
+    optional ``branch`` and ``language``. Nothing fetched from the network runs
+    unless the user's trust policy allows it (DESIGN D3).
+    """
+
+    def load(self, code: Mapping[str, Any]) -> Callable[..., Any]:
+        """The callable ``code`` names.
+
+        Raises :class:`~atdata_core.errors.LensExecutionRefused`, saying why,
+        when the reference is malformed, in a language this executor does not
+        run, not available locally, or not trusted.
+        """
+        ...

@@ -1,0 +1,268 @@
+"""Plugin discovery: entry points in the ``atdata`` group, loaded by stevedore into pluggy.
+
+The process-wide manager is built on first use. Building it:
+
+1. lists the group's entry points (nothing imported yet);
+2. drops the ones the allow / deny lists exclude;
+3. imports the rest through stevedore; one that fails is recorded and skipped
+   with a warning, so the others keep working;
+4. registers each module with pluggy under its entry-point name;
+5. calls ``atdata_configure(config)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import pluggy
+
+from atdata_core.errors import PluginError
+from atdata_core.plugins import hookspecs
+
+if TYPE_CHECKING:
+    from atdata_core.config import Config
+    from atdata_core.plugins._registry import Registry
+
+ENTRY_POINT_GROUP = "atdata"
+#: The entry point of the core's own implementations.
+BUILTIN = "builtin"
+
+_lock = threading.RLock()
+_state: _State | None = None
+
+
+@attrs.frozen
+class PluginInfo:
+    """One line of :func:`plugin_report`.
+
+    ``status`` is ``"loaded"``, ``"failed"`` (``error`` says why) or
+    ``"blocked"`` (excluded by the allow / deny lists; never imported).
+    """
+
+    name: str
+    distribution: str | None
+    version: str | None
+    status: str
+    hooks: tuple[str, ...] = ()
+    error: str | None = None
+    entry_point: str | None = None
+
+
+@attrs.define
+class _EntryPointInfo:
+    name: str
+    value: str
+    distribution: str | None
+    version: str | None
+
+
+@attrs.define
+class _State:
+    manager: pluggy.PluginManager
+    config: Config
+    entry_points: dict[str, _EntryPointInfo]
+    failures: dict[str, str]
+    blocked: dict[str, str]
+    registry: Registry | None = None
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide pluggy manager, discovering plugins on first call."""
+    return _get_state().manager
+
+
+def get_config() -> Config:
+    """The configuration the process-wide plugin manager was built with."""
+    return _get_state().config
+
+
+def get_registry() -> Registry:
+    """The process-wide registries of implementations (built on first call)."""
+    state = _get_state()
+    with _lock:
+        if state.registry is None:
+            from atdata_core.plugins._registry import Registry
+
+            state.registry = Registry.from_manager(state.manager, state.config, _hint_status)
+        return state.registry
+
+
+def reset_plugins() -> None:
+    """Forget the process-wide manager; the next use discovers plugins again with fresh configuration."""
+    global _state
+    with _lock:
+        _state = None
+
+
+@contextlib.contextmanager
+def plugin_registered(plugin: Any, name: str | None = None) -> Iterator[pluggy.PluginManager]:
+    """Register a plugin object (module, class or instance with hook functions) for the ``with`` block.
+
+    For tests::
+
+        class FakeStorage:
+            @hookimpl
+            def atdata_storage_backends(self):
+                return [StorageBackendSpec(name="fake", schemes=("fake",), factory=make_fake)]
+
+        with plugin_registered(FakeStorage()):
+            open_shard("fake://x")
+
+    The registries are rebuilt on entry and exit, so lookups see the plugin
+    only inside the block.
+    """
+    state = _get_state()
+    with _lock:
+        plugin_name = state.manager.register(plugin, name=name)
+        if plugin_name is None:
+            raise PluginError(f"plugin {name or plugin!r} is already registered or blocked")
+        state.registry = None
+    try:
+        configure = state.manager.subset_hook_caller("atdata_configure", remove_plugins=[
+            p for p in state.manager.get_plugins() if p is not plugin
+        ])
+        configure(config=state.config)
+        yield state.manager
+    finally:
+        with _lock:
+            state.manager.unregister(plugin)
+            state.registry = None
+
+
+def plugin_report() -> list[PluginInfo]:
+    """Every plugin discovered or registered: name, distribution, version, status, hooks, error.
+
+    Sorted by name, the built-in plugin first. ``atdata plugins`` prints this.
+    """
+    state = _get_state()
+    infos: list[PluginInfo] = []
+    manager = state.manager
+    seen: set[str] = set()
+    for plugin_name, plugin in manager.list_name_plugin():
+        if plugin is None:
+            continue
+        seen.add(plugin_name)
+        ep = state.entry_points.get(plugin_name)
+        hooks = tuple(sorted(caller.name for caller in manager.get_hookcallers(plugin) or ()))
+        infos.append(
+            PluginInfo(
+                name=plugin_name,
+                distribution=ep.distribution if ep else None,
+                version=ep.version if ep else None,
+                status="loaded",
+                hooks=hooks,
+                entry_point=ep.value if ep else None,
+            )
+        )
+    for plugin_name, error in state.failures.items():
+        ep = state.entry_points[plugin_name]
+        infos.append(PluginInfo(plugin_name, ep.distribution, ep.version, "failed", error=error, entry_point=ep.value))
+    for plugin_name, reason in state.blocked.items():
+        if plugin_name in seen:
+            continue
+        ep = state.entry_points[plugin_name]
+        infos.append(PluginInfo(plugin_name, ep.distribution, ep.version, "blocked", error=reason, entry_point=ep.value))
+    infos.sort(key=lambda info: (info.name != BUILTIN, info.name))
+    return infos
+
+
+def _get_state() -> _State:
+    global _state
+    with _lock:
+        if _state is None:
+            from atdata_core.config import load_config
+
+            _state = _discover(load_config())
+        return _state
+
+
+def _discover(config: Config) -> _State:
+    manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    manager.add_hookspecs(hookspecs)
+    entry_points = _list_entry_points()
+    allow = {_normalize(n) for n in config.get_list("plugins.allow")}
+    deny = {_normalize(n) for n in config.get_list("plugins.deny")}
+
+    wanted: list[str] = []
+    blocked: dict[str, str] = {}
+    for name, ep in entry_points.items():
+        keys = {_normalize(name)} | ({_normalize(ep.distribution)} if ep.distribution else set())
+        if keys & deny:
+            blocked[name] = f"deny-listed ({config.source('plugins.deny')})"
+        elif allow and not keys & allow and name != BUILTIN:
+            # An allow list names the third-party plugins you trust; the core's
+            # own implementations stay on unless deny-listed by name.
+            blocked[name] = f"not in the allow list ({config.source('plugins.allow')})"
+        else:
+            wanted.append(name)
+
+    failures: dict[str, str] = {}
+
+    def on_failure(_manager: Any, ep: Any, err: BaseException) -> None:
+        info = entry_points.get(ep.name)
+        failures[ep.name] = f"{type(err).__name__}: {err}"
+        dist = f" from {info.distribution} {info.version or ''}".rstrip() if info and info.distribution else ""
+        warnings.warn(
+            f"atdata plugin {ep.name!r}{dist} failed to load and is skipped: {type(err).__name__}: {err}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+    if wanted:
+        from stevedore import NamedExtensionManager
+
+        extensions = NamedExtensionManager(
+            ENTRY_POINT_GROUP,
+            names=wanted,
+            name_order=True,
+            on_load_failure_callback=on_failure,
+            on_missing_entrypoints_callback=None,
+        )
+        for extension in extensions:
+            try:
+                manager.register(extension.plugin, name=extension.name)
+            except (pluggy.PluginValidationError, ValueError) as err:
+                failures[extension.name] = f"{type(err).__name__}: {err}"
+                warnings.warn(
+                    f"atdata plugin {extension.name!r} is skipped: {err}", RuntimeWarning, stacklevel=3
+                )
+    state = _State(manager=manager, config=config, entry_points=entry_points, failures=failures, blocked=blocked)
+    manager.hook.atdata_configure(config=config)
+    return state
+
+
+def _list_entry_points() -> dict[str, _EntryPointInfo]:
+    import importlib.metadata
+
+    found: dict[str, _EntryPointInfo] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        name = dist.metadata["Name"] if dist is not None else None
+        version = dist.version if dist is not None else None
+        # The first one on sys.path wins, as it does for imports.
+        found.setdefault(ep.name, _EntryPointInfo(ep.name, ep.value, name, version))
+    return found
+
+
+def _hint_status(distribution: str) -> str | None:
+    """Why an installed distribution contributes nothing (failed or blocked), if it is installed."""
+    state = _state
+    if state is None:
+        return None
+    wanted = _normalize(distribution)
+    for name, ep in state.entry_points.items():
+        if ep.distribution and _normalize(ep.distribution) == wanted:
+            if name in state.failures:
+                return f"{distribution} is installed but its plugin {name!r} failed to load: {state.failures[name]}"
+            if name in state.blocked:
+                return f"{distribution} is installed but its plugin {name!r} is {state.blocked[name]}"
+    return None
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
