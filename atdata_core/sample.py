@@ -109,7 +109,7 @@ class Field:
     name: str
     type: FieldType
     required: bool
-    default: Any = dataclasses.MISSING
+    default: Any = None  # used only when not required
     description: str | None = None
 
 
@@ -431,7 +431,7 @@ def sample_fields(cls: type) -> tuple[Field, ...]:
         elif isinstance(ft, Optional):
             default, required = None, False
         else:
-            default, required = dataclasses.MISSING, True
+            default, required = None, True
         out.append(Field(f.name, ft, required, default, f.metadata.get("description")))
     result = tuple(out)
     setattr(cls, _FIELDS_ATTR, result)
@@ -474,7 +474,7 @@ def make_sample_type(
             value = f.default
             spec.append((f.name, annotation_of(f.type), dataclasses.field(default_factory=lambda v=value: type(v)(v))))
         else:
-            default = None if f.default is dataclasses.MISSING else f.default
+            default = f.default
             spec.append((f.name, annotation_of(f.type), dataclasses.field(default=default)))
     cls = dataclasses.make_dataclass(name, spec, namespace={"__module__": module, "__doc__": doc or f"{name} sample"})
     cls = packable(cls)
