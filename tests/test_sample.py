@@ -24,7 +24,7 @@ from atdata_core.sample import (
     sample_fields,
 )
 
-from . import _future_types as fut
+from tests import _future_types as fut
 
 
 @atdata_core.packable
