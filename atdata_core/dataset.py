@@ -85,43 +85,36 @@ def _is_shard_records(source: Any) -> bool:
 
 
 def _expand_source(source: Any) -> list[str]:
-    try:
-        from .storage import expand_source
-    except ImportError:  # TEMPORARY until the storage layer lands
-        return _local_expand(source)
-    return list(expand_source(source))
+    from .storage import expand_source
+
+    urls = list(expand_source(source))
+    if urls and _all_local_missing(urls):
+        raise StorageNotFound(
+            f"no shards found for {_describe_source(source)}: none of its {len(urls)} path(s) exists, "
+            f"e.g. {urls[0]!r}. Check the folder and the brace range (data-{{000000..000009}}.tar)"
+        )
+    return urls
+
+
+def _all_local_missing(urls: list[str]) -> bool:
+    """True when every URL is a local path and none exists (a typo in the pattern, usually)."""
+    from .storage.file import local_path
+
+    for url in urls:
+        if "://" in url and not url[:7].lower() == "file://":
+            return False
+        try:
+            if os.path.exists(local_path(url)):
+                return False
+        except AtdataError:
+            return False
+    return True
 
 
 def _open_shard(url: str) -> Any:
-    try:
-        from .storage import open_shard
-    except ImportError:  # TEMPORARY until the storage layer lands
-        path = url[len("file://"):] if url.startswith("file://") else url
-        return open(path, "rb")
+    from .storage import open_shard
+
     return open_shard(url)
-
-
-def _local_expand(source: Any) -> list[str]:  # TEMPORARY
-    import glob as _glob
-    import re
-
-    if isinstance(source, (list, tuple)):
-        return [u for s in source for u in _local_expand(s)]
-    text = os.fspath(source)
-    m = re.search(r"\{(\d+)\.\.(\d+)\}", text)
-    if m:
-        a, b = m.group(1), m.group(2)
-        width = len(a)
-        return [
-            u
-            for i in range(int(a), int(b) + 1)
-            for u in _local_expand(text[: m.start()] + str(i).zfill(width) + text[m.end():])
-        ]
-    if os.path.isdir(text):
-        return sorted(os.path.join(text, f) for f in os.listdir(text) if f.endswith(".tar"))
-    if any(c in text for c in "*?["):
-        return sorted(_glob.glob(text))
-    return [text]
 
 
 def _describe_source(source: Any) -> str:
@@ -152,15 +145,17 @@ class _Stage(NamedTuple):
         if self.kind == "lens":
             return map(self.arg.get, it)
         if self.kind == "lens-lazy":
-            return map(_LazyLens(self.arg), it)
+            return map(self.arg, it)
         raise AssertionError(self.kind)
 
 
 class _LazyLens:
     """Convert samples to ``target`` through the lens graph, resolving a lens per source type."""
 
-    def __init__(self, target: type):
+    def __init__(self, target: type, prefer: Any = None, graph: Any = None):
         self.target = target
+        self.prefer = prefer
+        self.graph = graph
         self.getters: dict[type, Callable[[Any], Any]] = {}
 
     def __call__(self, sample: Any) -> Any:
@@ -172,7 +167,7 @@ class _LazyLens:
             else:
                 from .lens import find_lens
 
-                get = find_lens(cls, self.target).get
+                get = find_lens(cls, self.target, prefer=self.prefer, graph=self.graph).get
             self.getters[cls] = get
         return get(sample)
 
@@ -341,10 +336,12 @@ class Dataset(Generic[T]):
             raise ValueError(f"head() needs a non-negative int, got {n!r}")
         return self._derive(_stages=(*self._stages, _Stage("head", n, f"head({n})")))
 
-    def as_type(self, target: type[U]) -> "Dataset[U]":
+    def as_type(self, target: type[U], *, prefer: Any = None, graph: Any = None) -> "Dataset[U]":
         """View the samples as ``target`` through the registered lenses (shortest path).
 
         Reading an untyped dataset as a sample type decodes straight into it.
+        ``prefer`` and ``graph`` are passed to :func:`atdata_core.lens.find_lens`
+        (which lens wins where several connect the same types; which graph to search).
 
         >>> Dataset[ImageSample](src).as_type(GraySample)   # doctest: +SKIP
         """
@@ -360,11 +357,11 @@ class Dataset(Generic[T]):
             # Untyped shards read as a type: decode into it directly (extra fields are ignored).
             return self._derive(_decode_type=target, _out_type=target)
         if current is None:
-            stage = _Stage("lens-lazy", target, label)
+            stage = _Stage("lens-lazy", _LazyLens(target, prefer, graph), label)
         else:
             from .lens import find_lens
 
-            stage = _Stage("lens", find_lens(current, target), label)
+            stage = _Stage("lens", find_lens(current, target, prefer=prefer, graph=graph), label)
         return self._derive(_stages=(*self._stages, stage), _out_type=target)
 
     def repeat(self, n: int | None = None) -> "Dataset[T]":

@@ -1,0 +1,364 @@
+"""Dataset[T]: sources, known lengths, ordered and shuffled iteration, batching, composition, errors."""
+
+import os
+import warnings
+from itertools import islice
+
+import numpy as np
+import pytest
+
+import atdata_core
+from atdata_core.dataset import Dataset, Pipeline, SampleBatch
+from atdata_core.errors import ChecksumError, SampleTypeError, ShardError, StorageNotFound
+from atdata_core.sample import DictSample
+from atdata_core.shards import ShardWriter
+
+
+@atdata_core.packable
+class Item:
+    image: np.ndarray
+    label: str
+    value: float
+
+
+@atdata_core.packable
+class Labelled:
+    label: str
+
+
+def write_items(folder, n=40, per_shard=10, start=0):
+    with ShardWriter(os.path.join(folder, "items-%03d.tar"), maxcount=per_shard) as sink:
+        for i in range(start, start + n):
+            sink.write(Item(np.full((2, 3), i, dtype=np.int16), f"item-{i}", i / 2), key=f"k{i:05d}")
+    return sink.shards
+
+
+@pytest.fixture
+def shards(tmp_path):
+    return write_items(tmp_path)
+
+
+def values(samples):
+    return [int(s.value * 2) for s in samples]
+
+
+# --------------------------------------------------------------------------- construction
+
+
+def test_typed_constructor_remembers_the_sample_type(tmp_path, shards):
+    ds = Dataset[Item](str(tmp_path / "items-{000..003}.tar"))
+    assert ds.sample_type is Item
+    assert isinstance(ds, Dataset) and isinstance(ds, Dataset[Item])
+    assert not isinstance(ds, Dataset[Labelled])
+    assert repr(Dataset[Item]) == "Dataset[Item]"
+    first = next(iter(ds))
+    assert type(first) is Item and first.label == "item-0"
+    assert first.image.dtype == np.int16 and first.image.shape == (2, 3)
+
+
+def test_without_a_type_samples_are_dict_samples(tmp_path, shards):
+    ds = Dataset(tmp_path)
+    assert ds.sample_type is DictSample
+    first = next(iter(ds))
+    assert isinstance(first, DictSample)
+    assert first.label == "item-0" and first["value"] == 0.0
+    assert isinstance(first.image, np.ndarray)
+
+
+def test_a_class_that_is_not_a_sample_type_is_refused():
+    class Plain:
+        x: int
+
+    with pytest.raises(SampleTypeError, match="packable"):
+        Dataset[Plain]
+
+
+def test_sources_glob_directory_list_and_brace_pattern_agree(tmp_path, shards):
+    urls = [s.url for s in shards]
+    for source in (
+        str(tmp_path / "items-{000..003}.tar"),
+        str(tmp_path / "items-*.tar"),
+        tmp_path,
+        urls,
+    ):
+        assert Dataset[Item](source).urls == urls, source
+
+
+def test_empty_source_names_the_pattern(tmp_path):
+    with pytest.raises(StorageNotFound, match=r"nothing-\{000\.\.009\}\.tar"):
+        Dataset(str(tmp_path / "nothing-{000..009}.tar"))
+    with pytest.raises(StorageNotFound, match=r"nothing-\*\.tar"):
+        Dataset(str(tmp_path / "nothing-*.tar"))
+
+
+# --------------------------------------------------------------------------- lengths
+
+
+def test_length_and_size_come_from_shard_records_without_reading(tmp_path, shards):
+    ds = Dataset[Item](shards)
+    for info in shards:  # nothing left to scan: the numbers must come from the records
+        os.unlink(info.url)
+    assert len(ds) == 40
+    assert ds.size_bytes == sum(s.size for s in shards)
+    assert repr(ds) == "Dataset[Item](4 shards, 40 samples)"
+    assert len(ds.head(5)) == 5
+    assert len(ds.head(500)) == 40
+    assert len(ds.map(lambda s: s.label)) == 40
+
+
+def test_shards_keyword_gives_counts_for_a_pattern(tmp_path, shards):
+    ds = Dataset[Item](str(tmp_path / "items-{000..003}.tar"), shards=shards)
+    assert len(ds) == 40
+    assert [ref.sha256 for ref in ds.shards] == [s.sha256 for s in shards]
+
+
+def test_unknown_length_says_how_to_get_it(tmp_path, shards):
+    ds = Dataset[Item](str(tmp_path / "items-*.tar"))
+    with pytest.raises(TypeError, match=r"unknown.*count\(\)"):
+        len(ds)
+    assert ds.size_bytes is None
+    assert ds.count() == 40
+    assert len(ds) == 40  # counts remembered after the scan
+    with pytest.raises(TypeError, match="filter"):
+        len(ds.filter(lambda s: s.value < 5))
+    assert ds.filter(lambda s: s.value < 5).count() == 10
+
+
+def test_totals_from_an_index_entry(tmp_path, shards):
+    ds = Dataset[Item](str(tmp_path / "items-*.tar"), num_samples=40, num_bytes=12345)
+    assert len(ds) == 40 and ds.size_bytes == 12345
+
+
+# --------------------------------------------------------------------------- ordered / shuffled
+
+
+def test_ordered_reads_every_sample_in_shard_order_and_replays(shards):
+    pipe = Dataset[Item](shards).ordered()
+    assert values(pipe) == list(range(40))
+    assert values(pipe) == list(range(40))
+
+
+def test_shuffled_is_deterministic_per_seed_and_a_permutation(shards):
+    ds = Dataset[Item](shards)
+    a = values(ds.shuffled(seed=7, buffer=8))
+    b = values(ds.shuffled(seed=7, buffer=8))
+    c = values(ds.shuffled(seed=8, buffer=8))
+    assert a == b
+    assert a != c
+    assert sorted(a) == sorted(c) == list(range(40))
+    assert a != list(range(40))
+
+
+def test_epochs_change_the_order_deterministically(shards):
+    pipe = Dataset[Item](shards).shuffled(seed=1, buffer=16)
+    first = values(pipe)
+    pipe.set_epoch(1)
+    second = values(pipe)
+    assert first != second and sorted(first) == sorted(second)
+    assert values(Dataset[Item](shards).shuffled(seed=1, buffer=16, epoch=1)) == second
+    two = values(Dataset[Item](shards).shuffled(seed=1, buffer=16, epochs=2))
+    assert two == first + second
+
+
+def test_endless_streams_and_repeat(shards):
+    ds = Dataset[Item](shards)
+    endless = values(islice(iter(ds.shuffled(seed=0, epochs=None)), 130))
+    assert len(endless) == 130
+    assert sorted(endless[:40]) == sorted(endless[40:80]) == list(range(40))
+    assert values(islice(iter(ds.repeat().ordered()), 90)) == (list(range(40)) * 3)[:90]
+    assert values(ds.repeat(2).ordered()) == list(range(40)) * 2
+
+
+def test_resampled_draws_shards_with_replacement(tmp_path):
+    shards = write_items(tmp_path, n=40, per_shard=4)  # 10 shards
+    ds = Dataset[Item](shards)
+    draws = [values(ds.shuffled(seed=s, buffer=1, resampled=True)) for s in range(6)]
+    assert draws[0] == values(ds.shuffled(seed=0, buffer=1, resampled=True))
+    assert all(len(d) == 40 for d in draws)  # one epoch draws as many shards as there are
+    # with replacement: some draw repeats a shard (10 draws of 10 without a repeat is 10!/10**10 likely)
+    assert any(len(set(d)) < 40 for d in draws)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def test_batches_stack_arrays_and_list_the_rest(shards):
+    batches = list(Dataset[Item](shards).ordered(batch_size=16))
+    assert [len(b) for b in batches] == [16, 16, 8]
+    first = batches[0]
+    assert isinstance(first, SampleBatch)
+    assert repr(first) == "SampleBatch[Item](16 samples)"
+    assert first.image.shape == (16, 2, 3) and first.image.dtype == np.int16
+    assert first.image[5, 0, 0] == 5
+    assert first.label == [f"item-{i}" for i in range(16)]
+    assert first.value == [i / 2 for i in range(16)]
+    assert first.image is first.image and first["image"] is first.image  # computed once
+    assert first[3].label == "item-3" and len(first[2:5]) == 3
+    assert [s.label for s in first] == first.label
+    assert sorted(first.to_dict()) == ["image", "label", "value"]
+    assert [len(b) for b in Dataset[Item](shards).ordered(batch_size=16, drop_last=True)] == [16, 16]
+
+
+def test_batch_of_ragged_arrays_stays_a_list_and_missing_fields_are_named():
+    batch = SampleBatch([DictSample(x=np.zeros(2)), DictSample(x=np.zeros(3))])
+    assert isinstance(batch.x, list) and [a.shape for a in batch.x] == [(2,), (3,)]
+    with pytest.raises(AttributeError, match=r"no field 'y'.*\['x'\]"):
+        batch.y
+
+
+def test_shuffled_batches_cover_every_sample_once(shards):
+    seen = [v for b in Dataset[Item](shards).shuffled(seed=3, buffer=10, batch_size=7) for v in values(b)]
+    assert sorted(seen) == list(range(40))
+
+
+# --------------------------------------------------------------------------- composition
+
+
+def test_map_filter_head_compose_before_batching(shards):
+    ds = Dataset[Item](shards)
+    evens = ds.filter(lambda s: int(s.value * 2) % 2 == 0)
+    doubled = evens.map(lambda s: Item(s.image * 2, s.label.upper(), s.value * 2))
+    first = doubled.head(5)
+    assert [s.label for s in first] == ["ITEM-0", "ITEM-2", "ITEM-4", "ITEM-6", "ITEM-8"]
+    batch = next(iter(first.ordered(batch_size=10)))
+    assert len(batch) == 5 and batch.image[1, 0, 0] == 4
+    # immutable: the original dataset is unchanged
+    assert values(ds) == list(range(40))
+    assert repr(first).endswith(".filter(test_map_filter_head_compose_before_batching.<locals>.<lambda>)"
+                                ".map(test_map_filter_head_compose_before_batching.<locals>.<lambda>).head(5)")
+    # stages run in the order given: head before filter keeps only matches among the first 4
+    assert values(ds.head(4).filter(lambda s: s.value >= 1)) == [2, 3]
+
+
+def test_untyped_dataset_read_as_a_type_decodes_into_it(tmp_path, shards):
+    ds = Dataset(tmp_path).as_type(Labelled)
+    first = next(iter(ds))
+    assert type(first) is Labelled and first.label == "item-0"
+    assert ds.sample_type is Labelled
+
+
+def test_as_type_follows_the_lens_graph(shards):
+    from atdata_core.errors import NoLensPath
+    from atdata_core.lens import LensGraph, lens
+
+    @atdata_core.packable
+    class Text:
+        text: str
+
+    @atdata_core.packable
+    class Length:
+        n: int
+
+    graph = LensGraph()
+
+    @lens(graph=graph)
+    def item_text(s: Item) -> Text:
+        return Text(s.label)
+
+    @lens(graph=graph)
+    def text_length(t: Text) -> Length:
+        return Length(len(t.text))
+
+    ds = Dataset[Item](shards).as_type(Length, graph=graph)
+    assert ds.sample_type is Length
+    assert [s.n for s in ds.head(11)] == [6] * 10 + [7]
+    batch = next(iter(ds.ordered(batch_size=4)))
+    assert batch.n == [6, 6, 6, 6]
+    with pytest.raises(NoLensPath):
+        Dataset[Item](shards).as_type(Labelled, graph=graph)
+    # after a map the type is known only at run time; the lens is found per sample type
+    mapped = Dataset[Item](shards).map(lambda s: Text(s.label)).as_type(Length, graph=graph)
+    assert [s.n for s in mapped.head(2)] == [6, 6]
+
+
+# --------------------------------------------------------------------------- distributed
+
+
+def test_shards_split_across_nodes_round_robin(tmp_path):
+    shards = write_items(tmp_path, n=50, per_shard=5)  # 10 shards
+    ds = Dataset[Item](shards)
+    parts = [values(ds.ordered(rank=r, world_size=3)) for r in range(3)]
+    assert sorted(v for p in parts for v in p) == list(range(50))
+    # shard i (samples 5i..5i+4) goes to node i % 3
+    assert parts[1] == [v for i in (1, 4, 7) for v in range(5 * i, 5 * i + 5)]
+    shuffled = [values(ds.shuffled(seed=4, rank=r, world_size=3)) for r in range(3)]
+    assert sorted(v for p in shuffled for v in p) == list(range(50))
+
+
+def test_rank_and_world_size_from_the_environment(tmp_path, monkeypatch):
+    shards = write_items(tmp_path, n=40, per_shard=10)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert values(Dataset[Item](shards)) == list(range(10, 20)) + list(range(30, 40))
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(ValueError, match="RANK"):
+        list(Dataset[Item](shards))
+
+
+def test_fewer_shards_than_consumers_warns(tmp_path):
+    shards = write_items(tmp_path, n=20, per_shard=10)  # 2 shards
+    ds = Dataset[Item](shards)
+    with pytest.warns(RuntimeWarning, match="2 shard.*4 consumers.*node 3.*no shard"):
+        assert list(ds.ordered(rank=3, world_size=4)) == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert values(ds.ordered(rank=1, world_size=4)) == list(range(10, 20))
+
+
+def test_rank_arguments_are_checked(shards):
+    with pytest.raises(ValueError, match="both"):
+        Dataset[Item](shards).ordered(rank=0)
+    with pytest.raises(ValueError, match="rank 2"):
+        Dataset[Item](shards).ordered(rank=2, world_size=2)
+
+
+# --------------------------------------------------------------------------- checksums and bad input
+
+
+def test_a_changed_shard_fails_its_checksum_naming_it(tmp_path):
+    shards = write_items(tmp_path, n=20, per_shard=10)
+    # damage the first shard's last sample value, keeping it a readable tar
+    path = shards[0].url
+    data = open(path, "rb").read()
+    pos = data.rfind(b"item-9")
+    damaged = data[:pos] + b"itez-9" + data[pos + 6 :]
+    open(path, "wb").write(damaged)
+    assert values(Dataset[Item]([s.url for s in shards])) == list(range(20))  # no checksum known: reads
+    with pytest.raises(ChecksumError, match="items-000.tar") as info:
+        list(Dataset[Item](shards))
+    assert info.value.expected == shards[0].sha256
+    with pytest.raises(ChecksumError):
+        list(Dataset[Item]([s.url for s in shards], checksums={path: shards[0].sha256}))
+    with pytest.warns(UserWarning, match="sha256 mismatch"):
+        got = values(Dataset[Item](shards, on_error="skip"))
+    assert got[-10:] == list(range(10, 20))
+
+
+def test_checksums_for_unknown_urls_are_refused(shards):
+    with pytest.raises(ValueError, match="not shards of this dataset"):
+        Dataset[Item]([s.url for s in shards], checksums={"elsewhere.tar": "00" * 32})
+
+
+def test_skip_policy_moves_on_after_a_truncated_shard(tmp_path):
+    shards = write_items(tmp_path, n=30, per_shard=10)
+    path = shards[1].url
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[:3000])
+    with pytest.raises(ShardError, match="items-001.tar"):
+        list(Dataset[Item]([s.url for s in shards]))
+    with pytest.warns(UserWarning, match="items-001.tar"):
+        got = values(Dataset[Item]([s.url for s in shards], on_error="skip"))
+    assert got[:10] == list(range(10)) and got[-10:] == list(range(20, 30))
+
+
+def test_skip_policy_skips_a_missing_shard(tmp_path):
+    shards = write_items(tmp_path, n=30, per_shard=10)
+    os.unlink(shards[0].url)
+    with pytest.warns(UserWarning, match="items-000.tar"):
+        assert values(Dataset[Item]([s.url for s in shards], on_error="skip")) == list(range(10, 30))
+
+
+def test_pipeline_repr_and_type(shards):
+    pipe = Dataset[Item](shards).shuffled(seed=3, buffer=100, batch_size=8)
+    assert isinstance(pipe, Pipeline)
+    assert repr(pipe) == "Dataset[Item](4 shards, 40 samples).shuffled(seed=3, buffer=100, batch_size=8)"
