@@ -1,0 +1,3 @@
+from atdata_core.cli import main
+
+main()

@@ -1,0 +1,113 @@
+"""``atdata inspect`` and ``atdata preview``: look inside shards without writing code."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+
+def _describe_value(value: Any) -> str:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return f"ndarray {value.dtype.str} {tuple(value.shape)}"
+    if isinstance(value, (list, tuple)):
+        inner = sorted({_describe_value(v) for v in value[:8]})
+        return f"list[{' | '.join(inner) if inner else '?'}]"
+    if isinstance(value, dict):
+        return "map"
+    if value is None:
+        return "nil"
+    return type(value).__name__
+
+
+def _summarise(value: Any, width: int = 70) -> str:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        text = f"ndarray(dtype={value.dtype}, shape={tuple(value.shape)}"
+        if value.size and value.dtype.kind in "biuf":
+            text += f", min={value.min()}, max={value.max()}"
+        return text + ")"
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+@click.command()
+@click.argument("source", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def inspect(source: tuple[str, ...], as_json: bool) -> None:
+    """Scan shards: samples, sizes, sha256 and the fields of their samples.
+
+    SOURCE is a path, URL, brace pattern (data-{000..009}.tar), glob or directory.
+    Exits 1 if a shard is missing, truncated or corrupt.
+    """
+    from tqdm import tqdm
+
+    from atdata_core.codec import unpack_map
+    from atdata_core.sample import DictSample
+    from atdata_core.shards import HashingReader, iter_members
+    from atdata_core.storage import expand_source, open_shard
+
+    urls = expand_source(list(source) if len(source) > 1 else source[0])
+    shards = []
+    fields: dict[str, set[str]] = {}
+    for url in tqdm(urls, desc="scanning shards", unit=" shards", disable=None, leave=False):
+        stream = open_shard(url)
+        try:
+            reader = HashingReader(stream)
+            samples = other = 0
+            for name, data in iter_members(reader, shard=url):
+                if not name.endswith(".msgpack"):
+                    other += 1
+                    continue
+                samples += 1
+                if samples <= 16:
+                    sample = DictSample.from_map(unpack_map(data))
+                    for key, value in sample.items():
+                        fields.setdefault(key, set()).add(_describe_value(value))
+            while reader.read(1 << 20):
+                pass
+        finally:
+            stream.close()
+        shards.append({"url": url, "samples": samples, "other_members": other, "sha256": reader.hexdigest()})
+    total = sum(s["samples"] for s in shards)
+    if as_json:
+        out = {"shards": shards, "samples": total, "fields": {k: sorted(v) for k, v in fields.items()}}
+        click.echo(json.dumps(out, indent=2))
+        return
+    for shard in shards:
+        extra = f" (+{shard['other_members']} other members)" if shard["other_members"] else ""
+        click.echo(f"{shard['url']}  {shard['samples']} samples{extra}  sha256 {shard['sha256']}")
+    click.echo(f"{len(shards)} shard(s), {total} samples")
+    click.echo("fields:")
+    for key, kinds in fields.items():
+        click.echo(f"  {key}: {' | '.join(sorted(kinds))}")
+
+
+@click.command()
+@click.argument("source")
+@click.option("-n", "--count", default=3, show_default=True, help="How many samples to show.")
+def preview(source: str, count: int) -> None:
+    """Print the first samples of a shard, dataset pattern or at:// reference."""
+    if source.startswith(("at://", "@")):
+        import atdata_core
+
+        dataset = atdata_core.load(source)
+    else:
+        from atdata_core.dataset import Dataset
+
+        dataset = Dataset(source)
+    shown = 0
+    for sample in dataset.ordered():
+        shown += 1
+        click.echo(click.style(f"sample {shown}", bold=True))
+        items = sample.items() if hasattr(sample, "items") else vars(sample).items()
+        for key, value in items:
+            click.echo(f"  {key}: {_summarise(value)}")
+        if shown >= count:
+            break
+    if shown == 0:
+        click.echo("no samples")
