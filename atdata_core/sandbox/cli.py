@@ -1,0 +1,129 @@
+"""``atdata sandbox up|down|status``: the local PDS sandbox from the command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from atdata_core.errors import SandboxError
+
+
+def _sandbox(state_dir):
+    from atdata_core.sandbox import Sandbox
+
+    return Sandbox(state_dir)
+
+
+def _info_json(info) -> dict:
+    return {
+        "pds_url": info.pds_url,
+        "plc_url": info.plc_url,
+        "pids": dict(info.pids),
+        "alive": dict(info.alive),
+        "running": info.running,
+        "data_dir": str(info.data_dir),
+        "started_at": info.started_at,
+        "accounts": [{"handle": a.handle, "did": a.did} for a in info.accounts],
+    }
+
+
+def _print_info(info) -> None:
+    def state(name):
+        return "running" if info.alive.get(name) else "NOT running"
+
+    click.echo(f"PDS   {info.pds_url}   pid {info.pids.get('pds')}  {state('pds')}")
+    click.echo(f"PLC   {info.plc_url}   pid {info.pids.get('plc')}  {state('plc')}")
+    click.echo(f"data  {info.data_dir}")
+    for acct in info.accounts:
+        click.echo(f"account  {acct.handle}  {acct.did}")
+
+
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    envvar="ATDATA_SANDBOX_STATE",
+    default=None,
+    help="Where the state file of the sandbox lives (default: the user's state folder).",
+)
+
+
+@click.group("sandbox")
+def sandbox() -> None:
+    """A local PDS and PLC directory on loopback, for tests and demos.
+
+    Needs Node.js >= 22: pip install 'atdata-core[sandbox]'. The first `up`
+    installs the pinned npm packages into the user's cache folder (once).
+    """
+
+
+@sandbox.command("up")
+@click.option(
+    "--account", "-a", "accounts", multiple=True, metavar="HANDLE:PASSWORD",
+    help="Create this account (repeatable). A handle without a dot gets .test.",
+)
+@click.option("--port", type=int, default=None, help="PDS port (default: a free one).")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for the servers.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@state_dir_option
+def up_command(accounts, port, timeout, as_json, state_dir) -> None:
+    """Start the PLC directory and the PDS; print their URLs and the accounts' DIDs."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        info = _sandbox(state_dir).up(accounts, port=port, timeout=timeout)
+    except SandboxError as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(_info_json(info), indent=2))
+    else:
+        _print_info(info)
+        click.echo("stop it with: atdata sandbox down")
+
+
+@sandbox.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@state_dir_option
+def status_command(as_json, state_dir) -> None:
+    """Say what runs where.
+
+    Exit status: 0 if the sandbox runs, 1 if none was started, 2 if one was
+    started but a process of it is gone (`atdata sandbox down` clears that).
+    """
+    try:
+        info = _sandbox(state_dir).status()
+    except SandboxError as e:
+        raise click.ClickException(str(e)) from None
+    if info is None:
+        if as_json:
+            click.echo(json.dumps({"running": False}))
+        else:
+            click.echo("no sandbox is running (start one with: atdata sandbox up)")
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(_info_json(info), indent=2))
+    else:
+        _print_info(info)
+        if not info.running:
+            click.echo("the sandbox is only partly running; `atdata sandbox down` clears it")
+    sys.exit(0 if info.running else 2)
+
+
+@sandbox.command("down")
+@click.option("--keep-data", is_flag=True, help="Keep the PDS data folder.")
+@state_dir_option
+def down_command(keep_data, state_dir) -> None:
+    """Stop what `up` started, and nothing else."""
+    sb = _sandbox(state_dir)
+    try:
+        info = sb.status()
+        stopped = sb.down(keep_data=keep_data)
+    except SandboxError as e:
+        raise click.ClickException(str(e)) from None
+    if info is None:
+        click.echo("no sandbox was running")
+    elif stopped:
+        click.echo(f"stopped the sandbox (PDS {info.pds_url}, PLC {info.plc_url})")
+    else:
+        click.echo("the sandbox's processes were already gone; cleared its state")
