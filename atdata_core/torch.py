@@ -1,0 +1,153 @@
+"""PyTorch adapter: a :class:`Dataset` or :class:`Pipeline` as a ``torch.utils.data.IterableDataset``.
+
+Needs the optional extra ``atdata-core[torch]``; the rest of atdata-core never
+imports torch. Shards are split across DataLoader workers (and across nodes,
+from ``torch.distributed`` or ``RANK``/``WORLD_SIZE``) when iteration starts in
+each worker, so every sample is read by exactly one worker.
+
+What comes out (``as_dict=True``, the default):
+
+- unbatched: one ``dict`` per sample, ``{field: value}``, arrays as tensors.
+  Let the DataLoader batch them (``batch_size=32``): its default collate
+  stacks tensors and numbers and lists strings.
+- batched (``batch_size=`` given here): one ``dict`` per batch; array fields
+  stacked into one tensor (batch first), numeric fields as 1-D tensors, the
+  rest as lists. Use ``DataLoader(..., batch_size=None)`` so it passes the
+  batches through; batching in the workers is the fast path.
+
+With ``as_dict=False`` the samples or :class:`~atdata_core.SampleBatch` objects
+come out as the pipeline yields them (numpy arrays, no conversion).
+
+Decoded arrays are read-only views over the shard bytes; a tensor made from
+one gets its own copy. Stacked batch arrays are already fresh and are shared
+with the tensor without a copy.
+
+Example::
+
+    from torch.utils.data import DataLoader
+    ds = Dataset[ImageSample]("data-{000000..000099}.tar")
+    loader = DataLoader(ds.torch(shuffle=True, seed=0, batch_size=128), batch_size=None, num_workers=4)
+    for batch in loader:
+        batch["image"]   # torch.uint8 tensor, shape (128, 3, 64, 64)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.utils.data
+
+from .dataset import Dataset, Pipeline, SampleBatch
+from .sample import DictSample, is_packable
+
+__all__ = ["TorchDataset", "to_torch", "to_tensor"]
+
+
+def to_torch(
+    data: Dataset[Any] | Pipeline[Any],
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    buffer: int = 1000,
+    batch_size: int | None = None,
+    drop_last: bool = False,
+    epochs: Any = ...,
+    resampled: bool = False,
+    as_dict: bool = True,
+) -> "TorchDataset":
+    """Wrap a dataset (or a ready pipeline) as a torch ``IterableDataset``.
+
+    Given a :class:`Dataset`, the other arguments choose the pipeline
+    (``shuffle=True`` is :meth:`Dataset.shuffled`, else :meth:`Dataset.ordered`).
+    Given a :class:`Pipeline` (``ds.shuffled(...)``), it is used as it is.
+
+    >>> loader = DataLoader(to_torch(ds, batch_size=64), batch_size=None, num_workers=2)  # doctest: +SKIP
+    """
+    if isinstance(data, Pipeline):
+        pipeline = data
+    elif isinstance(data, Dataset):
+        if shuffle:
+            pipeline = data.shuffled(
+                seed, buffer, batch_size, drop_last=drop_last, epochs=epochs, resampled=resampled
+            )
+        else:
+            if resampled:
+                raise ValueError("resampled=True draws shards at random: pass shuffle=True with it")
+            pipeline = data.ordered(batch_size, drop_last=drop_last, epochs=epochs)
+    else:
+        raise TypeError(f"to_torch() takes a Dataset or a Pipeline (ds.ordered() / ds.shuffled()), not {type(data).__name__}")
+    return TorchDataset(pipeline, as_dict=as_dict)
+
+
+class TorchDataset(torch.utils.data.IterableDataset):
+    """A :class:`Pipeline` as a torch ``IterableDataset``; see :func:`to_torch`.
+
+    Call :meth:`set_epoch` before each epoch for a new shuffled order (as with
+    ``DistributedSampler``); with ``persistent_workers=True`` the workers keep
+    the epoch they started with.
+    """
+
+    def __init__(self, pipeline: Pipeline[Any], *, as_dict: bool = True):
+        super().__init__()
+        self.pipeline = pipeline
+        self.as_dict = as_dict
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next iteration reads (changes a shuffled order)."""
+        self.pipeline.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[Any]:
+        if not self.as_dict:
+            return iter(self.pipeline)
+        return map(_convert, self.pipeline)
+
+    def __repr__(self) -> str:
+        return f"TorchDataset({self.pipeline!r})"
+
+
+def _convert(item: Any) -> Any:
+    if isinstance(item, SampleBatch):
+        return {name: _column_tensor(item[name]) for name in item.fields()}
+    return to_tensor(item)
+
+
+def _column_tensor(column: Any) -> Any:
+    if isinstance(column, np.ndarray):
+        return _array_tensor(column)
+    if column and all(type(v) in (int, float, bool) for v in column):
+        kinds = {type(v) for v in column}
+        dtype = torch.float64 if float in kinds else torch.bool if kinds == {bool} else torch.int64
+        return torch.tensor(column, dtype=dtype)
+    return [to_tensor(v) for v in column]
+
+
+def _array_tensor(array: np.ndarray) -> torch.Tensor:
+    if not array.flags.writeable or not array.flags.c_contiguous:
+        array = np.array(array, order="C")  # a view over shard bytes: give the tensor its own copy
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("="))
+    return torch.from_numpy(array)
+
+
+def to_tensor(value: Any) -> Any:
+    """Arrays to tensors, samples to dicts of fields, recursively; other values as they are.
+
+    >>> to_tensor(DictSample(x=np.zeros(2), y="a"))   # doctest: +SKIP
+    {'x': tensor([0., 0.], dtype=torch.float64), 'y': 'a'}
+    """
+    if isinstance(value, np.ndarray):
+        return _array_tensor(value)
+    if isinstance(value, DictSample):
+        return {k: to_tensor(v) for k, v in value.items()}
+    if is_packable(type(value)):
+        return {f.name: to_tensor(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: to_tensor(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_tensor(v) for v in value) if isinstance(value, list) else tuple(to_tensor(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

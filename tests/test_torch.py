@@ -1,0 +1,154 @@
+"""The PyTorch adapter with real DataLoaders (and real worker processes)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch.utils.data import DataLoader  # noqa: E402
+
+import atdata_core  # noqa: E402
+from atdata_core.dataset import Dataset  # noqa: E402
+from atdata_core.shards import ShardWriter  # noqa: E402
+from atdata_core.torch import TorchDataset, to_tensor, to_torch  # noqa: E402
+
+
+@atdata_core.packable
+class Item:
+    image: np.ndarray
+    label: str
+    value: float
+    index: int
+
+
+def write_items(folder, n=60, per_shard=10):
+    with ShardWriter(os.path.join(folder, "items-%03d.tar"), maxcount=per_shard) as sink:
+        for i in range(n):
+            sink.write(Item(np.full((3, 4, 4), i % 256, dtype=np.uint8), f"item-{i}", i / 2, i))
+    return sink.shards
+
+
+@pytest.fixture
+def shards(tmp_path):
+    return write_items(tmp_path)
+
+
+def test_two_workers_see_every_sample_exactly_once(shards):
+    ds = Dataset[Item](shards)
+    loader = DataLoader(ds.torch(), batch_size=8, num_workers=2)
+    seen = []
+    for batch in loader:
+        assert batch["image"].dtype == torch.uint8 and batch["image"].shape[1:] == (3, 4, 4)
+        assert torch.equal(batch["image"][:, 0, 0, 0], (batch["index"] % 256).to(torch.uint8))
+        seen += batch["index"].tolist()
+    assert sorted(seen) == list(range(60))
+    # both workers contributed: the order interleaves shards, so it is not simply 0..59
+    assert seen != list(range(60))
+
+
+def test_batched_in_workers_shuffled_and_complete(shards):
+    pipe = Dataset[Item](shards).shuffled(seed=5, buffer=16, batch_size=7)
+    loader = DataLoader(to_torch(pipe), batch_size=None, num_workers=2)
+    batches = list(loader)
+    indices = [i for b in batches for i in b["index"].tolist()]
+    assert sorted(indices) == list(range(60))
+    first = batches[0]
+    assert first["image"].shape == (7, 3, 4, 4)
+    assert first["value"].dtype == torch.float64
+    assert first["label"] == [f"item-{i}" for i in first["index"].tolist()]
+    again = [i for b in DataLoader(to_torch(pipe), batch_size=None, num_workers=2) for i in b["index"].tolist()]
+    assert again == indices  # same seed and epoch: same order
+    pipe.set_epoch(1)
+    third = [i for b in DataLoader(to_torch(pipe), batch_size=None, num_workers=2) for i in b["index"].tolist()]
+    assert third != indices and sorted(third) == sorted(indices)
+
+
+def test_more_workers_than_shards_warns_in_the_idle_worker(tmp_path, capfd):
+    shards = write_items(tmp_path, n=10, per_shard=10)  # one shard
+    # spawned workers (not forked from pytest's warning capture) print the warning to stderr,
+    # as they would for a user; spawning also proves the pipeline pickles
+    loader = DataLoader(
+        Dataset[Item](shards).torch(batch_size=5), batch_size=None, num_workers=2, multiprocessing_context="spawn"
+    )
+    got = [i for b in loader for i in b["index"].tolist()]
+    assert sorted(got) == list(range(10))
+    err = capfd.readouterr().err
+    assert "RuntimeWarning: 1 shard(s) for 2 consumers (1 node(s) x 2 worker(s)): node 0 worker 1 gets no shard" in err
+
+
+def test_tensors_own_their_memory_and_samples_become_dicts(shards):
+    sample = next(iter(Dataset[Item](shards)))
+    assert not sample.image.flags.writeable  # decoded arrays are read-only views
+    converted = to_tensor(sample)
+    assert set(converted) == {"image", "label", "value", "index"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        converted["image"] += 1  # writable, no "non-writable array" warning
+    assert converted["image"][0, 0, 0].item() == 1 and sample.image[0, 0, 0] == 0
+    raw = next(iter(TorchDataset(Dataset[Item](shards).ordered(batch_size=4), as_dict=False)))
+    assert type(raw).__name__ == "SampleBatch" and isinstance(raw.image, np.ndarray)
+
+
+def test_to_torch_refuses_other_things():
+    with pytest.raises(TypeError, match="Dataset or a Pipeline"):
+        to_torch([1, 2, 3])
+
+
+def test_core_never_imports_torch(shards, tmp_path):
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import atdata_core
+        from atdata_core.dataset import Dataset
+        ds = Dataset({shards[0].url!r})
+        assert len(list(ds.shuffled(batch_size=3))) == 4
+        print("torch" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert out.stdout.strip() == "False"
+
+
+_DDP_SCRIPT = """
+import json, os, sys
+import torch.distributed as dist
+from atdata_core.dataset import Dataset
+rank, world, store, out, source = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=world)
+try:
+    got = [s.index for s in Dataset(source).ordered()]
+    with open(out, "w") as f:
+        json.dump(got, f)
+finally:
+    dist.destroy_process_group()
+"""
+
+
+def test_ranks_come_from_torch_distributed(tmp_path):
+    write_items(tmp_path, n=60, per_shard=10)
+    script = tmp_path / "ddp.py"
+    script.write_text(_DDP_SCRIPT)
+    store = tmp_path / "store"
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
+    env["PYTHONPATH"] = os.getcwd()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(r), "2", str(store), str(tmp_path / f"rank{r}.json"),
+             str(tmp_path / "items-*.tar")],
+            env=env,
+        )
+        for r in range(2)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    import json
+
+    parts = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    # shard i goes to rank i % 2: rank 0 reads shards 0, 2, 4
+    assert parts[0] == [i for s in (0, 2, 4) for i in range(10 * s, 10 * s + 10)]
+    assert sorted(parts[0] + parts[1]) == list(range(60))
