@@ -13,7 +13,7 @@ import shutil
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from atdata_core.errors import RecordError, StorageError, StorageNotFound
 
@@ -29,10 +29,12 @@ def local_path(url: str | os.PathLike[str]) -> str:
     text = os.fspath(url)
     if text[:7].lower() != "file://":
         return text
-    parts = urlsplit(text)
-    if parts.netloc not in ("", "localhost"):
-        raise StorageError(f"{text}: file URLs on another host ({parts.netloc}) cannot be opened")
-    return unquote(parts.path)
+    # Not urlsplit: '?' and '#' in a file URL are part of the path (and of glob patterns).
+    rest = text[7:]
+    host, slash, path = rest.partition("/")
+    if host not in ("", "localhost"):
+        raise StorageError(f"{text}: file URLs on another host ({host}) cannot be opened")
+    return unquote(slash + path)
 
 
 def _is_file_url(url: str) -> bool:

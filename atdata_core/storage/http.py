@@ -280,6 +280,11 @@ class _ResumableBody(io.RawIOBase):
         elif status == 416 and self._total is not None and self._offset >= self._total:
             response.close()
             self._response = _EmptyResponse()  # type: ignore[assignment]
+        elif status == 416:
+            response.close()
+            raise StorageError(
+                f"{self._url} changed while it was being read: it no longer reaches byte {self._offset}; read it again"
+            )
         elif status in (404, 410):
             response.close()
             raise StorageNotFound(f"{self._url} disappeared while it was being read (HTTP {status})")
