@@ -174,7 +174,7 @@ def _entry_metadata_out(obj: m.EntryRecord, wire: dict[str, Any]) -> None:
 
 def _entry_metadata_in(value: dict[str, Any], extra: dict[str, Any]) -> None:
     raw = value.get("metadata")
-    if raw is None or isinstance(raw, dict):
+    if raw is None or (isinstance(raw, dict) and "$bytes" not in raw):
         return  # absent, or the tolerated JSON-object form
     data = _decode_bytes(raw)
     decoded: Any = None
