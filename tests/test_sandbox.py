@@ -184,7 +184,7 @@ def run_cli(*args: str, state_dir: Path):
 def test_cli_up_status_down(tmp_path):
     state = tmp_path / "state"
     code, out = run_cli("status", state_dir=state)
-    assert code == 1 and "no sandbox is running" in out
+    assert code == 3 and "no sandbox is running" in out
 
     code, out = run_cli("up", "--account", "carol:secret-pw", state_dir=state)
     try:
@@ -213,7 +213,7 @@ def test_cli_up_status_down(tmp_path):
     for item in recorded["processes"]:
         assert not _process.matches(_process.ProcessRecord.from_json(item))
     code, out = run_cli("status", state_dir=state)
-    assert code == 1
+    assert code == 3
 
 
 @pytest.mark.pds
@@ -231,6 +231,26 @@ def test_failed_start_reports_the_log_and_leaves_nothing_running(tmp_path):
     port = int(plc_log.rsplit(":", 1)[1].split()[0])
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/_health", timeout=10)
+
+
+@pytest.mark.pds
+def test_servers_exit_when_the_process_that_started_them_dies(tmp_path, bystander):
+    proc, _ = bystander
+    sb = Sandbox(tmp_path / "state")
+    info = sb.up(parent_pid=proc.pid)
+    try:
+        records = [_process.ProcessRecord.from_json(p) for p in json.loads(sb.state_file.read_text())["processes"]]
+        assert all(_process.matches(r) for r in records)
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 60
+        while any(_process.matches(r) for r in records) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sb.status().alive == {"plc": False, "pds": False}
+    finally:
+        sb.down()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{info.pds_url}/xrpc/_health", timeout=10)
 
 
 # ------------------------------------------------------------------ down's identity check (no PDS needed)
@@ -305,6 +325,49 @@ def test_install_failure_is_reported_clearly(tmp_path, monkeypatch):
     assert "npm ci exited" in message and "npm-ci.log" in message
     assert not _install.is_installed()
     assert not (tmp_path / "cache" / f"{_install.lock_hash()}.partial").exists()
+
+
+def test_concurrent_installs_wait_for_each_other(tmp_path, monkeypatch):
+    import threading
+
+    fcntl = pytest.importorskip("fcntl")
+
+    monkeypatch.setenv("ATDATA_SANDBOX_CACHE", str(tmp_path / "cache"))
+    # If this process ran npm it would fail: nothing listens at this registry.
+    monkeypatch.setenv("npm_config_cache", str(tmp_path / "npm-cache"))
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")
+    monkeypatch.setenv("npm_config_fetch_retries", "0")
+    target = _install.install_dir()
+    target.parent.mkdir(parents=True)
+    outcome = {}
+    with open(target.parent / f"{target.name}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # "another process" is installing
+
+        def install():
+            try:
+                outcome["dir"] = _install.ensure_installed()
+            except Exception as e:  # reported below
+                outcome["error"] = e
+
+        waiter = threading.Thread(target=install)
+        waiter.start()
+        waiter.join(timeout=2)
+        assert waiter.is_alive(), f"ensure_installed did not wait for the lock: {outcome}"
+        # The other process finishes its install, then releases the lock.
+        target.mkdir()
+        (target / _install._COMPLETE_MARKER).write_text("done\n")
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    waiter.join(timeout=60)
+    assert outcome == {"dir": target}
+
+
+def test_too_old_node_is_refused(tmp_path, monkeypatch):
+    fake = tmp_path / "node"
+    fake.write_text("#!/bin/sh\necho v20.11.1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("ATDATA_SANDBOX_NODE", str(fake))
+    with pytest.raises(SandboxError, match="Node.js 20 .* too old.*>= 22"):
+        _install.node_executable()
 
 
 def test_node_comes_from_the_wheel_not_the_path(monkeypatch):

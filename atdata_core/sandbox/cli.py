@@ -10,6 +10,9 @@ import click
 
 from atdata_core.errors import SandboxError
 
+# `status` exit codes, as LSB init scripts use them.
+STATUS_RUNNING, STATUS_STALE, STATUS_NOT_RUNNING = 0, 1, 3
+
 
 def _sandbox(state_dir):
     from atdata_core.sandbox import Sandbox
@@ -88,8 +91,9 @@ def up_command(accounts, port, timeout, as_json, state_dir) -> None:
 def status_command(as_json, state_dir) -> None:
     """Say what runs where.
 
-    Exit status: 0 if the sandbox runs, 1 if none was started, 2 if one was
-    started but a process of it is gone (`atdata sandbox down` clears that).
+    Exit status, as for LSB init scripts: 0 if the sandbox runs, 3 if none
+    was started, 1 if one was started but a process of it is gone
+    (`atdata sandbox down` clears that).
     """
     try:
         info = _sandbox(state_dir).status()
@@ -100,14 +104,14 @@ def status_command(as_json, state_dir) -> None:
             click.echo(json.dumps({"running": False}))
         else:
             click.echo("no sandbox is running (start one with: atdata sandbox up)")
-        sys.exit(1)
+        sys.exit(STATUS_NOT_RUNNING)
     if as_json:
         click.echo(json.dumps(_info_json(info), indent=2))
     else:
         _print_info(info)
         if not info.running:
             click.echo("the sandbox is only partly running; `atdata sandbox down` clears it")
-    sys.exit(0 if info.running else 2)
+    sys.exit(STATUS_RUNNING if info.running else STATUS_STALE)
 
 
 @sandbox.command("down")
