@@ -47,7 +47,7 @@ def test_the_examples_cover_every_rule():
     rules = {_load(path)[1]["rule"] for path in INVALID}
     expected = {
         "required", "type", "nullable", "const", "enum", "$type", "closed", "blob", "accept", "maxSize",
-        "bytes", "cid-link", "maxLength", "minLength", "maxGraphemes", "minGraphemes", "minimum", "maximum",
+        "bytes", "cid-link", "float", "maxLength", "minLength", "maxGraphemes", "minGraphemes", "minimum", "maximum",
     } | {f"format:{name}" for name in (
         "at-uri", "datetime", "did", "handle", "nsid", "cid", "uri", "tid", "record-key", "language", "at-identifier",
     )}

@@ -19,7 +19,9 @@ Deviations a tolerant reader accepts:
   as JSON instead of msgpack);
 - a blob in the legacy ``{"cid", "mimeType"}`` form, or with a MIME type
   outside its ``accept`` list;
-- an optional field set to ``null``; an integer written as ``3.0``; a record
+- an optional field set to ``null``; an integer written as ``3.0`` (also
+  inside free-form ``unknown`` data, where a float with a fraction is refused:
+  the ATProto data model has no floats); a record
   without ``$type`` when the caller names its NSID; a non-object in an
   ``unknown`` field;
 - a JSON Schema member wrapped as ``{"draft", "content"}``.

@@ -217,6 +217,24 @@ class Validation:
     def _check_unknown(self, definition, value, path, context, key) -> None:
         if not isinstance(value, dict):
             self.deviate(path, "type", f"an 'unknown' field holds an object, got {_describe(value)}")
+        self._check_data(value, path)
+
+    def _check_data(self, value: Any, path: str) -> None:
+        """Free-form data must still fit the ATProto data model: no floats, string keys."""
+        if isinstance(value, float):
+            if value.is_integer():
+                self.deviate(path, "float", f"{value!r} is a float; records hold integers only")
+            else:
+                self.fail(path, "float", f"{value!r}: records cannot hold floats (the ATProto data model has "
+                          "integers only); store it as a string or scale it to an integer")
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                if not isinstance(name, str):
+                    self.fail(path, "type", f"object keys are strings, got {_describe(name)}")
+                self._check_data(item, f"{path}.{name}")
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                self._check_data(item, f"{path}[{index}]")
 
     # --- scalars ------------------------------------------------------------
 
