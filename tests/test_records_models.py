@@ -257,6 +257,10 @@ def test_uninterpretable_records_are_refused_with_a_reason():
         from_record(broken)
     with pytest.raises(RecordError, match="createdAt"):
         from_record(to_record(_examples()[5]) | {"createdAt": "yesterday"})
+    undated = to_record(_examples()[5])
+    del undated["createdAt"]
+    with pytest.raises(RecordError, match="createdAt"):
+        from_record(undated)  # never invent a publication time
     with pytest.raises(ValidationError):
         read_record(broken)
 

@@ -117,7 +117,13 @@ def _omittable(attribute: attrs.Attribute) -> bool:
 
 
 def _register(cls: type, *, type_name: str | None = None, wire_constants: dict[str, Any] | None = None,
-              before_structure=None, after_unstructure=None) -> None:
+              before_structure=None, after_unstructure=None, wire_required: tuple[str, ...] = ()) -> None:
+    """Hooks for one attrs class.
+
+    ``wire_required`` names wire fields that have a Python default (so a new
+    object can leave them out) but must be present in a record being read:
+    filling them in would invent data.
+    """
     fields = attrs.fields(cls)
     has_extra = any(a.name == "extra" for a in fields)
     overrides = {}
@@ -147,6 +153,9 @@ def _register(cls: type, *, type_name: str | None = None, wire_constants: dict[s
         if not isinstance(value, dict):
             raise RecordError(f"{cls.__name__} is read from an object, got {type(value).__name__}")
         value = dict(value)
+        for name in wire_required:
+            if value.get(name) is None:
+                raise RecordError(f"{cls.__name__} record has no {name!r}; it is required")
         extra: dict[str, Any] = {}
         if before_structure is not None:
             before_structure(value, extra)
@@ -247,16 +256,22 @@ _union_hooks(m.SchemaBody, {m.JsonSchemaFormat.TYPE: m.JsonSchemaFormat})
 
 
 _register(m.SchemaMetadata)
-_register(m.SchemaRecord, type_name=m.SchemaRecord.NSID, before_structure=_schema_in)
+_register(
+    m.SchemaRecord,
+    type_name=m.SchemaRecord.NSID,
+    before_structure=_schema_in,
+    wire_required=("schemaType", "createdAt"),
+)
 _register(
     m.EntryRecord,
     type_name=m.EntryRecord.NSID,
     before_structure=_entry_metadata_in,
     after_unstructure=_entry_metadata_out,
+    wire_required=("createdAt",),
 )
-_register(m.LensRecord, type_name=m.LensRecord.NSID)
-_register(m.LabelRecord, type_name=m.LabelRecord.NSID)
-_register(m.LensVerificationRecord, type_name=m.LensVerificationRecord.NSID)
+_register(m.LensRecord, type_name=m.LensRecord.NSID, wire_required=("createdAt",))
+_register(m.LabelRecord, type_name=m.LabelRecord.NSID, wire_required=("createdAt",))
+_register(m.LensVerificationRecord, type_name=m.LensVerificationRecord.NSID, wire_required=("createdAt",))
 
 
 # --- public -----------------------------------------------------------------------
