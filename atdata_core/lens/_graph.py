@@ -51,9 +51,11 @@ class LensGraph:
     def register(self, item: Lens, *, replace: bool = False) -> Lens:
         """Add ``item``. With ``replace=True`` it replaces every lens for its pair of types.
 
-        Registering a lens with the same qualified name (``module:function``) as
-        one already registered for the pair replaces it: that is the same lens,
-        defined again (a reloaded module, a re-run notebook cell).
+        Registering a module-level lens with the same qualified name
+        (``module:function``) as one already registered for the pair replaces
+        it: that is the same lens, defined again (a reloaded module, a re-run
+        notebook cell). Lenses made inside functions never replace each other
+        this way, since one factory can make several different lenses.
         """
         if not isinstance(item, Lens):
             raise LensError(f"only Lens objects can be registered, got {item!r}; decorate the function with @lens")
@@ -67,7 +69,7 @@ class LensGraph:
                 self._preferred.pop(key, None)
             else:
                 for i, existing in enumerate(bucket):
-                    if existing is item or existing.qualified_name == item.qualified_name:
+                    if existing is item or _redefinition(existing, item):
                         if self._preferred.get(key) is existing:
                             self._preferred[key] = item
                         bucket[i] = item
@@ -274,7 +276,7 @@ class LensGraph:
         return "\n".join(lines)
 
     def _ambiguous_hop_message(self, source: Any, view: Any, a: Any, b: Any, items: list[Lens]) -> str:
-        names = " and ".join(repr(item.qualified_name) for item in items[:2])
+        names = " and ".join(_label(item) for item in items[:2])
         more = f" (and {len(items) - 2} more)" if len(items) > 2 else ""
         via = "" if (a, b) == (source, view) else f" (a hop on the way from {type_name(source)} to {type_name(view)})"
         first = items[0]
@@ -295,6 +297,18 @@ class LensGraph:
             f"{'; '.join(shown)}{more}. Say which wins with prefer=<a lens on the path you want>, "
             f"or graph.prefer(that lens)"
         )
+
+
+def _label(item: Lens) -> str:
+    qualified = item.qualified_name
+    if qualified.rsplit(":", 1)[-1].rsplit(".", 1)[-1] == item.name:
+        return repr(qualified)
+    return f"{item.name!r} ({qualified})"
+
+
+def _redefinition(existing: Lens, item: Lens) -> bool:
+    name = item.qualified_name
+    return existing.qualified_name == name and "<locals>" not in name and "<lambda>" not in name
 
 
 def _preference_set(prefer: Any) -> set[Any]:
