@@ -388,6 +388,11 @@ class Dataset(Generic[T]):
     ) -> "Pipeline[T]":
         """Iterate in shard order, then member order; batches when ``batch_size`` is given.
 
+        ``epochs``: passes over the data (None: endless; default: the
+        :meth:`repeat` count, 1). ``rank`` / ``world_size`` override what is
+        read from ``torch.distributed`` or ``RANK`` / ``WORLD_SIZE``.
+        ``drop_last`` drops a final batch shorter than ``batch_size``.
+
         >>> for batch in ds.ordered(batch_size=128): batch.image.shape   # doctest: +SKIP
         (128, 3, 64, 64)
         """
@@ -420,7 +425,11 @@ class Dataset(Generic[T]):
         on the shard split. Epoch ``e`` reorders with a seed derived from
         ``(seed, e)``; call :meth:`Pipeline.set_epoch` between epochs, or pass
         ``epochs=None`` for an endless stream that advances by itself.
-        ``resampled=True`` draws shards with replacement (seeded) instead.
+        ``resampled=True`` draws shards with replacement (seeded) instead: each
+        consumer draws its share of shards per epoch, independently.
+        ``epochs`` (None: endless; default: the :meth:`repeat` count, 1),
+        ``rank``, ``world_size`` and ``drop_last`` are as in :meth:`ordered`.
+        ``seed`` defaults to 0 so that every node derives the same shard order.
 
         >>> for batch in ds.shuffled(seed=1, buffer=1000, batch_size=32): ...   # doctest: +SKIP
         """
@@ -823,7 +832,8 @@ class SampleBatch(Generic[T]):
     ``batch.field`` stacks array fields into one ``np.ndarray`` with the batch
     as the first axis (arrays of differing shapes or dtypes stay a list) and
     lists every other field; each column is computed once and cached.
-    ``batch["field"]`` is the same; ``batch[i]`` is the i-th sample.
+    ``batch["field"]`` is the same (and reaches fields named like the batch's
+    own attributes: ``samples``, ``fields``...); ``batch[i]`` is the i-th sample.
 
     >>> batch = SampleBatch([DictSample(x=np.zeros(2)), DictSample(x=np.ones(2))])
     >>> batch.x.shape, len(batch)
@@ -835,6 +845,7 @@ class SampleBatch(Generic[T]):
         if sample_type is None and self.samples:
             sample_type = type(self.samples[0])
         self.sample_type = sample_type
+        self._columns: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -848,19 +859,22 @@ class SampleBatch(Generic[T]):
     def __getitem__(self, key: str) -> Any: ...
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
-            cached = self.__dict__.get(key)
-            if cached is None:
-                cached = self.__dict__[key] = self._column(key)
-            return cached
+            try:
+                return self._columns[key]
+            except KeyError:
+                column = self._columns[key] = self._column(key)
+                return column
         if isinstance(key, slice):
             return SampleBatch(self.samples[key], self.sample_type)
         return self.samples[key]
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("samples", "sample_type"):
+        # Only reached for names that are not attributes of the batch itself.
+        if name.startswith("_"):
             raise AttributeError(name)
-        value = self.__dict__[name] = self._column(name)
-        return value
+        column = self[name]
+        self.__dict__[name] = column  # later reads skip __getattr__
+        return column
 
     def fields(self) -> list[str]:
         """The field names of the samples."""

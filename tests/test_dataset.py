@@ -200,9 +200,10 @@ def test_batches_stack_arrays_and_list_the_rest(shards):
 
 
 def test_batch_of_ragged_arrays_stays_a_list_and_missing_fields_are_named():
-    batch = SampleBatch([DictSample(x=np.zeros(2)), DictSample(x=np.zeros(3))])
+    batch = SampleBatch([DictSample(x=np.zeros(2), samples=1), DictSample(x=np.zeros(3), samples=2)])
+    assert batch["samples"] == [1, 2] and len(batch.samples) == 2  # a field named like an attribute
     assert isinstance(batch.x, list) and [a.shape for a in batch.x] == [(2,), (3,)]
-    with pytest.raises(AttributeError, match=r"no field 'y'.*\['x'\]"):
+    with pytest.raises(AttributeError, match=r"no field 'y'.*\['x', 'samples'\]"):
         batch.y
 
 
