@@ -23,6 +23,7 @@ kind of failure::
     │   ├── ServiceUnavailable       down or timing out, after retries
     │   ├── RateLimited              HTTP 429 that did not clear in time
     │   ├── AuthError                login or session refresh failed
+    │   ├── IdentityError            a handle or DID does not resolve, or the two do not confirm each other
     │   └── XrpcError                an XRPC call answered with an error envelope
     ├── PluginError                  plugin discovery and selection
     │   ├── PluginLoadError          a plugin failed to import (reported, then skipped)
@@ -155,6 +156,10 @@ class RateLimited(NetworkError):
 
 class AuthError(NetworkError):
     """Login or session refresh failed."""
+
+
+class IdentityError(NetworkError):
+    """A handle or DID could not be resolved, or a handle and its DID do not confirm each other."""
 
 
 class XrpcError(NetworkError):
