@@ -370,6 +370,14 @@ def test_too_old_node_is_refused(tmp_path, monkeypatch):
         _install.node_executable()
 
 
+def test_cli_install_prints_the_install_folder(tmp_path):
+    result = CliRunner().invoke(sandbox_cli, ["install"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    folder = Path(result.output.strip().splitlines()[-1])
+    assert folder == _install.install_dir()
+    assert (folder / "node_modules" / "@atproto" / "pds" / "package.json").is_file()
+
+
 def test_node_comes_from_the_wheel_not_the_path(monkeypatch):
     monkeypatch.delenv("ATDATA_SANDBOX_NODE", raising=False)
     node = _install.node_executable()

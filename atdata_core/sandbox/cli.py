@@ -114,6 +114,18 @@ def status_command(as_json, state_dir) -> None:
     sys.exit(STATUS_RUNNING if info.running else STATUS_STALE)
 
 
+@sandbox.command("install")
+def install_command() -> None:
+    """Install the pinned npm packages now (up does it on first use); print the folder."""
+    from atdata_core.sandbox import ensure_installed
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        click.echo(ensure_installed())
+    except SandboxError as e:
+        raise click.ClickException(str(e)) from None
+
+
 @sandbox.command("down")
 @click.option("--keep-data", is_flag=True, help="Keep the PDS data folder.")
 @state_dir_option
