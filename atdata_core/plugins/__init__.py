@@ -124,7 +124,7 @@ def cli_commands() -> list[Any]:
 
     commands: list[Any] = []
     manager = get_plugin_manager()
-    for impl in reversed(manager.hook.atdata_cli_commands.get_hookimpls()):
+    for impl in manager.hook.atdata_cli_commands.get_hookimpls():
         try:
             result = impl.function()
         except Exception as err:  # one broken plugin must not take the CLI down

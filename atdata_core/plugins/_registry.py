@@ -50,6 +50,12 @@ S = TypeVar("S", bound=ImplementationSpec)
 
 #: What to install for keys nobody registered: (kind, key type, key) -> distribution.
 KNOWN_DISTRIBUTIONS: dict[tuple[str, str, str], str] = {
+    # The core's own, in case its built-in plugin is deny-listed.
+    ("storage", "scheme", ""): "atdata-core",
+    ("storage", "scheme", "file"): "atdata-core",
+    ("storage", "scheme", "http"): "atdata-core",
+    ("storage", "scheme", "https"): "atdata-core",
+    ("storage", "record type", "science.alt.dataset.storageHttp"): "atdata-core",
     ("storage", "scheme", "s3"): "atdata-storage-s3",
     ("storage", "scheme", "at"): "atdata-storage-blob",
     ("storage", "record type", "science.alt.dataset.storageS3"): "atdata-storage-s3",
@@ -153,8 +159,10 @@ class _TypedRegistry(Generic[S]):
         return f"{self.kind} {key_type} {key!r} is registered twice: {who}. {fix}"
 
     def _missing_message(self, key_type: str, key: str) -> str:
-        shown = f"{key}://" if key_type == "scheme" else key
-        message = f"no {self.kind} is registered for {key_type} {shown!r}"
+        if key_type == "scheme":
+            message = f"no {self.kind} is registered for " + (f"{key}:// URLs" if key else "plain paths")
+        else:
+            message = f"no {self.kind} is registered for {key_type} {key!r}"
         distribution = KNOWN_DISTRIBUTIONS.get((self.section, key_type, key))
         if distribution:
             status = self._hint_status(distribution)
@@ -364,8 +372,8 @@ class _Collector:
         entry_points = _state.entry_points if _state is not None else {}
         specs: list[S] = []
         caller = getattr(self._manager.hook, hook_name)
-        # pluggy lists implementations last-registered first; registration order reads better.
-        for impl in reversed(caller.get_hookimpls()):
+        # get_hookimpls() is in registration order (pluggy calls them in reverse).
+        for impl in caller.get_hookimpls():
             plugin_name = impl.plugin_name
             try:
                 result = impl.function()
