@@ -65,6 +65,9 @@ def _ref_from(item: Any) -> ShardRef:
         return item
     if isinstance(item, (str, os.PathLike)):
         return ShardRef(os.fspath(item))
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], (str, os.PathLike)):
+        # (url, sha256 or None): a shard as a storage record names it
+        return ShardRef(os.fspath(item[0]), sha256=item[1])
     url = getattr(item, "url", None)
     if url is None:
         raise TypeError(
@@ -236,8 +239,10 @@ class Dataset(Generic[T]):
     :class:`~atdata_core.DictSample`.
 
     Args:
-        shards: ShardInfo records for the shards (counts, sizes, sha256); they
-            make ``len()`` and ``size_bytes`` known and checksums verified.
+        shards: ShardInfo records for the shards (counts, sizes, sha256), or
+            ``(url, sha256)`` pairs as a storage record lists them; they make
+            ``len()`` and ``size_bytes`` known and checksums verified. Without
+            ``source`` they are the dataset's shards.
         checksums: ``{url: sha256 hex}``; each listed shard is verified as it
             streams and a mismatch raises :class:`~atdata_core.errors.ChecksumError`.
         on_error: ``"raise"`` (default), ``"skip"`` (warn, continue with the next
@@ -578,8 +583,8 @@ def _resolve_shards(source: Any, shards: Iterable[Any] | None, checksums: dict[s
     elif _is_shard_records(source):
         refs = [_ref_from(item) for item in source]
         refs = [known.get(r.url, r) for r in refs]
-    elif isinstance(source, ShardRef):
-        refs = [source]
+    elif not isinstance(source, (str, os.PathLike, list, tuple)) and hasattr(source, "url"):
+        refs = [known.get(os.fspath(source.url), _ref_from(source))]
     else:
         urls = _expand_source(source)
         if not urls:

@@ -124,9 +124,14 @@ def test_unknown_length_says_how_to_get_it(tmp_path, shards):
     assert ds.filter(lambda s: s.value < 5).count() == 10
 
 
-def test_totals_from_an_index_entry(tmp_path, shards):
+def test_totals_and_checksums_from_an_index_entry(tmp_path, shards):
     ds = Dataset[Item](str(tmp_path / "items-*.tar"), num_samples=40, num_bytes=12345)
     assert len(ds) == 40 and ds.size_bytes == 12345
+    pairs = [(s.url, s.sha256) for s in shards]  # as a storage record lists them
+    from_entry = Dataset[Item](shards=pairs, num_samples=40)
+    assert from_entry.urls == [s.url for s in shards] and len(from_entry) == 40
+    assert [r.sha256 for r in from_entry.shards] == [s.sha256 for s in shards]
+    assert values(Dataset[Item](shards[2])) == list(range(20, 30))  # one ShardInfo
 
 
 # --------------------------------------------------------------------------- ordered / shuffled
