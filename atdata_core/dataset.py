@@ -271,6 +271,15 @@ class Dataset(Generic[T]):
             "class or DictSample; decorate the class with @atdata_core.packable"
         )
 
+    _default_sample_type: type | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # class ImageDataset(Dataset[ImageSample]): ... reads ImageSample by default
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            if isinstance(base, _TypedDataset):
+                cls._default_sample_type = base.sample_type
+
     def __init__(
         self,
         source: Any = None,
@@ -283,7 +292,7 @@ class Dataset(Generic[T]):
         num_bytes: int | None = None,
     ):
         if sample_type is None:
-            sample_type = DictSample
+            sample_type = self._default_sample_type or DictSample
         elif sample_type is not DictSample and not is_packable(sample_type):
             raise SampleTypeError(
                 f"sample_type {sample_type!r} is not a sample type; decorate it with @atdata_core.packable"

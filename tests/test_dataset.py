@@ -56,6 +56,15 @@ def test_typed_constructor_remembers_the_sample_type(tmp_path, shards):
     assert first.image.dtype == np.int16 and first.image.shape == (2, 3)
 
 
+def test_a_subclass_of_a_typed_dataset_keeps_the_type(shards):
+    class ItemDataset(Dataset[Item]):
+        pass
+
+    ds = ItemDataset(shards)
+    assert type(next(iter(ds))) is Item and isinstance(ds, Dataset)
+    assert repr(ds) == "Dataset[Item](4 shards, 40 samples)"
+
+
 def test_without_a_type_samples_are_dict_samples(tmp_path, shards):
     ds = Dataset(tmp_path)
     assert ds.sample_type is DictSample
