@@ -262,9 +262,10 @@ def _tar_header(name: bytes, size: int, mtime: int, kind: bytes = b"0") -> bytes
     return bytes(header)
 
 
-def _member_blocks(name: str, data: bytes, mtime: int) -> list[bytes]:
+def _member(name: str, data: bytes, mtime: int) -> bytes:
+    """One tar member (header, data, padding) as a single bytes object."""
     raw = name.encode("utf-8")
-    blocks = []
+    prefix = b""
     if len(raw) > 100:
         # a pax extended header carries the long name
         record_body = b" path=" + raw + b"\n"
@@ -272,13 +273,9 @@ def _member_blocks(name: str, data: bytes, mtime: int) -> list[bytes]:
         while len(str(length).encode()) + len(record_body) != length:
             length = len(str(length).encode()) + len(record_body)
         pax = str(length).encode() + record_body
-        blocks += [_tar_header(b"././@PaxHeader", len(pax), mtime, b"x"), pax, bytes(-len(pax) % BLOCK)]
+        prefix = _tar_header(b"././@PaxHeader", len(pax), mtime, b"x") + pax + bytes(-len(pax) % BLOCK)
         raw = raw[-100:]
-    blocks += [_tar_header(raw, len(data), mtime), data]
-    pad = -len(data) % BLOCK
-    if pad:
-        blocks.append(bytes(pad))
-    return blocks
+    return b"".join((prefix, _tar_header(raw, len(data), mtime), data, bytes(-len(data) % BLOCK)))
 
 
 _PERCENT = re.compile(r"%0?\d*d")
@@ -308,6 +305,10 @@ class ShardWriter:
             for sample in samples:
                 sink.write(sample)
         sink.shards  # [ShardInfo(url, count, size, sha256), ...]
+
+    A finished shard is fsynced and renamed (or uploaded) in a background
+    thread while the next one is written; ``shards`` is complete once
+    :meth:`close` (or the ``with`` block) returns.
     """
 
     def __init__(
@@ -331,6 +332,8 @@ class ShardWriter:
         self._file: BinaryIO | None = None
         self._keys: set[str] = set()
         self._remote = "://" in self.pattern and not self.pattern.startswith("file://")
+        self._sealer: Any = None
+        self._pending: list[tuple[Any, str, int, int, str]] = []
         self._progress = None
         if progress:
             from tqdm import tqdm
@@ -349,15 +352,30 @@ class ShardWriter:
             self.abort()
 
     def close(self) -> list[ShardInfo]:
-        """Finish the current shard and return every shard written."""
+        """Finish the current shard, wait until every shard is stored, and return them all."""
         self._finish()
+        try:
+            self._collect(wait=True)
+        finally:
+            self._shutdown()
         if self._progress is not None:
             self._progress.close()
             self._progress = None
         return self.shards
 
+    def _shutdown(self) -> None:
+        if self._sealer is not None:
+            self._sealer.shutdown(wait=True)
+            self._sealer = None
+
     def abort(self) -> None:
         """Drop the shard in progress (its temporary file); finished shards stay."""
+        try:
+            self._collect(wait=True)
+        except Exception:
+            pass  # the error that made us abort matters more
+        finally:
+            self._shutdown()
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -388,8 +406,8 @@ class ShardWriter:
         if key in self._keys:
             raise ValueError(f"duplicate sample key {key!r}: keys must be unique within a dataset")
         self._keys.add(key)
-        blocks = _member_blocks(key + ".msgpack", payload, self._mtime)
-        nbytes = sum(len(b) for b in blocks)
+        member = _member(key + ".msgpack", payload, self._mtime)
+        nbytes = len(member)
         if self._file is not None and (
             self._count >= self.maxcount
             or (self.maxsize is not None and self._size + nbytes + 2 * BLOCK > self.maxsize)
@@ -397,11 +415,8 @@ class ShardWriter:
             self._finish()
         if self._file is None:
             self._start()
-        update = self._hash.update
-        write = self._file.write
-        for block in blocks:
-            update(block)
-            write(block)
+        self._hash.update(member)
+        self._file.write(member)
         self._size += nbytes
         self._count += 1
         self._total += 1
@@ -412,7 +427,7 @@ class ShardWriter:
     # -- shard lifecycle
 
     def _start(self) -> None:
-        if self.shards and _shard_name(self.pattern, 0) == _shard_name(self.pattern, 1):
+        if (self.shards or self._pending) and _shard_name(self.pattern, 0) == _shard_name(self.pattern, 1):
             raise ValueError(
                 f"pattern {self.pattern!r} has no shard number (like %06d or {{shard:06d}}), "
                 "so a second shard would overwrite the first; add one or raise maxcount/maxsize"
@@ -420,14 +435,14 @@ class ShardWriter:
         self._url = _shard_name(self.pattern, self._index)
         if self._remote:
             fd, self._tmp_path = tempfile.mkstemp(suffix=".tar", prefix="atdata-shard-")
-            self._file = os.fdopen(fd, "wb")
+            self._file = os.fdopen(fd, "wb", buffering=1 << 20)
         else:
             final = self._url[len("file://") :] if self._url.startswith("file://") else self._url
             directory = os.path.dirname(final) or "."
             os.makedirs(directory, exist_ok=True)
             self._final_path = final
             self._tmp_path = f"{final}.tmp-{os.getpid()}"
-            self._file = open(self._tmp_path, "wb")
+            self._file = open(self._tmp_path, "wb", buffering=1 << 20)
         self._hash = hashlib.sha256()
         self._size = 0
         self._count = 0
@@ -442,18 +457,43 @@ class ShardWriter:
         self._hash.update(trailer)
         self._size += len(trailer)
         self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._file = None
-        if self._remote:
-            from .storage import storage_for
+        file, self._file = self._file, None
+        # fsync + rename (or upload) run in a background thread, overlapping the next shard.
+        if self._sealer is None:
+            from concurrent.futures import ThreadPoolExecutor
 
-            try:
-                url = storage_for(self._url).put(self._tmp_path, self._url) or self._url
-            finally:
-                os.unlink(self._tmp_path)
-        else:
-            os.replace(self._tmp_path, self._final_path)
-            url = self._url
-        self.shards.append(ShardInfo(url, self._count, self._size, self._hash.hexdigest()))
+            self._sealer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atdata-shard-seal")
+        target = self._url if self._remote else self._final_path
+        future = self._sealer.submit(_seal, file, self._tmp_path, target, self._remote)
+        self._pending.append((future, self._url, self._count, self._size, self._hash.hexdigest()))
         self._index += 1
+        self._collect(wait=False)
+
+    def _collect(self, *, wait: bool) -> None:
+        """Move sealed shards into ``self.shards`` in order; re-raise a sealing failure."""
+        while self._pending and (wait or self._pending[0][0].done()):
+            future, url, count, size, digest = self._pending.pop(0)
+            final_url = future.result() or url
+            self.shards.append(ShardInfo(final_url, count, size, digest))
+
+
+def _seal(file: BinaryIO, tmp_path: str, target: str, remote: bool) -> str:
+    """Make a finished shard durable and give it its final name (or hand it to its storage)."""
+    try:
+        os.fsync(file.fileno())
+    finally:
+        file.close()
+    if not remote:
+        os.replace(tmp_path, target)
+        return target
+    from .storage import storage_for
+
+    try:
+        url = storage_for(target).put(tmp_path, target) or target
+    except Exception as exc:
+        raise ShardError(
+            f"could not store the finished shard ({exc}); its bytes are kept at {tmp_path}",
+            shard=target,
+        ) from exc
+    os.unlink(tmp_path)
+    return url

@@ -219,3 +219,36 @@ def test_skip_policy_also_covers_a_truncated_shard(shard):
         out = read_all(cut, on_error="skip")
     assert [s.label for s in out] == ["item-0", "item-1"]
     assert "truncated" in str(caught[0].message)
+
+
+class _FailingStore:
+    """A storage backend whose uploads fail: a fault no real store shows on demand."""
+
+    def put(self, local_path, url):
+        raise OSError("bucket is read-only")
+
+
+class _FailingPlugin:
+    from atdata_core.plugins import hookimpl
+
+    @hookimpl
+    def atdata_storage_backends(self):
+        from atdata_core.plugins import StorageBackendSpec
+
+        return [StorageBackendSpec(name="failing", schemes=("failing",), factory=lambda config: _FailingStore())]
+
+
+def test_a_failed_upload_keeps_the_shard_bytes_and_says_where(tmp_path):
+    from atdata_core.plugins import plugin_registered
+
+    with plugin_registered(_FailingPlugin(), name="failing-store"):
+        sink = ShardWriter("failing://bucket/d-%02d.tar")
+        sink.write(next(items(1)))
+        with pytest.raises(ShardError, match=r"bucket is read-only.*kept at (\S+\.tar)") as caught:
+            sink.close()
+    kept = caught.value.reason.rsplit("kept at ", 1)[1]
+    try:
+        with open(kept, "rb") as f:
+            assert [s.label for s in iter_samples(f, Item.from_map)] == ["item-0"]
+    finally:
+        os.unlink(kept)
