@@ -341,13 +341,14 @@ class PythonLensExecutor:
             if trusted:
                 reasons = [f"author {author} is trusted"]
             elif author:
-                reasons = [f"author {author} is not in [lens] trusted_dids"]
+                reasons = [f"author {author} is not in trusted_dids"]
             else:
                 reasons = ["the record's author was not given"]
-            reasons.append("the commit is pinned" if pinned else "the commit is not in [lens] pinned_commits")
+            reasons.append("the commit is pinned" if pinned else "the commit is not pinned")
             policy = (
                 "This executor never downloads code (fetching remote lens code is not implemented, and would "
-                f"need a trusted author and a pinned commit: {'; '.join(reasons)})"
+                "need the record's author in [lens] trusted_dids and '<repository>@<commit>' in [lens] "
+                f"pinned_commits; here {'; '.join(reasons)})"
             )
         return (
             f"{asked}, which is not installed here (looked for {', '.join(tried)}). "
