@@ -18,7 +18,7 @@ from atdata_core.errors import SandboxError
 from atdata_core.sandbox import Sandbox, SandboxAccount, _install, _process
 from atdata_core.sandbox.cli import sandbox as sandbox_cli
 
-pytest_plugins = ["atdata_core.sandbox.pytest_plugin"]
+pytest_plugins = ["atdata_core.sandbox.pytest_plugin", "pytester"]
 
 LABEL = "science.alt.dataset.label"
 TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
@@ -308,6 +308,38 @@ def test_down_stops_a_process_that_matches_its_record(tmp_path, bystander):
     _state_with(tmp_path, [_process.ProcessRecord("pds", proc.pid, tuple(argv), _process.start_time(proc.pid))])
     assert Sandbox(tmp_path).down() is True
     assert proc.wait(timeout=30) is not None
+
+
+# ------------------------------------------------------------------ the fixture never skips silently
+
+FIXTURE_USER = """
+pytest_plugins = ["atdata_core.sandbox.pytest_plugin"]
+
+def test_uses_the_sandbox(pds_sandbox):
+    assert pds_sandbox.pds_url
+"""
+
+
+def test_fixture_fails_loudly_when_the_sandbox_cannot_start(pytester, monkeypatch, tmp_path):
+    fake = tmp_path / "node"
+    fake.write_text("#!/bin/sh\necho v20.11.1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("ATDATA_SANDBOX_NODE", str(fake))
+    monkeypatch.delenv("ATDATA_SKIP_PDS", raising=False)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))
+    pytester.makepyfile(FIXTURE_USER)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*the local PDS sandbox could not start*", "*too old*"])
+
+
+def test_fixture_skips_only_when_asked(pytester, monkeypatch):
+    monkeypatch.setenv("ATDATA_SKIP_PDS", "1")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))
+    pytester.makepyfile(FIXTURE_USER)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*ATDATA_SKIP_PDS is set*"])
 
 
 # ------------------------------------------------------------------ installing
