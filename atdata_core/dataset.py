@@ -77,7 +77,7 @@ def _ref_from(item: Any) -> ShardRef:
         os.fspath(url),
         getattr(item, "count", None),
         getattr(item, "size", None),
-        getattr(item, "sha256", None) or getattr(item, "checksum", None),
+        getattr(item, "sha256", None),
     )
 
 
@@ -122,11 +122,11 @@ def _open_shard(url: str) -> Any:
 
 def _describe_source(source: Any) -> str:
     if isinstance(source, (list, tuple)):
+        if not all(isinstance(s, (str, os.PathLike)) for s in source):
+            return f"{len(source)} shard records"
         if len(source) <= 2:
-            return repr([os.fspath(s) if isinstance(s, os.PathLike) else s for s in source])
-        return f"[{os.fspath(source[0])!r}, ... {len(source)} items]" if isinstance(
-            source[0], (str, os.PathLike)
-        ) else f"{len(source)} shard records"
+            return repr([os.fspath(s) for s in source])
+        return f"[{os.fspath(source[0])!r}, ... {len(source)} items]"
     return repr(os.fspath(source) if isinstance(source, os.PathLike) else source)
 
 
@@ -300,7 +300,7 @@ class Dataset(Generic[T]):
         if not (on_error in ("raise", "skip") or callable(on_error)):
             raise ValueError(f"on_error must be 'raise', 'skip' or a callable, not {on_error!r}")
         refs = _resolve_shards(source, shards, checksums)
-        self._source_text = _describe_source(source if source is not None else list(shards or ()))
+        self._source_text = _describe_source(source if source is not None else [r.url for r in refs])
         # A list shared with derived datasets: count() fills in counts for all of them.
         self._shards: list[ShardRef] = refs
         self._decode_type: type = sample_type

@@ -377,3 +377,14 @@ def test_pipeline_repr_and_type(shards):
     pipe = Dataset[Item](shards).shuffled(seed=3, buffer=100, batch_size=8)
     assert isinstance(pipe, Pipeline)
     assert repr(pipe) == "Dataset[Item](4 shards, 40 samples).shuffled(seed=3, buffer=100, batch_size=8)"
+
+
+def test_on_error_callable_receives_the_error_and_bad_policies_are_refused(tmp_path):
+    shards = write_items(tmp_path, n=20, per_shard=10)
+    os.unlink(shards[1].url)
+    errors = []
+    got = values(Dataset[Item]([s.url for s in shards], on_error=errors.append))
+    assert got == list(range(10))
+    assert len(errors) == 1 and isinstance(errors[0], StorageNotFound) and "items-001.tar" in str(errors[0])
+    with pytest.raises(ValueError, match="on_error"):
+        Dataset[Item](shards, on_error="ignore")
