@@ -67,6 +67,11 @@ def to_torch(
     >>> loader = DataLoader(to_torch(ds, batch_size=64), batch_size=None, num_workers=2)  # doctest: +SKIP
     """
     if isinstance(data, Pipeline):
+        if shuffle or seed != 0 or buffer != 1000 or batch_size is not None or drop_last or resampled or epochs is not ...:
+            raise TypeError(
+                "to_torch() got a Pipeline, which already fixes order and batching; pass those "
+                "arguments to ds.shuffled(...) / ds.ordered(...) instead, or pass the Dataset"
+            )
         pipeline = data
     elif isinstance(data, Dataset):
         if shuffle:

@@ -94,9 +94,11 @@ def test_tensors_own_their_memory_and_samples_become_dicts(shards):
     assert type(raw).__name__ == "SampleBatch" and isinstance(raw.image, np.ndarray)
 
 
-def test_to_torch_refuses_other_things():
+def test_to_torch_refuses_other_things(shards):
     with pytest.raises(TypeError, match="Dataset or a Pipeline"):
         to_torch([1, 2, 3])
+    with pytest.raises(TypeError, match="already fixes order"):
+        to_torch(Dataset[Item](shards).ordered(), batch_size=4)
 
 
 def test_core_never_imports_torch(shards, tmp_path):
