@@ -37,8 +37,14 @@ import dataclasses
 from typing import Any, Iterator
 
 import numpy as np
-import torch
-import torch.utils.data
+
+try:
+    import torch
+    import torch.utils.data
+except ImportError as exc:  # the optional extra is not installed
+    raise ImportError(
+        f"atdata_core.torch needs PyTorch ({exc}); install the extra: pip install 'atdata-core[torch]'"
+    ) from exc
 
 from .dataset import Dataset, Pipeline, SampleBatch
 from .sample import DictSample, is_packable

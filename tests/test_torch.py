@@ -154,3 +154,22 @@ def test_ranks_come_from_torch_distributed(tmp_path):
     # shard i goes to rank i % 2: rank 0 reads shards 0, 2, 4
     assert parts[0] == [i for s in (0, 2, 4) for i in range(10 * s, 10 * s + 10)]
     assert sorted(parts[0] + parts[1]) == list(range(60))
+
+
+def test_without_torch_the_adapter_names_the_extra(shards):
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["torch"] = None  # as if PyTorch were not installed
+        from atdata_core.dataset import Dataset
+        ds = Dataset({shards[0].url!r})
+        assert len(list(ds)) == 10  # the core works
+        try:
+            ds.torch()
+        except ImportError as exc:
+            print(exc)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert "pip install 'atdata-core[torch]'" in out.stdout
