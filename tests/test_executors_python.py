@@ -258,3 +258,21 @@ class TestPythonLensExecutorConformance(LensExecutorConformance):
         # installed, but the file changed after the pinned commit
         lens_repo.lenses_file.write_text(lens_repo.lenses_file.read_text() + "\n# edited\n")
         return lens_repo.ref("double")
+
+
+# ---------------------------------------------------------------------- through the plugin registry
+
+
+def test_the_executor_is_built_by_the_registry_from_its_descriptor(lens_repo):
+    from atdata_core.plugins import LensExecutorSpec, hookimpl, lens_executor, plugin_registered
+
+    class ExecutorPlugin:
+        @hookimpl
+        def atdata_lens_executors(self):
+            # the same descriptor the built-in plugin declares, under a name of its own
+            return [LensExecutorSpec(name="python-under-test", factory="atdata_core.executors.python:PythonLensExecutor")]
+
+    with plugin_registered(ExecutorPlugin(), name="python-executor-test"):
+        executor = lens_executor("python-under-test")
+    assert isinstance(executor, PythonLensExecutor)
+    assert executor.load(lens_repo.ref("double"))(2) == 4
