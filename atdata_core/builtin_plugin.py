@@ -1,12 +1,16 @@
 """The core's own implementations, registered through the same hooks as any plugin.
 
 The ``atdata`` entry point ``builtin`` names this module. Factories are
-strings so that nothing here imports ``requests`` until an http(s) URL is used.
+strings or small functions that import inside, so that discovering this
+plugin imports neither ``requests`` nor ``sqlite3`` nor the lens machinery.
 """
 
 from __future__ import annotations
 
-from atdata_core.plugins import StorageBackendSpec, hookimpl
+import os
+from typing import Any
+
+from atdata_core.plugins import IndexProviderSpec, LensExecutorSpec, StorageBackendSpec, hookimpl
 
 
 @hookimpl
@@ -24,5 +28,35 @@ def atdata_storage_backends() -> list[StorageBackendSpec]:
             record_types=("science.alt.dataset.storageHttp",),
             factory="atdata_core.storage.http:HttpStorage",
             description="http(s) URLs: streaming reads with Range resume; PUT and DELETE for writes",
+        ),
+    ]
+
+
+def _sqlite_index(config: Any) -> Any:
+    from atdata_core.index.sqlite import SqliteIndex
+
+    path = config.get_str("index.sqlite_path") if config is not None else None
+    return SqliteIndex(os.path.expanduser(path) if path else None)
+
+
+@hookimpl
+def atdata_index_providers() -> list[IndexProviderSpec]:
+    return [
+        IndexProviderSpec(
+            name="sqlite",
+            factory=_sqlite_index,
+            description="embedded index in one SQLite file ([index] sqlite_path), searchable offline",
+        ),
+    ]
+
+
+@hookimpl
+def atdata_lens_executors() -> list[LensExecutorSpec]:
+    return [
+        LensExecutorSpec(
+            name="python",
+            languages=("python",),
+            factory="atdata_core.executors.python:PythonLensExecutor",
+            description="runs Python lens code installed here whose reference matches; nothing from the network",
         ),
     ]

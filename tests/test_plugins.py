@@ -330,3 +330,14 @@ def test_cli_commands_are_collected_from_plugins():
     with plugin_registered(Commands(), name="commands"):
         assert hello in cli_commands()
     assert hello not in cli_commands()
+
+
+def test_builtin_index_and_lens_executor_are_registered(tmp_path):
+    manager = get_plugin_manager()
+    config = Config({"index": {"sqlite_path": str(tmp_path / "catalog.sqlite")}})
+    registry = Registry.from_manager(manager, config)
+    index = registry.index_providers.default()
+    assert type(index).__name__ == "SqliteIndex"
+    assert index.path == str(tmp_path / "catalog.sqlite")
+    assert type(registry.lens_executors.for_language("Python")).__name__ == "PythonLensExecutor"
+    assert {spec.plugin for spec in registry.lens_executors.specs() if spec.name == "python"} == {"builtin"}
