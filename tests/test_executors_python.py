@@ -276,3 +276,11 @@ def test_the_executor_is_built_by_the_registry_from_its_descriptor(lens_repo):
         executor = lens_executor("python-under-test")
     assert isinstance(executor, PythonLensExecutor)
     assert executor.load(lens_repo.ref("double"))(2) == 4
+
+
+def test_the_builtin_plugin_provides_it_for_python_code(lens_repo):
+    from atdata_core.plugins import lens_executor
+
+    executor = lens_executor(language="python")
+    assert isinstance(executor, PythonLensExecutor)
+    assert executor.load(lens_repo.record()).get(lens_repo.module().Meters(1.0)).value == pytest.approx(3.28084)
