@@ -26,6 +26,7 @@ only when
      require_verified_commit = true`` to refuse these instead.
 
    Only the file that defines the function is checked, not the modules it imports.
+   Looking a module up imports its parent packages, which are installed code too.
 
 Everything else raises :class:`~atdata_core.errors.LensExecutionRefused` saying
 what was asked for, what is installed, and what to do. Nothing is downloaded:
