@@ -1,0 +1,313 @@
+"""DID and handle resolution.
+
+A DID names an account for good; a handle is its changeable, human name; the
+DID document says which PDS holds the account's repository. Resolution:
+
+- ``did:plc:...``: ``GET {plc}/{did}`` on the PLC directory (``[plc] url``,
+  ``ATDATA_PLC_URL``, default ``https://plc.directory``);
+- ``did:web:host``: ``https://host/.well-known/did.json`` (plain http only for
+  ``localhost`` and loopback addresses, with the port percent-encoded:
+  ``did:web:localhost%3A8080``);
+- a handle: ``com.atproto.identity.resolveHandle`` on the servers given
+  (an explicit PDS, the ``[atproto] resolver`` URL, the logged-in account's
+  PDS), then ``https://{handle}/.well-known/atproto-did``. The answer is only
+  believed when the DID document names the handle back (bidirectional check).
+
+Results are cached in memory for ``[atproto] identity_ttl`` seconds (60 by
+default), so a burst of reads resolves each account once.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any
+from urllib.parse import quote, unquote
+
+import attrs
+
+from atdata_core.errors import IdentityError, NetworkError, XrpcError
+from atdata_core.atproto._xrpc import RetryPolicy, Transport, host_of
+
+__all__ = [
+    "DidDocument",
+    "Identity",
+    "IdentityResolver",
+    "clear_identity_cache",
+    "is_did",
+    "normalize_handle",
+]
+
+DEFAULT_PLC_URL = "https://plc.directory"
+DEFAULT_TTL = 60.0
+
+_DID_RE = re.compile(r"^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$")
+_HANDLE_RE = re.compile(
+    r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$"
+)
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+# (kind, directory/server, key) -> (expires at, value)
+_cache: dict[tuple[str, str, str], tuple[float, Any]] = {}
+_cache_lock = threading.Lock()
+
+
+def clear_identity_cache() -> None:
+    """Forget every cached DID document and handle."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def is_did(value: str) -> bool:
+    return isinstance(value, str) and bool(_DID_RE.match(value))
+
+
+def normalize_handle(handle: str) -> str:
+    """``@Alice.Test`` -> ``alice.test``; raises IdentityError for a malformed handle."""
+    text = handle.strip()
+    if text.startswith("at://"):
+        text = text[5:]
+    text = text.lstrip("@").lower()
+    if len(text) > 253 or not _HANDLE_RE.match(text):
+        raise IdentityError(f"{handle!r} is neither a DID nor a valid handle (like alice.bsky.social)")
+    return text
+
+
+@attrs.frozen
+class DidDocument:
+    """What a DID document says: the ``handle`` it claims (its first ``at://``
+    alias, unverified) and the ``pds_url`` of its ``#atproto_pds`` service."""
+
+    did: str
+    handle: str | None
+    pds_url: str | None
+    also_known_as: tuple[str, ...] = ()
+    raw: dict = attrs.field(factory=dict, repr=False, eq=False)
+
+    @classmethod
+    def parse(cls, did: str, document: Any, source: str) -> DidDocument:
+        if not isinstance(document, dict):
+            raise IdentityError(f"the DID document of {did} from {source} is not a JSON object")
+        if document.get("id") != did:
+            raise IdentityError(
+                f"{source} answered for {did} with a DID document for {document.get('id')!r}; refusing it"
+            )
+        aliases = tuple(a for a in document.get("alsoKnownAs") or () if isinstance(a, str))
+        handle = None
+        for alias in aliases:
+            if alias.startswith("at://"):
+                handle = alias[5:].lower()
+                break
+        pds_url = None
+        for service in document.get("service") or ():
+            if not isinstance(service, dict):
+                continue
+            sid = str(service.get("id", ""))
+            if (sid == "#atproto_pds" or sid == f"{did}#atproto_pds") and service.get(
+                "type"
+            ) == "AtprotoPersonalDataServer":
+                endpoint = service.get("serviceEndpoint")
+                if isinstance(endpoint, str) and endpoint.startswith(("https://", "http://")):
+                    pds_url = endpoint.rstrip("/")
+                break
+        return cls(did=did, handle=handle, pds_url=pds_url, also_known_as=aliases, raw=document)
+
+
+@attrs.frozen
+class Identity:
+    """An account: its ``did``, its ``handle`` and the ``pds_url`` holding its repository.
+
+    ``handle_verified`` is True when the handle resolves back to the DID;
+    otherwise ``handle`` is only what the DID document claims.
+    """
+
+    did: str
+    handle: str | None
+    pds_url: str | None
+    handle_verified: bool = True
+
+
+class IdentityResolver:
+    """Resolves DIDs and handles with one transport and configuration.
+
+    ``plc_url`` defaults to ``[plc] url``; ``resolvers`` are servers asked
+    ``com.atproto.identity.resolveHandle`` before the handle's well-known file
+    (default: ``[atproto] resolver``, when set).
+    """
+
+    def __init__(
+        self,
+        *,
+        plc_url: str | None = None,
+        resolvers: list[str] | tuple[str, ...] | None = None,
+        ttl: float | None = None,
+        transport: Transport | None = None,
+        config: Any = None,
+    ):
+        if config is None and (plc_url is None or resolvers is None or ttl is None or transport is None):
+            from atdata_core.config import load_config
+
+            config = load_config()
+        self.plc_url = (plc_url or config.get_str("plc.url", DEFAULT_PLC_URL) or DEFAULT_PLC_URL).rstrip("/")
+        if resolvers is None:
+            resolvers = config.get_list("atproto.resolver")
+        self.resolvers = [url.rstrip("/") for url in resolvers]
+        self.ttl = float(ttl if ttl is not None else config.get_float("atproto.identity_ttl", DEFAULT_TTL))
+        self.transport = transport or Transport(RetryPolicy.from_config(config))
+
+    # ------------------------------------------------------------------ DIDs
+
+    def resolve_did(self, did: str) -> DidDocument:
+        """The DID document of ``did`` (``did:plc`` or ``did:web``)."""
+        if not is_did(did):
+            raise IdentityError(f"{did!r} is not a DID (did:plc:... or did:web:...)")
+        if did.startswith("did:plc:"):
+            key = ("did", self.plc_url, did)
+        else:
+            key = ("did", "web", did)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        if did.startswith("did:plc:"):
+            url = f"{self.plc_url}/{quote(did, safe=':')}"
+            source = f"the PLC directory {self.plc_url}"
+        elif did.startswith("did:web:"):
+            url = did_web_url(did)
+            source = url
+        else:
+            method = did.split(":")[1]
+            raise IdentityError(f"{did}: DID method {method!r} is not supported; ATProto uses did:plc and did:web")
+        status, body = self.transport.get_json(url, what=f"the DID document of {did}")
+        if status == 404 or status == 410:
+            gone = "was deactivated in" if status == 410 else "is not known to"
+            raise IdentityError(f"{did} {gone} {source}")
+        if status != 200:
+            raise IdentityError(f"{source} answered HTTP {status} for {did}")
+        document = DidDocument.parse(did, body, source)
+        self._store(key, document)
+        return document
+
+    # ------------------------------------------------------------------ handles
+
+    def resolve_handle(self, handle: str, *, pds_url: str | None = None, verify: bool = True) -> str:
+        """The DID a handle names, checked against that DID's document when ``verify``."""
+        name = normalize_handle(handle)
+        servers = _unique([pds_url, *self.resolvers])
+        did = self._cached(("handle", "", name))
+        tried: list[str] = []
+        if did is None:
+            did = self._lookup_handle(name, servers, tried)
+        if did is None:
+            raise IdentityError(
+                f"the handle {name} did not resolve to a DID; tried {'; '.join(tried)}. Check the spelling, or "
+                f"name the account's PDS (pds_url=..., or [atproto] resolver in the configuration)"
+            )
+        if verify:
+            document = self.resolve_did(did)
+            if document.handle != name:
+                claimed = f"claims the handle {document.handle}" if document.handle else "claims no handle"
+                raise IdentityError(
+                    f"the handle {name} points at {did}, but that DID's document {claimed}: the handle is not "
+                    f"verified, so it is not used. Use the DID itself, or ask the account's owner to fix the handle"
+                )
+        self._store(("handle", "", name), did)
+        return did
+
+    def _lookup_handle(self, name: str, servers: list[str], tried: list[str]) -> str | None:
+        for server in servers:
+            try:
+                response = self.transport.xrpc(
+                    server, "com.atproto.identity.resolveHandle", params={"handle": name}
+                )
+                did = response.json().get("did")
+            except XrpcError as err:
+                tried.append(f"{host_of(server)} ({err.error or err.status}: {err.message or 'no message'})")
+                continue
+            except (NetworkError, ValueError, AttributeError) as err:
+                tried.append(f"{host_of(server)} ({err})")
+                continue
+            if is_did(did):
+                return did
+            tried.append(f"{host_of(server)} (answered without a DID)")
+        url = f"https://{name}/.well-known/atproto-did"
+        try:
+            response = self.transport.request("GET", url, what=f"the handle {name}")
+        except NetworkError as err:
+            tried.append(f"{url} ({err})")
+            return None
+        text = response.text.strip() if response.status_code == 200 else ""
+        if is_did(text):
+            return text
+        tried.append(f"{url} (HTTP {response.status_code}{', not a DID' if response.status_code == 200 else ''})")
+        return None
+
+    # ------------------------------------------------------------------ both
+
+    def resolve_identity(self, handle_or_did: str, *, pds_url: str | None = None) -> Identity:
+        """Resolve a handle or a DID to an :class:`Identity` with its PDS."""
+        if handle_or_did.startswith("did:"):
+            document = self.resolve_did(handle_or_did)
+            verified = False
+            if document.handle:
+                try:
+                    verified = (
+                        self.resolve_handle(document.handle, pds_url=pds_url or document.pds_url, verify=False)
+                        == document.did
+                    )
+                except (IdentityError, NetworkError):
+                    verified = False
+            return Identity(document.did, document.handle, document.pds_url, handle_verified=verified)
+        did = self.resolve_handle(handle_or_did, pds_url=pds_url)
+        document = self.resolve_did(did)
+        return Identity(document.did, document.handle, document.pds_url, handle_verified=True)
+
+    def pds_of(self, handle_or_did: str, *, pds_url: str | None = None) -> str:
+        """The URL of the PDS holding an account's repository."""
+        if handle_or_did.startswith("did:"):
+            document = self.resolve_did(handle_or_did)
+        else:
+            document = self.resolve_did(self.resolve_handle(handle_or_did, pds_url=pds_url))
+        if not document.pds_url:
+            raise IdentityError(f"the DID document of {document.did} names no PDS (#atproto_pds service)")
+        return document.pds_url
+
+    # ------------------------------------------------------------------ cache
+
+    def _cached(self, key: tuple[str, str, str]) -> Any:
+        with _cache_lock:
+            found = _cache.get(key)
+            if found is None:
+                return None
+            expires, value = found
+            if expires < time.monotonic():
+                del _cache[key]
+                return None
+            return value
+
+    def _store(self, key: tuple[str, str, str], value: Any) -> None:
+        if self.ttl <= 0:
+            return
+        with _cache_lock:
+            _cache[key] = (time.monotonic() + self.ttl, value)
+
+
+def did_web_url(did: str) -> str:
+    """Where a ``did:web`` DID's document lives."""
+    rest = did[len("did:web:"):]
+    if ":" in rest:
+        raise IdentityError(
+            f"{did}: did:web with a path is not used by ATProto; only host-level did:web DIDs are supported"
+        )
+    host = unquote(rest)
+    hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+    scheme = "http" if hostname.lower() in _LOOPBACK_HOSTS else "https"
+    return f"{scheme}://{host}/.well-known/did.json"
+
+
+def _unique(urls: list[str | None]) -> list[str]:
+    seen: dict[str, None] = {}
+    for url in urls:
+        if url:
+            seen.setdefault(url.rstrip("/"), None)
+    return list(seen)

@@ -1,0 +1,715 @@
+"""The ATProto client: repository records and blobs on the account's own PDS.
+
+Writes go to the logged-in account's PDS. Reads of another account go to
+*that* account's PDS, found from its DID document, never to a fixed host, and
+carry no credentials (a token is only ever sent to the PDS that issued it).
+
+Before anything is sent, a record is checked here, because a PDS does not
+validate lexicons it does not know (DESIGN D6):
+
+- ``science.alt.dataset.*`` records are validated strictly against their
+  lexicon; a :class:`~atdata_core.errors.ValidationError` names the JSON path;
+- the record is JSON-encoded as the ATProto data model says: ``bytes`` become
+  ``{"$bytes": base64}`` (standard alphabet, no padding), blob refs pass as
+  they are, floats are refused (the data model has none);
+- a record over 1,000,000 bytes of JSON, or a blob over the PDS's advertised
+  upload limit, is refused naming the limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import mimetypes
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, BinaryIO
+
+import attrs
+
+from atdata_core.errors import (
+    AuthError,
+    NetworkError,
+    RecordError,
+    RecordNotFound,
+    StorageError,
+    StorageNotFound,
+    XrpcError,
+)
+from atdata_core.atproto._identity import Identity, IdentityResolver, is_did
+from atdata_core.atproto._session import Session, SessionStore, create_session, refresh_session
+from atdata_core.atproto._xrpc import RetryPolicy, Transport, host_of
+
+__all__ = [
+    "BlobStream",
+    "Client",
+    "Create",
+    "Delete",
+    "MAX_APPLY_WRITES",
+    "MAX_RECORD_BYTES",
+    "Update",
+    "WriteResult",
+    "encode_record",
+    "parse_at_uri",
+]
+
+#: A PDS refuses a record whose JSON encoding is larger than this.
+MAX_RECORD_BYTES = 1_000_000
+#: ... and a request body larger than this (createRecord, putRecord, applyWrites).
+MAX_REQUEST_BYTES = 1_000_000
+#: ``com.atproto.repo.applyWrites`` takes at most this many writes per call.
+MAX_APPLY_WRITES = 200
+#: The blob limit assumed when a PDS does not advertise one (``[atproto] blob_limit``).
+DEFAULT_BLOB_LIMIT = 5 * 1024 * 1024
+#: ``listRecords`` answers at most this many records per page.
+MAX_PAGE_SIZE = 100
+
+VALIDATED_NAMESPACE = "science.alt.dataset."
+_TOKEN_ERRORS = {"ExpiredToken", "InvalidToken"}
+_NOT_FOUND_ERRORS = {"RecordNotFound", "RepoNotFound", "NotFound"}
+_MIME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]*/[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]*(\s*;.*)?$")
+_AT_URI_RE = re.compile(r"^at://([^/?#]+)/([^/?#]+)/([^/?#]+)$")
+
+
+# ---------------------------------------------------------------------------- writes
+
+
+@attrs.frozen
+class Create:
+    """Create a record in a batch (``rkey`` None: the PDS picks a TID)."""
+
+    collection: str
+    value: Any
+    rkey: str | None = None
+
+
+@attrs.frozen
+class Update:
+    """Create or replace the record at ``collection/rkey`` in a batch."""
+
+    collection: str
+    rkey: str
+    value: Any
+
+
+@attrs.frozen
+class Delete:
+    """Delete the record at ``collection/rkey`` in a batch."""
+
+    collection: str
+    rkey: str
+
+
+@attrs.frozen
+class WriteResult:
+    """What one write of :meth:`Client.apply_writes` did (``uri``/``cid`` None for a delete)."""
+
+    action: str
+    uri: str | None = None
+    cid: str | None = None
+
+
+def parse_at_uri(uri: str) -> tuple[str, str, str]:
+    """``at://did/collection/rkey`` -> ``(did, collection, rkey)``."""
+    match = _AT_URI_RE.match(uri.strip()) if isinstance(uri, str) else None
+    if not match:
+        raise RecordError(f"{uri!r} is not a record URI (at://<did or handle>/<collection>/<record key>)")
+    return match.group(1), match.group(2), match.group(3)
+
+
+# ---------------------------------------------------------------------------- encoding
+
+
+def encode_record(record: Any, collection: str | None = None, *, validate: bool = True) -> dict[str, Any]:
+    """Check a record and turn it into its JSON wire form, refusing it before anything is sent.
+
+    ``record`` is a dict or a record model from :mod:`atdata_core.records`.
+    ``$type`` is set to ``collection`` when missing (and must equal it when
+    present). ``science.alt.dataset.*`` records are validated strictly.
+    """
+    if not isinstance(record, Mapping):
+        if attrs.has(type(record)):
+            from atdata_core.records import to_record
+
+            record = to_record(record)
+        else:
+            raise RecordError(f"a record is a dict (or a record model), not {type(record).__name__}")
+    record = dict(record)
+    nsid = record.get("$type")
+    if collection is None:
+        if not isinstance(nsid, str):
+            raise RecordError('the record has no "$type" and no collection was named')
+        collection = nsid
+    elif nsid is None:
+        record = {"$type": collection, **record}
+    elif nsid != collection:
+        raise RecordError(f"the record's $type is {nsid!r} but it is written to the collection {collection!r}")
+    if validate and collection.startswith(VALIDATED_NAMESPACE):
+        from atdata_core.lexicon import validate_record
+
+        validate_record(record, collection, strict=True)
+    wire = _to_wire(record, "$")
+    size = len(_dumps(wire))
+    if size > MAX_RECORD_BYTES:
+        raise RecordError(
+            f"the {collection} record is {size:,} bytes of JSON; a PDS accepts at most {MAX_RECORD_BYTES:,} bytes "
+            f"per record. Move large content into a blob or shard storage and refer to it"
+        )
+    return wire
+
+
+def _to_wire(value: Any, path: str) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii").rstrip("=")}
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise RecordError(f"{path}: record keys are strings, not {type(key).__name__} ({key!r})")
+            out[key] = _to_wire(item, f"{path}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_to_wire(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise RecordError(
+            f"{path}: {value!r} is a float; the ATProto data model has no floats (use an integer, or a string)"
+        )
+    if hasattr(value, "__index__"):  # numpy integers
+        return int(value)
+    raise RecordError(f"{path}: a {type(value).__name__} cannot be written into a record")
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# ---------------------------------------------------------------------------- blobs
+
+
+class BlobStream(io.RawIOBase):
+    """A blob being downloaded: a read-only binary file object over the HTTP response.
+
+    ``content_type`` is what the PDS serves it as, ``size`` its length when known.
+    Use it as a context manager, or close it, to release the connection.
+    """
+
+    def __init__(self, response, *, did: str, cid: str):
+        super().__init__()
+        self._response = response
+        self._raw = response.raw
+        self._raw.decode_content = True
+        self.did = did
+        self.cid = cid
+        self.content_type = response.headers.get("Content-Type", "")
+        length = response.headers.get("Content-Length")
+        self.size = int(length) if length and length.isdigit() else None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._response.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"<BlobStream {self.cid} of {self.did} {self.content_type or '?'} {self.size or '?'} bytes>"
+
+
+# ---------------------------------------------------------------------------- the client
+
+
+class Client:
+    """An ATProto client: an account's session on its PDS, or anonymous reads.
+
+    Make one with :meth:`login`, :meth:`from_saved` or :meth:`anonymous`::
+
+        client = Client.login("alice.bsky.social", "app-password")
+        uri, cid = client.create_record("science.alt.dataset.label", label)
+        for item in Client.anonymous().list_records("did:plc:...", "science.alt.dataset.entry"):
+            print(item["uri"], item["value"]["name"])
+
+    Options (each defaults to the configuration): ``plc_url`` (``[plc] url``),
+    ``resolvers`` (``[atproto] resolver``), ``retries``, ``backoff``,
+    ``timeout``, ``max_rate_wait`` (``[http]``), ``blob_limit``
+    (``[atproto] blob_limit``, used when the PDS advertises none).
+    """
+
+    def __init__(
+        self,
+        pds_url: str | None = None,
+        *,
+        session: Session | None = None,
+        store: SessionStore | None = None,
+        config: Any = None,
+        plc_url: str | None = None,
+        resolvers: list[str] | None = None,
+        retries: int | None = None,
+        backoff: float | None = None,
+        timeout: float | None = None,
+        max_rate_wait: float | None = None,
+        blob_limit: int | None = None,
+    ):
+        if config is None:
+            from atdata_core.config import load_config
+
+            config = load_config()
+        self.config = config
+        self.transport = Transport(
+            RetryPolicy.from_config(
+                config, retries=retries, backoff=backoff, timeout=timeout, max_rate_wait=max_rate_wait
+            )
+        )
+        self.identity = IdentityResolver(plc_url=plc_url, resolvers=resolvers, transport=self.transport, config=config)
+        self._session = session
+        self._store = store
+        self.pds_url = (session.pds_url if session else pds_url or "").rstrip("/") or None
+        self._blob_limit_fallback = (
+            blob_limit if blob_limit is not None else config.get_int("atproto.blob_limit", DEFAULT_BLOB_LIMIT)
+        )
+        self._server_descriptions: dict[str, dict] = {}
+
+    # ------------------------------------------------------------------ making clients
+
+    @classmethod
+    def login(
+        cls,
+        identifier: str,
+        password: str,
+        *,
+        pds_url: str | None = None,
+        save: bool = True,
+        store: SessionStore | None = None,
+        **options: Any,
+    ) -> Client:
+        """Log in with a handle or DID and a password (or app password).
+
+        The PDS is found from the account's DID document unless ``pds_url`` is
+        given. With ``save`` the session is written to the user's config folder
+        (see :mod:`atdata_core.atproto._session`) and becomes the default account.
+        """
+        client = cls(pds_url, **options)
+        identifier = identifier.strip()
+        expected_did = None
+        if not identifier.startswith("did:"):
+            identifier = identifier.lstrip("@").lower()
+        if pds_url is None:
+            ident = client.identity.resolve_identity(identifier)
+            if not ident.pds_url:
+                raise AuthError(f"the DID document of {ident.did} names no PDS to log in to; pass pds_url=")
+            pds_url = ident.pds_url
+            expected_did = ident.did
+        session = create_session(client.transport, pds_url, identifier, password)
+        if expected_did and session.did != expected_did:
+            raise AuthError(
+                f"{host_of(pds_url)} logged in {session.did}, but {identifier} resolves to {expected_did}; refusing"
+            )
+        if save:
+            store = store or SessionStore()
+            store.save(session)
+        client._session = session
+        client._store = store if save else None
+        client.pds_url = session.pds_url
+        return client
+
+    @classmethod
+    def from_saved(
+        cls, handle_or_did: str | None = None, *, store: SessionStore | None = None, **options: Any
+    ) -> Client:
+        """A client for a saved session (the default account when none is named); no password needed."""
+        store = store or SessionStore()
+        return cls(session=store.load(handle_or_did), store=store, **options)
+
+    @classmethod
+    def anonymous(cls, pds_url: str | None = None, **options: Any) -> Client:
+        """A read-only client without an account (public records and blobs, describeServer)."""
+        return cls(pds_url, **options)
+
+    # ------------------------------------------------------------------ who
+
+    @property
+    def session(self) -> Session | None:
+        return self._session
+
+    @property
+    def did(self) -> str | None:
+        return self._session.did if self._session else None
+
+    @property
+    def handle(self) -> str | None:
+        return self._session.handle if self._session else None
+
+    @property
+    def logged_in(self) -> bool:
+        return self._session is not None
+
+    def __repr__(self) -> str:
+        who = f"{self.handle or self.did}" if self._session else "anonymous"
+        return f"<Client {who} on {self.pds_url or 'no PDS'}>"
+
+    def logout(self) -> None:
+        """End the session on the PDS (best effort) and delete its saved file."""
+        if self._session is None:
+            return
+        session = self._session
+        try:
+            self.transport.xrpc(
+                session.pds_url, "com.atproto.server.deleteSession", procedure=True, token=session.refresh_jwt
+            )
+        except NetworkError:
+            pass  # a PDS that is down must not keep the tokens on disk
+        (self._store or SessionStore()).delete(session.did)
+        self._session = None
+
+    def resolve(self, handle_or_did: str) -> Identity:
+        """Resolve an account; a handle is also asked of this client's PDS."""
+        return self.identity.resolve_identity(handle_or_did, pds_url=self.pds_url)
+
+    # ------------------------------------------------------------------ transport
+
+    def call(
+        self,
+        nsid: str,
+        *,
+        procedure: bool = False,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        content_type: str | None = None,
+        auth: bool = False,
+        pds_url: str | None = None,
+        stream: bool = False,
+    ):
+        """Call an XRPC method on a PDS (this client's by default); the response.
+
+        With ``auth`` the access token is sent, and an ``ExpiredToken`` /
+        ``InvalidToken`` answer refreshes the session (saving it again) and
+        retries once.
+        """
+        base = pds_url or self.pds_url
+        if not base:
+            raise AuthError(f"{nsid}: this client has no PDS; log in or pass pds_url=")
+        token = None
+        if auth:
+            token = self._require_session(nsid).access_jwt
+        start = data.tell() if auth and hasattr(data, "seek") and hasattr(data, "tell") else None
+        kwargs = dict(
+            procedure=procedure, params=params, json_body=json_body, data=data,
+            content_type=content_type, stream=stream,
+        )
+        try:
+            return self.transport.xrpc(base, nsid, token=token, **kwargs)
+        except XrpcError as err:
+            if not (auth and err.status in (400, 401) and err.error in _TOKEN_ERRORS):
+                raise
+        self._refresh()
+        if start is not None:
+            data.seek(start)
+        return self.transport.xrpc(base, nsid, token=self._session.access_jwt, **kwargs)
+
+    def _require_session(self, what: str) -> Session:
+        if self._session is None:
+            raise AuthError(f"{what} needs a logged-in account; this client is anonymous (log in first)")
+        return self._session
+
+    def _refresh(self) -> None:
+        session = refresh_session(self.transport, self._require_session("refreshSession"))
+        self._session = session
+        if self._store is not None:
+            self._store.save(session, make_default=self._store.default_did() in (None, session.did))
+
+    def _pds_for(self, repo: str) -> str:
+        """The PDS holding ``repo`` (a DID or handle)."""
+        if self._session is not None and repo in (self._session.did, self._session.handle):
+            return self._session.pds_url
+        return self.identity.pds_of(repo, pds_url=self.pds_url)
+
+    def _repo_did(self, repo: str) -> str:
+        if is_did(repo):
+            return repo
+        return self.identity.resolve_handle(repo, pds_url=self.pds_url)
+
+    # ------------------------------------------------------------------ server
+
+    def describe_server(self, pds_url: str | None = None) -> dict[str, Any]:
+        """``com.atproto.server.describeServer`` of a PDS (this client's by default)."""
+        base = (pds_url or self.pds_url or "").rstrip("/")
+        if base not in self._server_descriptions:
+            self._server_descriptions[base] = self.call("com.atproto.server.describeServer", pds_url=base).json()
+        return self._server_descriptions[base]
+
+    def blob_limit(self) -> int:
+        """The largest blob this client's PDS takes: its advertised ``blobUploadLimit``, else the configured default."""
+        advertised = self.describe_server().get("blobUploadLimit")
+        if isinstance(advertised, int) and not isinstance(advertised, bool) and advertised > 0:
+            return advertised
+        return self._blob_limit_fallback
+
+    # ------------------------------------------------------------------ records
+
+    def create_record(
+        self, collection: str, record: Any, rkey: str | None = None, *, validate: bool = True
+    ) -> tuple[str, str]:
+        """Create a record in this account's repository; ``(uri, cid)``."""
+        wire = encode_record(record, collection, validate=validate)
+        session = self._require_session("createRecord")
+        body = {"repo": session.did, "collection": collection, "record": wire}
+        if rkey is not None:
+            body["rkey"] = rkey
+        out = self._write("com.atproto.repo.createRecord", body)
+        return out["uri"], out["cid"]
+
+    def put_record(
+        self, collection: str, rkey: str, record: Any, swap_record: str | None = None, *, validate: bool = True
+    ) -> tuple[str, str]:
+        """Create or replace the record at ``collection/rkey``; ``(uri, cid)``.
+
+        ``swap_record`` (a CID) makes the write conditional on the current version.
+        """
+        wire = encode_record(record, collection, validate=validate)
+        session = self._require_session("putRecord")
+        body = {"repo": session.did, "collection": collection, "rkey": rkey, "record": wire}
+        if swap_record is not None:
+            body["swapRecord"] = swap_record
+        out = self._write("com.atproto.repo.putRecord", body)
+        return out["uri"], out["cid"]
+
+    def delete_record(self, collection: str, rkey: str, swap_record: str | None = None) -> None:
+        """Delete the record at ``collection/rkey`` of this account's repository."""
+        session = self._require_session("deleteRecord")
+        body = {"repo": session.did, "collection": collection, "rkey": rkey}
+        if swap_record is not None:
+            body["swapRecord"] = swap_record
+        self._write("com.atproto.repo.deleteRecord", body)
+
+    def _write(self, nsid: str, body: dict[str, Any]) -> dict[str, Any]:
+        payload = _dumps(body)
+        if len(payload) > MAX_REQUEST_BYTES:
+            raise RecordError(
+                f"{nsid}: the request is {len(payload):,} bytes of JSON; a PDS accepts at most "
+                f"{MAX_REQUEST_BYTES:,} bytes per request"
+            )
+        response = self.call(nsid, procedure=True, data=payload, content_type="application/json", auth=True)
+        try:
+            return response.json()
+        except ValueError:
+            return {}
+
+    def get_record(self, repo: str, collection: str, rkey: str, cid: str | None = None) -> dict[str, Any]:
+        """``{"uri", "cid", "value"}`` of a record, read from the repository's own PDS.
+
+        Raises :class:`~atdata_core.errors.RecordNotFound` when there is none.
+        """
+        try:
+            response = self.call(
+                "com.atproto.repo.getRecord",
+                params={"repo": repo, "collection": collection, "rkey": rkey, "cid": cid},
+                pds_url=self._pds_for(repo),
+            )
+        except XrpcError as err:
+            if err.error in _NOT_FOUND_ERRORS or (err.status == 400 and "not found" in err.message.lower()):
+                raise RecordNotFound(
+                    f"no record at at://{repo}/{collection}/{rkey} ({err.error}: {err.message or 'no message'})"
+                ) from err
+            raise
+        return response.json()
+
+    def get_record_at(self, uri: str) -> dict[str, Any]:
+        """:meth:`get_record` for an ``at://`` URI."""
+        return self.get_record(*parse_at_uri(uri))
+
+    def list_records(
+        self,
+        repo: str,
+        collection: str,
+        *,
+        limit: int | None = None,
+        reverse: bool = False,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """Every record of a collection (``{"uri", "cid", "value"}``), page after page.
+
+        ``limit`` caps how many are yielded (all when None); ``reverse`` lists
+        oldest first. Pages are fetched lazily, as the iteration needs them.
+        """
+        page_size = max(1, min(page_size, MAX_PAGE_SIZE))
+        pds_url = self._pds_for(repo)
+        cursor = None
+        given = 0
+        while limit is None or given < limit:
+            want = page_size if limit is None else min(page_size, limit - given)
+            body = self.call(
+                "com.atproto.repo.listRecords",
+                params={"repo": repo, "collection": collection, "limit": want, "cursor": cursor, "reverse": reverse or None},
+                pds_url=pds_url,
+            ).json()
+            records = body.get("records") or []
+            for item in records:
+                yield item
+                given += 1
+                if limit is not None and given >= limit:
+                    return
+            cursor = body.get("cursor")
+            if not cursor or not records:
+                return
+
+    def apply_writes(self, writes: Iterable[Create | Update | Delete | Mapping[str, Any]], *, validate: bool = True) -> list[WriteResult]:
+        """Apply many writes, at most 200 (and 1,000,000 bytes) per ``applyWrites`` call.
+
+        Every record is checked before the first call is made. Each call is atomic
+        on the PDS; if a later call fails, the error carries ``applied`` (the
+        results of the calls that succeeded) and a note saying how many writes landed.
+        """
+        session = self._require_session("applyWrites")
+        ops = [self._write_op(write, i, validate) for i, write in enumerate(writes)]
+        envelope = len(_dumps({"repo": session.did, "writes": []}))
+        batches: list[list[tuple[dict, int]]] = []
+        batch: list[tuple[dict, int]] = []
+        size = envelope
+        for op in ops:
+            encoded = len(_dumps(op)) + 1
+            if batch and (len(batch) >= MAX_APPLY_WRITES or size + encoded > MAX_REQUEST_BYTES):
+                batches.append(batch)
+                batch, size = [], envelope
+            batch.append((op, encoded))
+            size += encoded
+        if batch:
+            batches.append(batch)
+
+        results: list[WriteResult] = []
+        for batch in batches:
+            body = {"repo": session.did, "writes": [op for op, _ in batch]}
+            try:
+                answer = self._write("com.atproto.repo.applyWrites", body)
+            except Exception as err:
+                if results:
+                    err.add_note(
+                        f"{len(results)} of {len(ops)} writes were applied before this call failed; "
+                        f"the error's .applied lists them"
+                    )
+                err.applied = list(results)  # type: ignore[attr-defined]
+                raise
+            returned = answer.get("results") or []
+            for i, (op, _) in enumerate(batch):
+                action = op["$type"].rsplit("#", 1)[1]
+                got = returned[i] if i < len(returned) and isinstance(returned[i], dict) else {}
+                if action == "delete":
+                    results.append(WriteResult("delete"))
+                else:
+                    results.append(WriteResult(action, got.get("uri"), got.get("cid")))
+        return results
+
+    def _write_op(self, write: Any, index: int, validate: bool) -> dict[str, Any]:
+        if isinstance(write, Mapping):
+            action = write.get("action") or str(write.get("$type", "")).rsplit("#", 1)[-1]
+            collection, rkey, value = write.get("collection"), write.get("rkey"), write.get("value")
+        elif isinstance(write, Create):
+            action, collection, rkey, value = "create", write.collection, write.rkey, write.value
+        elif isinstance(write, Update):
+            action, collection, rkey, value = "update", write.collection, write.rkey, write.value
+        elif isinstance(write, Delete):
+            action, collection, rkey, value = "delete", write.collection, write.rkey, None
+        else:
+            raise RecordError(f"write {index}: expected Create, Update, Delete or a dict, not {type(write).__name__}")
+        if action not in ("create", "update", "delete") or not isinstance(collection, str):
+            raise RecordError(f"write {index}: needs an action (create, update or delete) and a collection")
+        op: dict[str, Any] = {"$type": f"com.atproto.repo.applyWrites#{action}", "collection": collection}
+        if rkey is not None:
+            op["rkey"] = rkey
+        elif action != "create":
+            raise RecordError(f"write {index}: an {action} needs an rkey")
+        if action != "delete":
+            try:
+                op["value"] = encode_record(value, collection, validate=validate)
+            except RecordError as err:
+                err.add_note(f"in write {index} of the batch ({action} in {collection})")
+                raise
+        return op
+
+    # ------------------------------------------------------------------ blobs
+
+    def upload_blob(self, data_or_path: bytes | str | os.PathLike[str] | BinaryIO, mime_type: str | None = None) -> dict[str, Any]:
+        """Upload a blob to this account's PDS; the blob ref to put in a record.
+
+        ``mime_type`` is sent as the Content-Type and recorded with the blob; it
+        is guessed from a path's extension when not given, else
+        ``application/octet-stream``. A blob over the PDS's upload limit is refused
+        before it is sent.
+        """
+        self._require_session("uploadBlob")
+        name = None
+        opened = None
+        if isinstance(data_or_path, (bytes, bytearray, memoryview)):
+            body: Any = bytes(data_or_path)
+            size = len(body)
+        elif isinstance(data_or_path, (str, os.PathLike)):
+            name = os.fspath(data_or_path)
+            try:
+                size = os.path.getsize(name)
+            except OSError as err:
+                raise StorageNotFound(f"cannot upload {name}: {err.strerror or err}") from err
+            body = None
+        elif hasattr(data_or_path, "read"):
+            body = data_or_path
+            try:
+                here = body.tell()
+                size = os.fstat(body.fileno()).st_size - here
+            except (OSError, AttributeError, io.UnsupportedOperation):
+                body = body.read()
+                size = len(body)
+        else:
+            raise StorageError(f"upload_blob takes bytes, a path or a binary file, not {type(data_or_path).__name__}")
+
+        if mime_type is None:
+            guessed = mimetypes.guess_type(name)[0] if name else None
+            mime_type = guessed or "application/octet-stream"
+        if "*" in mime_type or not _MIME_RE.match(mime_type):
+            raise StorageError(f"{mime_type!r} is not a MIME type for a blob (like image/png or application/x-tar)")
+
+        limit = self.blob_limit()
+        if size > limit:
+            what = name or "the blob"
+            raise StorageError(
+                f"{what} is {size:,} bytes; the PDS at {host_of(self.pds_url or '')} accepts blobs of at most "
+                f"{limit:,} bytes. Split it, or store it elsewhere (HTTP or S3 storage)"
+            )
+        try:
+            if name is not None:
+                opened = body = open(name, "rb")
+            response = self.call(
+                "com.atproto.repo.uploadBlob", procedure=True, data=body, content_type=mime_type, auth=True
+            )
+        finally:
+            if opened is not None:
+                opened.close()
+        blob = response.json().get("blob")
+        if not isinstance(blob, dict):
+            raise StorageError(f"uploadBlob on {host_of(self.pds_url or '')} answered without a blob ref")
+        return blob
+
+    def get_blob(self, did: str, cid: str) -> BlobStream:
+        """Stream a blob from the PDS of the account ``did`` (``com.atproto.sync.getBlob``)."""
+        if isinstance(cid, Mapping):  # a blob ref
+            cid = (cid.get("ref") or {}).get("$link") or cid.get("cid")
+        did = self._repo_did(did)
+        try:
+            response = self.call(
+                "com.atproto.sync.getBlob", params={"did": did, "cid": cid}, pds_url=self._pds_for(did), stream=True
+            )
+        except XrpcError as err:
+            if err.error in ("BlobNotFound", "RepoNotFound") or err.status == 404:
+                raise StorageNotFound(f"no blob {cid} in the repository of {did} ({err.error}: {err.message})") from err
+            raise
+        return BlobStream(response, did=did, cid=cid)
