@@ -134,7 +134,7 @@ def _describe_source(source: Any) -> str:
 
 
 class _Stage(NamedTuple):
-    kind: str  # "map" | "filter" | "head" | "lens"
+    kind: str  # "map" | "filter" | "head" | "lens" | "lens-lazy"
     arg: Any
     label: str
 

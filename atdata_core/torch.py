@@ -33,6 +33,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any, Iterator
 
@@ -98,25 +99,40 @@ class TorchDataset(torch.utils.data.IterableDataset):
 
     Call :meth:`set_epoch` before each epoch for a new shuffled order (as with
     ``DistributedSampler``); with ``persistent_workers=True`` the workers keep
-    the epoch they started with.
+    the epoch they started with. Create it after ``init_process_group`` so that
+    spawned workers (which do not inherit the process group) know the node rank.
     """
 
     def __init__(self, pipeline: Pipeline[Any], *, as_dict: bool = True):
         super().__init__()
         self.pipeline = pipeline
         self.as_dict = as_dict
+        # Spawned DataLoader workers do not inherit the process group: remember the node's
+        # rank now (when the process group is already initialised) for them.
+        self._node: tuple[int, int] | None = None
+        if pipeline.world_size is None and _distributed_ready():
+            self._node = (torch.distributed.get_rank(), torch.distributed.get_world_size())
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch the next iteration reads (changes a shuffled order)."""
         self.pipeline.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[Any]:
+        pipeline = self.pipeline
+        if self._node is not None and not _distributed_ready():
+            pipeline = copy.copy(pipeline)
+            pipeline.rank, pipeline.world_size = self._node
         if not self.as_dict:
-            return iter(self.pipeline)
-        return map(_convert, self.pipeline)
+            return iter(pipeline)
+        return map(_convert, pipeline)
 
     def __repr__(self) -> str:
         return f"TorchDataset({self.pipeline!r})"
+
+
+def _distributed_ready() -> bool:
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized()
 
 
 def _convert(item: Any) -> Any:

@@ -118,17 +118,24 @@ def test_core_never_imports_torch(shards, tmp_path):
 
 
 _DDP_SCRIPT = """
-import json, os, sys
+import json, sys
 import torch.distributed as dist
+from torch.utils.data import DataLoader
 from atdata_core.dataset import Dataset
-rank, world, store, out, source = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=world)
-try:
-    got = [s.index for s in Dataset(source).ordered()]
-    with open(out, "w") as f:
-        json.dump(got, f)
-finally:
-    dist.destroy_process_group()
+
+if __name__ == "__main__":
+    rank, world, store, out, source = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+    dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=world)
+    try:
+        direct = [s.index for s in Dataset(source).ordered()]
+        # spawned workers do not inherit the process group (nor RANK: the test removes it)
+        loader = DataLoader(Dataset(source).torch(), batch_size=None, num_workers=2,
+                            multiprocessing_context="spawn")
+        workers = [s["index"] for s in loader]
+        with open(out, "w") as f:
+            json.dump([direct, workers], f)
+    finally:
+        dist.destroy_process_group()
 """
 
 
@@ -150,10 +157,13 @@ def test_ranks_come_from_torch_distributed(tmp_path):
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     import json
 
-    parts = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    parts = [direct for direct, _ in results]
     # shard i goes to rank i % 2: rank 0 reads shards 0, 2, 4
     assert parts[0] == [i for s in (0, 2, 4) for i in range(10 * s, 10 * s + 10)]
     assert sorted(parts[0] + parts[1]) == list(range(60))
+    for direct, through_workers in results:
+        assert sorted(through_workers) == sorted(direct)
 
 
 def test_without_torch_the_adapter_names_the_extra(shards):
