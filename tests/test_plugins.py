@@ -137,6 +137,17 @@ def test_a_duplicate_scheme_names_both_plugins_and_config_can_choose():
         assert registry.storage.for_url("https://host/a.tar").label == "fancy"
 
 
+def test_a_duplicate_record_type_can_be_chosen_by_config():
+    storage_http = "science.alt.dataset.storageHttp"
+    plugin = StoragePlugin(StorageBackendSpec(name="mirror", schemes=("mirror",), record_types=(storage_http,), factory=make("mirror")))
+    with plugin_registered(plugin, name="mirror-plugin"):
+        with pytest.raises(DuplicateImplementation, match=f"record type '{storage_http}'"):
+            storage_backend(record_type=storage_http)
+        chosen = Config({"storage": {"select": {storage_http: "mirror"}}})
+        registry = Registry.from_manager(get_plugin_manager(), chosen)
+        assert registry.storage.for_record({"$type": storage_http, "shards": []}).label == "mirror"
+
+
 def test_a_duplicate_name_cannot_be_chosen_by_config():
     plugin = StoragePlugin(StorageBackendSpec(name="file", schemes=("other",), factory=make("x")))
     with plugin_registered(plugin, name="impostor"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import re
 import threading
@@ -33,6 +34,7 @@ class ShardServer:
         self.statuses: dict[str, list[int]] = {}
         self.after_drop: dict[str, object] = {}
         self.ignore_range = False
+        self.gzip = False
         self.requests: list[tuple[str, str, str | None]] = []
         self.lock = threading.Lock()
         server = self
@@ -103,6 +105,9 @@ class ShardServer:
                 else:
                     self.send_response(200)
                 part = data[start:]
+                if server.gzip:
+                    part = gzip.compress(part)
+                    self.send_header("Content-Encoding", "gzip")
                 self.send_header("Content-Length", str(len(part)))
                 self.send_header("ETag", etag)
                 self.send_header("Accept-Ranges", "bytes")
@@ -295,3 +300,11 @@ def test_storage_record_from_other_clients_tolerates_missing_checksums(storage):
     ]
     with pytest.raises(RecordError, match=r"shards\[0\].url"):
         storage.from_storage_record({"$type": STORAGE_HTTP, "shards": [{"checksum": {}}]})
+
+
+def test_a_server_that_compresses_anyway_is_decoded(server, storage):
+    data = _payload(200_000)
+    server.objects["/gz.tar"] = data
+    server.gzip = True
+    with storage.open(f"{server.url}/gz.tar") as stream:
+        assert stream.read() == data

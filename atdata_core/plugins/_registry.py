@@ -144,7 +144,9 @@ class _TypedRegistry(Generic[S]):
             raise MissingImplementation(self._missing_message(key_type, key))
         if len(specs) == 1:
             return specs[0]
-        chosen = self._config.get(f"{self.section}.select.{key}") if selectable else None
+        # Keys may hold dots ($type values), so index the table rather than the dotted path.
+        table = self._config.get(f"{self.section}.select") if selectable else None
+        chosen = table.get(key) if isinstance(table, dict) else None
         if isinstance(chosen, str):
             for spec in specs:
                 if spec.name == chosen:

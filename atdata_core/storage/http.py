@@ -200,6 +200,12 @@ class _ResumableBody(io.RawIOBase):
         self._total = int(length) if length and length.isdigit() else None
         self._etag = response.headers.get("ETag")
         self._failures = 0  # consecutive, without progress in between
+        # We ask for identity; a server that compresses anyway is decoded, but
+        # its byte offsets are not ours, so such a stream cannot resume.
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        self._encoded = encoding not in ("", "identity")
+        if self._encoded:
+            self._total = None
 
     def readable(self) -> bool:
         return True
@@ -214,8 +220,13 @@ class _ResumableBody(io.RawIOBase):
                     self._reopen()
                     if self._response is None:
                         continue
-                data = self._response.raw.read(len(view), decode_content=False)
+                data = self._response.raw.read(len(view), decode_content=self._encoded)
             except _DROPPED as err:
+                if self._encoded:
+                    raise StorageError(
+                        f"reading {self._url} failed at byte {self._offset} of its decoded body: "
+                        f"{type(err).__name__}: {err} (the server compressed it, so it cannot resume)"
+                    ) from err
                 self._dropped(f"{type(err).__name__}: {err}")
                 continue
             if not data and self._total is not None and self._offset < self._total:
