@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from atdata_core.plugins import IndexProviderSpec, LensExecutorSpec, StorageBackendSpec, hookimpl
+from atdata_core.plugins import IndexProviderSpec, LensExecutorSpec, SchemaFormatSpec, StorageBackendSpec, hookimpl
 
 
 @hookimpl
@@ -58,5 +58,18 @@ def atdata_lens_executors() -> list[LensExecutorSpec]:
             languages=("python",),
             factory="atdata_core.executors.python:PythonLensExecutor",
             description="runs Python lens code installed here whose reference matches; nothing from the network",
+        ),
+    ]
+
+
+@hookimpl
+def atdata_schema_formats() -> list[SchemaFormatSpec]:
+    return [
+        SchemaFormatSpec(
+            name="jsonSchema",
+            schema_types=("jsonSchema",),
+            union_types=("science.alt.dataset.schema#jsonSchemaFormat",),
+            factory="atdata_core.schema._jsonschema:JsonSchemaFormat",
+            description="JSON Schema draft-07 with the NDArray shim",
         ),
     ]
