@@ -25,6 +25,7 @@ from atdata_core.plugins import (
     hookspecs,
     index_provider,
     lens_executor,
+    plugin_problems,
     plugin_registered,
     plugin_report,
     schema_format,
@@ -238,6 +239,7 @@ def test_a_hook_that_raises_or_returns_junk_is_skipped_with_a_warning():
         assert any("plugin 'raises': atdata_storage_backends() raised ValueError: bad plugin" in t for t in texts)
         assert any("plugin 'junk'" in t and "SchemaFormatSpec" in t for t in texts)
         assert len(registry.hook_errors) == 3
+        assert plugin_problems() == registry.hook_errors
         # the built-ins still work
         assert isinstance(storage_backend("/x.tar"), FileStorage)
 

@@ -187,3 +187,44 @@ def test_a_missing_hint_says_when_the_distribution_is_installed_but_blocked(tmp_
     assert done.returncode == 0, done.stderr
     message = json.loads(done.stdout)["good"]
     assert "atdata-storage-s3 is installed but its plugin 's3' is deny-listed" in message
+
+
+CRASHY = '''
+from atdata_core.plugins import hookimpl
+
+@hookimpl
+def atdata_configure(config):
+    raise RuntimeError("bug in the plugin")
+'''
+
+STRICT = '''
+from atdata_core.errors import ConfigError
+from atdata_core.plugins import hookimpl
+
+@hookimpl
+def atdata_configure(config):
+    if config.get("strict.level") not in (None, "low", "high"):
+        raise ConfigError(f"{config.source('strict.level')}: strict.level must be low or high")
+'''
+
+
+def test_a_plugin_that_crashes_in_configure_is_unloaded_and_reported(tmp_path, site):
+    _install(site, "crashy_plugin_mod", CRASHY, "atdata-crashy", "0.3", "crashy")
+    found = discover(tmp_path, site)
+    crashy = found["by_name"]["crashy"]
+    assert crashy["status"] == "failed"
+    assert crashy["distribution"] == "atdata-crashy"
+    assert "atdata_configure raised RuntimeError: bug in the plugin" in crashy["error"]
+    assert found["good"] == "GoodStorage"
+
+
+def test_a_plugin_refusing_the_configuration_stops_with_a_config_error(tmp_path, site):
+    _install(site, "strict_plugin_mod", STRICT, "atdata-strict", "1.0", "strict")
+    assert discover(tmp_path, site, {"ATDATA_STRICT_LEVEL": "high"})["by_name"]["strict"]["status"] == "loaded"
+    workdir = tmp_path / "work"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATDATA_")}
+    env.update(PYTHONPATH=str(site), XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_CACHE_HOME=str(tmp_path / "cache"),
+               SPY_MARKER=str(tmp_path / "marker"), ATDATA_STRICT_LEVEL="extreme")
+    done = subprocess.run([sys.executable, "-c", PROBE], cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "ConfigError: environment variable ATDATA_STRICT_LEVEL: strict.level must be low or high" in done.stderr

@@ -70,6 +70,7 @@ __all__ = [
     "hookimpl",
     "index_provider",
     "lens_executor",
+    "plugin_problems",
     "plugin_registered",
     "plugin_report",
     "reset_plugins",
@@ -132,6 +133,17 @@ def cli_commands() -> list[Any]:
             continue
         commands.extend(result or ())
     return commands
+
+
+def plugin_problems() -> list[str]:
+    """Problems that leave atdata working but deserve a look, as messages.
+
+    Hook implementations that raised or returned the wrong thing (their
+    contributions are ignored) and keys two plugins claim (an error when that
+    key is used). ``atdata plugins`` prints these after the plugin list.
+    """
+    registry = get_registry()
+    return [*registry.hook_errors, *registry.duplicates()]
 
 
 def _exactly_one(**keys: Any) -> None:

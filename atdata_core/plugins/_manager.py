@@ -160,8 +160,17 @@ def plugin_report() -> list[PluginInfo]:
             )
         )
     for plugin_name, error in state.failures.items():
-        ep = state.entry_points[plugin_name]
-        infos.append(PluginInfo(plugin_name, ep.distribution, ep.version, "failed", error=error, entry_point=ep.value))
+        ep = state.entry_points.get(plugin_name)
+        infos.append(
+            PluginInfo(
+                plugin_name,
+                ep.distribution if ep else None,
+                ep.version if ep else None,
+                "failed",
+                error=error,
+                entry_point=ep.value if ep else None,
+            )
+        )
     for plugin_name, reason in state.blocked.items():
         if plugin_name in seen:
             continue
@@ -232,8 +241,31 @@ def _discover(config: Config) -> _State:
                     f"atdata plugin {extension.name!r} is skipped: {err}", RuntimeWarning, stacklevel=3
                 )
     state = _State(manager=manager, config=config, entry_points=entry_points, failures=failures, blocked=blocked)
-    manager.hook.atdata_configure(config=config)
+    _configure(manager, config, failures)
     return state
+
+
+def _configure(manager: pluggy.PluginManager, config: Config, failures: dict[str, str]) -> None:
+    """Call every ``atdata_configure``; a plugin that crashes in it is unloaded and reported.
+
+    A :class:`ConfigError` is the plugin refusing the user's configuration: that
+    propagates, because carrying on would ignore what the user asked for.
+    """
+    from atdata_core.errors import ConfigError
+
+    for impl in manager.hook.atdata_configure.get_hookimpls():
+        try:
+            impl.function(*[{"config": config}[arg] for arg in impl.argnames])
+        except ConfigError:
+            raise
+        except Exception as err:
+            failures[impl.plugin_name] = f"atdata_configure raised {type(err).__name__}: {err}"
+            manager.unregister(name=impl.plugin_name)
+            warnings.warn(
+                f"atdata plugin {impl.plugin_name!r} is skipped: atdata_configure raised {type(err).__name__}: {err}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
 
 def _list_entry_points() -> dict[str, _EntryPointInfo]:
