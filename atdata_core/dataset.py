@@ -244,7 +244,9 @@ class Dataset(Generic[T]):
             ``len()`` and ``size_bytes`` known and checksums verified. Without
             ``source`` they are the dataset's shards.
         checksums: ``{url: sha256 hex}``; each listed shard is verified as it
-            streams and a mismatch raises :class:`~atdata_core.errors.ChecksumError`.
+            streams and a mismatch raises :class:`~atdata_core.errors.ChecksumError`
+            when the shard's end is reached (its samples have been yielded by
+            then: streaming cannot know sooner).
         on_error: ``"raise"`` (default), ``"skip"`` (warn, continue with the next
             sample or shard) or a callable receiving the error.
         num_samples, num_bytes: totals known from elsewhere (an index entry's
