@@ -308,3 +308,32 @@ def test_a_server_that_compresses_anyway_is_decoded(server, storage):
     server.gzip = True
     with storage.open(f"{server.url}/gz.tar") as stream:
         assert stream.read() == data
+
+
+def test_a_forked_worker_gets_its_own_connections(server, storage):
+    import multiprocessing
+
+    global _FORKED
+    server.objects["/forked.tar"] = _payload(100_000)
+    url = f"{server.url}/forked.tar"
+    assert storage.open(url).read() == server.objects["/forked.tar"]  # the parent's pool now holds a connection
+    _FORKED = (storage, url, id(storage.session))
+    try:
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            results = pool.map(_read_in_fork, range(4))
+    finally:
+        _FORKED = None
+    expected = hashlib.sha256(server.objects["/forked.tar"]).hexdigest()
+    for reused_parent_session, digest in results:
+        assert not reused_parent_session
+        assert digest == expected
+
+
+_FORKED = None
+
+
+def _read_in_fork(_index):
+    storage, url, parent_session_id = _FORKED  # inherited through fork, not pickled
+    with storage.open(url) as stream:
+        digest = hashlib.sha256(stream.read()).hexdigest()
+    return id(storage.session) == parent_session_id, digest

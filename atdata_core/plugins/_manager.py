@@ -13,6 +13,7 @@ The process-wide manager is built on first use. Building it:
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -97,6 +98,10 @@ def reset_plugins() -> None:
     global _state
     with _lock:
         _state = None
+        stevedore = sys.modules.get("stevedore")
+        if stevedore is not None:
+            # stevedore keeps the entry points it listed for the life of the process
+            stevedore.ExtensionManager.ENTRY_POINT_CACHE.pop(ENTRY_POINT_GROUP, None)
 
 
 @contextlib.contextmanager

@@ -78,13 +78,17 @@ class HttpStorage:
         self.backoff = backoff if backoff is not None else (get_float("http.backoff", 0.5) if get_float else 0.5)
         self.timeout = timeout if timeout is not None else (get_float("http.timeout", 30.0) if get_float else 30.0)
         self._session = session
+        self._session_pid = os.getpid()
 
     @property
     def session(self) -> requests.Session:
-        if self._session is None:
+        # A forked data-loader worker must not share the parent's pooled sockets:
+        # two processes reading one connection would interleave shard bytes.
+        if self._session is None or self._session_pid != os.getpid():
             session = requests.Session()
             session.headers["User-Agent"] = "atdata-core"
             self._session = session
+            self._session_pid = os.getpid()
         return self._session
 
     # -- reading -----------------------------------------------------------
