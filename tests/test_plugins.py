@@ -17,6 +17,7 @@ from atdata_core.plugins import (
     LensExecutorSpec,
     Registry,
     SchemaFormatSpec,
+    StorageBackend,
     StorageBackendSpec,
     cli_commands,
     get_plugin_manager,
@@ -96,6 +97,8 @@ def test_builtins_register_through_the_same_hooks():
     assert isinstance(storage_backend("file:///data/a.tar"), FileStorage)
     assert type(storage_backend("HTTPS://host/a.tar")).__name__ == "HttpStorage"
     assert storage_backend(name="file") is storage_backend("/abs/path.tar")  # built once, then reused
+    assert isinstance(storage_backend("/abs/path.tar"), StorageBackend)
+    assert isinstance(storage_backend("https://host/a.tar"), StorageBackend)
 
 
 def test_a_registered_plugin_is_visible_only_inside_the_block():
