@@ -273,14 +273,14 @@ class IndexProviderRegistry(_TypedRegistry[IndexProviderSpec]):
     section = "index"
 
     def default(self) -> Any:
-        """The provider ``[index] default`` names, else the only one, else the built-in one."""
+        """The provider ``[index] default`` names, else the only one, else the first built-in one (sqlite)."""
         name = self._config.get_str("index.default")
         if name:
             return self.named(name)
         if len(self._by_name) == 1:
             return self.named(next(iter(self._by_name)))
         builtin = [spec for spec in self._specs if spec.plugin == "builtin"]
-        if len(builtin) == 1:
+        if builtin:
             return self.instance(builtin[0])
         raise MissingImplementation(
             "no default index provider: set [index] default (or ATDATA_INDEX_DEFAULT) to one of "
