@@ -47,6 +47,11 @@ def atdata_index_providers() -> list[IndexProviderSpec]:
             factory=_sqlite_index,
             description="embedded index in one SQLite file ([index] sqlite_path), searchable offline",
         ),
+        IndexProviderSpec(
+            name="pds",
+            factory="atdata_core.index.pds:PdsIndex",
+            description="reads one account's records straight from its own PDS (no AppView)",
+        ),
     ]
 
 
