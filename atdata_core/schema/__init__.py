@@ -100,7 +100,10 @@ def schema_record(
             rule="semver:build",
             nsid=SCHEMA_NSID,
         )
-    fmt = _format(schema_type=format)
+    try:
+        fmt = _format(schema_type=format)
+    except MissingImplementation as err:
+        raise UnknownSchemaFormat(f"cannot write a {format!r} schema: {err}") from err
     record: dict[str, Any] = {
         "$type": SCHEMA_NSID,
         "name": name,
@@ -137,16 +140,20 @@ def format_for_record(record: Mapping[str, Any]) -> Any:
     schema_type = record.get("schemaType")
     if not isinstance(union_type, str) and not isinstance(schema_type, str):
         raise SchemaError("the schema record has neither a schemaType nor a schema with a $type")
-    first_error: MissingImplementation | None = None
+    errors: list[str] = []
     for key, value in (("union_type", union_type), ("schema_type", schema_type)):
         if not isinstance(value, str):
             continue
         try:
             return _format(**{key: value})
-        except UnknownSchemaFormat as err:
-            first_error = first_error or err
-    assert first_error is not None
-    raise first_error
+        except MissingImplementation as err:
+            errors.append(str(err))
+    # Prefer the message that names a distribution to install.
+    reason = next((e for e in errors if "pip install" in e), errors[-1])
+    raise UnknownSchemaFormat(
+        f"no installed schema format reads this record (schemaType {schema_type!r}, schema $type "
+        f"{union_type!r}): {reason}"
+    )
 
 
 def sample_type_from_record(record: Mapping[str, Any], *, name: str | None = None) -> type:
@@ -199,12 +206,9 @@ def _body_hash(record: Mapping[str, Any]) -> str:
 def _format(*, schema_type: str | None = None, union_type: str | None = None) -> Any:
     from atdata_core.plugins import schema_format
 
-    try:
-        if schema_type is not None:
-            return schema_format(schema_type)
-        return schema_format(union_type=union_type)
-    except MissingImplementation as err:
-        raise UnknownSchemaFormat(f"cannot read this schema: {err}") from err
+    if schema_type is not None:
+        return schema_format(schema_type)
+    return schema_format(union_type=union_type)
 
 
 # --------------------------------------------------------------------------- compatibility
