@@ -35,6 +35,8 @@ class ShardServer:
         self.after_drop: dict[str, object] = {}
         self.ignore_range = False
         self.gzip = False
+        self.read_only = False
+        self.head_allowed = True
         self.requests: list[tuple[str, str, str | None]] = []
         self.lock = threading.Lock()
         server = self
@@ -46,12 +48,22 @@ class ShardServer:
                 pass
 
             def do_HEAD(self) -> None:
+                if not server.head_allowed:
+                    self.send_response(405)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self._serve(body=False)
 
             def do_GET(self) -> None:
                 self._serve(body=True)
 
             def do_PUT(self) -> None:
+                if server.read_only:
+                    self.send_response(405)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 length = int(self.headers.get("Content-Length", "0"))
                 data = self.rfile.read(length)
                 with server.lock:
@@ -337,3 +349,19 @@ def _read_in_fork(_index):
     with storage.open(url) as stream:
         digest = hashlib.sha256(stream.read()).hexdigest()
     return id(storage.session) == parent_session_id, digest
+
+
+def test_size_and_exists_work_on_a_server_that_refuses_head(server, storage):
+    server.objects["/nohead.tar"] = b"12345"
+    server.head_allowed = False
+    assert storage.size(f"{server.url}/nohead.tar") == 5
+    assert storage.exists(f"{server.url}/nohead.tar")
+    assert not storage.exists(f"{server.url}/absent.tar")
+
+
+def test_put_to_a_read_only_server_says_so(server, storage, tmp_path):
+    server.read_only = True
+    local = tmp_path / "a.tar"
+    local.write_bytes(b"data")
+    with pytest.raises(StorageError, match="does not accept PUT"):
+        storage.put(str(local), f"{server.url}/a.tar")

@@ -99,16 +99,28 @@ class HttpStorage:
         return io.BufferedReader(body, buffer_size=_CHUNK)  # type: ignore[return-value]
 
     def size(self, url: str) -> int | None:
-        response = self._request("HEAD", url, allow_redirects=True, headers={"Accept-Encoding": "identity"})
+        response = self._head(url)
         length = response.headers.get("Content-Length")
         return int(length) if length and length.isdigit() else None
 
     def exists(self, url: str) -> bool:
         try:
-            self._request("HEAD", url, allow_redirects=True)
+            self._head(url)
         except StorageNotFound:
             return False
         return True
+
+    def _head(self, url: str) -> requests.Response:
+        headers = {"Accept-Encoding": "identity"}
+        try:
+            return self._request("HEAD", url, allow_redirects=True, headers=headers)
+        except _StatusError as err:
+            if err.status not in (405, 501):
+                raise
+        # Some servers refuse HEAD: start a GET, keep its headers, drop the body.
+        response = self._request("GET", url, stream=True, headers=headers)
+        response.close()
+        return response
 
     def list(self, url_prefix: str) -> list[str]:
         raise StorageError(
@@ -185,11 +197,22 @@ class HttpStorage:
             if response.status_code in _RETRY_STATUS:
                 last = f"HTTP {response.status_code} {response.reason}"
                 continue
-            raise StorageError(f"{method} {url} failed with HTTP {response.status_code} {response.reason}")
+            message = f"{method} {url} failed with HTTP {response.status_code} {response.reason}"
+            if response.status_code in (405, 501) and method in ("PUT", "DELETE"):
+                message += f": this server does not accept {method}; put the shards there another way"
+            raise _StatusError(message, response.status_code)
         raise StorageError(f"{method} {url} failed after {self.retries + 1} attempts: {last}")
 
     def __repr__(self) -> str:
         return f"HttpStorage(retries={self.retries}, backoff={self.backoff}, timeout={self.timeout})"
+
+
+class _StatusError(StorageError):
+    """An HTTP error status, kept so callers inside this module can react to it."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
 
 
 class _ResumableBody(io.RawIOBase):
