@@ -1,18 +1,18 @@
-"""The schema-format conformance suite, run against a small format written here.
-
-The real JSON Schema format runs the same suite in its own tests; this one
-keeps the suite itself honest: a correct toy format passes it, and a format
-that breaks the contract is caught.
+"""The schema-format conformance suite: the built-in JSON Schema format runs it,
+and a toy format written here keeps the suite itself honest (a correct toy
+format passes, a lossy one is caught).
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import pytest
 
 import atdata_core
 from atdata_core.errors import SchemaError
+from atdata_core.plugins import schema_format
 from atdata_core.plugins.conformance import SchemaFormatConformance
 from atdata_core.sample import Field
 from atdata_core.sample import Optional as OptionalOf
@@ -116,3 +116,64 @@ def test_the_suite_catches_a_format_that_loses_fields():
         suite.test_type_from_schema_reads_and_writes_the_same_samples(LossyFormat(), sample)
     with pytest.raises(AssertionError):
         suite.test_schema_round_trip_is_stable(LossyFormat(), sample)
+
+
+# -- the built-in JSON Schema format, through the registry --------------------
+
+@atdata_core.packable
+class Inner:
+    x: int
+    y: float
+
+
+@atdata_core.packable
+class Everything:
+    label: str
+    count: int
+    score: float
+    flag: bool
+    raw: bytes
+    tags: list[str]
+    image: np.ndarray
+    point: Inner
+    note: Optional[str] = None
+
+
+@atdata_core.packable
+class EverythingPlusOptional:
+    label: str
+    count: int
+    score: float
+    flag: bool
+    raw: bytes
+    tags: list[str]
+    image: np.ndarray
+    point: Inner
+    note: Optional[str] = None
+    extra: Optional[int] = None
+
+
+class TestBuiltinJsonSchemaFormatConforms(SchemaFormatConformance):
+    union_type = "science.alt.dataset.schema#jsonSchemaFormat"
+
+    @pytest.fixture
+    def schema_format(self):
+        return schema_format("jsonSchema")
+
+    @pytest.fixture
+    def sample(self):
+        return Everything(
+            label="cat",
+            count=2,
+            score=0.25,
+            flag=False,
+            raw=b"\x00\x01",
+            tags=["a", "b"],
+            image=np.arange(12, dtype=np.uint8).reshape(3, 4),
+            point=Inner(x=1, y=2.5),
+            note=None,
+        )
+
+    @pytest.fixture
+    def changes(self):
+        return [(Everything, EverythingPlusOptional, "minor"), (EverythingPlusOptional, Everything, "major")]
