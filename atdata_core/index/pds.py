@@ -1,0 +1,139 @@
+"""The direct-from-PDS index: an account's records read straight from its own PDS.
+
+No AppView, no local copy: each call resolves the account (a handle or DID,
+through its DID document) and lists or fetches records on the PDS that holds
+its repository. It answers questions about one account at a time::
+
+    index = PdsIndex()
+    index.list_records("science.alt.dataset.entry", repo="alice.example.com", tags=["vision"])
+    index.resolve_schema("did:plc:abc...", "com.example.image")          # highest version
+
+Searching every account needs an index of the whole network: the AppView
+(``pip install atdata-index-appview``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Iterable
+
+from atdata_core.errors import IdentityError, MissingImplementation, RecordNotFound, XrpcError
+from atdata_core.index._select import at_uri_parts, pick_label, pick_schema, search
+from atdata_core.plugins import IndexedRecord
+
+__all__ = ["PdsIndex"]
+
+_SCHEMA = "science.alt.dataset.schema"
+_LABEL = "science.alt.dataset.label"
+# XRPC errors meaning "nothing there" rather than "the server failed".
+_ABSENT = {"RecordNotFound", "RepoNotFound", "RepoDeactivated", "RepoTakendown", "NotFound"}
+
+
+class PdsIndex:
+    """An :class:`~atdata_core.plugins.IndexProvider` over accounts' own PDSes.
+
+    ``client`` does the reads (default: an anonymous client, which sends each
+    read to the PDS of the account being read). ``repo`` is the account used
+    when a call names none.
+    """
+
+    def __init__(self, config: Any = None, *, client: Any = None, repo: str | None = None):
+        self._config = config
+        self._client = client
+        self.repo = repo
+
+    def __repr__(self) -> str:
+        return f"PdsIndex(repo={self.repo!r})" if self.repo else "PdsIndex()"
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from atdata_core.atproto import Client
+
+            self._client = Client.anonymous()
+        return self._client
+
+    # -- the IndexProvider contract
+
+    def get_record(self, uri: str) -> IndexedRecord:
+        authority, collection, rkey = at_uri_parts(uri)
+        did = self.resolve_repo(authority)
+        try:
+            found = self.client.get_record(did, collection, rkey)
+        except RecordNotFound:
+            raise
+        except XrpcError as err:
+            if err.error in _ABSENT or err.status == 404:
+                raise RecordNotFound(f"no record at {uri} ({err.error or err.status})") from err
+            raise
+        return _indexed(found)
+
+    def list_records(
+        self,
+        collection: str,
+        *,
+        repo: str | None = None,
+        query: str | None = None,
+        tags: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[IndexedRecord]:
+        repo = repo or self.repo
+        if repo is None:
+            raise MissingImplementation(
+                f"listing {collection} across every account needs an AppView: the pds index reads one account's "
+                "repository at a time. Give repo= (a handle or DID), or install atdata-index-appview and set "
+                "[index] default = \"appview\""
+            )
+        return search(self._records(collection, repo), query=query, tags=tags, limit=limit)
+
+    def resolve_schema(self, repo: str, schema_id: str, version: str | None = None) -> IndexedRecord:
+        if version is not None:
+            # Our own key is deterministic: one read instead of a listing.
+            from atdata_core.records import schema_rkey
+
+            try:
+                rkey = schema_rkey(schema_id, version)
+            except Exception:  # noqa: BLE001 - an odd version is still looked for by name below
+                rkey = None
+            if rkey is not None:
+                try:
+                    return self.get_record(f"at://{self.resolve_repo(repo)}/{_SCHEMA}/{rkey}")
+                except RecordNotFound:
+                    pass
+        return pick_schema(self._records(_SCHEMA, repo), repo, schema_id, version)
+
+    def resolve_label(self, repo: str, name: str, version: str | None = None) -> IndexedRecord:
+        return pick_label(self._records(_LABEL, repo), repo, name, version)
+
+    # -- accounts
+
+    def resolve_repo(self, handle_or_did: str) -> str:
+        """The DID of an account named by handle or DID."""
+        text = handle_or_did.strip().lstrip("@")
+        if text.startswith("did:"):
+            return text
+        return self.client.resolve(text).did
+
+    def _records(self, collection: str, repo: str) -> Iterable[IndexedRecord]:
+        try:
+            did = self.resolve_repo(repo)
+        except IdentityError:
+            if repo.strip().lstrip("@").startswith("did:"):
+                return []  # a DID nobody registered holds no records
+            raise
+        try:
+            return [_indexed(item) for item in self.client.list_records(did, collection)]
+        except (RecordNotFound, IdentityError):
+            return []
+        except XrpcError as err:
+            if err.error in _ABSENT:
+                return []
+            raise
+
+
+def _indexed(item: Any) -> IndexedRecord:
+    if isinstance(item, IndexedRecord):
+        return item
+    if isinstance(item, Mapping):
+        return IndexedRecord(uri=str(item["uri"]), value=item["value"], cid=item.get("cid"))
+    return IndexedRecord(uri=str(item.uri), value=item.value, cid=getattr(item, "cid", None))
