@@ -24,6 +24,7 @@ _LAZY = {
     "ShardInfo": "shards",
     "Dataset": "dataset",
     "SampleBatch": "dataset",
+    "Pipeline": "dataset",
     "lens": "lens",
     "Lens": "lens",
     "LensGraph": "lens",
@@ -57,7 +58,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from .codec import decode_ndarray, encode_ndarray
     from .config import load_config
-    from .dataset import Dataset, SampleBatch
+    from .dataset import Dataset, Pipeline, SampleBatch
     from .lens import Lens, LensGraph, check_lens_laws, lens
     from .sample import DictSample, is_packable, make_sample_type, packable, sample_fields
     from .shards import ShardInfo, ShardWriter
