@@ -47,7 +47,8 @@ def generate_python(record: Mapping[str, Any], *, class_name: str | None = None)
 
     cls = sample_type_from_record(record, name=class_name)
     writer = _Writer()
-    top = writer.add_class(cls)
+    description = record.get("description")
+    top = writer.add_class(cls, doc=description if isinstance(description, str) else None)
     title = f"{record.get('name')} {record.get('version')}".strip()
     header = [
         f'"""Sample type {top} for schema {title} ({record.get("schemaType")}).',
@@ -80,7 +81,7 @@ class _Writer:
         self.uses_ndarray = False
         self.uses_dataclasses = False
 
-    def add_class(self, cls: type) -> str:
+    def add_class(self, cls: type, doc: str | None = None) -> str:
         if cls in self.names:
             return self.names[cls]
         fields = sample_fields(cls)
@@ -90,8 +91,7 @@ class _Writer:
         name = self._unique(cls.__name__)
         self.names[cls] = name
         lines = ["@packable", f"class {name}:"]
-        doc = cls.__doc__
-        if doc and not doc.startswith(f"{cls.__name__}(") and doc != f"{cls.__name__} sample":
+        if doc:
             lines.append(f"    {_docstring(doc)}")
             lines.append("")
         if not fields:
