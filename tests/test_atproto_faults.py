@@ -394,3 +394,39 @@ def test_an_unknown_did_plc_names_the_directory_asked(fault_server):
     with pytest.raises(IdentityError) as caught:
         resolve_did(DID, plc_url=fault_server.url)
     assert DID in str(caught.value) and fault_server.url in str(caught.value)
+
+
+# ------------------------------------------------------------------ batching
+
+
+APPLY = "/xrpc/com.atproto.repo.applyWrites"
+
+
+def applied(request: Seen) -> Reply:
+    writes = json.loads(request.body)["writes"]
+    return ok({"results": [
+        {"$type": "com.atproto.repo.applyWrites#createResult", "uri": f"at://{DID}/{w['collection']}/{i}", "cid": "bafy"}
+        for i, w in enumerate(writes)
+    ]})
+
+
+def test_batches_are_also_split_to_keep_each_request_under_the_body_limit(fault_server):
+    fault_server.on(APPLY, applied)
+    client = logged_in(fault_server.url)
+    big = [{"text": "x" * 400_000} for _ in range(3)]
+    results = client.apply_writes([{"action": "create", "collection": "test.atdata.bulky", "value": v} for v in big])
+    assert len(results) == 3
+    bodies = [request.body for request in fault_server.calls(APPLY)]
+    assert [len(json.loads(body)["writes"]) for body in bodies] == [2, 1]
+    assert all(len(body) <= 1_000_000 for body in bodies)
+
+
+def test_a_failed_later_batch_reports_what_was_already_applied(fault_server):
+    fault_server.on(APPLY, applied, error(400, "InvalidRequest", "something broke"))
+    client = logged_in(fault_server.url)
+    from atdata_core.atproto import Create
+
+    with pytest.raises(XrpcError) as caught:
+        client.apply_writes([Create("science.alt.dataset.label", LABEL) for _ in range(250)])
+    assert len(caught.value.applied) == 200
+    assert "200 of 250 writes were applied" in "\n".join(caught.value.__notes__)

@@ -15,6 +15,10 @@ every request is retried the same way:
 - an XRPC error envelope (``{"error": Name, "message": text}``) becomes
   :class:`~atdata_core.errors.XrpcError`.
 
+A write whose answer was lost (a timeout after the PDS committed it) is sent
+again: ``putRecord`` and ``applyWrites`` updates with a record key are
+idempotent, a ``createRecord`` without one may then land twice.
+
 Settings come from the ``[http]`` configuration section (``retries``,
 ``backoff``, ``timeout``, ``max_rate_wait``) unless given as arguments.
 
