@@ -83,3 +83,13 @@ def test_a_class_name_can_be_chosen_and_awkward_names_become_identifiers(generat
     assert "class MyDatasetV2Images:" in generate_python(record)
     module = generated_module(generate_python(record, class_name="Frame"))
     assert [f.name for f in sample_fields(module.Frame)][:3] == ["text", "count", "score"]
+
+
+def test_nested_defaults_are_written_as_constructor_calls(generated_module):
+    from tests.test_schema_jsonschema import Framed
+
+    record = schema_record(Framed, name="com.example.framed", version="1.0.0")
+    source = generate_python(record)
+    assert "default_factory=lambda: Point(x=1, y=1.5)" in source
+    module = generated_module(source)
+    assert module.Framed().corner == module.Point(1, 1.5)

@@ -144,6 +144,11 @@ def test_a_constraint_keyword_the_fields_do_not_model_is_major():
     documented = copy.deepcopy(V1)
     documented["schema"]["properties"]["label"]["title"] = "Label"
     assert classify_change(V1, documented) == "patch"
+    # Hidden behind an added optional field, it still counts.
+    both = record(DigitWithScore, "1.1.0")
+    both["schema"]["properties"]["label"]["maximum"] = 9
+    assert classify_change(V1, both) == "major"
+    assert "major: field 'label': JSON Schema keywords that constrain values changed" in diff_schemas(V1, both)
 
 
 def test_optional_fields_added_inside_a_nested_type_are_minor():

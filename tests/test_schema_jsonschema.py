@@ -522,3 +522,24 @@ def test_their_reference_example_with_a_local_shim_and_extension_keywords_loads(
     sample = cls.from_bytes(msgpack.packb({"image": npy(rgb), "label": "red dot", "confidence": 0.9}))
     np.testing.assert_array_equal(sample.image, rgb)
     assert sample.confidence == 0.9 and sample.label == "red dot"
+
+
+@packable
+class Framed:
+    corner: Point = dataclasses.field(default_factory=lambda: Point(1, 1.5))
+
+
+def test_a_nested_sample_default_round_trips_and_is_not_shared():
+    schema = fmt.schema_from_type(Framed)
+    assert schema["properties"]["corner"]["default"] == {"x": 1, "y": "1.5"}
+    rebuilt = fmt.type_from_schema(schema, name="Framed")
+    assert same_fields(Framed, rebuilt)
+    first, second = rebuilt(), rebuilt()
+    assert (first.corner.x, first.corner.y) == (1, 1.5)
+    first.corner.x = 5
+    assert second.corner.x == 1
+
+
+def test_a_record_without_a_schema_body_is_refused():
+    with pytest.raises(SchemaError, match="'schema'"):
+        sample_type_from_record({"name": "p", "version": "1.0.0", "schemaType": "jsonSchema"})

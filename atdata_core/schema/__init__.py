@@ -171,6 +171,8 @@ def sample_type_from_record(record: Mapping[str, Any], *, name: str | None = Non
             f"up to {LAYOUT_VERSION}. Upgrade atdata-core to read it"
         )
     fmt = format_for_record(record)
+    if not isinstance(record.get("schema"), Mapping):
+        raise SchemaError("the schema record has no 'schema' object to build a class from")
     class_name = class_name_for(name or str(record.get("name") or ""), fallback="Sample")
     key = (_body_hash(record), class_name)
     with _cache_lock:
@@ -282,7 +284,7 @@ def diff_schemas(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Human-readable changes from ``old`` to ``new`` (schema records), for ``atdata schema diff``.
 
     >>> diff_schemas(v1, v2)  # doctest: +SKIP
-    ['minor: added optional field \\'caption\\' (str)', "major: field 'image': dtype uint8 -> float32"]
+    ["minor: added optional field 'caption' (str)", "major: field 'image': dtype uint8 -> float32"]
     """
     return [str(change) for change in schema_changes(old, new)]
 

@@ -192,15 +192,18 @@ def compare_bodies(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Chang
     from atdata_core.schema._jsonschema import JsonSchemaFormat
 
     fmt = JsonSchemaFormat()
-    changes = compare_fields(fmt.fields_from_schema(old), fmt.fields_from_schema(new))
-    if classify_changes(changes) == "patch" and _strip(_shape_part(old)) != _strip(_shape_part(new)):
-        # Something fields do not model (minimum, enum, pattern...) changed: readers may now refuse values.
-        changes.append(Change("major", "JSON Schema keywords that constrain values changed"))
+    old_fields, new_fields = fmt.fields_from_schema(old), fmt.fields_from_schema(new)
+    changes = compare_fields(old_fields, new_fields)
+    old_props, new_props = old.get("properties") or {}, new.get("properties") or {}
+    new_by_name = {f.name: f for f in new_fields}
+    for before in old_fields:
+        after = new_by_name.get(before.name)
+        if after is None or _strip(old_props[before.name]) == _strip(new_props[before.name]):
+            continue
+        if classify_changes(compare_fields([before], [after])) == "patch":
+            # Something fields do not model (minimum, enum, pattern...) changed: readers may now refuse values.
+            changes.append(Change("major", f"field {before.name!r}: JSON Schema keywords that constrain values changed"))
     return changes
-
-
-def _shape_part(body: Mapping[str, Any]) -> dict[str, Any]:
-    return {"properties": body.get("properties") or {}, "required": sorted(body.get("required") or [])}
 
 
 def _strip(schema: Any) -> Any:
