@@ -32,8 +32,9 @@ _ABSENT = {"RecordNotFound", "RepoNotFound", "RepoDeactivated", "RepoTakendown",
 class PdsIndex:
     """An :class:`~atdata_core.plugins.IndexProvider` over accounts' own PDSes.
 
-    ``client`` does the reads (default: an anonymous client, which sends each
-    read to the PDS of the account being read). ``repo`` is the account used
+    ``client`` does the reads (default: the saved session's client, else an
+    anonymous one; either sends each read to the PDS of the account being read,
+    and a logged-in client also asks its own PDS to resolve handles). ``repo`` is the account used
     when a call names none.
     """
 
@@ -49,8 +50,13 @@ class PdsIndex:
     def client(self) -> Any:
         if self._client is None:
             from atdata_core.atproto import Client
+            from atdata_core.errors import AuthError
 
-            self._client = Client.anonymous()
+            # Reads need no account, but a saved session gives a PDS to ask about handles.
+            try:
+                self._client = Client.from_saved(config=self._config) if self._config is not None else Client.from_saved()
+            except AuthError:
+                self._client = Client.anonymous(config=self._config) if self._config is not None else Client.anonymous()
         return self._client
 
     # -- the IndexProvider contract

@@ -1,0 +1,364 @@
+"""Publishing: schemas, dataset entries, lenses and labels as records in your own repository.
+
+Nothing here uploads shard bytes. Shards are placed by a storage backend
+(``ShardWriter`` writing to ``file://``, ``https://``, ``s3://``...); the entry
+record lists where they are, with their real sha256, counts and sizes::
+
+    from atdata_core.atproto import login
+    from atdata_core.publish import publish_schema, publish_dataset
+
+    client = login("alice.example.com", app_password)
+    schema = publish_schema(client, ImageSample, schema_id="com.example.image", version="1.0.0")
+    with ShardWriter("https://data.example.com/img/data-%06d.tar", maxcount=1000) as sink:
+        ...
+    entry = publish_dataset(client, "images", sink.shards, schema=schema, tags=["vision"])
+    entry.uri   # at://did:plc:.../science.alt.dataset.entry/3k...
+
+Every record is built and validated (strictly, DESIGN D6) before the first
+network call: an invalid record raises
+:class:`~atdata_core.errors.ValidationError` naming the JSON path and rule,
+and nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from atdata_core.errors import IncompatibleSchema, RecordNotFound, ValidationError, XrpcError
+
+__all__ = [
+    "Published",
+    "SCHEMA",
+    "ENTRY",
+    "LENS",
+    "LABEL",
+    "publish_dataset",
+    "publish_label",
+    "publish_lens",
+    "publish_schema",
+]
+
+SCHEMA = "science.alt.dataset.schema"
+ENTRY = "science.alt.dataset.entry"
+LENS = "science.alt.dataset.lens"
+LABEL = "science.alt.dataset.label"
+
+
+@attrs.frozen
+class Published:
+    """A record now in a repository: its ``at://`` URI, its CID and the record as written."""
+
+    uri: str
+    cid: str | None
+    record: Mapping[str, Any] = attrs.field(eq=False, repr=False)
+
+    def __str__(self) -> str:
+        return self.uri
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def publish_schema(
+    client: Any,
+    sample_type: type,
+    *,
+    schema_id: str,
+    version: str,
+    description: str | None = None,
+    license: str | None = None,
+    tags: Sequence[str] = (),
+) -> Published:
+    """Publish one version of a sample type's schema under the key ``{schema_id}:{version}``.
+
+    Idempotent: publishing the identical schema again returns the existing
+    record. A different schema under an existing version is refused (versions
+    are immutable; bump it). The previous highest version of ``schema_id`` in
+    your repository is compared with this one, and a breaking change under a
+    non-major bump raises :class:`~atdata_core.errors.IncompatibleSchema`.
+    """
+    from atdata_core.lexicon import validate_record
+    from atdata_core.records import parse_version, schema_rkey
+    from atdata_core.schema import check_version_bump, schema_record
+
+    rkey = schema_rkey(schema_id, version)
+    record = dict(
+        schema_record(
+            sample_type, name=schema_id, version=version, description=description, license=license, tags=tuple(tags)
+        )
+    )
+    validate_record(record)
+
+    did = _own_did(client)
+    existing = _get_or_none(client, did, SCHEMA, rkey)
+    if existing is not None:
+        value = existing["value"]
+        if _comparable(value) == _comparable(record):
+            return Published(existing["uri"], existing.get("cid"), value)
+        raise IncompatibleSchema(
+            f"{schema_id} version {version} is already published at {existing['uri']} with a different "
+            f"schema; a published version never changes. Publish the change under a new version"
+        )
+
+    new = parse_version(version)
+    previous: tuple[Any, Mapping[str, Any]] | None = None
+    for item in _list(client, did, SCHEMA):
+        found = _schema_identity(item)
+        if found is None or found[0] != schema_id:
+            continue
+        try:
+            older = parse_version(found[1])
+        except ValidationError:
+            continue
+        if older < new and (previous is None or older > previous[0]):
+            previous = (older, item["value"])
+    if previous is not None:
+        check_version_bump(previous[1], record)
+
+    uri, cid = _pair(client.put_record(SCHEMA, rkey, record))
+    return Published(uri, cid, record)
+
+
+def _schema_identity(item: Mapping[str, Any]) -> tuple[str, str] | None:
+    from atdata_core.records import parse_schema_rkey
+
+    parsed = parse_schema_rkey(str(item["uri"]).rsplit("/", 1)[-1])
+    if parsed is not None:
+        return parsed
+    value = item.get("value") or {}
+    name, version = value.get("name"), value.get("version")
+    if isinstance(name, str) and isinstance(version, str):
+        return name, version
+    return None
+
+
+def _comparable(record: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != "createdAt"}
+    return json.dumps(body, sort_keys=True, default=repr)
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def publish_dataset(
+    client: Any,
+    name: str,
+    shards: Iterable[Any],
+    *,
+    schema: Any,
+    description: str | None = None,
+    tags: Sequence[str] = (),
+    license: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Published:
+    """Publish a dataset entry listing shards a storage backend already placed.
+
+    ``shards``: :class:`~atdata_core.ShardInfo` objects (``ShardWriter.shards``)
+    or ``(url, sha256, count, size)`` tuples. Every shard needs a sha256; the
+    storage union member (``storageHttp``, ``storageS3``...) comes from the
+    backend registered for the URLs' scheme. ``schema`` is the schema record's
+    ``at://`` URI or the :class:`Published` that :func:`publish_schema` returned.
+    ``metadata`` is any msgpack-able map (stored as msgpack bytes).
+    """
+    from atdata_core.plugins import storage_backend, url_scheme
+    from atdata_core.records import DatasetSize, EntryRecord, converter, write_record
+    from atdata_core.records import Storage
+
+    schema_ref = schema.uri if isinstance(schema, Published) else schema
+    if not isinstance(schema_ref, str):
+        raise ValidationError(
+            f"schema must be an at:// URI or what publish_schema returned, not {type(schema).__name__}",
+            path="$.schemaRef",
+            rule="format:at-uri",
+            nsid=ENTRY,
+        )
+    items = [_shard_item(item, i) for i, item in enumerate(shards)]
+    if not items:
+        raise ValidationError("a dataset needs at least one shard", path="$.storage", rule="minLength", nsid=ENTRY)
+    schemes = sorted({url_scheme(url) for url, *_ in items})
+    if len(schemes) > 1:
+        raise ValidationError(
+            f"the shards mix URL schemes ({', '.join(s or 'plain path' for s in schemes)}); one entry lists shards "
+            "of one storage kind. Place them all with one backend, or publish one entry per kind",
+            path="$.storage",
+            rule="storage",
+            nsid=ENTRY,
+        )
+    backend = storage_backend(url=items[0][0])
+    storage = backend.to_storage_record([(url, sha) for url, sha, _, _ in items])
+
+    counts = [count for _, _, count, _ in items]
+    sizes = [size for _, _, _, size in items]
+    size = DatasetSize(
+        samples=sum(counts) if all(c is not None for c in counts) else None,
+        bytes=sum(sizes) if all(s is not None for s in sizes) else None,
+        shards=len(items),
+    )
+    entry = EntryRecord(
+        name=name,
+        schema_ref=schema_ref,
+        storage=converter.structure(dict(storage), Storage),
+        description=description,
+        metadata=dict(metadata) if metadata is not None else None,
+        tags=tuple(tags),
+        size=size,
+        license=license,
+    )
+    record = write_record(entry)
+    uri, cid = _pair(client.create_record(ENTRY, record))
+    return Published(uri, cid, record)
+
+
+def _shard_item(item: Any, index: int) -> tuple[str, str, int | None, int | None]:
+    """``(url, sha256, count, size)`` from a ShardInfo-like object or a tuple."""
+    path = f"$.storage.shards[{index}]"
+    if isinstance(item, (tuple, list)):
+        if not 2 <= len(item) <= 4:
+            raise ValidationError(
+                f"a shard tuple is (url, sha256, count, size), got {len(item)} values", path=path, rule="shard",
+                nsid=ENTRY,
+            )
+        url, sha, count, size = (*item, None, None)[:4]
+    elif isinstance(item, Mapping):
+        url, sha, count, size = item.get("url"), item.get("sha256"), item.get("count"), item.get("size")
+    else:
+        url = getattr(item, "url", None)
+        sha, count, size = getattr(item, "sha256", None), getattr(item, "count", None), getattr(item, "size", None)
+    if isinstance(url, os.PathLike):
+        url = os.fspath(url)
+    if not isinstance(url, str) or not url:
+        raise ValidationError(f"shard {index} has no URL: {item!r}", path=f"{path}.url", rule="required", nsid=ENTRY)
+    if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha):
+        raise ValidationError(
+            f"shard {url} needs its sha256 as 64 hex digits, got {sha!r}. ShardWriter.shards carries it; "
+            "`atdata inspect` prints it for existing shards",
+            path=f"{path}.checksum.digest",
+            rule="sha256",
+            nsid=ENTRY,
+        )
+    for label, value in (("count", count), ("size", size)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ValidationError(
+                f"shard {url}: {label} must be a non-negative integer, got {value!r}", path=path, rule=label,
+                nsid=ENTRY,
+            )
+    return url, sha.lower(), count, size
+
+
+# --------------------------------------------------------------------------- lenses and labels
+
+
+def publish_lens(
+    client: Any,
+    lens: Any,
+    *,
+    source_schema: Any,
+    target_schema: Any,
+    repository: str | None = None,
+    commit: str | None = None,
+    name: str | None = None,
+    description: str | None = None,
+) -> Published:
+    """Publish a lens record: references to its getter and putter code (never the code itself).
+
+    The references come from the git checkout holding the lens's module
+    (:func:`atdata_core.lens.code_reference`); ``repository`` and ``commit``
+    override what git says. ``source_schema`` / ``target_schema`` are schema
+    URIs or :class:`Published` values.
+    """
+    from atdata_core.lens import lens_code_references
+    from atdata_core.records import LensRecord, parse_schema_rkey, write_record
+
+    source = source_schema.uri if isinstance(source_schema, Published) else source_schema
+    target = target_schema.uri if isinstance(target_schema, Published) else target_schema
+    getter, putter = lens_code_references(lens, repository=repository, commit=commit)
+
+    def version_of(uri: Any) -> str | None:
+        if not isinstance(uri, str):
+            return None
+        parsed = parse_schema_rkey(uri.rsplit("/", 1)[-1])
+        return parsed[1] if parsed else None
+
+    record = write_record(
+        LensRecord(
+            name=name or lens.name,
+            source_schema=source,
+            target_schema=target,
+            getter_code=getter,
+            putter_code=putter,
+            description=description,
+            source_schema_version=version_of(source),
+            target_schema_version=version_of(target),
+        )
+    )
+    uri, cid = _pair(client.create_record(LENS, record))
+    return Published(uri, cid, record)
+
+
+def publish_label(
+    client: Any,
+    name: str,
+    dataset_uri: Any,
+    *,
+    version: str | None = None,
+    description: str | None = None,
+) -> Published:
+    """Publish a label: a name for a dataset entry, like a git tag.
+
+    By convention ``name`` is the dataset's name and ``version`` the tag, so
+    ``atdata_core.load("@alice.example.com/mnist@v2")`` finds the entry the
+    newest ``mnist`` label with version ``v2`` points at.
+    """
+    from atdata_core.records import LabelRecord, write_record
+
+    target = dataset_uri.uri if isinstance(dataset_uri, Published) else dataset_uri
+    record = write_record(LabelRecord(name=name, dataset_uri=target, version=version, description=description))
+    uri, cid = _pair(client.create_record(LABEL, record))
+    return Published(uri, cid, record)
+
+
+# --------------------------------------------------------------------------- client glue
+
+
+def _own_did(client: Any) -> str:
+    did = getattr(client, "did", None)
+    if not did:
+        from atdata_core.errors import AuthError
+
+        raise AuthError("publishing needs a logged-in client (atdata login, or atdata_core.atproto.login)")
+    return str(did)
+
+
+def _pair(result: Any) -> tuple[str, str | None]:
+    """``(uri, cid)`` from whatever a write returned: a pair, a mapping or an object."""
+    if isinstance(result, tuple):
+        return str(result[0]), (str(result[1]) if len(result) > 1 and result[1] is not None else None)
+    if isinstance(result, Mapping):
+        return str(result["uri"]), result.get("cid")
+    return str(result.uri), getattr(result, "cid", None)
+
+
+def _as_item(result: Any) -> dict[str, Any]:
+    if isinstance(result, Mapping):
+        return {"uri": result["uri"], "cid": result.get("cid"), "value": result["value"]}
+    return {"uri": result.uri, "cid": getattr(result, "cid", None), "value": result.value}
+
+
+def _get_or_none(client: Any, repo: str, collection: str, rkey: str) -> dict[str, Any] | None:
+    try:
+        return _as_item(client.get_record(repo, collection, rkey))
+    except RecordNotFound:
+        return None
+    except XrpcError as err:
+        if err.error == "RecordNotFound" or err.status == 404:
+            return None
+        raise
+
+
+def _list(client: Any, repo: str, collection: str) -> list[dict[str, Any]]:
+    return [_as_item(item) for item in client.list_records(repo, collection)]
