@@ -19,6 +19,7 @@ exposes the parsed field types; the schema layer reads them.
 
 from __future__ import annotations
 
+import copyreg
 import dataclasses
 import sys
 import types
@@ -455,13 +456,45 @@ def annotation_of(ft: FieldType) -> Any:
     return Any
 
 
+class _BuiltAtRunTime(type):
+    """Metaclass of sample classes built at run time.
+
+    Such a class lives in no importable module, so pickle (a spawned DataLoader
+    worker, say) cannot find it by name. When the code that built it leaves a
+    recipe with :func:`set_rebuild_recipe`, the class pickles as that recipe
+    and is rebuilt on the other side.
+    """
+
+
+def _reduce_built_class(cls: type) -> Any:
+    recipe = cls.__dict__.get("__atdata_rebuild__")
+    if recipe is None:
+        return cls.__qualname__  # plain lookup by name; fails clearly if absent
+    return recipe
+
+
+copyreg.pickle(_BuiltAtRunTime, _reduce_built_class)
+
+
+class _RunTimeBase(metaclass=_BuiltAtRunTime):
+    __slots__ = ()
+
+
+def set_rebuild_recipe(cls: type, rebuild: Callable[..., type], *args: Any) -> None:
+    """Make a class from :func:`make_sample_type` picklable as ``rebuild(*args)``."""
+    if not isinstance(cls, _BuiltAtRunTime):
+        raise TypeError(f"{cls!r} was not built by make_sample_type")
+    type.__setattr__(cls, "__atdata_rebuild__", (rebuild, args))
+
+
 def make_sample_type(
     name: str, fields: list[Field] | tuple[Field, ...], *, module: str = "atdata_core.generated", doc: str | None = None
 ) -> type:
     """Build a sample class at run time from parsed fields (used by schema formats).
 
     Required fields come first in the generated ``__init__``; the parsed types
-    (including array dtypes and shapes) are kept exactly.
+    (including array dtypes and shapes) are kept exactly. See
+    :func:`set_rebuild_recipe` to make the class picklable.
     """
     ordered = [f for f in fields if f.required] + [f for f in fields if not f.required]
     spec = []
@@ -476,7 +509,9 @@ def make_sample_type(
         else:
             default = f.default
             spec.append((f.name, annotation_of(f.type), dataclasses.field(default=default)))
-    cls = dataclasses.make_dataclass(name, spec, namespace={"__module__": module, "__doc__": doc or f"{name} sample"})
+    cls = dataclasses.make_dataclass(
+        name, spec, bases=(_RunTimeBase,), namespace={"__module__": module, "__doc__": doc or f"{name} sample"}
+    )
     cls = packable(cls)
     setattr(cls, _FIELDS_ATTR, tuple(
         Field(f.name, f.type, f.required, _Factory(f.default.factory) if isinstance(f.default, _Factory) else f.default, f.description)

@@ -185,7 +185,50 @@ def sample_type_from_record(record: Mapping[str, Any], *, name: str | None = Non
         cls.__doc__ = description
     with _cache_lock:
         # Two threads may build it at once; everyone gets the first one stored.
-        cls = _cache.setdefault(key, cls)
+        stored = _cache.setdefault(key, cls)
+    if stored is cls:
+        _leave_rebuild_recipes(cls, dict(record), name)
+    return stored
+
+
+def _leave_rebuild_recipes(cls: type, record: dict[str, Any], name: str | None) -> None:
+    """Let generated classes (and the nested ones inside them) pickle as "rebuild from this record"."""
+    from atdata_core.sample import set_rebuild_recipe
+
+    set_rebuild_recipe(cls, _rebuild_sample_type, record, name)
+    for path, nested in _nested_classes(cls, ()):
+        set_rebuild_recipe(nested, _nested_sample_type, record, name, path)
+
+
+def _nested_classes(cls: type, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], type]]:
+    from atdata_core.sample import sample_fields
+
+    found = []
+    for field in sample_fields(cls):
+        inner = _unwrap(field.type)
+        if inner is not None:
+            found.append(((*path, field.name), inner))
+            found.extend(_nested_classes(inner, (*path, field.name)))
+    return found
+
+
+def _unwrap(field_type: Any) -> type | None:
+    from atdata_core.sample import DictOf, ListOf, Nested, Optional
+
+    while isinstance(field_type, (Optional, ListOf, DictOf)):
+        field_type = getattr(field_type, "inner", None) or getattr(field_type, "item", None) or field_type.value
+    return field_type.cls if isinstance(field_type, Nested) else None
+
+
+def _rebuild_sample_type(record: dict[str, Any], name: str | None) -> type:
+    return sample_type_from_record(record, name=name)
+
+
+def _nested_sample_type(record: dict[str, Any], name: str | None, path: tuple[str, ...]) -> type:
+    """The nested class at ``path`` inside the class built from ``record`` (used when unpickling)."""
+    cls = sample_type_from_record(record, name=name)
+    for part in path:
+        cls = dict(_nested_classes(cls, ()))[(part,)]
     return cls
 
 
