@@ -481,9 +481,12 @@ class _RunTimeBase(metaclass=_BuiltAtRunTime):
 
 
 def set_rebuild_recipe(cls: type, rebuild: Callable[..., type], *args: Any) -> None:
-    """Make a class from :func:`make_sample_type` picklable as ``rebuild(*args)``."""
+    """Make a class from :func:`make_sample_type` picklable as ``rebuild(*args)``.
+
+    Other classes are left alone: they live in a module and pickle by name.
+    """
     if not isinstance(cls, _BuiltAtRunTime):
-        raise TypeError(f"{cls!r} was not built by make_sample_type")
+        return
     type.__setattr__(cls, "__atdata_rebuild__", (rebuild, args))
 
 
