@@ -23,7 +23,6 @@ configuration: the session is not saved.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import secrets
 import sys

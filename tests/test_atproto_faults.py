@@ -430,3 +430,16 @@ def test_a_failed_later_batch_reports_what_was_already_applied(fault_server):
         client.apply_writes([Create("science.alt.dataset.label", LABEL) for _ in range(250)])
     assert len(caught.value.applied) == 200
     assert "200 of 250 writes were applied" in "\n".join(caught.value.__notes__)
+
+
+def test_did_documents_are_cached_for_the_ttl_only(fault_server):
+    did = did_web_server(fault_server, "carol.test", "http://127.0.0.1:9")
+    cached = IdentityResolver(ttl=60)
+    cached.resolve_did(did)
+    cached.resolve_did(did)
+    assert len(fault_server.calls("/.well-known/did.json")) == 1
+    clear_identity_cache()
+    uncached = IdentityResolver(ttl=0)
+    uncached.resolve_did(did)
+    uncached.resolve_did(did)
+    assert len(fault_server.calls("/.well-known/did.json")) == 3
