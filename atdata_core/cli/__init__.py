@@ -22,6 +22,11 @@ class _Group(click.Group):
         "inspect": ("atdata_core.cli._shards", "inspect"),
         "preview": ("atdata_core.cli._shards", "preview"),
         "sandbox": ("atdata_core.sandbox.cli", "sandbox"),
+        "login": ("atdata_core.cli._federation", "login"),
+        "publish": ("atdata_core.cli._federation", "publish"),
+        "list": ("atdata_core.cli._federation", "list_cmd"),
+        "schema": ("atdata_core.cli._federation", "schema"),
+        "load": ("atdata_core.cli._federation", "load_cmd"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
