@@ -169,6 +169,7 @@ def publish_dataset(
     from atdata_core.records import DatasetSize, EntryRecord, converter, write_record
     from atdata_core.records import Storage
 
+    _check_name(name, ENTRY)
     schema_ref = schema.uri if isinstance(schema, Published) else schema
     if not isinstance(schema_ref, str):
         raise ValidationError(
@@ -316,10 +317,18 @@ def publish_label(
     """
     from atdata_core.records import LabelRecord, write_record
 
+    _check_name(name, LABEL)
     target = dataset_uri.uri if isinstance(dataset_uri, Published) else dataset_uri
     record = write_record(LabelRecord(name=name, dataset_uri=target, version=version, description=description))
     uri, cid = _pair(client.create_record(LABEL, record))
     return Published(uri, cid, record)
+
+
+def _check_name(name: Any, nsid: str) -> None:
+    # The lexicon allows an empty name, but nothing could find the record by it (@handle/name).
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError(f"the name must be a non-empty string, got {name!r}", path="$.name",
+                              rule="minLength", nsid=nsid)
 
 
 # --------------------------------------------------------------------------- client glue
