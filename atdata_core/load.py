@@ -4,6 +4,7 @@ References::
 
     at://did:plc:abc.../science.alt.dataset.entry/3kxyz      an entry record
     @alice.example.com/mnist                                  the newest entry named mnist
+                                                              (else the newest label named mnist)
     @alice.example.com/mnist@v2                               the entry the label (mnist, v2) names
 
 Loading resolves the entry (read tolerantly: records in the wild deviate from
@@ -86,7 +87,7 @@ def resolve(ref: str, sample_type: type | None = None, *, index: Any = None) -> 
     from atdata_core.plugins import storage_backend
     from atdata_core.records import EntryRecord, read_record, to_record
 
-    index = index if index is not None else _default_index()
+    index = _index(index)
     parsed = parse_ref(ref)
     if parsed.uri is not None:
         authority, collection, _ = at_uri_parts(parsed.uri)
@@ -100,12 +101,18 @@ def resolve(ref: str, sample_type: type | None = None, *, index: Any = None) -> 
             found = _follow_label(label, index)
         else:
             matching = [r for r in index.list_records(ENTRY, repo=did) if r.value.get("name") == parsed.name]
-            if not matching:
-                raise RecordNotFound(
-                    f"{parsed.account} has published no dataset named {parsed.name!r}; "
-                    f"`atdata list {parsed.account}` shows what it has"
-                )
-            found = newest_first(matching)[0]
+            if matching:
+                found = newest_first(matching)[0]
+            else:
+                # Other clients name datasets by label only: the newest label of that name.
+                try:
+                    label = index.resolve_label(did, parsed.name)
+                except RecordNotFound:
+                    raise RecordNotFound(
+                        f"{parsed.account} has published no dataset named {parsed.name!r}; "
+                        f"`atdata list {parsed.account}` shows what it has"
+                    ) from None
+                found = _follow_label(label, index)
 
     entry, warnings = read_record(dict(found.value), EntryRecord)
     for warning in warnings:
@@ -157,8 +164,8 @@ def load(
     what does not fit); without it a class is built from the schema. With
     ``verify`` (the default) each shard's sha256 is checked as it streams and
     a mismatch raises :class:`~atdata_core.errors.ChecksumError` naming the
-    shard. ``index`` answers the record look-ups (default: each account's own
-    PDS). A storage kind nobody installed raises
+    shard. ``index`` answers the record look-ups: an index provider or the
+    name of one (``"sqlite"``, ``"appview"``); default: each account's own PDS. A storage kind nobody installed raises
     :class:`~atdata_core.errors.MissingImplementation` naming the distribution.
 
     >>> ds = atdata_core.load("@alice.example.com/mnist")          # doctest: +SKIP
@@ -168,6 +175,13 @@ def load(
 
     resolved = resolve(ref, sample_type, index=index)
     size = resolved.entry.size
+    if verify:
+        unverifiable = [url for url, sha in resolved.shards if not sha]
+        if unverifiable:
+            log.warning(
+                "%s: %d shard(s) carry no sha256 to verify, e.g. %s; their bytes are read unchecked",
+                resolved.entry_uri, len(unverifiable), unverifiable[0],
+            )
     shards = [(url, sha if verify else None) for url, sha in resolved.shards]
     dataset = Dataset(
         shards=shards,
@@ -192,7 +206,7 @@ def load_lens(ref: str, *, index: Any = None, executor: Any = None, source_type:
     from atdata_core.plugins import lens_executor
     from atdata_core.records import LensRecord, read_record
 
-    index = index if index is not None else _default_index()
+    index = _index(index)
     authority, _, _ = at_uri_parts(ref)
     did = _did_of(authority, index)
     found = index.get_record(_with_did(ref, did))
@@ -215,10 +229,17 @@ def load_lens(ref: str, *, index: Any = None, executor: Any = None, source_type:
 # --------------------------------------------------------------------------- internals
 
 
-def _default_index() -> Any:
-    from atdata_core.index.pds import PdsIndex
+def _index(index: Any) -> Any:
+    """The index to ask: the one given, a provider named by a string, else each account's own PDS."""
+    if index is None:
+        from atdata_core.index.pds import PdsIndex
 
-    return PdsIndex()
+        return PdsIndex()
+    if isinstance(index, str):
+        from atdata_core.plugins import index_provider
+
+        return index_provider(index)
+    return index
 
 
 def _did_of(account: str, index: Any) -> str:

@@ -84,6 +84,9 @@ def test_login_saves_a_private_session(make_account, tmp_path, monkeypatch):
     assert saved.is_file() and str(tmp_path / "config") in str(saved)
     assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
     assert SessionStore().load().did == account.did
+    assert "logged out" in run("logout").output
+    assert not saved.exists()
+    assert "no saved session" in run("logout").output
 
 
 def test_login_asks_for_the_password_and_fails_cleanly_on_a_wrong_one(make_account):

@@ -178,3 +178,30 @@ def test_deviations_in_the_wild_are_read_with_a_warning(catalog, caplog):
     assert len(list(atdata_core.load(uri, Point, index=index))) == 5
     assert resolved.warnings
     assert any("$.description" in message for message in caplog.messages)
+
+
+def test_a_name_only_labels_know_is_found_through_the_label(catalog):
+    index = catalog["index"]
+    index.put_record(f"at://{DID}/science.alt.dataset.label/3kggggggggg2a", {
+        "$type": "science.alt.dataset.label", "name": "pts", "datasetUri": catalog["newest"],
+        "createdAt": "2025-04-01T00:00:00.000Z",
+    })
+    assert resolve(f"@{DID}/pts", index=index).entry_uri == catalog["newest"]
+
+
+def test_an_index_named_by_configuration(catalog, monkeypatch):
+    monkeypatch.setenv("ATDATA_INDEX_SQLITE_PATH", catalog["index"].path)
+    reset_plugins()
+    assert [p.x for p in atdata_core.load(f"@{DID}/points@v1", Point, index="sqlite")] == [0, 1, 2, 3, 4]
+
+
+def test_shards_without_a_sha256_are_read_with_a_warning(catalog, caplog):
+    index = catalog["index"]
+    value = dict(index.get_record(catalog["newest"]).value)
+    shards = [dict(s, checksum={"algorithm": "md5", "digest": "00" * 16}) for s in value["storage"]["shards"]]
+    uri = f"at://{DID}/science.alt.dataset.entry/3khhhhhhhhh2a"
+    index.put_record(uri, dict(value, storage=dict(value["storage"], shards=shards)))
+    with caplog.at_level(logging.WARNING, logger="atdata_core.load"):
+        ds = atdata_core.load(uri, Point, index=index)
+    assert any("no sha256 to verify" in message for message in caplog.messages)
+    assert len(list(ds)) == 2

@@ -23,6 +23,7 @@ class _Group(click.Group):
         "preview": ("atdata_core.cli._shards", "preview"),
         "sandbox": ("atdata_core.sandbox.cli", "sandbox"),
         "login": ("atdata_core.cli._federation", "login"),
+        "logout": ("atdata_core.cli._federation", "logout"),
         "publish": ("atdata_core.cli._federation", "publish"),
         "list": ("atdata_core.cli._federation", "list_cmd"),
         "schema": ("atdata_core.cli._federation", "schema"),

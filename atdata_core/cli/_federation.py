@@ -77,6 +77,18 @@ def login(handle_or_did: str, password: str | None, pds_url: str | None) -> None
     click.echo(f"session saved in {store.path_for(client.did)}")
 
 
+@click.command()
+@click.argument("handle_or_did", required=False)
+def logout(handle_or_did: str | None) -> None:
+    """End a saved session (the default account's unless one is named) and delete its tokens."""
+    from atdata_core.atproto import logout as atproto_logout
+
+    if atproto_logout(handle_or_did):
+        click.echo(f"logged out{' ' + handle_or_did if handle_or_did else ''}")
+    else:
+        click.echo("no saved session to end")
+
+
 # --------------------------------------------------------------------------- publish
 
 
@@ -322,13 +334,14 @@ def schema_diff(old: str, new: str) -> None:
 @click.argument("ref")
 @click.option("-n", "--count", default=3, show_default=True, help="How many samples to show.")
 @click.option("--no-verify", is_flag=True, help="Do not check the shards' sha256 (not recommended).")
-def load_cmd(ref: str, count: int, no_verify: bool) -> None:
+@click.option("--index", "index_name", metavar="NAME", help="Index provider to ask (default: the account's own PDS).")
+def load_cmd(ref: str, count: int, no_verify: bool, index_name: str | None) -> None:
     """Load a published dataset (at:// URI, @handle/name or @handle/name@label) and show its first samples."""
     from atdata_core.cli._shards import _summarise
     from atdata_core.dataset import Dataset
     from atdata_core.load import resolve
 
-    resolved = resolve(ref)
+    resolved = resolve(ref, index=index_name)
     entry = resolved.entry
     schema_value = resolved.schema_value
     click.echo(f"dataset  {entry.name}  {resolved.entry_uri}")
