@@ -120,8 +120,7 @@ def publish_schema(
     if previous is not None:
         check_version_bump(previous[1], record)
 
-    uri, cid = _pair(client.put_record(SCHEMA, rkey, record))
-    return Published(uri, cid, record)
+    return _published(client.put_record(SCHEMA, rkey, record), record)
 
 
 def _schema_identity(item: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -211,8 +210,7 @@ def publish_dataset(
         license=license,
     )
     record = write_record(entry)
-    uri, cid = _pair(client.create_record(ENTRY, record))
-    return Published(uri, cid, record)
+    return _published(client.create_record(ENTRY, record), record)
 
 
 def _shard_item(item: Any, index: int) -> tuple[str, str, int | None, int | None]:
@@ -297,8 +295,7 @@ def publish_lens(
             target_schema_version=version_of(target),
         )
     )
-    uri, cid = _pair(client.create_record(LENS, record))
-    return Published(uri, cid, record)
+    return _published(client.create_record(LENS, record), record)
 
 
 def publish_label(
@@ -320,8 +317,7 @@ def publish_label(
     _check_name(name, LABEL)
     target = dataset_uri.uri if isinstance(dataset_uri, Published) else dataset_uri
     record = write_record(LabelRecord(name=name, dataset_uri=target, version=version, description=description))
-    uri, cid = _pair(client.create_record(LABEL, record))
-    return Published(uri, cid, record)
+    return _published(client.create_record(LABEL, record), record)
 
 
 def _check_name(name: Any, nsid: str) -> None:
@@ -341,6 +337,26 @@ def _own_did(client: Any) -> str:
 
         raise AuthError("publishing needs a logged-in client (atdata login, or atdata_core.atproto.login)")
     return str(did)
+
+
+def _published(result: Any, record: Mapping[str, Any]) -> Published:
+    uri, cid = _pair(result)
+    _remember(uri, cid, record)
+    return Published(uri, cid, record)
+
+
+def _remember(uri: str, cid: str | None, record: Mapping[str, Any]) -> None:
+    """Keep what you published in the embedded index too (searchable offline); never fail a publish over it."""
+    import logging
+
+    try:
+        from atdata_core.plugins import get_registry
+
+        providers = get_registry().index_providers
+        if "sqlite" in providers.names():
+            providers.named("sqlite").put_record(uri, record, cid)
+    except Exception as err:  # noqa: BLE001 - a cache, nothing more
+        logging.getLogger("atdata_core.publish").debug("not kept in the local index: %s", err)
 
 
 def _pair(result: Any) -> tuple[str, str | None]:

@@ -152,6 +152,16 @@ def test_bob_finds_alices_dataset_by_listing_her_repo(published, bob):
     assert list_labels(alice_handle) == []
 
 
+def test_what_alice_published_is_kept_in_her_local_index(published):
+    from atdata_core.index.sqlite import SqliteIndex, default_path
+
+    local = SqliteIndex(default_path())
+    kept = local.list_records(ENTRY, repo=published["account"].did)
+    assert [(r.uri, r.cid) for r in kept] == [(published["entry"].uri, published["entry"].cid)]
+    assert kept[0].value["storage"] == published["entry"].record["storage"]
+    assert local.resolve_schema(published["account"].did, "com.example.rgb").uri == published["rgb"].uri
+
+
 def test_bob_loads_by_uri_with_a_class_built_from_the_schema(published, bob):
     ds = atdata_core.load(published["entry"].uri)
     assert len(ds) == 7  # the recorded count, known before reading
