@@ -100,9 +100,16 @@ def publish_schema(
         value = existing["value"]
         if _comparable(value) == _comparable(record):
             return Published(existing["uri"], existing.get("cid"), value)
+        from atdata_core.schema import diff_schemas
+
+        try:
+            changes = diff_schemas(value, record)
+        except Exception:  # noqa: BLE001 - the published record may be of a format not installed here
+            changes = []
+        listed = "".join(f"\n  - {change}" for change in changes)
         raise IncompatibleSchema(
             f"{schema_id} version {version} is already published at {existing['uri']} with a different "
-            f"schema; a published version never changes. Publish the change under a new version"
+            f"record{listed or ''}\nA published version never changes: publish the change under a new version"
         )
 
     new = parse_version(version)
@@ -120,7 +127,8 @@ def publish_schema(
     if previous is not None:
         check_version_bump(previous[1], record)
 
-    return _published(client.put_record(SCHEMA, rkey, record), record)
+    # createRecord with the key (not putRecord): the PDS refuses to replace a version published meanwhile.
+    return _published(client.create_record(SCHEMA, record, rkey=rkey), record)
 
 
 def _schema_identity(item: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -288,8 +288,9 @@ def test_schema_versions_are_immutable_and_bumps_honest(alice):
     again = publish_schema(client, V1Again, schema_id="com.example.thing", version="1.0.0")
     assert (again.uri, again.cid) == (first.uri, first.cid)  # idempotent
     assert first.uri.endswith("/science.alt.dataset.schema/com.example.thing:1.0.0")
-    with pytest.raises(IncompatibleSchema, match="already published"):
+    with pytest.raises(IncompatibleSchema, match="already published") as caught:
         publish_schema(client, WithCaption, schema_id="com.example.thing", version="1.0.0")
+    assert "caption" in str(caught.value)  # the changes are listed
     with pytest.raises(IncompatibleSchema, match="2.0.0"):
         publish_schema(client, Renamed, schema_id="com.example.thing", version="1.1.0")
     assert publish_schema(client, WithCaption, schema_id="com.example.thing", version="1.1.0").uri.endswith(":1.1.0")
