@@ -114,11 +114,17 @@ def resolve(ref: str, sample_type: type | None = None, *, index: Any = None) -> 
                     ) from None
                 found = _follow_label(label, index)
 
+    kind = found.value.get("$type")
+    if kind is not None and kind != ENTRY:
+        raise RecordError(
+            f"{found.uri} is a {kind} record, not a dataset entry ({ENTRY}); load takes an entry or a label"
+        )
     entry, warnings = read_record(dict(found.value), EntryRecord)
     for warning in warnings:
         log.warning("%s: %s", found.uri, warning)
 
-    schema_found = index.get_record(entry.schema_ref)
+    schema_authority, _, _ = at_uri_parts(entry.schema_ref)
+    schema_found = index.get_record(_with_did(entry.schema_ref, _did_of(schema_authority, index)))
     schema_value = dict(schema_found.value)
     from atdata_core.schema import check_compatible, sample_type_from_record
 

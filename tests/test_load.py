@@ -18,7 +18,7 @@ import pytest
 
 import atdata_core
 from atdata_core import ShardWriter, packable
-from atdata_core.errors import IncompatibleSchema, MissingImplementation, RecordNotFound, ValidationError
+from atdata_core.errors import IncompatibleSchema, MissingImplementation, RecordError, RecordNotFound, ValidationError
 from atdata_core.index.sqlite import SqliteIndex, default_path
 from atdata_core.load import Reference, parse_ref, resolve
 from atdata_core.plugins import reset_plugins
@@ -205,3 +205,8 @@ def test_shards_without_a_sha256_are_read_with_a_warning(catalog, caplog):
         ds = atdata_core.load(uri, Point, index=index)
     assert any("no sha256 to verify" in message for message in caplog.messages)
     assert len(list(ds)) == 2
+
+
+def test_a_uri_of_another_kind_of_record_is_refused(catalog):
+    with pytest.raises(RecordError, match="is a science.alt.dataset.schema record, not a dataset entry"):
+        atdata_core.load(SCHEMA_URI, index=catalog["index"])
