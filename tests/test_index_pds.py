@@ -89,3 +89,10 @@ def _entry(name: str) -> dict:
         },
         "createdAt": "2025-01-01T00:00:00.000Z",
     }
+
+
+def test_a_record_of_an_account_nobody_registered_is_not_found():
+    from atdata_core.errors import RecordNotFound
+
+    with pytest.raises(RecordNotFound, match="did:plc:nobodyhere0000000000000"):
+        PdsIndex().get_record(f"at://did:plc:nobodyhere0000000000000/{ENTRY}/3kabcdefgh23a")

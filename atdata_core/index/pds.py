@@ -68,6 +68,9 @@ class PdsIndex:
             found = self.client.get_record(did, collection, rkey)
         except RecordNotFound:
             raise
+        except IdentityError as err:
+            # The account does not exist (or names no PDS): there is no such record.
+            raise RecordNotFound(f"no record at {uri}: {err}") from err
         except XrpcError as err:
             if err.error in _ABSENT or err.status == 404:
                 raise RecordNotFound(f"no record at {uri} ({err.error or err.status})") from err
