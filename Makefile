@@ -3,9 +3,11 @@
 setup:
 	bash scripts/setup.sh
 
-# The main job on the embedded default: write a typed dataset, read it back, publish and load it.
+# The main job on the embedded default: write a typed dataset and read it back, then publish it
+# on a local federation (PDS + PLC on loopback) and load it from another account.
 demo: setup
 	.venv/bin/python examples/quickstart.py
+	.venv/bin/python examples/federation.py
 
 # Every test, with everything they need installed and started.
 test:
