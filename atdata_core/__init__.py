@@ -31,6 +31,14 @@ _LAZY = {
     "check_lens_laws": "lens",
     "load_config": "config",
     "load": "load",
+    "publish_schema": "publish",
+    "publish_dataset": "publish",
+    "publish_lens": "publish",
+    "publish_label": "publish",
+    "list_datasets": "discover",
+    "list_schemas": "discover",
+    "list_lenses": "discover",
+    "list_labels": "discover",
 }
 
 __all__ = sorted([*_LAZY, "errors", "__version__"])
@@ -59,6 +67,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .codec import decode_ndarray, encode_ndarray
     from .config import load_config
     from .dataset import Dataset, Pipeline, SampleBatch
+    from .discover import list_datasets, list_labels, list_lenses, list_schemas
     from .lens import Lens, LensGraph, check_lens_laws, lens
+    from .publish import publish_dataset, publish_label, publish_lens, publish_schema
     from .sample import DictSample, is_packable, make_sample_type, packable, sample_fields
     from .shards import ShardInfo, ShardWriter
