@@ -6,9 +6,6 @@ PDS; identities resolve through its PLC directory. Nothing is mocked.
 
 from __future__ import annotations
 
-import functools
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -53,26 +50,6 @@ def bob_config(tmp_path, monkeypatch, pds_sandbox):
     yield
     clear_identity_cache()
     reset_plugins()
-
-
-@pytest.fixture
-def shard_server(tmp_path):
-    """An HTTP server on loopback serving a temporary folder: ``(folder, base_url)``."""
-    folder = tmp_path / "served"
-    folder.mkdir()
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import stat
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -39,24 +36,6 @@ def config(tmp_path, monkeypatch, pds_sandbox):
     yield
     clear_identity_cache()
     reset_plugins()
-
-
-@pytest.fixture
-def served(tmp_path):
-    folder = tmp_path / "served"
-    folder.mkdir()
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def run(*args: str, input: str | None = None, ok: bool = True):
@@ -98,8 +77,8 @@ def test_login_asks_for_the_password_and_fails_cleanly_on_a_wrong_one(make_accou
     assert "error:" in wrong.output and "failed" in wrong.output
 
 
-def test_publish_list_show_and_load(alice, served):
-    folder, base = served
+def test_publish_list_show_and_load(alice, shard_server):
+    folder, base = shard_server
     rng = np.random.default_rng(3)
     with ShardWriter(str(folder / "rgb-%06d.tar"), maxcount=2) as sink:
         for i in range(5):

@@ -7,10 +7,7 @@ storage selection on their own. (Against the sandbox PDS: tests/test_federation.
 
 from __future__ import annotations
 
-import functools
 import logging
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -45,27 +42,9 @@ def config(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def served(tmp_path):
-    folder = tmp_path / "served"
-    folder.mkdir()
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def catalog(tmp_path, served):
+def catalog(tmp_path, shard_server):
     """An embedded index holding a schema, two entries named 'points' and a label; shards on loopback."""
-    folder, base = served
+    folder, base = shard_server
     index = SqliteIndex(tmp_path / "catalog.sqlite")
     index.put_record(SCHEMA_URI, schema_record(Point, name="com.example.point", version="1.0.0"))
     uris = {}

@@ -1,0 +1,32 @@
+"""Fixtures shared by the core's tests."""
+
+import functools
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class _ShardServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # readers that stop early close connections mid-shard
+
+
+@pytest.fixture
+def shard_server(tmp_path):
+    """An HTTP server on loopback serving a temporary folder: ``(folder, base_url)``."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    server = _ShardServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
