@@ -13,7 +13,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -73,16 +72,9 @@ class SandboxInfo:
 
 def default_state_dir() -> Path:
     """``ATDATA_SANDBOX_STATE``, else ``$XDG_STATE_HOME/atdata/sandbox`` (``~/.local/state/...``)."""
-    override = os.environ.get("ATDATA_SANDBOX_STATE")
-    if override:
-        return Path(override).expanduser()
-    if sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    elif os.name == "nt":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    else:
-        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "atdata" / "sandbox"
+    from atdata_core.sandbox._install import user_dir
+
+    return user_dir("ATDATA_SANDBOX_STATE", "XDG_STATE_HOME", (".local", "state"), "Application Support")
 
 
 def normalize_handle(handle: str) -> str:
