@@ -37,6 +37,7 @@ import numpy as np
 
 from .errors import AtdataError, SampleTypeError, StorageError, StorageNotFound
 from .sample import DictSample, decoder_for, is_packable, sample_fields
+from ._shardref import ShardRef, as_shard_ref
 from .shards import OnError, handle_error, iter_members, iter_samples
 
 __all__ = ["Dataset", "Pipeline", "SampleBatch", "ShardRef"]
@@ -48,37 +49,6 @@ _DEFAULT_BUFFER = 1000
 
 
 # --------------------------------------------------------------------------- shards
-
-
-class ShardRef(NamedTuple):
-    """One shard of a dataset: its URL, and what is known about it (None when unknown)."""
-
-    url: str
-    count: int | None = None
-    size: int | None = None
-    sha256: str | None = None
-
-
-def _ref_from(item: Any) -> ShardRef:
-    """A ShardRef from a URL, a path, a ShardInfo or anything with ``url`` (and maybe count/size/sha256)."""
-    if isinstance(item, ShardRef):
-        return item
-    if isinstance(item, (str, os.PathLike)):
-        return ShardRef(os.fspath(item))
-    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], (str, os.PathLike)):
-        # (url, sha256 or None): a shard as a storage record names it
-        return ShardRef(os.fspath(item[0]), sha256=item[1])
-    url = getattr(item, "url", None)
-    if url is None:
-        raise TypeError(
-            f"cannot read a shard from {item!r}: pass URLs, paths or ShardInfo objects (with .url)"
-        )
-    return ShardRef(
-        os.fspath(url),
-        getattr(item, "count", None),
-        getattr(item, "size", None),
-        getattr(item, "sha256", None),
-    )
 
 
 def _is_shard_records(source: Any) -> bool:
@@ -585,17 +555,17 @@ def _resolve_shards(source: Any, shards: Iterable[Any] | None, checksums: dict[s
     known: dict[str, ShardRef] = {}
     if shards is not None:
         for item in shards:
-            ref = _ref_from(item)
+            ref = as_shard_ref(item)
             known[ref.url] = ref
     if source is None:
         if not known:
             raise ValueError("Dataset needs a source: a URL, a pattern, a directory, a list, or shards=[ShardInfo, ...]")
         refs = list(known.values())
     elif _is_shard_records(source):
-        refs = [_ref_from(item) for item in source]
+        refs = [as_shard_ref(item) for item in source]
         refs = [known.get(r.url, r) for r in refs]
     elif not isinstance(source, (str, os.PathLike, list, tuple)) and hasattr(source, "url"):
-        refs = [known.get(os.fspath(source.url), _ref_from(source))]
+        refs = [known.get(os.fspath(source.url), as_shard_ref(source))]
     else:
         urls = _expand_source(source)
         if not urls:

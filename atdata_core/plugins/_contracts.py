@@ -13,6 +13,8 @@ from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
 
 import attrs
 
+from atdata_core._shardref import ShardRef
+
 __all__ = [
     "IndexProvider",
     "IndexedRecord",
@@ -22,8 +24,6 @@ __all__ = [
     "StorageBackend",
 ]
 
-#: ``(url, sha256 hex digest or None)``: one shard as a storage record names it.
-ShardRef = tuple[str, "str | None"]
 
 ChangeKind = Literal["patch", "minor", "major"]
 
