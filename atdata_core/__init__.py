@@ -25,10 +25,10 @@ _LAZY = {
     "Dataset": "dataset",
     "SampleBatch": "dataset",
     "Pipeline": "dataset",
-    "lens": "lens",
-    "Lens": "lens",
-    "LensGraph": "lens",
-    "check_lens_laws": "lens",
+    "lens": "lenses._decorator",
+    "Lens": "lenses",
+    "LensGraph": "lenses",
+    "check_lens_laws": "lenses",
     "load_config": "config",
     "load": "load",
     "publish_schema": "publish",
@@ -68,7 +68,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import load_config
     from .dataset import Dataset, Pipeline, SampleBatch
     from .discover import list_datasets, list_labels, list_lenses, list_schemas
-    from .lens import Lens, LensGraph, check_lens_laws, lens
+    from .lenses import Lens, LensGraph, check_lens_laws
+    from .lenses._decorator import lens
     from .publish import publish_dataset, publish_label, publish_lens, publish_schema
     from .sample import DictSample, is_packable, make_sample_type, packable, sample_fields
     from .shards import ShardInfo, ShardWriter

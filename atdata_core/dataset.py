@@ -138,7 +138,7 @@ class _LazyLens:
             if cls is self.target:
                 get = _identity
             else:
-                from .lens import find_lens
+                from .lenses import find_lens
 
                 get = find_lens(cls, self.target, prefer=self.prefer, graph=self.graph).get
             self.getters[cls] = get
@@ -326,7 +326,7 @@ class Dataset(Generic[T]):
         """View the samples as ``target`` through the registered lenses (shortest path).
 
         Reading an untyped dataset as a sample type decodes straight into it.
-        ``prefer`` and ``graph`` are passed to :func:`atdata_core.lens.find_lens`
+        ``prefer`` and ``graph`` are passed to :func:`atdata_core.lenses.find_lens`
         (which lens wins where several connect the same types; which graph to search).
 
         >>> Dataset[ImageSample](src).as_type(GraySample)   # doctest: +SKIP
@@ -345,7 +345,7 @@ class Dataset(Generic[T]):
         if current is None:
             stage = _Stage("lens-lazy", _LazyLens(target, prefer, graph), label)
         else:
-            from .lens import find_lens
+            from .lenses import find_lens
 
             stage = _Stage("lens", find_lens(current, target, prefer=prefer, graph=graph), label)
         return self._derive(_stages=(*self._stages, stage), _out_type=target)

@@ -274,11 +274,11 @@ def publish_lens(
     """Publish a lens record: references to its getter and putter code (never the code itself).
 
     The references come from the git checkout holding the lens's module
-    (:func:`atdata_core.lens.code_reference`); ``repository`` and ``commit``
+    (:func:`atdata_core.lenses.code_reference`); ``repository`` and ``commit``
     override what git says. ``source_schema`` / ``target_schema`` are schema
     URIs or :class:`Published` values.
     """
-    from atdata_core.lens import lens_code_references
+    from atdata_core.lenses import lens_code_references
     from atdata_core.records import LensRecord, parse_schema_rkey, write_record
 
     source = source_schema.uri if isinstance(source_schema, Published) else source_schema

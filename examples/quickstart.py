@@ -14,8 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 import atdata_core
-from atdata_core import Dataset, ShardWriter, packable
-from atdata_core.lens import check_lens_laws, lens
+from atdata_core import Dataset, ShardWriter, lens, packable
+from atdata_core.lenses import check_lens_laws
 
 
 @packable

@@ -7,7 +7,8 @@ real types, the other case next to the string annotations of ``test_lens.py``.
 import numpy as np
 from numpy.typing import NDArray
 
-from atdata_core.lens import identity, lens  # noqa: F401  (identity: a name defined elsewhere)
+from atdata_core import lens
+from atdata_core.lenses import identity  # noqa: F401  (identity: a name defined elsewhere)
 from atdata_core.sample import packable
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 LENSES = '''\
 import dataclasses
 
-from atdata_core.lens import lens
+from atdata_core import lens
 
 from .helpers import borrowed
 

@@ -254,7 +254,8 @@ def test_untyped_dataset_read_as_a_type_decodes_into_it(tmp_path, shards):
 
 def test_as_type_follows_the_lens_graph(shards):
     from atdata_core.errors import NoLensPath
-    from atdata_core.lens import LensGraph, lens
+    from atdata_core import lens
+    from atdata_core.lenses import LensGraph
 
     @atdata_core.packable
     class Text:

@@ -12,7 +12,7 @@ import pytest
 from atdata_core.config import Config
 from atdata_core.errors import LensExecutionRefused
 from atdata_core.executors import PythonLensExecutor, TrustPolicy
-from atdata_core.lens import Lens, LensGraph, _git, check_lens_laws
+from atdata_core.lenses import Lens, LensGraph, _git, check_lens_laws
 from atdata_core.plugins.conformance import LensExecutorConformance
 from tests.lens_repo import ORIGIN, forget_modules, git, make_lens_repo
 

@@ -14,7 +14,8 @@ import pytest
 
 import atdata_core
 from atdata_core.errors import AmbiguousLens, LensError, NoLensPath
-from atdata_core.lens import Lens, LensGraph, compose, default_graph, find_lens, identity, lens
+from atdata_core import lens
+from atdata_core.lenses import Lens, LensGraph, compose, default_graph, find_lens, identity
 from atdata_core.sample import packable
 
 
@@ -138,14 +139,34 @@ def test_putter_annotated_with_wrong_types_is_refused():
             return Kelvin(0.0)
 
 
-def test_decorator_is_reachable_as_atdata_core_lens_even_after_the_module_is_imported():
-    import atdata_core.lens  # noqa: F401  (sets the package attribute to the module)
+def test_atdata_core_lens_is_the_decorator_after_the_lenses_package_is_imported():
+    import atdata_core.lenses  # noqa: F401  (a submodule import must not shadow the decorator)
+
+    # Classes local to this function, annotations as strings (this module uses
+    # `from __future__ import annotations`): the decorator must read this frame.
+    @dataclasses.dataclass
+    class A:
+        x: int
+
+    @dataclasses.dataclass
+    class B:
+        y: int
 
     @atdata_core.lens(register=False)
-    def via_package(c: Celsius) -> Fahrenheit:
-        return Fahrenheit(c.degrees)
+    def a_to_b(a: A) -> B:
+        return B(a.x + 1)
 
-    assert isinstance(via_package, Lens)
+    assert callable(atdata_core.lens) and not isinstance(atdata_core.lens, type(atdata_core))
+    assert isinstance(a_to_b, Lens)
+    assert (a_to_b.source, a_to_b.view) == (A, B)
+    assert a_to_b.get(A(1)) == B(2)
+
+
+def test_no_module_is_named_lens():
+    import importlib
+
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("atdata_core.lens")
 
 
 # ---------------------------------------------------------------------- composition and identity

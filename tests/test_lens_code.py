@@ -8,7 +8,8 @@ import pytest
 
 from atdata_core.errors import LensError
 from atdata_core.executors import PythonLensExecutor
-from atdata_core.lens import CodeReference, code_reference, lens, lens_code_references, parse_code_path
+from atdata_core import lens
+from atdata_core.lenses import CodeReference, code_reference, lens_code_references, parse_code_path
 from atdata_core.records import LensRecord, to_record
 from tests.lens_repo import ORIGIN, forget_modules, make_lens_repo
 
@@ -84,7 +85,7 @@ def test_outside_a_checkout_repository_and_commit_must_be_given(tmp_path, monkey
     monkeypatch.syspath_prepend(str(repo.root))
     try:
         module = repo.module()
-        from atdata_core.lens import _git
+        from atdata_core.lenses import _git
 
         if _git.checkout_root(repo.root) is not None:
             pytest.skip("the temporary folder is inside a git checkout here")

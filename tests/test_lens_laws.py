@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from atdata_core.errors import LensError, LensLawViolation
-from atdata_core.lens import check_lens_laws, first_difference, lens, values_equal
+from atdata_core import lens
+from atdata_core.lenses import check_lens_laws, first_difference, values_equal
 from atdata_core.sample import DictSample, packable
 
 

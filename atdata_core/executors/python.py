@@ -50,9 +50,9 @@ from typing import Any
 import attrs
 
 from atdata_core.errors import LensError, LensExecutionRefused
-from atdata_core.lens import Lens
-from atdata_core.lens import _git
-from atdata_core.lens._code import CodePath, reference_from_mapping
+from atdata_core.lenses import Lens
+from atdata_core.lenses import _git
+from atdata_core.lenses._code import CodePath, reference_from_mapping
 
 __all__ = ["PythonLensExecutor", "TrustPolicy"]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import inspect
 import sys
-import typing
 from collections.abc import Callable
 from typing import Any
 
 from atdata_core.errors import LensError
+from atdata_core.lenses._hints import caller_namespace, resolve_hints
 
-__all__ = ["Lens", "lens", "compose", "identity", "type_name"]
+__all__ = ["Lens", "compose", "identity", "mark_owner", "type_name"]
 
 # Set on a decorated getter/putter function, pointing back at its Lens, so a
 # lens built from those functions elsewhere (composition, the executor) can be
@@ -66,6 +66,11 @@ class Lens:
         self.qualified_name = qualified_name or (f"{module}:{qualname}" if module else qualname)
         # A plain lens is its own single step; a composed lens lists its parts.
         self.steps: tuple[Lens, ...] = steps if steps is not None else (self,)
+        #: How a lens executor checked the code it loaded, one sentence per function
+        #: (``"getter: lenses.py in the git checkout ... is identical to commit 3f2a9c1d0b7e"``).
+        self.provenance: list[str] = []
+        #: The published lens record this lens was loaded from, if any.
+        self.record: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ use
 
@@ -111,9 +116,9 @@ class Lens:
             raise LensError(f"@{self.name}.putter needs a function, got {func!r}")
         if len(self.steps) > 1:
             raise LensError(f"{self.name} is a composed lens; its putter comes from its parts")
-        _check_putter_annotations(self, func, _caller_namespace(2))
+        _check_putter_annotations(self, func, caller_namespace(2))
         self._putter = func
-        _mark_owner(func, self)
+        mark_owner(func, self)
         return self
 
     # ------------------------------------------------------------------ composition
@@ -226,120 +231,15 @@ def _connects(view: Any, source: Any) -> bool:
     return isinstance(view, type) and isinstance(source, type) and issubclass(view, source)
 
 
-# ---------------------------------------------------------------------- the decorator
+# ---------------------------------------------------------------------- annotations
 
 
-def lens(
-    func: Callable[[Any], Any] | None = None,
-    /,
-    *,
-    name: str | None = None,
-    source: Any = None,
-    view: Any = None,
-    register: bool = True,
-    replace: bool = False,
-    graph: Any = None,
-) -> Any:
-    """Turn a getter ``f(s: S) -> V`` into a :class:`Lens` from ``S`` to ``V``.
-
-    The source and view types come from the annotations (also under ``from
-    __future__ import annotations``, including classes local to a function);
-    ``source=`` / ``view=`` override them. The lens is registered in the
-    process-wide lens graph (``graph=`` picks another, ``register=False`` none);
-    ``replace=True`` makes it win over a lens already registered for the same
-    pair of types.
-
-    >>> @lens
-    ... def gray(img: RGBImage) -> GrayImage:
-    ...     return GrayImage(img.pixels.mean(axis=-1).astype(np.uint8))
-    >>> @gray.putter
-    ... def gray_put(g: GrayImage, img: RGBImage) -> RGBImage:
-    ...     return RGBImage(np.repeat(g.pixels[..., None], 3, axis=-1))
-    """
-    namespace = _caller_namespace(2)
-
-    def wrap(f: Callable[[Any], Any]) -> Lens:
-        if isinstance(f, Lens):
-            raise LensError(f"{f.name} is already a lens")
-        if not callable(f):
-            raise LensError(f"@lens decorates a getter function, got {f!r}")
-        src, dst = _getter_types(f, namespace, source, view)
-        obj = Lens(f, None, source=src, view=dst, name=name)
-        for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
-            value = getattr(f, attr, None)
-            if value is not None:
-                setattr(obj, attr, value)
-        obj.__wrapped__ = f
-        _mark_owner(f, obj)
-        if register:
-            from atdata_core.lens._graph import default_graph
-
-            (graph if graph is not None else default_graph()).register(obj, replace=replace)
-        return obj
-
-    return wrap if func is None else wrap(func)
-
-
-def _mark_owner(func: Any, owner: Lens) -> None:
+def mark_owner(func: Any, owner: Lens) -> None:
+    """Point a getter or putter function back at its Lens, so lenses built from it pickle by reference."""
     try:
         setattr(func, _OWNER_ATTR, owner)
     except (AttributeError, TypeError):  # builtins, bound methods
         pass
-
-
-def _caller_namespace(depth: int) -> dict[str, Any] | None:
-    """The local variables of the frame that applied the decorator.
-
-    ``typing.get_type_hints`` only sees module globals, so a lens between
-    classes defined inside a function (tests, notebooks' helper functions)
-    could not resolve string annotations without the defining frame's locals.
-    """
-    try:
-        frame = sys._getframe(depth)  # 0 is this function, 1 its caller (lens / putter), 2 theirs
-    except ValueError:
-        return None
-    try:
-        return dict(frame.f_locals)
-    finally:
-        del frame
-
-
-def _resolve_hints(func: Callable[..., Any], namespace: dict[str, Any] | None) -> dict[str, Any]:
-    target = inspect.unwrap(func)
-    try:
-        return typing.get_type_hints(target, localns=namespace)
-    except NameError as err:
-        raise LensError(
-            f"cannot resolve the annotations of {getattr(func, '__qualname__', func)!r}: {err}. "
-            "Define the types before the lens, or pass source= and view= to @lens"
-        ) from err
-    except TypeError:
-        return {}
-
-
-def _getter_types(func: Callable[[Any], Any], namespace: dict[str, Any] | None, source: Any, view: Any) -> tuple[Any, Any]:
-    try:
-        params = list(inspect.signature(func).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    fname = getattr(func, "__qualname__", repr(func))
-    if params and len([p for p in params if p.default is inspect.Parameter.empty and p.kind in (
-            p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) > 1:
-        raise LensError(f"a lens getter takes one argument (the source sample); {fname} takes {len(params)}")
-    if source is None or view is None:
-        hints = _resolve_hints(func, namespace)
-        if source is None and params:
-            source = hints.get(params[0].name)
-        if view is None:
-            view = hints.get("return")
-    missing = [what for what, value in (("source", source), ("view", view)) if value is None]
-    if missing:
-        raise LensError(
-            f"@lens cannot tell the {' and '.join(missing)} type of {fname}: annotate it as "
-            f"def {getattr(func, '__name__', 'f')}(s: Source) -> View, or pass "
-            + " and ".join(f"{what}=" for what in missing)
-        )
-    return source, view
 
 
 def _check_putter_annotations(owner: Lens, func: Callable[..., Any], namespace: dict[str, Any] | None) -> None:
@@ -353,7 +253,7 @@ def _check_putter_annotations(owner: Lens, func: Callable[..., Any], namespace: 
             f"a putter takes (view, source) and returns the updated source; {fname} takes {len(params)} argument(s)"
         )
     try:
-        hints = _resolve_hints(func, namespace)
+        hints = resolve_hints(func, namespace)
     except LensError:
         return  # annotations are documentation for a putter; the getter fixed the types
     expected = {params[0].name: owner.view, params[1].name: owner.source, "return": owner.source}

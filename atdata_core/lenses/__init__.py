@@ -1,8 +1,9 @@
 """Lenses: bidirectional transformations between sample types, and the graph that chains them.
 
-::
+The decorator is :func:`atdata_core.lens`; this package holds the rest::
 
-    from atdata_core.lens import lens, find_lens, check_lens_laws
+    from atdata_core import lens
+    from atdata_core.lenses import find_lens, check_lens_laws
 
     @lens
     def gray(img: RGBImage) -> GrayImage:            # get: source -> view
@@ -17,6 +18,9 @@
     find_lens(RGBImage, Edges)        # shortest registered chain, composed
     check_lens_laws(gray, samples)    # GetPut / PutGet, raises LensLawViolation
 
+The package is not named ``lens``: importing a module of that name would
+replace the decorator as the attribute ``atdata_core.lens``.
+
 Lens records published to the network name code by reference
 (:func:`code_reference`); running such a lens is the job of a lens executor
 (:mod:`atdata_core.executors`).
@@ -24,13 +28,11 @@ Lens records published to the network name code by reference
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
 
-from atdata_core.lens._graph import LensGraph, default_graph, find_lens, register_lens
-from atdata_core.lens._laws import LensLawReport, check_lens_laws, first_difference, values_equal
-from atdata_core.lens._lens import Lens, compose, identity, lens
+from atdata_core.lenses._graph import LensGraph, default_graph, find_lens, register_lens
+from atdata_core.lenses._laws import LensLawReport, check_lens_laws, first_difference, values_equal
+from atdata_core.lenses._lens import Lens, compose, identity
 
 __all__ = [
     "CodePath",
@@ -45,20 +47,20 @@ __all__ = [
     "find_lens",
     "first_difference",
     "identity",
-    "lens",
     "lens_code_references",
     "parse_code_path",
+    "reference_from_mapping",
     "register_lens",
     "values_equal",
 ]
 
 # Code references need git and the records package (cattrs): loaded on first use.
 _LAZY = {
-    "CodePath": "atdata_core.lens._code",
-    "code_reference": "atdata_core.lens._code",
-    "lens_code_references": "atdata_core.lens._code",
-    "parse_code_path": "atdata_core.lens._code",
-    "reference_from_mapping": "atdata_core.lens._code",
+    "CodePath": "atdata_core.lenses._code",
+    "code_reference": "atdata_core.lenses._code",
+    "lens_code_references": "atdata_core.lenses._code",
+    "parse_code_path": "atdata_core.lenses._code",
+    "reference_from_mapping": "atdata_core.lenses._code",
     "CodeReference": "atdata_core.records",
 }
 
@@ -66,7 +68,7 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     target = _LAZY.get(name)
     if target is None:
-        raise AttributeError(f"module 'atdata_core.lens' has no attribute {name!r}")
+        raise AttributeError(f"module 'atdata_core.lenses' has no attribute {name!r}")
     import importlib
 
     value = getattr(importlib.import_module(target), name)
@@ -74,12 +76,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-class _CallableModule(types.ModuleType):
-    # Importing this package sets the attribute ``atdata_core.lens`` to the
-    # module, shadowing the decorator the package exports under the same name.
-    # Making the module callable keeps ``@atdata_core.lens`` working either way.
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return lens(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+def __dir__() -> list[str]:
+    return __all__

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from atdata_core.errors import AmbiguousLens, LensError, NoLensPath
-from atdata_core.lens._lens import Lens, compose, identity, type_name
+from atdata_core.lenses._lens import Lens, compose, identity, type_name
 
 __all__ = ["LensGraph", "default_graph", "find_lens", "register_lens"]
 

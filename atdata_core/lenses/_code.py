@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atdata_core.errors import LensError
-from atdata_core.lens import _git
-from atdata_core.lens._lens import Lens
+from atdata_core.lenses import _git
+from atdata_core.lenses._lens import Lens
 
 if TYPE_CHECKING:
     from atdata_core.records import CodeReference

@@ -10,7 +10,7 @@ bidirectional tree transformations"):
 :class:`~atdata_core.errors.LensLawViolation` (an ``AssertionError``) on the
 first counterexample, so it drops straight into a pytest test::
 
-    from atdata_core.lens import check_lens_laws
+    from atdata_core.lenses import check_lens_laws
 
     def test_gray_lens_is_lawful():
         samples = [RGBImage(np.full((4, 4, 3), k, np.uint8)) for k in (0, 7, 255)]
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from atdata_core.errors import LensError, LensLawViolation
-from atdata_core.lens._lens import Lens
+from atdata_core.lenses._lens import Lens
 from atdata_core.sample import DictSample
 
 __all__ = ["LensLawReport", "check_lens_laws", "values_equal", "first_difference"]
