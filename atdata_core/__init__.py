@@ -30,7 +30,9 @@ _LAZY = {
     "LensGraph": "lenses",
     "check_lens_laws": "lenses",
     "load_config": "config",
-    "load": "load",
+    "load": "_loading",
+    "load_lens": "_loading",
+    "resolve": "_loading",
     "publish_schema": "publish",
     "publish_dataset": "publish",
     "publish_lens": "publish",
@@ -64,6 +66,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._loading import load, load_lens, resolve
     from .codec import decode_ndarray, encode_ndarray
     from .config import load_config
     from .dataset import Dataset, Pipeline, SampleBatch

@@ -65,10 +65,18 @@ def test_preview_shows_the_first_samples(shards):
 def test_plugins_lists_the_builtin_plugin_and_its_hooks():
     result = CliRunner().invoke(cli, ["plugins", "--json"])
     assert result.exit_code == 0, result.output
-    report = {p["name"]: p for p in json.loads(result.output)}
+    output = json.loads(result.output)
+    report = {p["name"]: p for p in output["plugins"]}
     assert report["builtin"]["status"] == "loaded"
     assert report["builtin"]["distribution"] == "atdata-core"
     assert "atdata_storage_backends" in report["builtin"]["hooks"]
+    # What it registered, by the keys the core selects on.
+    provides = report["builtin"]["provides"]
+    assert "storage backend 'file': schemes file://, plain paths" in provides
+    assert any(line.startswith("storage backend 'http': schemes http://, https://; record types science.alt.dataset.storageHttp")
+               for line in provides)
+    assert "index provider 'pds'" in provides
+    assert output["problems"] == []
 
 
 def test_console_script_runs_and_usage_errors_exit_2():

@@ -23,7 +23,7 @@ from atdata_core.errors import (
     ValidationError,
 )
 from atdata_core.lenses import LensGraph
-from atdata_core.load import load_lens
+from atdata_core import load_lens
 from atdata_core.plugins import reset_plugins
 from atdata_core.publish import publish_dataset, publish_label, publish_lens, publish_schema
 from tests.lens_example import RedChannel, RGBImage, red_channel

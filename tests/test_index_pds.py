@@ -73,9 +73,10 @@ def test_default_repo_given_at_construction(writer, account):
     assert [r.uri for r in PdsIndex(repo=account.did).list_records(ENTRY)] == [uri]
 
 
-def test_registered_as_the_pds_provider_and_sqlite_stays_the_default():
+def test_registered_as_the_pds_provider_and_the_default():
     assert type(index_provider("pds")).__name__ == "PdsIndex"
-    assert type(index_provider()).__name__ == "SqliteIndex"
+    assert type(index_provider()).__name__ == "PdsIndex"
+    assert type(index_provider("sqlite")).__name__ == "SqliteIndex"
 
 
 def _entry(name: str) -> dict:

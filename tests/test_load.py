@@ -17,7 +17,7 @@ import atdata_core
 from atdata_core import ShardWriter, packable
 from atdata_core.errors import IncompatibleSchema, MissingImplementation, RecordError, RecordNotFound, ValidationError
 from atdata_core.index.sqlite import SqliteIndex, default_path
-from atdata_core.load import Reference, parse_ref, resolve
+from atdata_core._loading import Reference, parse_ref, resolve
 from atdata_core.plugins import reset_plugins
 from atdata_core.schema import schema_record
 
@@ -106,11 +106,30 @@ def test_without_a_class_one_is_built_from_the_schema(catalog):
     assert first.values.dtype == np.float32
 
 
-def test_loaded_records_are_kept_in_the_local_index(catalog):
+def test_loading_writes_no_local_index_unless_configured(catalog):
+    atdata_core.load(catalog["first"], index=catalog["index"])
+    assert not default_path().exists()
+
+
+def test_loaded_records_are_kept_in_the_local_index_when_configured(catalog, monkeypatch):
+    monkeypatch.setenv("ATDATA_INDEX_CACHE_LOADED", "true")
+    reset_plugins()
     atdata_core.load(catalog["first"], index=catalog["index"])
     local = SqliteIndex(default_path())
     assert local.get_record(catalog["first"]).value["name"] == "points"
     assert local.get_record(SCHEMA_URI).value["version"] == "1.0.0"
+
+
+def test_the_configured_default_index_answers_load(catalog, monkeypatch):
+    # [index] default decides which provider load() asks when none is given.
+    monkeypatch.setenv("ATDATA_INDEX_DEFAULT", "sqlite")
+    monkeypatch.setenv("ATDATA_INDEX_SQLITE_PATH", catalog["index"].path)
+    reset_plugins()
+    assert [p.x for p in atdata_core.load(f"@{DID}/points@v1", Point)] == [0, 1, 2, 3, 4]
+    monkeypatch.setenv("ATDATA_INDEX_DEFAULT", "nothing-by-that-name")
+    reset_plugins()
+    with pytest.raises(MissingImplementation, match="nothing-by-that-name"):
+        atdata_core.load(f"@{DID}/points@v1", Point)
 
 
 def test_an_incompatible_class_is_refused(catalog):

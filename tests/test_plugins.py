@@ -15,7 +15,7 @@ from atdata_core.errors import DuplicateImplementation, MissingImplementation, P
 from atdata_core.plugins import (
     IndexProviderSpec,
     LensExecutorSpec,
-    Registry,
+    build_registry,
     SchemaFormatSpec,
     StorageBackend,
     StorageBackendSpec,
@@ -45,6 +45,16 @@ class Thing:
 
 def make(label):
     return lambda config: Thing(config, label)
+
+
+class RecordThing(Thing):
+    """A stand-in storage backend that also maps storage records (a StorageRecordMapper)."""
+
+    def to_storage_record(self, shards):
+        return {}
+
+    def from_storage_record(self, record):
+        return []
 
 
 class StoragePlugin:
@@ -137,18 +147,18 @@ def test_a_duplicate_scheme_names_both_plugins_and_config_can_choose():
         assert get_registry().duplicates() == [message]
 
         chosen = Config({"storage": {"select": {"https": "fancy-http"}}})
-        registry = Registry.from_manager(get_plugin_manager(), chosen)
+        registry = build_registry(get_plugin_manager(), chosen)
         assert registry.storage.for_url("https://host/a.tar").label == "fancy"
 
 
 def test_a_duplicate_record_type_can_be_chosen_by_config():
     storage_http = "science.alt.dataset.storageHttp"
-    plugin = StoragePlugin(StorageBackendSpec(name="mirror", schemes=("mirror",), record_types=(storage_http,), factory=make("mirror")))
+    plugin = StoragePlugin(StorageBackendSpec(name="mirror", schemes=("mirror",), record_types=(storage_http,), factory=lambda config: RecordThing(config, "mirror")))
     with plugin_registered(plugin, name="mirror-plugin"):
         with pytest.raises(DuplicateImplementation, match=f"record type '{storage_http}'"):
             storage_backend(record_type=storage_http)
         chosen = Config({"storage": {"select": {storage_http: "mirror"}}})
-        registry = Registry.from_manager(get_plugin_manager(), chosen)
+        registry = build_registry(get_plugin_manager(), chosen)
         assert registry.storage.for_record({"$type": storage_http, "shards": []}).label == "mirror"
 
 
@@ -294,14 +304,14 @@ def test_index_providers_by_name_and_configured_default():
     with plugin_registered(Indexes(), name="indexes"):
         assert index_provider("beta").label == "beta"
         manager = get_plugin_manager()
-        configured = Registry.from_manager(manager, Config({"index": {"default": "beta"}}))
+        configured = build_registry(manager, Config({"index": {"default": "beta"}}))
         assert configured.index_providers.default().label == "beta"
-        unconfigured = Registry.from_manager(manager, Config({}))
+        unconfigured = build_registry(manager, Config({}))
         if not any(spec.plugin == "builtin" for spec in unconfigured.index_providers.specs()):
             with pytest.raises(MissingImplementation, match="set \\[index\\] default .*alpha, beta"):
                 unconfigured.index_providers.default()
         with pytest.raises(MissingImplementation, match="gamma"):
-            Registry.from_manager(manager, Config({"index": {"default": "gamma"}})).index_providers.default()
+            build_registry(manager, Config({"index": {"default": "gamma"}})).index_providers.default()
 
 
 def test_lens_executors_by_name_and_language():
@@ -350,8 +360,8 @@ def test_cli_commands_are_collected_from_plugins():
 
 def test_builtin_index_and_lens_executor_are_registered(tmp_path):
     manager = get_plugin_manager()
-    config = Config({"index": {"sqlite_path": str(tmp_path / "catalog.sqlite")}})
-    registry = Registry.from_manager(manager, config)
+    config = Config({"index": {"default": "sqlite", "sqlite_path": str(tmp_path / "catalog.sqlite")}})
+    registry = build_registry(manager, config)
     index = registry.index_providers.default()
     assert type(index).__name__ == "SqliteIndex"
     assert index.path == str(tmp_path / "catalog.sqlite")

@@ -275,12 +275,12 @@ def schema() -> None:
 
 def _schema_record(ref: str) -> tuple[str, dict[str, Any]]:
     """A schema by at:// URI, @handle/schema.id[@version], or a local JSON file."""
-    from atdata_core.index.pds import PdsIndex
+    from atdata_core._loading import index_for
 
     if os.path.isfile(ref):
         with open(ref, encoding="utf-8") as handle:
             return ref, json.load(handle)
-    index = PdsIndex()
+    index = index_for(None)
     if ref.startswith("at://"):
         found = index.get_record(ref)
     elif ref.startswith("@") and "/" in ref:
@@ -334,12 +334,12 @@ def schema_diff(old: str, new: str) -> None:
 @click.argument("ref")
 @click.option("-n", "--count", default=3, show_default=True, help="How many samples to show.")
 @click.option("--no-verify", is_flag=True, help="Do not check the shards' sha256 (not recommended).")
-@click.option("--index", "index_name", metavar="NAME", help="Index provider to ask (default: the account's own PDS).")
+@click.option("--index", "index_name", metavar="NAME", help="Index provider to ask (default: [index] default, else the account's own PDS).")
 def load_cmd(ref: str, count: int, no_verify: bool, index_name: str | None) -> None:
     """Load a published dataset (at:// URI, @handle/name or @handle/name@label) and show its first samples."""
     from atdata_core.cli._shards import _summarise
     from atdata_core.dataset import Dataset
-    from atdata_core.load import resolve
+    from atdata_core._loading import resolve
 
     resolved = resolve(ref, index=index_name)
     entry = resolved.entry

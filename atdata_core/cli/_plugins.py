@@ -10,15 +10,20 @@ import click
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def plugins(as_json: bool) -> None:
-    """List installed plugins with versions, hooks and load failures.
+    """List installed plugins: versions, hooks, what each registered, and failures.
 
-    Exits 1 when a plugin failed to import (the others still work).
+    A plugin's name (first on each line) is its entry-point name, the one
+    ``[plugins] allow`` / ``deny`` take (its distribution name works too).
+    The names of the implementations it provides are the ones selection
+    uses: ``[index] default``, ``[storage.select]``... Exits 1 when a plugin
+    failed to load (the others still work).
     """
-    from atdata_core.plugins import plugin_report
+    from atdata_core.plugins import plugin_problems, plugin_report
 
     report = plugin_report()
+    problems = plugin_problems()
     if as_json:
-        click.echo(json.dumps([_as_dict(info) for info in report], indent=2))
+        click.echo(json.dumps({"plugins": [_as_dict(info) for info in report], "problems": problems}, indent=2))
     else:
         for info in report:
             dist = f"{info.distribution} {info.version}" if info.distribution else "(registered in-process)"
@@ -26,8 +31,12 @@ def plugins(as_json: bool) -> None:
             click.echo(f"{click.style(info.name, bold=True)}  {dist}  " + click.style(info.status, fg=colour))
             if info.hooks:
                 click.echo(f"    hooks: {', '.join(info.hooks)}")
+            for line in info.provides:
+                click.echo(f"    provides {line}")
             if info.error:
                 click.echo(f"    {'error' if info.status == 'failed' else 'reason'}: {info.error}")
+        for problem in problems:
+            click.echo(click.style("problem: ", fg="yellow") + problem)
     if any(info.status == "failed" for info in report):
         raise SystemExit(1)
 
@@ -41,4 +50,5 @@ def _as_dict(info) -> dict:
         "hooks": list(info.hooks),
         "error": info.error,
         "entry_point": info.entry_point,
+        "provides": list(info.provides),
     }

@@ -1,8 +1,13 @@
 """Built-in index providers: where published records are found.
 
-- ``sqlite``: an embedded index in one SQLite file (the default): records you
-  publish or load are kept there, searchable offline.
-- ``pds``: reads an account's records straight from its own PDS (no AppView).
+- ``pds`` (the default): reads an account's records straight from its own PDS
+  (no AppView).
+- ``sqlite``: an embedded index in one SQLite file: records you publish are
+  kept there, searchable offline.
+
+The selection rules every provider shares (:func:`select_schema`,
+:func:`select_label`, :func:`search_records`...) are exported here and from
+:mod:`atdata_core.plugins`.
 
 Both implement :class:`atdata_core.plugins.IndexProvider`; the AppView
 provider comes from the ``atdata-index-appview`` plugin.
@@ -10,6 +15,13 @@ provider comes from the ``atdata-index-appview`` plugin.
 
 from __future__ import annotations
 
-from atdata_core.index._select import at_uri_parts, newest_first, pick_label, pick_schema, search
+from atdata_core.index._select import (
+    newest_first,
+    record_tags,
+    search_records,
+    select_label,
+    select_schema,
+    text_matches,
+)
 
-__all__ = ["at_uri_parts", "newest_first", "pick_label", "pick_schema", "search"]
+__all__ = ["newest_first", "record_tags", "search_records", "select_label", "select_schema", "text_matches"]

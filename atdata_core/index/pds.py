@@ -18,13 +18,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Iterable
 
 from atdata_core.errors import IdentityError, MissingImplementation, RecordNotFound, XrpcError
-from atdata_core.index._select import at_uri_parts, pick_label, pick_schema, search
+from atdata_core._aturi import AtUri
+from atdata_core._nsids import LABEL_NSID, SCHEMA_NSID
+from atdata_core.index._select import search_records, select_label, select_schema
 from atdata_core.plugins import IndexedRecord
 
 __all__ = ["PdsIndex"]
 
-_SCHEMA = "science.alt.dataset.schema"
-_LABEL = "science.alt.dataset.label"
 # XRPC errors meaning "nothing there" rather than "the server failed".
 _ABSENT = {"RecordNotFound", "RepoNotFound", "RepoDeactivated", "RepoTakendown", "NotFound"}
 
@@ -62,10 +62,10 @@ class PdsIndex:
     # -- the IndexProvider contract
 
     def get_record(self, uri: str) -> IndexedRecord:
-        authority, collection, rkey = at_uri_parts(uri)
-        did = self.resolve_repo(authority)
+        parsed = AtUri.parse(uri)
+        did = self.resolve_repo(parsed.authority)
         try:
-            found = self.client.get_record(did, collection, rkey)
+            found = self.client.get_record(did, parsed.collection, parsed.rkey)
         except RecordNotFound:
             raise
         except IdentityError as err:
@@ -93,7 +93,7 @@ class PdsIndex:
                 "repository at a time. Give repo= (a handle or DID), or install atdata-index-appview and set "
                 "[index] default = \"appview\""
             )
-        return search(self._records(collection, repo), query=query, tags=tags, limit=limit)
+        return search_records(self._records(collection, repo), query=query, tags=tags, limit=limit)
 
     def resolve_schema(self, repo: str, schema_id: str, version: str | None = None) -> IndexedRecord:
         if version is not None:
@@ -106,13 +106,13 @@ class PdsIndex:
                 rkey = None
             if rkey is not None:
                 try:
-                    return self.get_record(f"at://{self.resolve_repo(repo)}/{_SCHEMA}/{rkey}")
+                    return self.get_record(str(AtUri.record(self.resolve_repo(repo), SCHEMA_NSID, rkey)))
                 except RecordNotFound:
                     pass
-        return pick_schema(self._records(_SCHEMA, repo), repo, schema_id, version)
+        return select_schema(self._records(SCHEMA_NSID, repo), repo, schema_id, version)
 
     def resolve_label(self, repo: str, name: str, version: str | None = None) -> IndexedRecord:
-        return pick_label(self._records(_LABEL, repo), repo, name, version)
+        return select_label(self._records(LABEL_NSID, repo), repo, name, version)
 
     # -- accounts
 

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from atdata_core.errors import RecordNotFound
-from atdata_core.index._select import at_uri_parts, pick_label, pick_schema, search
+from atdata_core._aturi import AtUri
+from atdata_core._nsids import LABEL_NSID, SCHEMA_NSID
+from atdata_core.index._select import search_records, select_label, select_schema
 from atdata_core.plugins import IndexedRecord
 
 _SCHEMA = """
@@ -85,7 +87,8 @@ class SqliteIndex:
 
     def put_record(self, uri: str, value: Mapping[str, Any], cid: str | None = None) -> None:
         """Insert or replace the record at ``uri``."""
-        did, collection, rkey = at_uri_parts(uri)
+        parsed = AtUri.parse(uri)
+        did, collection, rkey = parsed.authority, parsed.collection, parsed.rkey
         text = json.dumps(dict(value), default=_json_default, separators=(",", ":"))
         with self._lock, self._db:
             self._db.execute(
@@ -100,7 +103,7 @@ class SqliteIndex:
     # -- the IndexProvider contract
 
     def get_record(self, uri: str) -> IndexedRecord:
-        at_uri_parts(uri)
+        AtUri.parse(uri)
         with self._lock:
             row = self._db.execute("SELECT uri, cid, value FROM records WHERE uri = ?", (uri,)).fetchone()
         if row is None:
@@ -116,13 +119,22 @@ class SqliteIndex:
         tags: Sequence[str] = (),
         limit: int | None = None,
     ) -> list[IndexedRecord]:
-        return search(self._rows(collection, repo), query=query, tags=tags, limit=limit)
+        return search_records(self._rows(collection, repo), query=query, tags=tags, limit=limit)
 
     def resolve_schema(self, repo: str, schema_id: str, version: str | None = None) -> IndexedRecord:
-        return pick_schema(self._rows("science.alt.dataset.schema", repo), repo, schema_id, version)
+        return select_schema(self._rows(SCHEMA_NSID, repo), repo, schema_id, version)
 
     def resolve_label(self, repo: str, name: str, version: str | None = None) -> IndexedRecord:
-        return pick_label(self._rows("science.alt.dataset.label", repo), repo, name, version)
+        return select_label(self._rows(LABEL_NSID, repo), repo, name, version)
+
+    def resolve_repo(self, handle_or_did: str) -> str:
+        """The DID of an account: a DID as it is, a handle through the network (this index keys by DID)."""
+        text = handle_or_did.strip().lstrip("@")
+        if text.startswith("did:"):
+            return text
+        from atdata_core.atproto import resolve_identity
+
+        return resolve_identity(text).did
 
     # -- internals
 

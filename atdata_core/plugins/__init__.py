@@ -1,4 +1,4 @@
-"""atdata's plugin framework: hooks, descriptors, contracts and registries.
+"""atdata's plugin framework and the toolkit plugins build on.
 
 A plugin is a module named by an entry point in the ``atdata`` group. It
 implements hooks from :mod:`atdata_core.plugins.hookspecs` with
@@ -7,22 +7,60 @@ implements hooks from :mod:`atdata_core.plugins.hookspecs` with
 the contracts (:class:`StorageBackend`, ...). The core picks among them by
 URL scheme, record ``$type``, name or configuration. See ``docs/plugins.md``.
 
+This module is the whole surface a plugin needs; a plugin imports nothing
+else from the core but ``atdata_core`` itself, ``atdata_core.errors`` and the
+conformance suites in ``atdata_core.plugins.conformance``. The toolkit:
+
+============================  ===========================================================
+framework                     :data:`hookimpl`, the descriptors, :func:`plugin_registered`,
+                              :func:`get_config`, :func:`get_registry`, :func:`build_registry`
+contracts                     :class:`StorageBackend`, :class:`StorageRecordMapper`,
+                              :class:`SchemaFormat`, :class:`IndexProvider`, :class:`LensExecutor`
+storage                       :class:`StorageBase` (write five primitives, inherit the rest),
+                              :class:`ShardRef`, :func:`url_scheme`
+records                       the NSID constants (:data:`ENTRY_NSID`...), :class:`AtUri`
+index rules                   :func:`select_schema`, :func:`select_label`, :func:`search_records`,
+                              :func:`newest_first`, :func:`record_tags`, :func:`text_matches`
+sample types                  :func:`make_sample_type` and the field types (:class:`Field`,
+                              :class:`Scalar`, :class:`Array`...), :func:`sample_fields`
+ATProto                       :class:`Client`, :class:`IdentityResolver`, :func:`resolve_identity`,
+                              :class:`RetryPolicy`
+============================  ===========================================================
+
+Everything listed in ``__all__`` is stable: it changes only by addition.
+Heavy parts (numpy, the ATProto client) load on first use.
+
 >>> from atdata_core.plugins import storage_backend
 >>> backend = storage_backend("file:///tmp/data-000000.tar")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from atdata_core._aturi import AtUri
+from atdata_core._nsids import (
+    ENTRY_NSID,
+    JSON_SCHEMA_FORMAT_NSID,
+    LABEL_NSID,
+    LENS_NSID,
+    LENS_VERIFICATION_NSID,
+    NAMESPACE,
+    RECORD_NSIDS,
+    SCHEMA_NSID,
+    STORAGE_BLOBS_NSID,
+    STORAGE_HTTP_NSID,
+    STORAGE_S3_NSID,
+)
+from atdata_core._shardref import ShardRef
 from atdata_core.plugins._contracts import (
     IndexedRecord,
     IndexProvider,
     LensExecutor,
     SchemaFormat,
-    ShardRef,
     StorageBackend,
 )
 from atdata_core.plugins._descriptors import (
@@ -35,6 +73,7 @@ from atdata_core.plugins._descriptors import (
 from atdata_core.plugins._manager import (
     ENTRY_POINT_GROUP,
     PluginInfo,
+    build_registry,
     get_config,
     get_plugin_manager,
     get_registry,
@@ -44,40 +83,132 @@ from atdata_core.plugins._manager import (
 )
 from atdata_core.plugins._registry import KNOWN_DISTRIBUTIONS, Registry, url_scheme
 
+if TYPE_CHECKING:  # pragma: no cover
+    from atdata_core.atproto import Client, Identity, IdentityResolver, RetryPolicy, resolve_identity
+    from atdata_core.index._select import (
+        newest_first,
+        record_tags,
+        search_records,
+        select_label,
+        select_schema,
+        text_matches,
+    )
+    from atdata_core.plugins._contracts import StorageRecordMapper
+    from atdata_core.sample import (
+        AnyValue,
+        Array,
+        DictOf,
+        Field,
+        FieldType,
+        ListOf,
+        Nested,
+        Optional,
+        Scalar,
+        annotation_of,
+        make_sample_type,
+        parse_annotation,
+        sample_fields,
+    )
+    from atdata_core.storage._base import StorageBase
+
 #: Marks a function as a hook implementation: ``@hookimpl def atdata_storage_backends(): ...``
 hookimpl = pluggy.HookimplMarker("atdata")
 
-__all__ = [
-    "ENTRY_POINT_GROUP",
-    "KNOWN_DISTRIBUTIONS",
-    "ImplementationSpec",
-    "IndexProvider",
-    "IndexProviderSpec",
-    "IndexedRecord",
-    "LensExecutor",
-    "LensExecutorSpec",
-    "PluginInfo",
-    "Registry",
-    "SchemaFormat",
-    "SchemaFormatSpec",
-    "ShardRef",
-    "StorageBackend",
-    "StorageBackendSpec",
-    "cli_commands",
-    "get_config",
-    "get_plugin_manager",
-    "get_registry",
-    "hookimpl",
-    "index_provider",
-    "lens_executor",
-    "plugin_problems",
-    "plugin_registered",
-    "plugin_report",
-    "reset_plugins",
-    "schema_format",
-    "storage_backend",
-    "url_scheme",
-]
+# Toolkit names whose modules cost an import (numpy, requests...): loaded on first access.
+_LAZY = {
+    # sample field types and the class factory
+    "AnyValue": "atdata_core.sample",
+    "Array": "atdata_core.sample",
+    "DictOf": "atdata_core.sample",
+    "Field": "atdata_core.sample",
+    "FieldType": "atdata_core.sample",
+    "ListOf": "atdata_core.sample",
+    "Nested": "atdata_core.sample",
+    "Optional": "atdata_core.sample",
+    "Scalar": "atdata_core.sample",
+    "annotation_of": "atdata_core.sample",
+    "make_sample_type": "atdata_core.sample",
+    "parse_annotation": "atdata_core.sample",
+    "sample_fields": "atdata_core.sample",
+    # index selection rules
+    "newest_first": "atdata_core.index._select",
+    "record_tags": "atdata_core.index._select",
+    "search_records": "atdata_core.index._select",
+    "select_label": "atdata_core.index._select",
+    "select_schema": "atdata_core.index._select",
+    "text_matches": "atdata_core.index._select",
+    # storage
+    "StorageBase": "atdata_core.storage._base",
+    "StorageRecordMapper": "atdata_core.plugins._contracts",
+    # the ATProto client
+    "Client": "atdata_core.atproto",
+    "Identity": "atdata_core.atproto",
+    "IdentityResolver": "atdata_core.atproto",
+    "RetryPolicy": "atdata_core.atproto",
+    "resolve_identity": "atdata_core.atproto",
+}
+
+__all__ = sorted(
+    [
+        "AtUri",
+        "ENTRY_NSID",
+        "ENTRY_POINT_GROUP",
+        "ImplementationSpec",
+        "IndexProvider",
+        "IndexProviderSpec",
+        "IndexedRecord",
+        "JSON_SCHEMA_FORMAT_NSID",
+        "KNOWN_DISTRIBUTIONS",
+        "LABEL_NSID",
+        "LENS_NSID",
+        "LENS_VERIFICATION_NSID",
+        "LensExecutor",
+        "LensExecutorSpec",
+        "NAMESPACE",
+        "PluginInfo",
+        "RECORD_NSIDS",
+        "Registry",
+        "SCHEMA_NSID",
+        "STORAGE_BLOBS_NSID",
+        "STORAGE_HTTP_NSID",
+        "STORAGE_S3_NSID",
+        "SchemaFormat",
+        "SchemaFormatSpec",
+        "ShardRef",
+        "StorageBackend",
+        "StorageBackendSpec",
+        "build_registry",
+        "cli_commands",
+        "get_config",
+        "get_plugin_manager",
+        "get_registry",
+        "hookimpl",
+        "index_provider",
+        "lens_executor",
+        "plugin_problems",
+        "plugin_registered",
+        "plugin_report",
+        "reset_plugins",
+        "schema_format",
+        "storage_backend",
+        "storage_record_mapper",
+        "url_scheme",
+        *_LAZY,
+    ]
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'atdata_core.plugins' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
 
 
 def storage_backend(url: str | None = None, *, record_type: str | None = None, name: str | None = None) -> StorageBackend:
@@ -89,6 +220,30 @@ def storage_backend(url: str | None = None, *, record_type: str | None = None, n
     if record_type is not None:
         return registry.for_record_type(record_type)
     return registry.named(name)  # type: ignore[arg-type]
+
+
+def storage_record_mapper(record_type: str) -> Any:
+    """What reads and writes the entry's ``storage`` union member ``record_type`` (a
+    :class:`StorageRecordMapper`): the backend registered for that ``$type``.
+
+    Raises :class:`~atdata_core.errors.MissingImplementation` naming the
+    distribution to install when nobody registered it, and
+    :class:`~atdata_core.errors.PluginError` when the backend registered for
+    it cannot map records.
+    """
+    from atdata_core.errors import PluginError
+
+    registry = get_registry().storage
+    spec = registry.spec_for_record_type(record_type)
+    backend = registry.instance(spec)
+    if not callable(getattr(backend, "from_storage_record", None)) or not callable(
+        getattr(backend, "to_storage_record", None)
+    ):
+        raise PluginError(
+            f"storage backend {spec.name!r} from {spec.provider()} is registered for {record_type} records "
+            "but cannot map them (it implements no to_storage_record / from_storage_record)"
+        )
+    return backend
 
 
 def schema_format(
@@ -105,7 +260,7 @@ def schema_format(
 
 
 def index_provider(name: str | None = None) -> IndexProvider:
-    """The index provider named ``name``, or the configured default (``[index] default``)."""
+    """The index provider named ``name``, or the configured default (``[index] default``, ``pds`` unless set)."""
     registry = get_registry().index_providers
     return registry.named(name) if name else registry.default()
 
@@ -123,13 +278,12 @@ def cli_commands() -> list[Any]:
     """The click commands every loaded plugin adds to the ``atdata`` CLI, in plugin order."""
     import warnings
 
+    from atdata_core.plugins._manager import call_each
+
     commands: list[Any] = []
-    manager = get_plugin_manager()
-    for impl in manager.hook.atdata_cli_commands.get_hookimpls():
-        try:
-            result = impl.function()
-        except Exception as err:  # one broken plugin must not take the CLI down
-            warnings.warn(f"plugin {impl.plugin_name!r}: atdata_cli_commands() raised {err!r}", RuntimeWarning, stacklevel=2)
+    for plugin_name, result in call_each(get_plugin_manager(), "atdata_cli_commands"):
+        if isinstance(result, BaseException):  # one broken plugin must not take the CLI down
+            warnings.warn(f"plugin {plugin_name!r}: atdata_cli_commands() raised {result!r}", RuntimeWarning, stacklevel=2)
             continue
         commands.extend(result or ())
     return commands

@@ -22,6 +22,7 @@ __all__ = [
     "SchemaFormat",
     "ShardRef",
     "StorageBackend",
+    "StorageRecordMapper",
 ]
 
 
@@ -32,6 +33,12 @@ ChangeKind = Literal["patch", "minor", "major"]
 class StorageBackend(Protocol):
     """Reads and writes shard bytes at URLs of the schemes it was registered for.
 
+    The easy way to fulfil this contract is to subclass
+    :class:`~atdata_core.plugins.StorageBase`, write the five primitives
+    (``open``, ``size``, ``put``, ``delete``, ``list``) and inherit
+    ``exists``, ``glob`` and ``expand``. A class that does not inherit works
+    too when it has every method below with the same meaning.
+
     URLs are full strings (``mem://bucket/data-000000.tar``); a backend never
     sees another scheme's URLs. Errors come from :mod:`atdata_core.errors`: a
     missing object raises :class:`~atdata_core.errors.StorageNotFound`, any
@@ -39,12 +46,17 @@ class StorageBackend(Protocol):
     An operation a backend cannot do at all (listing plain HTTP, writing to a
     read-only store) raises :class:`~atdata_core.errors.StorageError` saying so.
 
-    The record methods map shards to and from the entry record's ``storage``
-    union member that the backend registered for (``record_types`` in its
-    :class:`~atdata_core.plugins.StorageBackendSpec`). A backend without a
-    record type raises :class:`~atdata_core.errors.StorageError` from
-    :meth:`to_storage_record`: its shards cannot be published as they are.
+    A backend is shared: the registry builds it once per process and every
+    thread (and forked data-loader worker) uses that instance, and
+    ``ShardWriter`` calls :meth:`put` from a background thread. It must be
+    thread-safe.
+
+    Mapping shards to and from an entry record's ``storage`` member is not
+    part of this contract: backends with a record type also fulfil
+    :class:`StorageRecordMapper`.
     """
+
+    # -- primitives
 
     def open(self, url: str) -> BinaryIO:
         """A readable binary stream of the object's bytes, from the start.
@@ -60,25 +72,6 @@ class StorageBackend(Protocol):
         """The object's size in bytes, or None when the store cannot tell without reading it."""
         ...
 
-    def exists(self, url: str) -> bool:
-        """Whether an object exists at ``url``."""
-        ...
-
-    def list(self, url_prefix: str) -> list[str]:
-        """URLs of every object whose URL starts with ``url_prefix``, sorted.
-
-        A prefix naming a folder (``file:///data/set``, ``mem://bucket/set/``)
-        lists everything below it, recursively.
-        """
-        ...
-
-    def glob(self, pattern: str) -> list[str]:
-        """URLs of the objects matching a shell pattern (``*``, ``?``, ``[...]``), sorted.
-
-        ``*`` and ``?`` do not cross ``/``.
-        """
-        ...
-
     def put(self, local_path: str, url: str) -> str:
         """Copy a finished local file to ``url`` and return the object's URL.
 
@@ -92,21 +85,74 @@ class StorageBackend(Protocol):
         """Remove the object at ``url``; a missing object raises StorageNotFound."""
         ...
 
-    def to_storage_record(self, shards: Sequence[tuple[str, str]]) -> dict[str, Any]:
-        """The entry record's ``storage`` union member for ``(url, sha256_hex)`` pairs.
+    def list(self, prefix: str) -> list[str]:
+        """URLs of every object at or below the folder ``prefix``, recursively, sorted.
 
-        >>> backend.to_storage_record([("https://h/a.tar", "9f86...")])  # doctest: +SKIP
+        ``prefix`` names a folder: the result holds the object whose URL is
+        ``prefix`` itself, if any, and every object whose URL starts with
+        ``prefix + "/"`` (a trailing ``/`` on ``prefix`` changes nothing).
+        ``list("mem://b/set")`` holds ``mem://b/set/a.tar`` and
+        ``mem://b/set/sub/b.tar``, never ``mem://b/set2/x.tar``. Nothing
+        there gives ``[]``.
+        """
+        ...
+
+    # -- derived (StorageBase implements them from the primitives)
+
+    def exists(self, url: str) -> bool:
+        """Whether an object exists at ``url`` (a folder is not an object)."""
+        ...
+
+    def glob(self, pattern: str) -> list[str]:
+        """URLs of the objects matching a shell pattern (``*``, ``?``, ``[...]``), sorted.
+
+        ``*`` and ``?`` (and a ``[...]`` class) never match ``/``. A pattern
+        without pattern characters gives ``[pattern]`` if it exists, else ``[]``.
+        """
+        ...
+
+    def expand(self, pattern: str) -> list[str]:
+        """Brace expansion (``{000000..000009}`` ranges, ``{a,b}`` lists), then :meth:`glob`.
+
+        Expanded URLs without pattern characters are kept, unchecked.
+        """
+        ...
+
+
+@runtime_checkable
+class StorageRecordMapper(Protocol):
+    """Maps shards to and from the entry record's ``storage`` union member.
+
+    An optional capability of a :class:`StorageBackend`, for backends that
+    registered ``record_types`` in their
+    :class:`~atdata_core.plugins.StorageBackendSpec` (http(s):
+    ``science.alt.dataset.storageHttp``; s3: ``storageS3``; PDS blobs:
+    ``storageBlobs``). A backend without a record type (local files, an
+    in-memory store) does not implement it, and publishing its shards fails
+    with a :class:`~atdata_core.errors.StorageError` saying why.
+    """
+
+    def to_storage_record(self, shards: Sequence[ShardRef]) -> dict[str, Any]:
+        """The entry record's ``storage`` union member (with ``$type``) listing ``shards``.
+
+        Each shard needs its URL and sha256 (hex); a shard this record type
+        cannot hold (another scheme, no checksum) raises
+        :class:`~atdata_core.errors.StorageError`. The result is JSON.
+
+        >>> backend.to_storage_record([ShardRef("https://h/a.tar", "9f86...")])  # doctest: +SKIP
         {'$type': 'science.alt.dataset.storageHttp',
          'shards': [{'url': 'https://h/a.tar', 'checksum': {'algorithm': 'sha256', 'digest': '9f86...'}}]}
         """
         ...
 
     def from_storage_record(self, record: Mapping[str, Any]) -> list[ShardRef]:
-        """The ``(url, sha256_hex or None)`` pairs a storage union member lists, in order.
+        """The shards a storage union member lists, in order.
 
-        The URLs are ones :func:`atdata_core.storage.open_shard` can open. A
-        checksum with another algorithm, or none, gives None. A record this
-        backend does not understand raises :class:`~atdata_core.errors.RecordError`.
+        The URLs are ones :func:`atdata_core.storage.open_shard` can open.
+        ``sha256`` is None for a checksum with another algorithm or none;
+        ``count`` and ``size`` are None unless the record holds them. A record
+        this backend does not understand raises
+        :class:`~atdata_core.errors.RecordError`.
         """
         ...
 
@@ -182,7 +228,9 @@ class IndexProvider(Protocol):
 
         ``repo`` keeps one account's records; ``query`` keeps records whose
         ``name`` or ``description`` contains it, ignoring case; ``tags`` keeps
-        records carrying every tag given; ``limit`` caps the count.
+        records carrying every tag given (a schema's tags are its
+        ``metadata.tags``); ``limit`` caps the count.
+        :func:`atdata_core.plugins.search_records` implements these rules.
         """
         ...
 
@@ -192,11 +240,21 @@ class IndexProvider(Protocol):
         Matches the record key ``{schema_id}:{version}`` or, for records with
         other keys, the record's ``name`` and ``version``. Without a version,
         the highest semver wins (a prerelease ranks below its release).
+        :func:`atdata_core.plugins.select_schema` implements these rules.
         """
         ...
 
     def resolve_label(self, repo: str, name: str, version: str | None = None) -> IndexedRecord:
         """A label record of ``repo`` by name (and version when given); the newest when several match."""
+        ...
+
+    def resolve_repo(self, handle_or_did: str) -> str:
+        """The DID of an account named by handle (``@`` allowed) or DID.
+
+        A provider that knows handles (an AppView, a PDS) answers from them; a
+        DID is returned as it is. An account that does not exist raises
+        :class:`~atdata_core.errors.IdentityError`.
+        """
         ...
 
 

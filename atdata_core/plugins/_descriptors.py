@@ -108,6 +108,14 @@ class ImplementationSpec:
         """Load the factory and call it with ``config``."""
         return self.load_factory()(config)
 
+    def summary(self) -> str:
+        """One line naming this implementation and the keys it is selected by (``atdata plugins``)."""
+        keys = "; ".join(f"{label} {', '.join(values)}" for label, values in self._keys() if values)
+        return f"{self.kind} {self.name!r}" + (f": {keys}" if keys else "")
+
+    def _keys(self) -> list[tuple[str, tuple[str, ...]]]:
+        return []
+
     def provider(self) -> str:
         """Who contributed this, for messages: ``plugin 'x' (distribution y)``."""
         who = f"plugin {self.plugin!r}" if self.plugin else "an unnamed plugin"
@@ -135,6 +143,10 @@ class StorageBackendSpec(ImplementationSpec):
 
     kind = "storage backend"
 
+    def _keys(self) -> list[tuple[str, tuple[str, ...]]]:
+        schemes = tuple(f"{scheme}://" if scheme else "plain paths" for scheme in self.schemes)
+        return [("schemes", schemes), ("record types", self.record_types)]
+
 
 @attrs.frozen(kw_only=True)
 class SchemaFormatSpec(ImplementationSpec):
@@ -144,6 +156,9 @@ class SchemaFormatSpec(ImplementationSpec):
     union_types: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple, validator=_check_keys)
 
     kind = "schema format"
+
+    def _keys(self) -> list[tuple[str, tuple[str, ...]]]:
+        return [("schemaType", self.schema_types), ("union $type", self.union_types)]
 
 
 @attrs.frozen(kw_only=True)
@@ -160,3 +175,6 @@ class LensExecutorSpec(ImplementationSpec):
     languages: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple, validator=_check_keys)
 
     kind = "lens executor"
+
+    def _keys(self) -> list[tuple[str, tuple[str, ...]]]:
+        return [("languages", self.languages)]

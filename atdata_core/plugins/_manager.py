@@ -41,7 +41,13 @@ _state: _State | None = None
 class PluginInfo:
     """One line of :func:`plugin_report`.
 
-    ``status`` is ``"loaded"``, ``"failed"`` (``error`` says why) or
+    ``name`` is the plugin's entry-point name: the name allow and deny lists
+    use (the distribution name works there too). ``provides`` lists what it
+    registered, one line per implementation, with the keys the core selects
+    it by: ``"storage backend 'mem': schemes mem://; record types ..."``
+    (implementation names are what ``[storage.select]`` and ``[index]
+    default`` use). ``status`` is ``"loaded"``, ``"failed"`` (``error`` says
+    why: an import error, a crash, or a configuration it refused) or
     ``"blocked"`` (excluded by the allow / deny lists; never imported).
     """
 
@@ -52,6 +58,7 @@ class PluginInfo:
     hooks: tuple[str, ...] = ()
     error: str | None = None
     entry_point: str | None = None
+    provides: tuple[str, ...] = ()
 
 
 @attrs.define
@@ -87,9 +94,7 @@ def get_registry() -> Registry:
     state = _get_state()
     with _lock:
         if state.registry is None:
-            from atdata_core.plugins._registry import Registry
-
-            state.registry = Registry.from_manager(state.manager, state.config, _hint_status)
+            state.registry = build_registry(state.manager, state.config)
         return state.registry
 
 
@@ -128,10 +133,7 @@ def plugin_registered(plugin: Any, name: str | None = None) -> Iterator[pluggy.P
             raise PluginError(f"plugin {name or plugin!r} is already registered or blocked")
         state.registry = None
     try:
-        configure = state.manager.subset_hook_caller("atdata_configure", remove_plugins=[
-            p for p in state.manager.get_plugins() if p is not plugin
-        ])
-        configure(config=state.config)
+        call_each(state.manager, "atdata_configure", only=plugin_name, config=state.config)
         yield state.manager
     finally:
         with _lock:
@@ -148,6 +150,9 @@ def plugin_report() -> list[PluginInfo]:
     infos: list[PluginInfo] = []
     manager = state.manager
     seen: set[str] = set()
+    provided: dict[str, list[str]] = {}
+    for spec in get_registry().all_specs():
+        provided.setdefault(spec.plugin or "", []).append(spec.summary())
     for plugin_name, plugin in manager.list_name_plugin():
         if plugin is None:
             continue
@@ -162,6 +167,7 @@ def plugin_report() -> list[PluginInfo]:
                 status="loaded",
                 hooks=hooks,
                 entry_point=ep.value if ep else None,
+                provides=tuple(provided.get(plugin_name, ())),
             )
         )
     for plugin_name, error in state.failures.items():
@@ -251,26 +257,106 @@ def _discover(config: Config) -> _State:
 
 
 def _configure(manager: pluggy.PluginManager, config: Config, failures: dict[str, str]) -> None:
-    """Call every ``atdata_configure``; a plugin that crashes in it is unloaded and reported.
+    """Call every ``atdata_configure``; a plugin that refuses or crashes is unloaded and reported.
 
-    A :class:`ConfigError` is the plugin refusing the user's configuration: that
-    propagates, because carrying on would ignore what the user asked for.
+    A plugin refusing the user's configuration (:class:`ConfigError`) is
+    reported like a plugin that failed to import: ``atdata plugins`` shows the
+    message, anything asking for one of its implementations gets it in the
+    error, and commands that never touch that plugin keep working.
     """
     from atdata_core.errors import ConfigError
 
-    for impl in manager.hook.atdata_configure.get_hookimpls():
+    for plugin_name, result in call_each(manager, "atdata_configure", config=config):
+        if not isinstance(result, BaseException):
+            continue
+        if isinstance(result, ConfigError):
+            failures[plugin_name] = f"configuration refused: {result}"
+        else:
+            failures[plugin_name] = f"atdata_configure raised {type(result).__name__}: {result}"
+        manager.unregister(name=plugin_name)
+        warnings.warn(f"atdata plugin {plugin_name!r} is skipped: {failures[plugin_name]}", RuntimeWarning, stacklevel=4)
+
+
+def call_each(
+    manager: pluggy.PluginManager, hook_name: str, *, only: str | None = None, **kwargs: Any
+) -> list[tuple[str, Any]]:
+    """Call a hook once per plugin, through pluggy, as ``[(plugin name, result or exception)]``.
+
+    Calling each plugin on its own attributes every result to the plugin that
+    returned it, and one plugin raising does not hide the others' results.
+    pluggy passes each implementation only the arguments it names, so an
+    argument added to a hook later reaches only the plugins that ask for it.
+    Results come in registration order.
+    """
+    caller = getattr(manager.hook, hook_name)
+    results: list[tuple[str, Any]] = []
+    for impl in caller.get_hookimpls():
+        if only is not None and impl.plugin_name != only:
+            continue
+        others = [plugin for plugin in manager.get_plugins() if plugin is not impl.plugin]
+        one = manager.subset_hook_caller(hook_name, remove_plugins=others)
         try:
-            impl.function(*[{"config": config}[arg] for arg in impl.argnames])
-        except ConfigError:
-            raise
-        except Exception as err:
-            failures[impl.plugin_name] = f"atdata_configure raised {type(err).__name__}: {err}"
-            manager.unregister(name=impl.plugin_name)
-            warnings.warn(
-                f"atdata plugin {impl.plugin_name!r} is skipped: atdata_configure raised {type(err).__name__}: {err}",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+            returned = one(**kwargs)
+        except Exception as err:  # a broken plugin must not break the others
+            results.append((impl.plugin_name, err))
+            continue
+        # pluggy returns the non-None results as a list (one per implementation).
+        results.append((impl.plugin_name, returned[0] if returned else None))
+    return results
+
+
+def build_registry(manager: pluggy.PluginManager, config: Config) -> Registry:
+    """The four registries, from what each plugin registered with ``manager``, selecting by ``config``."""
+    from atdata_core.plugins._descriptors import (
+        IndexProviderSpec,
+        LensExecutorSpec,
+        SchemaFormatSpec,
+        StorageBackendSpec,
+    )
+    from atdata_core.plugins._registry import Registry
+
+    errors: list[str] = []
+    entry_points = _state.entry_points if _state is not None else {}
+
+    def collect(hook_name: str, spec_type: type) -> list[Any]:
+        specs: list[Any] = []
+        for plugin_name, result in call_each(manager, hook_name):
+            if isinstance(result, BaseException):
+                _note(errors, f"plugin {plugin_name!r}: {hook_name}() raised {type(result).__name__}: {result}")
+                continue
+            if result is None:
+                continue
+            if not isinstance(result, (list, tuple)):
+                _note(errors, f"plugin {plugin_name!r}: {hook_name}() must return a list, got {type(result).__name__}")
+                continue
+            ep = entry_points.get(plugin_name)
+            for item in result:
+                if not isinstance(item, spec_type):
+                    _note(
+                        errors,
+                        f"plugin {plugin_name!r}: {hook_name}() returned {type(item).__name__}, "
+                        f"expected {spec_type.__name__}; ignored",
+                    )
+                    continue
+                specs.append(
+                    attrs.evolve(item, plugin=plugin_name, distribution=item.distribution or (ep.distribution if ep else None))
+                )
+        return specs
+
+    return Registry(
+        storage=collect("atdata_storage_backends", StorageBackendSpec),
+        schema_formats=collect("atdata_schema_formats", SchemaFormatSpec),
+        index_providers=collect("atdata_index_providers", IndexProviderSpec),
+        lens_executors=collect("atdata_lens_executors", LensExecutorSpec),
+        config=config,
+        hint_status=_hint_status,
+        hook_errors=errors,
+    )
+
+
+def _note(errors: list[str], message: str) -> None:
+    errors.append(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=5)
 
 
 def _list_entry_points() -> dict[str, _EntryPointInfo]:

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from atdata_core.errors import DuplicateImplementation, MissingImplementation, PluginLoadError
+from atdata_core._nsids import STORAGE_BLOBS_NSID, STORAGE_HTTP_NSID, STORAGE_S3_NSID
+from atdata_core.errors import DuplicateImplementation, MissingImplementation, PluginLoadError, RecordError
+from atdata_core.plugins._contracts import IndexProvider, LensExecutor, SchemaFormat, StorageBackend
 from atdata_core.plugins._descriptors import (
     ImplementationSpec,
     IndexProviderSpec,
@@ -33,8 +35,6 @@ from atdata_core.plugins._descriptors import (
 )
 
 if TYPE_CHECKING:
-    import pluggy
-
     from atdata_core.config import Config
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 S = TypeVar("S", bound=ImplementationSpec)
+I = TypeVar("I")  # noqa: E741 - the implementation type a registry returns
 
 #: What to install for keys nobody registered: (kind, key type, key) -> distribution.
 KNOWN_DISTRIBUTIONS: dict[tuple[str, str, str], str] = {
@@ -55,11 +56,11 @@ KNOWN_DISTRIBUTIONS: dict[tuple[str, str, str], str] = {
     ("storage", "scheme", "file"): "atdata-core",
     ("storage", "scheme", "http"): "atdata-core",
     ("storage", "scheme", "https"): "atdata-core",
-    ("storage", "record type", "science.alt.dataset.storageHttp"): "atdata-core",
+    ("storage", "record type", STORAGE_HTTP_NSID): "atdata-core",
     ("storage", "scheme", "s3"): "atdata-storage-s3",
     ("storage", "scheme", "at"): "atdata-storage-blob",
-    ("storage", "record type", "science.alt.dataset.storageS3"): "atdata-storage-s3",
-    ("storage", "record type", "science.alt.dataset.storageBlobs"): "atdata-storage-blob",
+    ("storage", "record type", STORAGE_S3_NSID): "atdata-storage-s3",
+    ("storage", "record type", STORAGE_BLOBS_NSID): "atdata-storage-blob",
     ("schema", "schemaType", "protobuf"): "atdata-schema-protobuf",
     ("schema", "union $type", "science.alt.dataset.schema#protobufFormat"): "atdata-schema-protobuf",
     ("index", "name", "appview"): "atdata-index-appview",
@@ -78,7 +79,7 @@ def url_scheme(url: str) -> str:
     return match.group(1).lower() if match else ""
 
 
-class _TypedRegistry(Generic[S]):
+class _TypedRegistry(Generic[S, I]):
     kind = "implementation"  # "storage backend"...
     section = ""  # config section and hint-table kind
 
@@ -91,7 +92,7 @@ class _TypedRegistry(Generic[S]):
         self._config = config
         self._hint_status = hint_status or (lambda _dist: None)
         self._specs: list[S] = list(specs)
-        self._instances: dict[int, Any] = {}
+        self._instances: dict[int, I] = {}
         self._lock = threading.RLock()
         self._by_name: dict[str, list[S]] = {}
         for spec in self._specs:
@@ -107,11 +108,11 @@ class _TypedRegistry(Generic[S]):
     def spec_named(self, name: str) -> S:
         return self._one("name", name, self._by_name.get(name, []), selectable=False)
 
-    def named(self, name: str) -> Any:
+    def named(self, name: str) -> I:
         """The implementation registered under ``name``."""
         return self.instance(self.spec_named(name))
 
-    def instance(self, spec: S) -> Any:
+    def instance(self, spec: S) -> I:
         """Build (once) and return the implementation a descriptor names."""
         with self._lock:
             key = id(spec)
@@ -181,13 +182,18 @@ class _TypedRegistry(Generic[S]):
         return list(table)
 
 
-class StorageRegistry(_TypedRegistry[StorageBackendSpec]):
+class StorageRegistry(_TypedRegistry[StorageBackendSpec, StorageBackend]):
     """Storage backends by URL scheme, storage-union ``$type`` or name."""
 
     kind = "storage backend"
     section = "storage"
 
-    def __init__(self, specs, config, hint_status=None):
+    def __init__(
+        self,
+        specs: Iterable[StorageBackendSpec],
+        config: Config,
+        hint_status: Callable[[str], str | None] | None = None,
+    ):
         super().__init__(specs, config, hint_status)
         self._by_scheme: dict[str, list[StorageBackendSpec]] = {}
         self._by_record_type: dict[str, list[StorageBackendSpec]] = {}
@@ -197,27 +203,45 @@ class StorageRegistry(_TypedRegistry[StorageBackendSpec]):
             for record_type in spec.record_types:
                 self._by_record_type.setdefault(record_type, []).append(spec)
 
-    def _tables(self):
+    def _tables(self) -> dict[str, dict[str, list[StorageBackendSpec]]]:
         return {"name": self._by_name, "scheme": self._by_scheme, "record type": self._by_record_type}
 
     def spec_for_url(self, url: str) -> StorageBackendSpec:
         scheme = url_scheme(str(url))
         return self._one("scheme", scheme, self._by_scheme.get(scheme, []))
 
-    def for_url(self, url: str) -> Any:
+    def for_url(self, url: str) -> StorageBackend:
         """The backend for ``url``'s scheme (plain paths: the file backend)."""
         return self.instance(self.spec_for_url(url))
 
-    def for_record_type(self, record_type: str) -> Any:
-        """The backend that reads storage-union members of ``record_type``."""
-        return self.instance(self._one("record type", record_type, self._by_record_type.get(record_type, [])))
+    def spec_for_record_type(self, record_type: str) -> StorageBackendSpec:
+        return self._one("record type", record_type, self._by_record_type.get(record_type, []))
 
-    def for_record(self, record: dict[str, Any]) -> Any:
+    def for_record_type(self, record_type: str) -> StorageBackend:
+        """The backend that maps storage-union members of ``record_type``; it is a
+        :class:`~atdata_core.plugins.StorageRecordMapper` too.
+
+        Raises :class:`~atdata_core.errors.PluginError` when the backend
+        registered for ``record_type`` does not implement the mapping.
+        """
+        from atdata_core.errors import PluginError
+        from atdata_core.plugins._contracts import StorageRecordMapper
+
+        spec = self.spec_for_record_type(record_type)
+        backend = self.instance(spec)
+        if not isinstance(backend, StorageRecordMapper):
+            raise PluginError(
+                f"storage backend {spec.name!r} from {spec.provider()} is registered for {record_type} records "
+                "but cannot map them: it implements no to_storage_record / from_storage_record (the "
+                "StorageRecordMapper contract). Report it to the plugin's authors, or choose another backend "
+                f'for it in configuration ([storage.select] "{record_type}" = "<name>")'
+            )
+        return backend
+
+    def for_record(self, record: Mapping[str, Any]) -> StorageBackend:
         """The backend for a storage-union member, by its ``$type``."""
-        record_type = record.get("$type") if isinstance(record, dict) else None
+        record_type = record.get("$type") if isinstance(record, Mapping) else None
         if not isinstance(record_type, str):
-            from atdata_core.errors import RecordError
-
             raise RecordError(f"storage record has no $type: {record!r:.200}")
         return self.for_record_type(record_type)
 
@@ -225,13 +249,18 @@ class StorageRegistry(_TypedRegistry[StorageBackendSpec]):
         return sorted(self._by_scheme)
 
 
-class SchemaFormatRegistry(_TypedRegistry[SchemaFormatSpec]):
+class SchemaFormatRegistry(_TypedRegistry[SchemaFormatSpec, SchemaFormat]):
     """Schema formats by ``schemaType``, ``schema`` union ``$type`` or name."""
 
     kind = "schema format"
     section = "schema"
 
-    def __init__(self, specs, config, hint_status=None):
+    def __init__(
+        self,
+        specs: Iterable[SchemaFormatSpec],
+        config: Config,
+        hint_status: Callable[[str], str | None] | None = None,
+    ):
         super().__init__(specs, config, hint_status)
         self._by_schema_type: dict[str, list[SchemaFormatSpec]] = {}
         self._by_union_type: dict[str, list[SchemaFormatSpec]] = {}
@@ -241,19 +270,19 @@ class SchemaFormatRegistry(_TypedRegistry[SchemaFormatSpec]):
             for union_type in spec.union_types:
                 self._by_union_type.setdefault(union_type, []).append(spec)
 
-    def _tables(self):
+    def _tables(self) -> dict[str, dict[str, list[SchemaFormatSpec]]]:
         return {"name": self._by_name, "schemaType": self._by_schema_type, "union $type": self._by_union_type}
 
-    def for_schema_type(self, schema_type: str) -> Any:
+    def for_schema_type(self, schema_type: str) -> SchemaFormat:
         return self.instance(self._one("schemaType", schema_type, self._by_schema_type.get(schema_type, [])))
 
-    def for_union_type(self, union_type: str) -> Any:
+    def for_union_type(self, union_type: str) -> SchemaFormat:
         return self.instance(self._one("union $type", union_type, self._by_union_type.get(union_type, [])))
 
-    def for_record(self, record: dict[str, Any]) -> Any:
+    def for_record(self, record: Mapping[str, Any]) -> SchemaFormat:
         """The format for a schema record: by its ``schema`` member's ``$type``, else its ``schemaType``."""
         schema = record.get("schema")
-        union_type = schema.get("$type") if isinstance(schema, dict) else None
+        union_type = schema.get("$type") if isinstance(schema, Mapping) else None
         if isinstance(union_type, str) and union_type in self._by_union_type:
             return self.for_union_type(union_type)
         schema_type = record.get("schemaType")
@@ -261,91 +290,93 @@ class SchemaFormatRegistry(_TypedRegistry[SchemaFormatSpec]):
             return self.for_schema_type(schema_type)
         if isinstance(union_type, str):
             return self.for_union_type(union_type)
-        from atdata_core.errors import RecordError
-
         raise RecordError("schema record has neither a schemaType nor a schema with a $type")
 
 
-class IndexProviderRegistry(_TypedRegistry[IndexProviderSpec]):
+class IndexProviderRegistry(_TypedRegistry[IndexProviderSpec, IndexProvider]):
     """Index providers by name; the default comes from ``[index] default``."""
 
     kind = "index provider"
     section = "index"
 
-    def default(self) -> Any:
-        """The provider ``[index] default`` names, else the only one, else the first built-in one (sqlite)."""
+    def default(self) -> IndexProvider:
+        """The provider ``[index] default`` names; unset, ``pds`` when registered, else the only one."""
+        from atdata_core.config import DEFAULTS
+
         name = self._config.get_str("index.default")
         if name:
             return self.named(name)
+        fallback = DEFAULTS["index"]["default"]
+        if fallback in self._by_name:
+            return self.named(fallback)
         if len(self._by_name) == 1:
             return self.named(next(iter(self._by_name)))
-        builtin = [spec for spec in self._specs if spec.plugin == "builtin"]
-        if builtin:
-            return self.instance(builtin[0])
         raise MissingImplementation(
             "no default index provider: set [index] default (or ATDATA_INDEX_DEFAULT) to one of "
             f"{', '.join(self.names()) or 'the installed providers (none is installed)'}"
         )
 
 
-class LensExecutorRegistry(_TypedRegistry[LensExecutorSpec]):
+class LensExecutorRegistry(_TypedRegistry[LensExecutorSpec, LensExecutor]):
     """Lens executors by name or code language."""
 
     kind = "lens executor"
     section = "lens"
 
-    def __init__(self, specs, config, hint_status=None):
+    def __init__(
+        self,
+        specs: Iterable[LensExecutorSpec],
+        config: Config,
+        hint_status: Callable[[str], str | None] | None = None,
+    ):
         super().__init__(specs, config, hint_status)
         self._by_language: dict[str, list[LensExecutorSpec]] = {}
         for spec in self._specs:
             for language in spec.languages:
                 self._by_language.setdefault(language.lower(), []).append(spec)
 
-    def _tables(self):
+    def _tables(self) -> dict[str, dict[str, list[LensExecutorSpec]]]:
         return {"name": self._by_name, "language": self._by_language}
 
-    def for_language(self, language: str) -> Any:
+    def for_language(self, language: str) -> LensExecutor:
         key = language.lower()
         return self.instance(self._one("language", key, self._by_language.get(key, [])))
 
 
 class Registry:
-    """The four typed registries, built from one plugin manager and configuration."""
+    """The four typed registries, built from the descriptors plugins contributed and configuration.
+
+    :func:`atdata_core.plugins.get_registry` returns the process-wide one;
+    :func:`atdata_core.plugins.build_registry` builds one from a plugin manager.
+    """
 
     def __init__(
         self,
-        storage: StorageRegistry,
-        schema_formats: SchemaFormatRegistry,
-        index_providers: IndexProviderRegistry,
-        lens_executors: LensExecutorRegistry,
-        config: Config,
-        hook_errors: list[str] | None = None,
-    ):
-        self.storage = storage
-        self.schema_formats = schema_formats
-        self.index_providers = index_providers
-        self.lens_executors = lens_executors
-        self.config = config
-        #: Hook calls that raised or returned something other than descriptors.
-        self.hook_errors = list(hook_errors or [])
-
-    @classmethod
-    def from_manager(
-        cls,
-        manager: pluggy.PluginManager,
+        *,
+        storage: Iterable[StorageBackendSpec] = (),
+        schema_formats: Iterable[SchemaFormatSpec] = (),
+        index_providers: Iterable[IndexProviderSpec] = (),
+        lens_executors: Iterable[LensExecutorSpec] = (),
         config: Config,
         hint_status: Callable[[str], str | None] | None = None,
-    ) -> Registry:
-        errors: list[str] = []
-        collect = _Collector(manager, errors)
-        return cls(
-            StorageRegistry(collect("atdata_storage_backends", StorageBackendSpec), config, hint_status),
-            SchemaFormatRegistry(collect("atdata_schema_formats", SchemaFormatSpec), config, hint_status),
-            IndexProviderRegistry(collect("atdata_index_providers", IndexProviderSpec), config, hint_status),
-            LensExecutorRegistry(collect("atdata_lens_executors", LensExecutorSpec), config, hint_status),
-            config,
-            errors,
-        )
+        hook_errors: Iterable[str] = (),
+    ):
+        self.storage = StorageRegistry(storage, config, hint_status)
+        self.schema_formats = SchemaFormatRegistry(schema_formats, config, hint_status)
+        self.index_providers = IndexProviderRegistry(index_providers, config, hint_status)
+        self.lens_executors = LensExecutorRegistry(lens_executors, config, hint_status)
+        self.config = config
+        #: Hook calls that raised or returned something other than descriptors.
+        self.hook_errors = list(hook_errors)
+
+    def all_specs(self) -> list[ImplementationSpec]:
+        """Every descriptor of every extension point, in registration order within each."""
+        return [
+            *self.storage.specs(),
+            *self.schema_formats.specs(),
+            *self.index_providers.specs(),
+            *self.lens_executors.specs(),
+        ]
 
     def duplicates(self) -> list[str]:
         """Every duplicate key across the registries, as messages."""
@@ -355,56 +386,3 @@ class Registry:
             *self.index_providers.duplicates(),
             *self.lens_executors.duplicates(),
         ]
-
-
-class _Collector:
-    """Calls one hook per plugin so each descriptor is attributed to the plugin that returned it."""
-
-    def __init__(self, manager: pluggy.PluginManager, errors: list[str]):
-        self._manager = manager
-        self._errors = errors
-
-    def __call__(self, hook_name: str, spec_type: type[S]) -> list[S]:
-        import warnings
-
-        import attrs
-
-        from atdata_core.plugins._manager import _state
-
-        entry_points = _state.entry_points if _state is not None else {}
-        specs: list[S] = []
-        caller = getattr(self._manager.hook, hook_name)
-        # get_hookimpls() is in registration order (pluggy calls them in reverse).
-        for impl in caller.get_hookimpls():
-            plugin_name = impl.plugin_name
-            try:
-                result = impl.function()
-            except Exception as err:  # a broken plugin must not break the others
-                self._note(warnings, f"plugin {plugin_name!r}: {hook_name}() raised {type(err).__name__}: {err}")
-                continue
-            if result is None:
-                continue
-            if not isinstance(result, (list, tuple)):
-                self._note(warnings, f"plugin {plugin_name!r}: {hook_name}() must return a list, got {type(result).__name__}")
-                continue
-            ep = entry_points.get(plugin_name)
-            for item in result:
-                if not isinstance(item, spec_type):
-                    self._note(
-                        warnings,
-                        f"plugin {plugin_name!r}: {hook_name}() returned {type(item).__name__}, "
-                        f"expected {spec_type.__name__}; ignored",
-                    )
-                    continue
-                specs.append(
-                    attrs.evolve(
-                        item,
-                        plugin=plugin_name,
-                        distribution=item.distribution or (ep.distribution if ep else None),
-                    )
-                )
-        return specs
-
-    def _note(self, warnings: Any, message: str) -> None:
-        self._errors.append(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=5)

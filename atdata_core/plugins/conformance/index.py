@@ -7,22 +7,22 @@ from typing import Any
 
 import pytest
 
+from atdata_core._nsids import ENTRY_NSID as ENTRY
+from atdata_core._nsids import JSON_SCHEMA_FORMAT_NSID, STORAGE_HTTP_NSID
+from atdata_core._nsids import LABEL_NSID as LABEL
+from atdata_core._nsids import SCHEMA_NSID as SCHEMA
 from atdata_core.errors import RecordNotFound
-
-SCHEMA = "science.alt.dataset.schema"
-ENTRY = "science.alt.dataset.entry"
-LABEL = "science.alt.dataset.label"
 _DIGEST = "ab" * 32
 
 
-def _schema_record(name: str, version: str, created: str) -> dict[str, Any]:
-    return {
+def _schema_record(name: str, version: str, created: str, tags: list[str] | None = None) -> dict[str, Any]:
+    record = {
         "$type": SCHEMA,
         "name": name,
         "version": version,
         "schemaType": "jsonSchema",
         "schema": {
-            "$type": "science.alt.dataset.schema#jsonSchemaFormat",
+            "$type": JSON_SCHEMA_FORMAT_NSID,
             "$schema": "http://json-schema.org/draft-07/schema#",
             "type": "object",
             "properties": {"label": {"type": "string"}},
@@ -30,6 +30,9 @@ def _schema_record(name: str, version: str, created: str) -> dict[str, Any]:
         },
         "createdAt": created,
     }
+    if tags:
+        record["metadata"] = {"tags": tags}
+    return record
 
 
 def _entry_record(name: str, schema_uri: str, tags: list[str], created: str, description: str = "") -> dict[str, Any]:
@@ -38,7 +41,7 @@ def _entry_record(name: str, schema_uri: str, tags: list[str], created: str, des
         "name": name,
         "schemaRef": schema_uri,
         "storage": {
-            "$type": "science.alt.dataset.storageHttp",
+            "$type": STORAGE_HTTP_NSID,
             "shards": [
                 {"url": f"https://data.example.com/{name}/data-000000.tar", "checksum": {"algorithm": "sha256", "digest": _DIGEST}}
             ],
@@ -81,7 +84,7 @@ class IndexProviderConformance:
     @pytest.fixture
     def seeded(self, publish, repo) -> dict[str, str]:
         uris = {
-            "image-1.2.0": publish(SCHEMA, "com.example.image:1.2.0", _schema_record("com.example.image", "1.2.0", "2025-01-01T00:00:00Z")),
+            "image-1.2.0": publish(SCHEMA, "com.example.image:1.2.0", _schema_record("com.example.image", "1.2.0", "2025-01-01T00:00:00Z", ["images"])),
             "image-1.10.0": publish(SCHEMA, "com.example.image:1.10.0", _schema_record("com.example.image", "1.10.0", "2025-01-02T00:00:00Z")),
             "image-1.11.0-rc.1": publish(
                 SCHEMA, "com.example.image:1.11.0-rc.1", _schema_record("com.example.image", "1.11.0-rc.1", "2025-01-03T00:00:00Z")
@@ -136,6 +139,14 @@ class IndexProviderConformance:
         assert {r.uri for r in vision} == {seeded["mnist"], seeded["cifar"]}
         both = index_provider.list_records(ENTRY, repo=repo, tags=["vision", "digits"])
         assert [r.uri for r in both] == [seeded["mnist"]]
+
+    def test_schema_tags_are_its_metadata_tags(self, index_provider, seeded, repo):
+        found = index_provider.list_records(SCHEMA, repo=repo, tags=["images"])
+        assert [r.uri for r in found] == [seeded["image-1.2.0"]]
+
+    def test_resolve_repo_of_a_did_is_that_did(self, index_provider, repo):
+        assert index_provider.resolve_repo(repo) == repo
+        assert index_provider.resolve_repo(f"@{repo}") == repo
 
     def test_limit(self, index_provider, seeded, repo):
         assert [r.uri for r in index_provider.list_records(ENTRY, repo=repo, limit=2)] == [seeded["cifar"], seeded["speech"]]

@@ -1,4 +1,4 @@
-"""``atdata_core.load``: a published dataset, by reference, as a typed :class:`~atdata_core.Dataset`.
+"""``atdata_core.load()``: a published dataset, by reference, as a typed :class:`~atdata_core.Dataset`.
 
 References::
 
@@ -18,22 +18,21 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
-import types
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from atdata_core._aturi import AtUri
+from atdata_core._nsids import ENTRY_NSID as ENTRY
+from atdata_core._nsids import LABEL_NSID as LABEL
+from atdata_core._shardref import ShardRef
 from atdata_core.errors import RecordError, RecordNotFound, ValidationError
+from atdata_core.plugins._contracts import IndexedRecord, IndexProvider
 
-__all__ = ["Resolved", "load", "load_lens", "parse_ref", "resolve"]
+__all__ = ["Reference", "Resolved", "load", "load_lens", "parse_ref", "resolve"]
 
 log = logging.getLogger("atdata_core.load")
-
-ENTRY = "science.alt.dataset.entry"
-LABEL = "science.alt.dataset.label"
-LENS = "science.alt.dataset.lens"
 
 _SHORT_REF = re.compile(r"^@(?P<account>[^/\s]+)/(?P<name>[^@\s]+)(?:@(?P<label>[^@\s]+))?$")
 
@@ -77,42 +76,41 @@ class Resolved:
     schema_uri: str
     schema_value: Mapping[str, Any] = attrs.field(repr=False)
     sample_type: type
-    shards: list[tuple[str, str | None]] = attrs.field(repr=False)
+    shards: list[ShardRef] = attrs.field(repr=False)
     warnings: tuple[Any, ...] = ()
 
 
-def resolve(ref: str, sample_type: type | None = None, *, index: Any = None) -> Resolved:
+def resolve(ref: str, sample_type: type | None = None, *, index: IndexProvider | str | None = None) -> Resolved:
     """Resolve a reference to its entry, schema, sample class and shard list (no shard is read)."""
-    from atdata_core.index._select import at_uri_parts, newest_first
-    from atdata_core.plugins import storage_backend
+    from atdata_core.index._select import newest_first
+    from atdata_core.plugins import storage_record_mapper
     from atdata_core.records import EntryRecord, read_record, to_record
 
-    index = _index(index)
+    provider = index_for(index)
     parsed = parse_ref(ref)
     if parsed.uri is not None:
-        authority, collection, _ = at_uri_parts(parsed.uri)
-        found = index.get_record(_with_did(parsed.uri, _did_of(authority, index)))
-        if collection == LABEL or found.value.get("$type") == LABEL:
-            found = _follow_label(found, index)
+        uri = AtUri.parse(parsed.uri)
+        found = _get(provider, uri)
+        if uri.collection == LABEL or found.value.get("$type") == LABEL:
+            found = _follow_label(found, provider)
     else:
-        did = _did_of(parsed.account, index)
+        did = provider.resolve_repo(parsed.account)
         if parsed.label is not None:
-            label = index.resolve_label(did, parsed.name, parsed.label)
-            found = _follow_label(label, index)
+            found = _follow_label(provider.resolve_label(did, parsed.name, parsed.label), provider)
         else:
-            matching = [r for r in index.list_records(ENTRY, repo=did) if r.value.get("name") == parsed.name]
+            matching = [r for r in provider.list_records(ENTRY, repo=did) if r.value.get("name") == parsed.name]
             if matching:
                 found = newest_first(matching)[0]
             else:
                 # Other clients name datasets by label only: the newest label of that name.
                 try:
-                    label = index.resolve_label(did, parsed.name)
+                    label = provider.resolve_label(did, parsed.name)
                 except RecordNotFound:
                     raise RecordNotFound(
                         f"{parsed.account} has published no dataset named {parsed.name!r}; "
                         f"`atdata list {parsed.account}` shows what it has"
                     ) from None
-                found = _follow_label(label, index)
+                found = _follow_label(label, provider)
 
     kind = found.value.get("$type")
     if kind is not None and kind != ENTRY:
@@ -120,11 +118,9 @@ def resolve(ref: str, sample_type: type | None = None, *, index: Any = None) -> 
             f"{found.uri} is a {kind} record, not a dataset entry ({ENTRY}); load takes an entry or a label"
         )
     entry, warnings = read_record(dict(found.value), EntryRecord)
-    for warning in warnings:
-        log.warning("%s: %s", found.uri, warning)
+    warn_deviations(found, warnings)
 
-    schema_authority, _, _ = at_uri_parts(entry.schema_ref)
-    schema_found = index.get_record(_with_did(entry.schema_ref, _did_of(schema_authority, index)))
+    schema_found = _get(provider, AtUri.parse(entry.schema_ref))
     schema_value = dict(schema_found.value)
     from atdata_core.schema import check_compatible, sample_type_from_record
 
@@ -139,8 +135,8 @@ def resolve(ref: str, sample_type: type | None = None, *, index: Any = None) -> 
     storage_type = storage.get("$type")
     if not isinstance(storage_type, str):
         raise RecordError(f"{found.uri}: the entry's storage has no $type, so nothing says where the shards are")
-    backend = storage_backend(record_type=storage_type.removesuffix("#main"))
-    shards = list(backend.from_storage_record(storage))
+    mapper = storage_record_mapper(storage_type.removesuffix("#main"))
+    shards = list(mapper.from_storage_record(storage))
     if not shards:
         raise RecordError(f"{found.uri}: the entry lists no shards")
     return Resolved(
@@ -161,7 +157,7 @@ def load(
     *,
     verify: bool = True,
     on_error: Any = "raise",
-    index: Any = None,
+    index: IndexProvider | str | None = None,
 ) -> Any:
     """A published dataset as a typed :class:`~atdata_core.Dataset`.
 
@@ -171,8 +167,10 @@ def load(
     ``verify`` (the default) each shard's sha256 is checked as it streams and
     a mismatch raises :class:`~atdata_core.errors.ChecksumError` naming the
     shard. ``index`` answers the record look-ups: an index provider or the
-    name of one (``"sqlite"``, ``"appview"``); default: each account's own PDS. A storage kind nobody installed raises
-    :class:`~atdata_core.errors.MissingImplementation` naming the distribution.
+    name of one (``"pds"``, ``"sqlite"``, ``"appview"``); default: the
+    configured ``[index] default``, else each account's own PDS. A storage
+    kind nobody installed raises :class:`~atdata_core.errors.MissingImplementation`
+    naming the distribution to install.
 
     >>> ds = atdata_core.load("@alice.example.com/mnist")          # doctest: +SKIP
     >>> len(ds), next(iter(ds)).label                               # doctest: +SKIP
@@ -182,13 +180,13 @@ def load(
     resolved = resolve(ref, sample_type, index=index)
     size = resolved.entry.size
     if verify:
-        unverifiable = [url for url, sha in resolved.shards if not sha]
+        unverifiable = [shard.url for shard in resolved.shards if not shard.sha256]
         if unverifiable:
             log.warning(
                 "%s: %d shard(s) carry no sha256 to verify, e.g. %s; their bytes are read unchecked",
                 resolved.entry_uri, len(unverifiable), unverifiable[0],
             )
-    shards = [(url, sha if verify else None) for url, sha in resolved.shards]
+    shards = [shard if verify else shard._replace(sha256=None) for shard in resolved.shards]
     dataset = Dataset(
         shards=shards,
         sample_type=resolved.sample_type,
@@ -200,101 +198,82 @@ def load(
     return dataset
 
 
-def load_lens(ref: str, *, index: Any = None, executor: Any = None, source_type: Any = None,
+def load_lens(ref: str, *, index: IndexProvider | str | None = None, executor: Any = None, source_type: Any = None,
               view_type: Any = None) -> Any:
-    """A published lens record (``at://`` URI) as a :class:`~atdata_core.lens.Lens`.
+    """A published lens record (``at://`` URI) as a :class:`~atdata_core.lenses.Lens`.
 
     The code it references runs only if a lens executor agrees to run it (the
     built-in one: installed Python code matching the pinned commit, DESIGN D3);
     otherwise :class:`~atdata_core.errors.LensExecutionRefused` says why.
     """
-    from atdata_core.index._select import at_uri_parts
     from atdata_core.plugins import lens_executor
     from atdata_core.records import LensRecord, read_record
 
-    index = _index(index)
-    authority, _, _ = at_uri_parts(ref)
-    did = _did_of(authority, index)
-    found = index.get_record(_with_did(ref, did))
+    provider = index_for(index)
+    uri = AtUri.parse(ref)
+    did = provider.resolve_repo(uri.authority)
+    found = provider.get_record(str(uri.with_authority(did)))
     _, warnings = read_record(dict(found.value), LensRecord)
-    for warning in warnings:
-        log.warning("%s: %s", found.uri, warning)
+    warn_deviations(found, warnings)
     value = dict(found.value)
     if executor is None:
-        language = (value.get("getterCode") or {}).get("language") or "python"
-        executor = lens_executor(language=language)
-    if hasattr(executor, "load_lens"):
-        return executor.load_lens(value, source_type, view_type, author=did)
-    from atdata_core.lens import Lens
-
-    getter = executor.load(value["getterCode"])
-    putter = executor.load(value["putterCode"]) if value.get("putterCode") else None
-    return Lens(getter, putter, source=source_type, view=view_type, name=str(value.get("name") or "lens"))
+        getter = value.get("getterCode")
+        language = (getter.get("language") if isinstance(getter, Mapping) else None) or "python"
+        executor = lens_executor(language=str(language))
+    return executor.load_lens(value, source_type=source_type, view_type=view_type, author=did)
 
 
 # --------------------------------------------------------------------------- internals
 
 
-def _index(index: Any) -> Any:
-    """The index to ask: the one given, a provider named by a string, else each account's own PDS."""
-    if index is None:
-        from atdata_core.index.pds import PdsIndex
+def index_for(index: IndexProvider | str | None) -> IndexProvider:
+    """The index provider to ask: the one given, one named by a string, else the configured default.
 
-        return PdsIndex()
-    if isinstance(index, str):
-        from atdata_core.plugins import index_provider
+    The default is ``[index] default`` (``ATDATA_INDEX_DEFAULT``): ``pds``
+    unless configured, each account's records read from its own PDS.
+    """
+    from atdata_core.plugins import index_provider
 
-        return index_provider(index)
+    if index is None or isinstance(index, str):
+        return index_provider(index or None)
     return index
 
 
-def _did_of(account: str, index: Any) -> str:
-    text = account.strip().lstrip("@")
-    if text.startswith("did:"):
-        return text
-    resolve_repo = getattr(index, "resolve_repo", None)
-    if resolve_repo is not None:
-        return resolve_repo(text)
-    from atdata_core.atproto import resolve_identity
-
-    return resolve_identity(text).did
+_warned: set[tuple[str, str]] = set()
 
 
-def _with_did(uri: str, did: str) -> str:
-    rest = uri[len("at://"):].split("/", 1)
-    return f"at://{did}/{rest[1]}" if len(rest) == 2 else uri
+def warn_deviations(found: IndexedRecord, warnings: Any) -> None:
+    """Log each tolerated deviation of a record once per process, through the ``atdata_core`` logger."""
+    for warning in warnings:
+        key = (found.uri, str(warning))
+        if key not in _warned:
+            _warned.add(key)
+            log.warning("%s: %s", found.uri, warning)
 
 
-def _follow_label(label: Any, index: Any) -> Any:
+def _get(provider: IndexProvider, uri: AtUri) -> IndexedRecord:
+    """The record at ``uri``, its authority resolved to a DID first."""
+    return provider.get_record(str(uri.with_authority(provider.resolve_repo(uri.authority))))
+
+
+def _follow_label(label: IndexedRecord, provider: IndexProvider) -> IndexedRecord:
     target = label.value.get("datasetUri")
-    if not isinstance(target, str) or not target.startswith("at://"):
-        raise RecordError(f"the label {label.uri} names no dataset (datasetUri {target!r})")
-    from atdata_core.index._select import at_uri_parts
-
-    authority, _, _ = at_uri_parts(target)
-    return index.get_record(_with_did(target, _did_of(authority, index)))
+    try:
+        uri = AtUri.parse(target)
+    except ValidationError as err:
+        raise RecordError(f"the label {label.uri} names no dataset: {err}") from None
+    return _get(provider, uri)
 
 
 def _remember(resolved: Resolved) -> None:
-    """Keep the loaded records in the embedded index, if it is cheap; never fail a load over it."""
+    """Keep the loaded records in the embedded index when the user asked for it ([index] cache_loaded)."""
+    from atdata_core.plugins import get_config, index_provider
+
+    if not get_config().get_bool("index.cache_loaded", False):
+        return
     try:
-        from atdata_core.plugins import get_registry
-
-        if "sqlite" not in get_registry().index_providers.names():
-            return
-        local = get_registry().index_providers.named("sqlite")
-        local.put_record(resolved.entry_uri, resolved.entry_value)
-        local.put_record(resolved.schema_uri, resolved.schema_value)
+        local = index_provider("sqlite")
+        local.put_record(resolved.entry_uri, resolved.entry_value)  # type: ignore[attr-defined]
+        local.put_record(resolved.schema_uri, resolved.schema_value)  # type: ignore[attr-defined]
     except Exception as err:  # noqa: BLE001 - a cache, nothing more
-        log.debug("not cached in the local index: %s", err)
-
-
-class _CallableModule(types.ModuleType):
-    # Importing this module sets the attribute ``atdata_core.load`` to the
-    # module, shadowing the function the package exports under the same name.
-    # Making the module callable keeps ``atdata_core.load(ref)`` working either way.
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return load(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+        log.warning("loaded records not kept in the local index: %s", err)
