@@ -1,7 +1,8 @@
 """Typed samples: @packable, field introspection, DictSample."""
 
 import dataclasses
-from typing import Optional
+import typing
+from typing import Annotated, Any, Optional, TypeVar
 
 import msgpack
 import numpy as np
@@ -21,6 +22,7 @@ from atdata_core.sample import (
     Optional as OptionalType,
     Scalar,
     make_sample_type,
+    parse_annotation,
     sample_fields,
 )
 
@@ -111,6 +113,53 @@ def test_field_introspection_for_the_schema_layer():
     assert fields["maybe"].type == OptionalType(Scalar(int)) and not fields["maybe"].required
     assert fields["meta"].type == Nested(Meta)
     assert not fields["tags"].required
+
+
+def _numpy_25_ndarray_alias():
+    """``NDArray`` as numpy 2.5 defines it: a ``TypeAliasType``, not a generic alias of ``np.ndarray``."""
+    alias_type = getattr(typing, "TypeAliasType", None)
+    if alias_type is None:
+        alias_type = pytest.importorskip("typing_extensions").TypeAliasType
+    scalar = TypeVar("scalar", bound=np.generic)
+    return alias_type("NDArray", np.ndarray[tuple[Any, ...], np.dtype[scalar]], type_params=(scalar,))
+
+
+NEW_NDARRAY = _numpy_25_ndarray_alias()
+
+
+@pytest.mark.parametrize(
+    ("annotation", "expected"),
+    [
+        (np.ndarray, Array()),
+        (NDArray, Array()),
+        (NDArray[np.uint8], Array(np.dtype(np.uint8))),
+        (np.ndarray[Any, np.dtype[np.float32]], Array(np.dtype(np.float32))),
+        (NEW_NDARRAY, Array()),
+        (NEW_NDARRAY[np.uint8], Array(np.dtype(np.uint8))),
+        (Annotated[NEW_NDARRAY[np.float32], {"shape": (None, 3)}], Array(np.dtype(np.float32), (None, 3))),
+        (Annotated[NDArray, {"dtype": "<i2", "shape": (2,)}], Array(np.dtype("<i2"), (2,))),
+        (Optional[NEW_NDARRAY[np.int16]], OptionalType(Array(np.dtype(np.int16)))),
+        (list[NEW_NDARRAY[np.float64]], ListOf(Array(np.dtype(np.float64)))),
+        # an abstract scalar class names no single dtype: any array is accepted
+        (NDArray[np.floating], Array()),
+    ],
+    ids=repr,
+)
+def test_every_numpy_spelling_of_an_array_annotation(annotation, expected):
+    assert parse_annotation(annotation) == expected
+
+
+def test_a_class_annotated_with_the_numpy_25_alias_round_trips_and_keeps_its_dtype():
+    @atdata_core.packable
+    class Frame:
+        pixels: NEW_NDARRAY[np.uint8]
+        mask: Optional[NEW_NDARRAY] = None
+
+    frame = Frame(np.arange(6, dtype=np.uint8).reshape(2, 3))
+    back = Frame.from_bytes(frame.to_bytes())
+    assert back == frame and back.pixels.dtype == np.uint8 and back.mask is None
+    with pytest.raises(SampleTypeError, match=r"Frame\.pixels: declared dtype uint8"):
+        Frame(np.zeros(3, np.float32)).to_bytes()
 
 
 def test_postponed_annotations_and_forward_references():
