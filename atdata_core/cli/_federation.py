@@ -10,13 +10,10 @@ from typing import Any
 
 import click
 
-SCHEMA = "science.alt.dataset.schema"
-_KINDS = {
-    "datasets": "science.alt.dataset.entry",
-    "schemas": SCHEMA,
-    "lenses": "science.alt.dataset.lens",
-    "labels": "science.alt.dataset.label",
-}
+from atdata_core._nsids import ENTRY_NSID, LABEL_NSID, LENS_NSID, SCHEMA_NSID
+
+SCHEMA = SCHEMA_NSID
+_KINDS = {"datasets": ENTRY_NSID, "schemas": SCHEMA_NSID, "lenses": LENS_NSID, "labels": LABEL_NSID}
 
 
 def _client(account: str | None) -> Any:
