@@ -47,7 +47,7 @@ from atdata_core.lexicon._catalog import (
 from atdata_core.lexicon._formats import FORMATS as _FORMATS, count_graphemes
 from atdata_core.lexicon._validator import LexiconWarning, Validation as _Validation
 
-NAMESPACE = "science.alt.dataset"
+from atdata_core._nsids import NAMESPACE
 
 
 def known_lexicons() -> list[str]:

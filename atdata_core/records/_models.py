@@ -15,7 +15,19 @@ from typing import Any, ClassVar, Union
 
 import attrs
 
-NAMESPACE = "science.alt.dataset"
+from atdata_core._nsids import (
+    ENTRY_NSID,
+    JSON_SCHEMA_FORMAT_NSID,
+    LABEL_NSID,
+    LENS_NSID,
+    LENS_VERIFICATION_NSID,
+    NAMESPACE,
+    SCHEMA_NSID,
+    STORAGE_BLOBS_NSID,
+    STORAGE_HTTP_NSID,
+    STORAGE_S3_NSID,
+)
+
 JSON_SCHEMA_DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
 
@@ -125,7 +137,7 @@ def _tuple(value: Any) -> tuple:
 class StorageHttp:
     """Shards served over HTTP(S)."""
 
-    TYPE: ClassVar[str] = f"{NAMESPACE}.storageHttp"
+    TYPE: ClassVar[str] = STORAGE_HTTP_NSID
     shards: tuple[HttpShard, ...] = attrs.field(converter=_tuple)
     extra: dict[str, Any] = _extra()
 
@@ -134,7 +146,7 @@ class StorageHttp:
 class StorageS3:
     """Shards stored as S3 objects."""
 
-    TYPE: ClassVar[str] = f"{NAMESPACE}.storageS3"
+    TYPE: ClassVar[str] = STORAGE_S3_NSID
     bucket: str
     shards: tuple[S3Shard, ...] = attrs.field(converter=_tuple)
     region: str | None = None
@@ -146,7 +158,7 @@ class StorageS3:
 class StorageBlobs:
     """Shards stored as blobs in the publisher's PDS."""
 
-    TYPE: ClassVar[str] = f"{NAMESPACE}.storageBlobs"
+    TYPE: ClassVar[str] = STORAGE_BLOBS_NSID
     blobs: tuple[BlobShard, ...] = attrs.field(converter=_tuple)
     extra: dict[str, Any] = _extra()
 
@@ -170,7 +182,7 @@ class JsonSchemaFormat:
     with ``$schema`` and ``type: object`` added.
     """
 
-    TYPE: ClassVar[str] = f"{NAMESPACE}.schema#jsonSchemaFormat"
+    TYPE: ClassVar[str] = JSON_SCHEMA_FORMAT_NSID
     properties: dict[str, Any] = attrs.field(hash=False)
     required: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     array_format_versions: dict[str, str] | None = attrs.field(default=None, hash=False)
@@ -196,7 +208,7 @@ class SchemaMetadata:
 class SchemaRecord:
     """``science.alt.dataset.schema``: one version of a sample type."""
 
-    NSID: ClassVar[str] = f"{NAMESPACE}.schema"
+    NSID: ClassVar[str] = SCHEMA_NSID
     name: str
     version: str
     schema: SchemaBody = attrs.field(hash=False)
@@ -215,7 +227,7 @@ class EntryRecord:
     ``metadata`` is the decoded map; on the wire it is msgpack bytes.
     """
 
-    NSID: ClassVar[str] = f"{NAMESPACE}.entry"
+    NSID: ClassVar[str] = ENTRY_NSID
     name: str
     schema_ref: str
     storage: Storage = attrs.field(hash=False)
@@ -234,7 +246,7 @@ class EntryRecord:
 class LensRecord:
     """``science.alt.dataset.lens``: references to a getter and a putter."""
 
-    NSID: ClassVar[str] = f"{NAMESPACE}.lens"
+    NSID: ClassVar[str] = LENS_NSID
     name: str
     source_schema: str
     target_schema: str
@@ -252,7 +264,7 @@ class LensRecord:
 class LabelRecord:
     """``science.alt.dataset.label``: a name for a dataset entry, like a git tag."""
 
-    NSID: ClassVar[str] = f"{NAMESPACE}.label"
+    NSID: ClassVar[str] = LABEL_NSID
     name: str
     dataset_uri: str
     version: str | None = None
@@ -265,7 +277,7 @@ class LabelRecord:
 class LensVerificationRecord:
     """``science.alt.dataset.lensVerification``: the repository owner vouches for a lens."""
 
-    NSID: ClassVar[str] = f"{NAMESPACE}.lensVerification"
+    NSID: ClassVar[str] = LENS_VERIFICATION_NSID
     lens: str
     lens_commit: str
     verification_method: str
