@@ -367,3 +367,60 @@ def test_builtin_index_and_lens_executor_are_registered(tmp_path):
     assert index.path == str(tmp_path / "catalog.sqlite")
     assert type(registry.lens_executors.for_language("Python")).__name__ == "PythonLensExecutor"
     assert {spec.plugin for spec in registry.lens_executors.specs() if spec.name == "python"} == {"builtin"}
+
+
+def test_an_implementation_receives_typed_settings_from_its_section(monkeypatch):
+    import attrs
+
+    from atdata_core.errors import ConfigError
+    from atdata_core.plugins import reset_plugins
+
+    @attrs.frozen
+    class ZipSettings:
+        compression: str = attrs.field(default="stored", validator=attrs.validators.in_(["stored", "deflated"]))
+        level: int = 6
+        fast: bool = False
+        folders: tuple[str, ...] = ()
+
+    received = []
+
+    def factory(settings):
+        received.append(settings)
+        return Thing(settings, "zip")
+
+    class Zip:
+        @hookimpl
+        def atdata_storage_backends(self):
+            return [StorageBackendSpec(name="zip", schemes=("zip",), factory=factory, settings=ZipSettings,
+                                       section="zipstore")]
+
+    monkeypatch.setenv("ATDATA_ZIPSTORE_LEVEL", "9")
+    monkeypatch.setenv("ATDATA_ZIPSTORE_FAST", "yes")
+    monkeypatch.setenv("ATDATA_ZIPSTORE_FOLDERS", "a, b")
+    reset_plugins()
+    with plugin_registered(Zip(), name="zipstore"):
+        storage_backend("zip://archive/x.tar")
+    assert received == [ZipSettings(level=9, fast=True, folders=("a", "b"))]
+
+    # A value the settings refuse: an error naming the variable when the backend is used,
+    # a problem listed by `atdata plugins`, and every other backend keeps working.
+    monkeypatch.setenv("ATDATA_ZIPSTORE_COMPRESSION", "zstd")
+    monkeypatch.setenv("ATDATA_ZIPSTORE_LEVEL", "high")
+    reset_plugins()
+    with plugin_registered(Zip(), name="zipstore"):
+        assert type(storage_backend("/tmp/x.tar")).__name__ == "FileStorage"
+        with pytest.raises(ConfigError, match="ATDATA_ZIPSTORE_LEVEL: zipstore.level should be an integer"):
+            storage_backend("zip://archive/x.tar")
+        assert any("zipstore.level" in problem for problem in plugin_problems())
+    monkeypatch.delenv("ATDATA_ZIPSTORE_LEVEL")
+    reset_plugins()
+    with plugin_registered(Zip(), name="zipstore"):
+        with pytest.raises(ConfigError, match="ATDATA_ZIPSTORE_COMPRESSION"):
+            storage_backend("zip://archive/x.tar")
+    monkeypatch.setenv("ATDATA_ZIPSTORE_COMPRESSION", "stored")
+    monkeypatch.setenv("ATDATA_ZIPSTORE_RETREIS", "3")
+    reset_plugins()
+    with plugin_registered(Zip(), name="zipstore"):
+        with pytest.raises(ConfigError, match="unknown setting zipstore.retreis"):
+            storage_backend("zip://archive/x.tar")
+    reset_plugins()

@@ -82,6 +82,7 @@ from atdata_core.plugins._manager import (
     reset_plugins,
 )
 from atdata_core.plugins._registry import KNOWN_DISTRIBUTIONS, Registry, url_scheme
+from atdata_core.plugins._settings import settings_from_config
 
 if TYPE_CHECKING:  # pragma: no cover
     from atdata_core.atproto import Client, Identity, IdentityResolver, RetryPolicy, resolve_identity
@@ -190,6 +191,7 @@ __all__ = sorted(
         "plugin_report",
         "reset_plugins",
         "schema_format",
+        "settings_from_config",
         "storage_backend",
         "storage_record_mapper",
         "url_scheme",
@@ -293,11 +295,13 @@ def plugin_problems() -> list[str]:
     """Problems that leave atdata working but deserve a look, as messages.
 
     Hook implementations that raised or returned the wrong thing (their
-    contributions are ignored) and keys two plugins claim (an error when that
-    key is used). ``atdata plugins`` prints these after the plugin list.
+    contributions are ignored), keys two plugins claim (an error when that
+    key is used) and settings that do not validate (an error when that
+    implementation is used). ``atdata plugins`` prints these after the
+    plugin list.
     """
     registry = get_registry()
-    return [*registry.hook_errors, *registry.duplicates()]
+    return [*registry.hook_errors, *registry.duplicates(), *registry.settings_problems()]
 
 
 def _exactly_one(**keys: Any) -> None:

@@ -76,6 +76,12 @@ class ImplementationSpec:
     point that contributed the descriptor; a plugin may leave them unset.
     ``install_hint`` is shown when the factory cannot be imported (for
     example ``"pip install 'atdata-storage-s3[fast]'"``).
+
+    ``settings`` is an attrs class the implementation is configured with:
+    the core builds it from the configuration section ``section`` (default:
+    ``name``), converting and validating every value, and calls
+    ``factory(settings)``. Without ``settings`` the factory is called with the
+    merged :class:`~atdata_core.config.Config`.
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -84,6 +90,8 @@ class ImplementationSpec:
     plugin: str | None = None
     distribution: str | None = None
     install_hint: str | None = None
+    settings: type | None = attrs.field(default=None, repr=False)
+    section: str | None = None
 
     def load_factory(self) -> Callable[..., Any]:
         """Import the factory (the first heavy import of the implementation)."""
@@ -105,8 +113,19 @@ class ImplementationSpec:
         return target
 
     def create(self, config: Any) -> Any:
-        """Load the factory and call it with ``config``."""
+        """Load the factory and call it with this implementation's settings (or ``config``)."""
+        if self.settings is not None:
+            settings = self.build_settings(config)
+            return self.load_factory()(settings)
         return self.load_factory()(config)
+
+    def build_settings(self, config: Any) -> Any:
+        """The ``settings`` instance for ``config`` (None without a settings class); ConfigError when invalid."""
+        if self.settings is None:
+            return None
+        from atdata_core.plugins._settings import settings_from_config
+
+        return settings_from_config(self.settings, config, self.section or self.name)
 
     def summary(self) -> str:
         """One line naming this implementation and the keys it is selected by (``atdata plugins``)."""

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from atdata_core._nsids import STORAGE_BLOBS_NSID, STORAGE_HTTP_NSID, STORAGE_S3_NSID
-from atdata_core.errors import DuplicateImplementation, MissingImplementation, PluginLoadError, RecordError
+from atdata_core.errors import ConfigError, DuplicateImplementation, MissingImplementation, PluginLoadError, RecordError
 from atdata_core.plugins._contracts import IndexProvider, LensExecutor, SchemaFormat, StorageBackend
 from atdata_core.plugins._descriptors import (
     ImplementationSpec,
@@ -119,7 +119,7 @@ class _TypedRegistry(Generic[S, I]):
             if key not in self._instances:
                 try:
                     self._instances[key] = spec.create(self._config)
-                except PluginLoadError:
+                except (PluginLoadError, ConfigError):
                     raise
                 except Exception as err:
                     raise PluginLoadError(
@@ -377,6 +377,16 @@ class Registry:
             *self.index_providers.specs(),
             *self.lens_executors.specs(),
         ]
+
+    def settings_problems(self) -> list[str]:
+        """A message for every implementation whose configured settings do not validate."""
+        problems = []
+        for spec in self.all_specs():
+            try:
+                spec.build_settings(self.config)
+            except ConfigError as err:
+                problems.append(f"{spec.kind} {spec.name!r} from {spec.provider()}: {err}")
+        return problems
 
     def duplicates(self) -> list[str]:
         """Every duplicate key across the registries, as messages."""
