@@ -172,7 +172,7 @@ def publish_dataset(
     ``at://`` URI or the :class:`Published` that :func:`publish_schema` returned.
     ``metadata`` is any msgpack-able map (stored as msgpack bytes).
     """
-    from atdata_core.plugins import storage_backend, url_scheme
+    from atdata_core.plugins import ShardRef, url_scheme
     from atdata_core.records import DatasetSize, EntryRecord, converter, write_record
     from atdata_core.records import Storage
 
@@ -197,8 +197,9 @@ def publish_dataset(
             rule="storage",
             nsid=ENTRY,
         )
-    backend = storage_backend(url=items[0][0])
-    storage = backend.to_storage_record([(url, sha) for url, sha, _, _ in items])
+    from atdata_core.storage import storage_record_for
+
+    storage = storage_record_for([ShardRef(*item) for item in items])
 
     counts = [count for _, _, count, _ in items]
     sizes = [size for _, _, _, size in items]

@@ -66,9 +66,32 @@ def test_file_url_on_another_host_is_refused():
         FileStorage().open("file://fileserver/share/a.tar")
 
 
-def test_opening_a_directory_is_a_storage_error(tmp_path):
-    with pytest.raises(StorageError, match="is a directory"):
+def test_a_directory_is_a_folder_not_an_object(tmp_path):
+    with pytest.raises(StorageNotFound, match="is a directory"):
         FileStorage().open(str(tmp_path))
+    with pytest.raises(StorageNotFound, match="is a directory"):
+        FileStorage().size(str(tmp_path))
+    assert FileStorage().exists(str(tmp_path)) is False
+
+
+def test_list_and_glob_keep_the_form_they_were_given_in(tmp_path, monkeypatch):
+    folder = tmp_path / "a set"
+    (folder / "sub").mkdir(parents=True)
+    for name in ["x.tar", "y.tar", "sub/z.tar"]:
+        (folder / name).write_bytes(b"x")
+    (tmp_path / "a set2").mkdir()
+    (tmp_path / "a set2" / "w.tar").write_bytes(b"w")
+    storage = FileStorage()
+    assert storage.list(str(folder)) == [str(folder / "sub" / "z.tar"), str(folder / "x.tar"), str(folder / "y.tar")]
+    # A file URL as written (a raw space) or percent-encoded: the listing keeps its prefix.
+    raw = f"file://{folder}"
+    assert storage.glob(f"{raw}/*.tar") == [f"{raw}/x.tar", f"{raw}/y.tar"]
+    assert storage.glob(f"{folder.as_uri()}/*/*.tar") == [f"{folder.as_uri()}/sub/z.tar"]
+    # A relative pattern lists relative paths.
+    monkeypatch.chdir(folder)
+    assert storage.glob("*.tar") == ["x.tar", "y.tar"]
+    assert storage.list("") == ["sub/z.tar", "x.tar", "y.tar"]
+    assert expand_source("{x,y}*.tar") == ["x.tar", "y.tar"]
 
 
 def test_open_shard_and_put_shard_route_plain_paths(tmp_path):

@@ -11,9 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from atdata_core.errors import RecordError, StorageError, StorageNotFound
-from atdata_core.plugins.conformance import StorageBackendConformance
+from atdata_core.plugins import STORAGE_HTTP_NSID, ShardRef
+from atdata_core.plugins.conformance import StorageBackendConformance, StorageRecordMapperConformance
 from atdata_core.storage import open_shard
-from atdata_core.storage.http import STORAGE_HTTP, HttpStorage
+from atdata_core.storage.http import HttpStorage
 
 pytestmark = pytest.mark.network
 
@@ -171,9 +172,9 @@ def _payload(size: int) -> bytes:
     return (block * (size // 32 + 1))[:size]
 
 
-class TestHttpStorageConformance(StorageBackendConformance):
+class TestHttpStorageConformance(StorageBackendConformance, StorageRecordMapperConformance):
     supports_listing = False
-    record_type = STORAGE_HTTP
+    record_type = STORAGE_HTTP_NSID
     check_registry = True
 
     @pytest.fixture
@@ -298,7 +299,7 @@ def test_storage_record_refuses_what_it_cannot_publish(storage):
 
 def test_storage_record_from_other_clients_tolerates_missing_checksums(storage):
     record = {
-        "$type": STORAGE_HTTP,
+        "$type": STORAGE_HTTP_NSID,
         "shards": [
             {"url": "https://host/a.tar", "checksum": {"algorithm": "sha256", "digest": "AB" * 32}},
             {"url": "https://host/b.tar", "checksum": {"algorithm": "blake3", "digest": "00"}},
@@ -306,12 +307,12 @@ def test_storage_record_from_other_clients_tolerates_missing_checksums(storage):
         ],
     }
     assert storage.from_storage_record(record) == [
-        ("https://host/a.tar", "ab" * 32),
-        ("https://host/b.tar", None),
-        ("https://host/c.tar", None),
+        ShardRef("https://host/a.tar", "ab" * 32),
+        ShardRef("https://host/b.tar", None),
+        ShardRef("https://host/c.tar", None),
     ]
     with pytest.raises(RecordError, match=r"shards\[0\].url"):
-        storage.from_storage_record({"$type": STORAGE_HTTP, "shards": [{"checksum": {}}]})
+        storage.from_storage_record({"$type": STORAGE_HTTP_NSID, "shards": [{"checksum": {}}]})
 
 
 def test_a_server_that_compresses_anyway_is_decoded(server, storage):

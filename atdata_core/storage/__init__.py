@@ -2,7 +2,9 @@
 
 The backends themselves come from plugins (built in: :mod:`.file` for
 ``file://`` URLs and plain paths, :mod:`.http` for ``http(s)://``), chosen by
-URL scheme through :func:`atdata_core.plugins.storage_backend`.
+URL scheme through :func:`atdata_core.plugins.storage_backend`. A backend
+subclasses :class:`StorageBase`: it writes five primitives and inherits
+``exists``, ``glob`` and ``expand``.
 
 >>> expand_source("shards/data-{000..002}.tar")
 ['shards/data-000.tar', 'shards/data-001.tar', 'shards/data-002.tar']
@@ -11,14 +13,25 @@ URL scheme through :func:`atdata_core.plugins.storage_backend`.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, BinaryIO
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from atdata_core.storage._base import StorageBase
 from atdata_core.storage._source import MAX_EXPANSION, expand_braces, expand_source
 
 if TYPE_CHECKING:
     from atdata_core.plugins import StorageBackend
 
-__all__ = ["MAX_EXPANSION", "expand_braces", "expand_source", "open_shard", "put_shard", "storage_for"]
+__all__ = [
+    "MAX_EXPANSION",
+    "StorageBase",
+    "expand_braces",
+    "expand_source",
+    "open_shard",
+    "put_shard",
+    "storage_for",
+    "storage_record_for",
+]
 
 
 def storage_for(url: str | os.PathLike[str]) -> StorageBackend:
@@ -42,3 +55,45 @@ def open_shard(url: str | os.PathLike[str]) -> BinaryIO:
 def put_shard(local_path: str | os.PathLike[str], url: str) -> str:
     """Copy a finished local shard to ``url`` through its backend; returns the shard's URL."""
     return storage_for(url).put(os.fspath(local_path), url)
+
+
+def storage_record_for(shards: Iterable[Any]) -> dict[str, Any]:
+    """The entry record's ``storage`` member for shards of one URL scheme.
+
+    ``shards`` are :class:`~atdata_core.plugins.ShardRef` values (or anything
+    with ``url`` and ``sha256``, such as ``ShardWriter.shards``). The backend
+    of their scheme writes the member, so it must be a
+    :class:`~atdata_core.plugins.StorageRecordMapper`; one that is not (local
+    files, an in-memory store) raises :class:`~atdata_core.errors.StorageError`
+    saying where to put the shards instead.
+    """
+    from atdata_core._shardref import as_shard_ref
+    from atdata_core.errors import StorageError
+    from atdata_core.plugins import get_registry, url_scheme
+    from atdata_core.plugins._contracts import StorageRecordMapper
+
+    refs = [as_shard_ref(shard) for shard in shards]
+    if not refs:
+        raise StorageError("a storage record needs at least one shard")
+    schemes = sorted({url_scheme(ref.url) for ref in refs})
+    if len(schemes) > 1:
+        raise StorageError(
+            f"the shards mix URL schemes ({', '.join(s or 'plain path' for s in schemes)}); "
+            "one storage record lists shards of one storage kind"
+        )
+    registry = get_registry().storage
+    spec = registry.spec_for_url(refs[0].url)
+    backend = registry.instance(spec)
+    if not isinstance(backend, StorageRecordMapper):
+        where = (
+            "local files cannot be published: other people cannot read them"
+            if schemes[0] in ("", "file")
+            else f"{schemes[0]}:// shards cannot be published: their storage backend {spec.name!r} "
+            f"from {spec.provider()} has no storage record type"
+        )
+        raise StorageError(
+            f"{where}. Put the shards on shared storage first (an http(s) server, s3:// with "
+            "atdata-storage-s3, or PDS blobs with atdata-storage-blob) and publish those URLs; "
+            "ShardWriter(..., base_url=...) names shards by the URL they will be served from"
+        )
+    return backend.to_storage_record(refs)

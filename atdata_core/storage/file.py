@@ -7,15 +7,15 @@ list a ``file://`` URL, get ``file://`` URLs.
 from __future__ import annotations
 
 import contextlib
-import glob as _glob
 import os
 import shutil
+import stat
 import uuid
-from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote
 
-from atdata_core.errors import RecordError, StorageError, StorageNotFound
+from atdata_core.errors import StorageError, StorageNotFound
+from atdata_core.storage._base import StorageBase
 
 __all__ = ["FileStorage", "local_path"]
 
@@ -41,18 +41,15 @@ def _is_file_url(url: str) -> bool:
     return url[:7].lower() == "file://"
 
 
-def _like(original: str, path: str) -> str:
-    """``path`` in the style of ``original`` (file URL or plain path)."""
-    if _is_file_url(original):
-        return "file://" + quote(os.path.abspath(path))
-    return path
-
-
-class FileStorage:
+class FileStorage(StorageBase):
     """Reads and writes shards on the local filesystem.
 
     ``put`` copies to a temporary name in the destination folder and renames
-    it into place, so a reader never sees half a shard.
+    it into place, so a reader never sees half a shard. A directory is a
+    folder, not an object: ``open`` and ``size`` of one raise
+    :class:`StorageNotFound` and ``exists`` is False. Local files have no
+    storage record: publish shards from shared storage (http(s), s3://, PDS
+    blobs).
     """
 
     def __init__(self, config: Any = None):
@@ -62,43 +59,46 @@ class FileStorage:
         path = local_path(url)
         try:
             return open(path, "rb")  # noqa: SIM115 - the caller closes it
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise StorageNotFound(f"no file at {url}") from None
         except IsADirectoryError:
-            raise StorageError(f"{url} is a directory, not a shard file") from None
+            raise StorageNotFound(f"{url} is a directory, not a shard file") from None
         except OSError as err:
             raise StorageError(f"cannot open {url}: {err.strerror or err}") from err
 
     def size(self, url: str) -> int | None:
         path = local_path(url)
         try:
-            return os.stat(path).st_size
-        except FileNotFoundError:
+            info = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
             raise StorageNotFound(f"no file at {url}") from None
         except OSError as err:
             raise StorageError(f"cannot stat {url}: {err.strerror or err}") from err
+        if stat.S_ISDIR(info.st_mode):
+            raise StorageNotFound(f"{url} is a directory, not a shard file")
+        return info.st_size
 
-    def exists(self, url: str) -> bool:
-        return os.path.isfile(local_path(url))
+    def list(self, prefix: str) -> list[str]:
+        """Every file at or below the folder ``prefix``, recursively, sorted.
 
-    def list(self, url_prefix: str) -> list[str]:
-        prefix = local_path(url_prefix)
-        if os.path.isdir(prefix):
-            root, name_prefix = prefix, None
-        else:
-            root, name_prefix = os.path.dirname(prefix) or ".", prefix
+        URLs keep the form of ``prefix``: a plain path gives plain paths (an
+        empty prefix: paths relative to the working folder), a ``file://``
+        URL gives ``file://`` URLs whose added part is percent-encoded.
+        """
+        root = local_path(prefix)
+        if os.path.isfile(root):
+            return [prefix]
+        if not os.path.isdir(root or "."):
+            return []
+        base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        encode = quote if _is_file_url(prefix) else (lambda text: text)
         found = []
-        for folder, _dirs, files in os.walk(root):
+        for folder, _dirs, files in os.walk(root or "."):
+            relative = os.path.relpath(folder, root or ".")
             for name in files:
-                path = os.path.join(folder, name)
-                if name_prefix is None or path.startswith(name_prefix):
-                    found.append(path)
-        return sorted(_like(url_prefix, path) for path in found)
-
-    def glob(self, pattern: str) -> list[str]:
-        path_pattern = local_path(pattern)
-        matches = [p for p in _glob.glob(path_pattern) if os.path.isfile(p)]
-        return sorted(_like(pattern, path) for path in matches)
+                path = name if relative == "." else os.path.join(relative, name)
+                found.append(base + encode(path.replace(os.sep, "/")))
+        return sorted(found)
 
     def put(self, local_path_: str | os.PathLike[str], url: str) -> str:
         source = os.fspath(local_path_)
@@ -122,22 +122,12 @@ class FileStorage:
     def delete(self, url: str) -> None:
         try:
             os.unlink(local_path(url))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise StorageNotFound(f"no file at {url}") from None
+        except IsADirectoryError:
+            raise StorageNotFound(f"{url} is a directory, not a shard file") from None
         except OSError as err:
             raise StorageError(f"cannot delete {url}: {err.strerror or err}") from err
-
-    def to_storage_record(self, shards: Sequence[tuple[str, str]]) -> dict[str, Any]:
-        raise StorageError(
-            "local files cannot be published: other people cannot read them. Put the shards on "
-            "shared storage first (an http(s) server, s3:// with atdata-storage-s3, or PDS blobs "
-            "with atdata-storage-blob) and publish those URLs"
-        )
-
-    def from_storage_record(self, record: Mapping[str, Any]) -> list[tuple[str, str | None]]:
-        raise RecordError(
-            f"the file storage backend reads no storage records (got $type {record.get('$type')!r})"
-        )
 
     def __repr__(self) -> str:
         return "FileStorage()"

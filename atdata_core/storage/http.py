@@ -12,10 +12,13 @@ bytes already delivered are skipped; one whose object changed (a different
 Writing: ``put`` sends the file with HTTP ``PUT`` and ``delete`` sends
 ``DELETE``, which works with WebDAV servers, presigned upload URLs and object
 stores that speak plain HTTP. A server that refuses answers with an error
-status, raised as :class:`StorageError`. HTTP has no listing, so ``list`` and
-``glob`` raise :class:`StorageError`: name shards by URL or brace pattern.
+status, raised as :class:`StorageError`. HTTP has no listing, so ``list`` (and
+the ``glob`` derived from it) raise :class:`StorageError`: name shards by URL
+or brace pattern (``expand`` of a brace pattern sends no request).
 
-The entry record's storage member is ``science.alt.dataset.storageHttp``:
+Records: ``HttpStorage`` is also a
+:class:`~atdata_core.plugins.StorageRecordMapper` for the entry's storage
+member ``science.alt.dataset.storageHttp``:
 ``{"shards": [{"url": ..., "checksum": {"algorithm": "sha256", "digest": hex}}]}``.
 """
 
@@ -25,17 +28,21 @@ import io
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, BinaryIO
 
 import requests
 import urllib3.exceptions
 
+from atdata_core._nsids import STORAGE_HTTP_NSID
+from atdata_core._shardref import ShardRef, as_shard_ref
 from atdata_core.errors import RecordError, StorageError, StorageNotFound
+from atdata_core.storage._base import StorageBase
 
 __all__ = ["STORAGE_HTTP", "HttpStorage", "shards_from_http_record", "shards_to_http_record"]
 
-STORAGE_HTTP = "science.alt.dataset.storageHttp"
+#: The storage-union member this backend maps (kept under its old name).
+STORAGE_HTTP = STORAGE_HTTP_NSID
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
@@ -55,7 +62,7 @@ _DROPPED = (
 )
 
 
-class HttpStorage:
+class HttpStorage(StorageBase):
     """Shard storage over HTTP and HTTPS, with ``requests``.
 
     ``retries``, ``backoff`` (seconds) and ``timeout`` (seconds per connect /
@@ -103,13 +110,6 @@ class HttpStorage:
         length = response.headers.get("Content-Length")
         return int(length) if length and length.isdigit() else None
 
-    def exists(self, url: str) -> bool:
-        try:
-            self._head(url)
-        except StorageNotFound:
-            return False
-        return True
-
     def _head(self, url: str) -> requests.Response:
         headers = {"Accept-Encoding": "identity"}
         try:
@@ -122,16 +122,10 @@ class HttpStorage:
         response.close()
         return response
 
-    def list(self, url_prefix: str) -> list[str]:
+    def list(self, prefix: str) -> list[str]:
         raise StorageError(
-            f"cannot list {url_prefix}: HTTP has no listing. Name the shards by URL or by a brace "
-            "pattern such as https://host/data-{000000..000009}.tar"
-        )
-
-    def glob(self, pattern: str) -> list[str]:
-        raise StorageError(
-            f"cannot glob {pattern}: HTTP has no listing. Use a brace pattern such as "
-            "https://host/data-{000000..000009}.tar instead of * or ?"
+            f"cannot list {prefix}: HTTP has no listing, so * ? [ patterns cannot match. Name the "
+            "shards by URL or by a brace pattern such as https://host/data-{000000..000009}.tar"
         )
 
     # -- writing -----------------------------------------------------------
@@ -160,10 +154,12 @@ class HttpStorage:
 
     # -- records -----------------------------------------------------------
 
-    def to_storage_record(self, shards: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    def to_storage_record(self, shards: Sequence[ShardRef]) -> dict[str, Any]:
+        """A ``storageHttp`` member listing ``shards`` (http(s) URLs, each with its sha256)."""
         return shards_to_http_record(shards)
 
-    def from_storage_record(self, record: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    def from_storage_record(self, record: Mapping[str, Any]) -> list[ShardRef]:
+        """The shards a ``storageHttp`` member lists, in order (sha256 None when not recorded)."""
         return shards_from_http_record(record)
 
     # -- plumbing ----------------------------------------------------------
@@ -358,12 +354,13 @@ class _EmptyResponse:
         return None
 
 
-def shards_to_http_record(shards: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """A ``science.alt.dataset.storageHttp`` member for ``(url, sha256_hex)`` pairs."""
-    if not shards:
+def shards_to_http_record(shards: Iterable[ShardRef | tuple[str, str]]) -> dict[str, Any]:
+    """A ``science.alt.dataset.storageHttp`` member for shards (ShardRefs or ``(url, sha256_hex)`` pairs)."""
+    refs = [as_shard_ref(shard) for shard in shards]
+    if not refs:
         raise StorageError("a storage record needs at least one shard")
     entries = []
-    for url, digest in shards:
+    for url, digest, _count, _size in refs:
         if not isinstance(url, str) or not re.match(r"^https?://", url, re.IGNORECASE):
             raise StorageError(f"storageHttp records hold http(s) URLs only, got {url!r}")
         if len(url) > 2000:
@@ -372,27 +369,27 @@ def shards_to_http_record(shards: Sequence[tuple[str, str]]) -> dict[str, Any]:
         if not _HEX64.match(digest):
             raise StorageError(f"shard {url} needs a sha256 hex digest (64 hex digits), got {digest!r}")
         entries.append({"url": url, "checksum": {"algorithm": "sha256", "digest": digest}})
-    return {"$type": STORAGE_HTTP, "shards": entries}
+    return {"$type": STORAGE_HTTP_NSID, "shards": entries}
 
 
-def shards_from_http_record(record: Mapping[str, Any]) -> list[tuple[str, str | None]]:
-    """The ``(url, sha256_hex or None)`` pairs of a ``storageHttp`` member."""
+def shards_from_http_record(record: Mapping[str, Any]) -> list[ShardRef]:
+    """The shards of a ``storageHttp`` member: URL and sha256 hex (None when absent or another algorithm)."""
     record_type = record.get("$type")
-    if record_type not in (STORAGE_HTTP, None):
-        raise RecordError(f"expected a {STORAGE_HTTP} storage record, got $type {record_type!r}")
+    if record_type not in (STORAGE_HTTP_NSID, f"{STORAGE_HTTP_NSID}#main", None):
+        raise RecordError(f"expected a {STORAGE_HTTP_NSID} storage record, got $type {record_type!r}")
     shards = record.get("shards")
     if not isinstance(shards, list) or not shards:
-        raise RecordError(f"{STORAGE_HTTP} record: $.shards must be a non-empty list")
-    out: list[tuple[str, str | None]] = []
+        raise RecordError(f"{STORAGE_HTTP_NSID} record: $.shards must be a non-empty list")
+    out: list[ShardRef] = []
     for index, shard in enumerate(shards):
         url = shard.get("url") if isinstance(shard, Mapping) else None
         if not isinstance(url, str) or not url:
-            raise RecordError(f"{STORAGE_HTTP} record: $.shards[{index}].url is missing")
+            raise RecordError(f"{STORAGE_HTTP_NSID} record: $.shards[{index}].url is missing")
         checksum = shard.get("checksum")
         digest = None
         if isinstance(checksum, Mapping) and str(checksum.get("algorithm", "")).lower() == "sha256":
             value = checksum.get("digest")
             if isinstance(value, str) and _HEX64.match(value.lower()):
                 digest = value.lower()
-        out.append((url, digest))
+        out.append(ShardRef(url, digest))
     return out

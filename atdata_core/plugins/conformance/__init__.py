@@ -16,17 +16,20 @@ implementation::
         def base_url(self, request):
             return f"mem://conformance/{request.node.name}"
 
-Each suite's docstring lists the fixtures and class attributes it needs.
+Each suite's docstring lists the fixtures and class attributes it needs. A
+storage backend with a storage record type (``storageHttp``...) runs
+``StorageRecordMapperConformance`` too.
 """
 
 from atdata_core.plugins.conformance.index import IndexProviderConformance
 from atdata_core.plugins.conformance.lens import LensExecutorConformance
 from atdata_core.plugins.conformance.schema import SchemaFormatConformance
-from atdata_core.plugins.conformance.storage import StorageBackendConformance
+from atdata_core.plugins.conformance.storage import StorageBackendConformance, StorageRecordMapperConformance
 
 __all__ = [
     "IndexProviderConformance",
     "LensExecutorConformance",
     "SchemaFormatConformance",
     "StorageBackendConformance",
+    "StorageRecordMapperConformance",
 ]
