@@ -243,3 +243,25 @@ def test_atdata_plugins_still_runs_and_shows_a_refused_configuration(tmp_path, s
     assert "strict.level must be low or high" in done.stdout
     # What each loaded plugin registered, with the keys it is selected by.
     assert "storage backend 'good': schemes good://" in done.stdout
+
+EXITING = '''
+import sys
+sys.exit(3)
+'''
+
+
+def test_a_plugin_that_exits_while_importing_is_reported_and_skipped(tmp_path, site):
+    _install(site, "exiting_plugin_mod", EXITING, "atdata-exiting", "0.1", "exiting")
+    found = discover(tmp_path, site)
+    exiting = found["by_name"]["exiting"]
+    assert exiting["status"] == "failed"
+    assert "SystemExit" in exiting["error"]
+    assert found["good"] == "GoodStorage"
+    assert found["by_name"]["spy"]["status"] == "loaded"
+
+
+def test_an_allow_or_deny_list_naming_no_plugin_is_warned_about(tmp_path, site):
+    # "mem" would be an implementation's name, not a plugin's: say so instead of silently doing nothing.
+    found = discover(tmp_path, site, {"ATDATA_PLUGINS_DENY": "good-storage"})
+    assert found["by_name"]["good"]["status"] == "loaded"
+    assert any("'good-storage', which is no installed plugin" in w and "good" in w for w in found["warnings"])

@@ -236,24 +236,51 @@ def _discover(config: Config) -> _State:
     if wanted:
         from stevedore import NamedExtensionManager
 
-        extensions = NamedExtensionManager(
-            ENTRY_POINT_GROUP,
-            names=wanted,
-            name_order=True,
-            on_load_failure_callback=on_failure,
-            on_missing_entrypoints_callback=None,
-        )
-        for extension in extensions:
+        for name in wanted:
+            # One plugin at a time: a module that calls sys.exit() or raises another
+            # BaseException while importing is reported and skipped like any failure.
             try:
-                manager.register(extension.plugin, name=extension.name)
-            except (pluggy.PluginValidationError, ValueError) as err:
-                failures[extension.name] = f"{type(err).__name__}: {err}"
-                warnings.warn(
-                    f"atdata plugin {extension.name!r} is skipped: {err}", RuntimeWarning, stacklevel=3
+                extensions = list(
+                    NamedExtensionManager(
+                        ENTRY_POINT_GROUP,
+                        names=[name],
+                        on_load_failure_callback=on_failure,
+                        on_missing_entrypoints_callback=None,
+                    )
                 )
+            except KeyboardInterrupt:
+                raise
+            except BaseException as err:  # noqa: BLE001 - SystemExit from a plugin's import
+                on_failure(None, entry_points[name], err)
+                continue
+            for extension in extensions:
+                try:
+                    manager.register(extension.plugin, name=extension.name)
+                except (pluggy.PluginValidationError, ValueError) as err:
+                    failures[extension.name] = f"{type(err).__name__}: {err}"
+                    warnings.warn(
+                        f"atdata plugin {extension.name!r} is skipped: {err}", RuntimeWarning, stacklevel=3
+                    )
+    _warn_unknown_names(config, entry_points, allow | deny)
     state = _State(manager=manager, config=config, entry_points=entry_points, failures=failures, blocked=blocked)
     _configure(manager, config, failures)
     return state
+
+
+def _warn_unknown_names(config: Config, entry_points: dict[str, _EntryPointInfo], listed: set[str]) -> None:
+    """Allow and deny lists take plugin (entry-point) or distribution names; say so when one matches neither."""
+    known = {_normalize(name) for name in entry_points} | {
+        _normalize(ep.distribution) for ep in entry_points.values() if ep.distribution
+    }
+    for name in sorted(listed - known):
+        plugins = ", ".join(sorted(entry_points)) or "none"
+        warnings.warn(
+            f"[plugins] allow/deny names {name!r}, which is no installed plugin. These lists take plugin "
+            f"names (the entry-point names `atdata plugins` prints first: {plugins}) or distribution names, "
+            "not the names of the implementations a plugin provides",
+            RuntimeWarning,
+            stacklevel=5,
+        )
 
 
 def _configure(manager: pluggy.PluginManager, config: Config, failures: dict[str, str]) -> None:
