@@ -4,54 +4,37 @@ Every ``MemoryStorage`` in a process shares one store, so shards written
 through one instance (for example in a test) are read through another (the
 one atdata's registry builds). Use it as a test double for code that reads
 and writes shards, and ``MemoryStorage.clear()`` between tests.
+
+It subclasses :class:`atdata_core.plugins.StorageBase`, so it writes only the
+five primitives (``open``, ``size``, ``put``, ``delete``, ``list``) and
+inherits ``exists``, ``glob`` and ``expand``. It has no storage record type:
+``mem://`` shards cannot be published, so it does not implement
+``StorageRecordMapper``.
 """
 
 from __future__ import annotations
 
 import io
-import re
+import os
 import threading
-from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO
 
-from atdata_core.errors import RecordError, StorageError, StorageNotFound
+from atdata_core.errors import StorageError, StorageNotFound
+from atdata_core.plugins import StorageBase
 
+# One store per process, guarded by one lock: the registry shares a backend
+# between threads, and ShardWriter calls put() from a background thread.
 _store: dict[str, bytes] = {}
 _lock = threading.Lock()
 
 
 def _check(url: str) -> str:
     if not url.startswith("mem://") or len(url) <= len("mem://"):
-        raise StorageError(f"not a mem:// URL: {url!r}")
+        raise StorageError(f"not a mem:// URL: {url!r}; use mem://<bucket>/<key>")
     return url
 
 
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    """A shell pattern as a regex where ``*`` and ``?`` stop at ``/``."""
-    out, index = [], 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "*":
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-        elif char == "[":
-            end = pattern.find("]", index + 1)
-            if end < 0:
-                out.append(re.escape(char))
-            else:
-                body = pattern[index + 1 : end]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"[{body}]")
-                index = end
-        else:
-            out.append(re.escape(char))
-        index += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-class MemoryStorage:
+class MemoryStorage(StorageBase):
     """Shards held in this process's memory."""
 
     def __init__(self, config: Any = None):
@@ -68,7 +51,7 @@ class MemoryStorage:
             data = _store.get(_check(url))
         if data is None:
             raise StorageNotFound(f"no object at {url}")
-        return io.BytesIO(data)
+        return io.BytesIO(data)  # bytes are immutable: a later put() never changes this stream
 
     def size(self, url: str) -> int | None:
         with _lock:
@@ -77,21 +60,7 @@ class MemoryStorage:
             raise StorageNotFound(f"no object at {url}")
         return len(data)
 
-    def exists(self, url: str) -> bool:
-        with _lock:
-            return _check(url) in _store
-
-    def list(self, url_prefix: str) -> list[str]:
-        _check(url_prefix)
-        with _lock:
-            return sorted(url for url in _store if url.startswith(url_prefix))
-
-    def glob(self, pattern: str) -> list[str]:
-        regex = _pattern_regex(_check(pattern))
-        with _lock:
-            return sorted(url for url in _store if regex.match(url))
-
-    def put(self, local_path: str, url: str) -> str:
+    def put(self, local_path: str | os.PathLike[str], url: str) -> str:
         _check(url)
         try:
             with open(local_path, "rb") as handle:
@@ -107,8 +76,14 @@ class MemoryStorage:
             if _store.pop(_check(url), None) is None:
                 raise StorageNotFound(f"no object at {url}")
 
-    def to_storage_record(self, shards: Sequence[tuple[str, str]]) -> dict[str, Any]:
-        raise StorageError("mem:// shards live in one process's memory and cannot be published")
+    def list(self, prefix: str) -> list[str]:
+        # ``prefix`` names a folder: the object named exactly so, and everything below "prefix/".
+        if not prefix.startswith("mem://"):
+            raise StorageError(f"not a mem:// URL: {prefix!r}; use mem://<bucket>/<key>")
+        exact = prefix.rstrip("/")
+        below = exact + "/"
+        with _lock:
+            return sorted(url for url in _store if url == exact or url.startswith(below))
 
-    def from_storage_record(self, record: Mapping[str, Any]) -> list[tuple[str, str | None]]:
-        raise RecordError(f"mem:// storage reads no storage records (got $type {record.get('$type')!r})")
+    def __repr__(self) -> str:
+        return "MemoryStorage()"

@@ -1,13 +1,16 @@
-"""The mem:// backend runs atdata-core's storage conformance suite against itself."""
+"""The mem:// backend runs atdata-core's storage conformance suite against itself.
+
+Like the plugin itself, these tests use only the core's public names.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from atdata_core.errors import StorageNotFound
-from atdata_core.plugins import plugin_report
+import atdata_core
+from atdata_core.errors import StorageError
+from atdata_core.plugins import StorageBase, StorageRecordMapper, plugin_report, storage_backend
 from atdata_core.plugins.conformance import StorageBackendConformance
-from atdata_core.storage import expand_source, open_shard, put_shard
 from atdata_example_plugin.memory import MemoryStorage
 
 
@@ -38,13 +41,28 @@ def test_the_plugin_is_discovered_through_its_entry_point():
     assert "atdata_storage_backends" in info.hooks
 
 
-def test_core_functions_reach_mem_urls(tmp_path):
-    local = tmp_path / "shard.tar"
-    for index in range(3):
-        local.write_bytes(f"shard {index}".encode())
-        put_shard(local, f"mem://bucket/data-{index:06d}.tar")
-    assert expand_source("mem://bucket/data-*.tar") == [f"mem://bucket/data-{i:06d}.tar" for i in range(3)]
-    with open_shard("mem://bucket/data-000001.tar") as stream:
-        assert stream.read() == b"shard 1"
-    with pytest.raises(StorageNotFound):
-        open_shard("mem://bucket/data-000009.tar")
+def test_it_inherits_glob_and_expand_and_maps_no_records():
+    backend = storage_backend("mem://bucket/x.tar")
+    assert isinstance(backend, StorageBase)
+    assert not isinstance(backend, StorageRecordMapper)
+
+
+@atdata_core.packable
+class Note:
+    text: str
+
+
+def test_datasets_are_written_to_and_read_from_mem_urls():
+    with atdata_core.ShardWriter("mem://bucket/notes-%06d.tar", maxcount=2) as sink:
+        for index in range(5):
+            sink.write(Note(f"note {index}"))
+    assert [shard.url for shard in sink.shards] == [f"mem://bucket/notes-{i:06d}.tar" for i in range(3)]
+    dataset = atdata_core.Dataset("mem://bucket/notes-*.tar", sample_type=Note)
+    assert sorted(note.text for note in dataset) == [f"note {i}" for i in range(5)]
+
+
+def test_mem_shards_cannot_be_published():
+    with atdata_core.ShardWriter("mem://bucket/notes-%06d.tar") as sink:
+        sink.write(Note("private"))
+    with pytest.raises(StorageError, match="cannot be published"):
+        atdata_core.publish_dataset(None, "notes", sink.shards, schema="at://did:plc:abc/science.alt.dataset.schema/x:1.0.0")
