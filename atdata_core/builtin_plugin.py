@@ -55,13 +55,25 @@ def atdata_index_providers() -> list[IndexProviderSpec]:
     ]
 
 
+def _python_lens_executor(config: Any) -> Any:
+    # The [lens] section becomes typed settings here; the executor never reads configuration.
+    from atdata_core.executors import PythonExecutorSettings, PythonLensExecutor
+
+    settings = PythonExecutorSettings(
+        trusted_dids=config.get_list("lens.trusted_dids"),
+        pinned_commits=config.get_list("lens.pinned_commits"),
+        require_verified_commit=bool(config.get_bool("lens.require_verified_commit", False)),
+    )
+    return PythonLensExecutor(settings)
+
+
 @hookimpl
 def atdata_lens_executors() -> list[LensExecutorSpec]:
     return [
         LensExecutorSpec(
             name="python",
             languages=("python",),
-            factory="atdata_core.executors.python:PythonLensExecutor",
+            factory=_python_lens_executor,
             description="runs Python lens code installed here whose reference matches; nothing from the network",
         ),
     ]

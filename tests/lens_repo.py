@@ -75,8 +75,8 @@ class LensRepo:
     def path(self, function: str, file: str = "lenses.py") -> str:
         return f"{self.package}/{file}:{function}"
 
-    def ref(self, function: str, commit: str | None = None, **extra: str) -> dict[str, str]:
-        return {"repository": ORIGIN, "commit": commit or self.commit or "", "path": self.path(function), **extra}
+    def ref(self, function: str, commit: str | None = None, file: str = "lenses.py", **extra: str) -> dict[str, str]:
+        return {"repository": ORIGIN, "commit": commit or self.commit or "", "path": self.path(function, file), **extra}
 
     def record(self, getter: str = "to_feet", putter: str = "to_feet_put", commit: str | None = None) -> dict:
         return {

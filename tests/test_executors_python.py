@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from atdata_core.config import Config
-from atdata_core.errors import LensExecutionRefused
-from atdata_core.executors import PythonLensExecutor, TrustPolicy
+from atdata_core.errors import ConfigError, LensExecutionRefused
+from atdata_core.executors import PythonExecutorSettings, PythonLensExecutor, TrustPolicy
 from atdata_core.lenses import Lens, LensGraph, _git, check_lens_laws
 from atdata_core.plugins.conformance import LensExecutorConformance
 from tests.lens_repo import ORIGIN, forget_modules, git, make_lens_repo
@@ -43,7 +43,7 @@ def plain_install(tmp_path, monkeypatch):
 
 def test_loads_a_lens_record_whose_code_is_installed_at_the_pinned_commit(lens_repo):
     module = lens_repo.module()
-    loaded = PythonLensExecutor().load(lens_repo.record(), module.Meters, module.Feet)
+    loaded = PythonLensExecutor().load_lens(lens_repo.record(), source_type=module.Meters, view_type=module.Feet)
     assert isinstance(loaded, Lens)
     assert (loaded.source, loaded.view, loaded.name) == (module.Meters, module.Feet, "meters_to_feet")
     assert loaded.get(module.Meters(1.0)).value == pytest.approx(3.28084)
@@ -54,7 +54,7 @@ def test_loads_a_lens_record_whose_code_is_installed_at_the_pinned_commit(lens_r
 
 def test_loaded_lens_takes_its_types_from_the_installed_lens_when_not_given(lens_repo):
     module = lens_repo.module()
-    loaded = PythonLensExecutor().load(lens_repo.record())
+    loaded = PythonLensExecutor().load_lens(lens_repo.record())
     assert (loaded.source, loaded.view) == (module.Meters, module.Feet)
     graph = LensGraph([loaded])
     assert graph.find_lens(module.Meters, module.Feet) is loaded
@@ -65,12 +65,12 @@ def test_a_later_commit_that_leaves_the_file_alone_still_matches(lens_repo):
     (lens_repo.root / "README.md").write_text("more\n")
     git(lens_repo.root, "add", "README.md")
     git(lens_repo.root, "commit", "-q", "-m", "docs")
-    loaded = PythonLensExecutor().load(lens_repo.record(commit=first))
+    loaded = PythonLensExecutor().load_lens(lens_repo.record(commit=first))
     assert loaded.get(lens_repo.module().Meters(2.0)).value == pytest.approx(6.56168)
 
 
 def test_an_abbreviated_commit_is_accepted(lens_repo):
-    loaded = PythonLensExecutor().load(lens_repo.record(commit=lens_repo.commit[:10]))
+    loaded = PythonLensExecutor().load_lens(lens_repo.record(commit=lens_repo.commit[:10]))
     assert "identical to commit" in loaded.provenance[0]
 
 
@@ -117,7 +117,9 @@ def test_loads_the_example_lens_of_this_repository_at_its_last_commit():
         "getterCode": {"repository": ORIGIN, "commit": commit, "path": f"{relpath}:red_channel"},
         "putterCode": {"repository": ORIGIN, "commit": commit, "path": f"{relpath}:red_channel_put"},
     }
-    loaded = PythonLensExecutor().load(record, lens_example.RGBImage, lens_example.RedChannel)
+    loaded = PythonLensExecutor().load_lens(
+        record, source_type=lens_example.RGBImage, view_type=lens_example.RedChannel
+    )
     rng = np.random.default_rng(1)
     images = [lens_example.RGBImage(rng.integers(0, 255, (3, 3, 3), dtype=np.uint8), f"img{i}") for i in range(3)]
     assert check_lens_laws(loaded, images).put_get == 3
@@ -126,7 +128,7 @@ def test_loads_the_example_lens_of_this_repository_at_its_last_commit():
         "getterCode": {"repository": ORIGIN, "commit": commit, "path": f"{relpath}:label_of"},
         "putterCode": {"repository": ORIGIN, "commit": commit, "path": f"{relpath}:label_put"},
     }
-    label = PythonLensExecutor().load(plain, lens_example.RGBImage, str)
+    label = PythonLensExecutor().load_lens(plain, source_type=lens_example.RGBImage, view_type=str)
     assert label.get(images[0]) == "img0"
 
 
@@ -146,23 +148,58 @@ def test_refuses_a_module_that_is_not_installed_and_says_how_to_install_it(lens_
 
 def test_trusted_and_pinned_remote_code_is_still_refused_because_fetching_is_not_implemented():
     commit = "b" * 40
-    policy = TrustPolicy(trusted_dids={"did:plc:author"}, pinned_commits={f"{ORIGIN}@{commit}"})
+    settings = PythonExecutorSettings(trusted_dids={"did:plc:author"}, pinned_commits={f"{ORIGIN}@{commit}"})
     ref = {"repository": ORIGIN, "commit": commit, "path": "nowhere_pkg/lenses.py:convert"}
     with pytest.raises(LensExecutionRefused) as caught:
-        PythonLensExecutor(policy=policy).load(ref, author="did:plc:author")
+        PythonLensExecutor(settings).load(ref, author="did:plc:author")
     assert "trust policy would allow this code" in str(caught.value)
     assert "not implemented" in str(caught.value)
     with pytest.raises(LensExecutionRefused, match="author did:plc:stranger is not in trusted_dids"):
-        PythonLensExecutor(policy=policy).load(ref, author="did:plc:stranger")
+        PythonLensExecutor(settings).load(ref, author="did:plc:stranger")
 
 
-def test_trust_policy_reads_configuration():
-    config = Config({"lens": {"trusted_dids": ["did:plc:a"], "pinned_commits": "https://x.org/r@abcdef1"}})
-    executor = PythonLensExecutor(config)
-    assert executor.policy.is_trusted("did:plc:a")
-    assert executor.policy.is_pinned("https://x.org/r.git", "ABCDEF1")
-    assert not executor.policy.allows_remote("did:plc:b", "https://x.org/r", "abcdef1")
-    assert PythonLensExecutor(Config({"lens": {"require_verified_commit": "true"}})).require_verified_commit
+def test_trust_policy_compares_repositories_and_commits_loosely():
+    policy = TrustPolicy(trusted_dids={"did:plc:a"}, pinned_commits={"https://x.org/r@abcdef1"})
+    assert policy.is_trusted("did:plc:a")
+    assert policy.is_pinned("https://x.org/r.git", "ABCDEF1")
+    assert not policy.allows_remote("did:plc:b", "https://x.org/r", "abcdef1")
+
+
+def test_the_lens_section_of_the_configuration_reaches_the_registry_built_executor(monkeypatch):
+    from atdata_core.plugins import lens_executor, reset_plugins
+
+    monkeypatch.setenv("ATDATA_LENS_TRUSTED_DIDS", "did:plc:a, did:web:lenses.example")
+    monkeypatch.setenv("ATDATA_LENS_PINNED_COMMITS", "https://x.org/r@abcdef1")
+    monkeypatch.setenv("ATDATA_LENS_REQUIRE_VERIFIED_COMMIT", "true")
+    reset_plugins()
+    try:
+        executor = lens_executor(language="python")
+        assert executor.settings == PythonExecutorSettings(
+            trusted_dids={"did:plc:a", "did:web:lenses.example"},
+            pinned_commits={"https://x.org/r@abcdef1"},
+            require_verified_commit=True,
+        )
+        assert executor.policy.allows_remote("did:plc:a", "https://x.org/r", "abcdef1")
+    finally:
+        reset_plugins()
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"trusted_dids": ["alice.example.com"]}, "trusted_dids lists 'alice.example.com', which is not a DID"),
+        ({"pinned_commits": ["https://x.org/r@main"]}, "pinned_commits lists 'https://x.org/r@main'"),
+        ({"require_verified_commit": "yes"}, "require_verified_commit"),
+    ],
+)
+def test_settings_refuse_values_that_cannot_be_meant(settings, expected):
+    with pytest.raises((ConfigError, TypeError), match=expected):
+        PythonExecutorSettings(**settings)
+
+
+def test_the_executor_takes_settings_not_configuration():
+    with pytest.raises(TypeError, match="takes PythonExecutorSettings"):
+        PythonLensExecutor(Config({"lens": {"require_verified_commit": True}}))
 
 
 def test_refuses_a_function_the_installed_module_does_not_have(lens_repo):
@@ -187,7 +224,7 @@ def test_refuses_a_name_that_is_not_a_function(lens_repo):
 def test_refuses_a_file_changed_since_the_pinned_commit(lens_repo):
     lens_repo.lenses_file.write_text(lens_repo.lenses_file.read_text() + "\n# local edit\n")
     with pytest.raises(LensExecutionRefused) as caught:
-        PythonLensExecutor().load(lens_repo.record())
+        PythonLensExecutor().load_lens(lens_repo.record())
     message = str(caught.value)
     assert "differs from that file at commit" in message
     assert lens_repo.commit[:12] in message
@@ -229,16 +266,16 @@ def test_a_record_level_language_is_honoured(lens_repo):
     for code in (record["getterCode"], record["putterCode"]):
         del code["language"]
     with pytest.raises(LensExecutionRefused, match="'javascript'"):
-        PythonLensExecutor().load(record)
+        PythonLensExecutor().load_lens(record)
 
 
 def test_unverifiable_install_runs_by_default_and_is_refused_when_verification_is_required(plain_install):
     ref = plain_install.ref("double", commit="c" * 40)
     assert PythonLensExecutor().load(ref)(3) == 6
-    loaded = PythonLensExecutor().load(plain_install.record(commit="c" * 40))
+    loaded = PythonLensExecutor().load_lens(plain_install.record(commit="c" * 40))
     assert "not verifiable" in loaded.provenance[0]
     with pytest.raises(LensExecutionRefused, match="require_verified_commit is true"):
-        PythonLensExecutor(require_verified_commit=True).load(ref)
+        PythonLensExecutor(PythonExecutorSettings(require_verified_commit=True)).load(ref)
 
 
 # ---------------------------------------------------------------------- the conformance suite
@@ -255,9 +292,15 @@ class TestPythonLensExecutorConformance(LensExecutorConformance):
 
     @pytest.fixture
     def refused_code(self, lens_repo):
-        # installed, but the file changed after the pinned commit
-        lens_repo.lenses_file.write_text(lens_repo.lenses_file.read_text() + "\n# edited\n")
-        return lens_repo.ref("double")
+        # installed, but its file changed after the pinned commit (lenses.py, which runs, is untouched)
+        helpers = lens_repo.root / lens_repo.package / "helpers.py"
+        helpers.write_text(helpers.read_text() + "\n# edited\n")
+        return lens_repo.ref("borrowed", file="helpers.py")
+
+    @pytest.fixture
+    def runnable_lens(self, lens_repo):
+        module = lens_repo.module()
+        return lens_repo.record(), module.Meters(1.0), module.Feet(1.0 * 3.28084)
 
 
 # ---------------------------------------------------------------------- through the plugin registry
@@ -266,16 +309,21 @@ class TestPythonLensExecutorConformance(LensExecutorConformance):
 def test_the_executor_is_built_by_the_registry_from_its_descriptor(lens_repo):
     from atdata_core.plugins import LensExecutorSpec, hookimpl, lens_executor, plugin_registered
 
+    def strict_executor(config):
+        # a factory turns configuration into the executor's settings
+        return PythonLensExecutor(PythonExecutorSettings(require_verified_commit=True))
+
     class ExecutorPlugin:
         @hookimpl
         def atdata_lens_executors(self):
-            # the same descriptor the built-in plugin declares, under a name of its own
-            return [LensExecutorSpec(name="python-under-test", factory="atdata_core.executors.python:PythonLensExecutor")]
+            return [LensExecutorSpec(name="python-under-test", factory=strict_executor)]
 
     with plugin_registered(ExecutorPlugin(), name="python-executor-test"):
         executor = lens_executor("python-under-test")
-    assert isinstance(executor, PythonLensExecutor)
+    assert isinstance(executor, PythonLensExecutor) and executor.require_verified_commit
     assert executor.load(lens_repo.ref("double"))(2) == 4
+    with pytest.raises(LensExecutionRefused, match="pins no commit and \\[lens\\] require_verified_commit is true"):
+        executor.load(lens_repo.ref("double", commit=None) | {"commit": ""})
 
 
 def test_the_builtin_plugin_provides_it_for_python_code(lens_repo):
@@ -283,4 +331,4 @@ def test_the_builtin_plugin_provides_it_for_python_code(lens_repo):
 
     executor = lens_executor(language="python")
     assert isinstance(executor, PythonLensExecutor)
-    assert executor.load(lens_repo.record()).get(lens_repo.module().Meters(1.0)).value == pytest.approx(3.28084)
+    assert executor.load_lens(lens_repo.record()).get(lens_repo.module().Meters(1.0)).value == pytest.approx(3.28084)

@@ -9,11 +9,14 @@ contract; run the one for your extension point in your plugin's tests.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, runtime_checkable
 
 import attrs
 
 from atdata_core._shardref import ShardRef
+
+if TYPE_CHECKING:  # pragma: no cover
+    from atdata_core.lenses import Lens
 
 __all__ = [
     "IndexProvider",
@@ -260,19 +263,47 @@ class IndexProvider(Protocol):
 
 @runtime_checkable
 class LensExecutor(Protocol):
-    """Turns a lens record's code reference into a callable, or refuses.
+    """Runs the code a lens record references, or refuses.
 
-    A code reference is the record's ``getterCode`` / ``putterCode`` dict:
+    A lens record (``science.alt.dataset.lens``) names its getter and putter by
+    *code reference*: the ``getterCode`` / ``putterCode`` mappings, with
     ``repository``, ``commit``, ``path`` (``module/file.py:function``), and
-    optional ``branch`` and ``language``. Nothing fetched from the network runs
-    unless the user's trust policy allows it (DESIGN D3).
+    optional ``branch`` and ``language``; the record may carry a ``language``
+    for both. Records hold references, never code, and nothing fetched from
+    the network runs unless the user's trust policy allows it (DESIGN D3):
+    the decision may depend on the record's ``author`` (the DID of the account
+    that published it), and it never imports or runs anything to decide.
+
+    Both methods take the record's JSON value (plain mappings, as read from a
+    PDS), not record models. Every refusal raises
+    :class:`~atdata_core.errors.LensExecutionRefused` naming the reference's
+    ``path`` and the reason: malformed, in a language this executor does not
+    run, not available here, not trusted, or not the pinned commit's code.
     """
 
-    def load(self, code: Mapping[str, Any]) -> Callable[..., Any]:
-        """The callable ``code`` names.
+    def load(self, code: Mapping[str, Any], *, author: str | None = None) -> Callable[..., Any]:
+        """The function one code reference names; always a callable.
 
-        Raises :class:`~atdata_core.errors.LensExecutionRefused`, saying why,
-        when the reference is malformed, in a language this executor does not
-        run, not available locally, or not trusted.
+        ``author`` is the DID of the account that published the reference
+        (None when unknown).
+        """
+        ...
+
+    def load_lens(
+        self,
+        record: Mapping[str, Any],
+        *,
+        source_type: Any = None,
+        view_type: Any = None,
+        author: str | None = None,
+    ) -> Lens:
+        """The :class:`~atdata_core.Lens` a lens record describes: what :func:`atdata_core.load_lens` returns.
+
+        Its getter runs ``getterCode``; its putter runs ``putterCode`` (a
+        record without one gives a lens without a putter). The lens maps
+        ``source_type`` to ``view_type``; when they are None the executor may
+        fill in what the code declares, else ``typing.Any``. ``author`` is the
+        DID of the account that published the record. A refusal comes from
+        this call, never later from the lens's first ``get``.
         """
         ...

@@ -9,6 +9,12 @@ import pytest
 from atdata_core.errors import LensExecutionRefused
 
 
+def _lens_class() -> type:
+    from atdata_core import Lens
+
+    return Lens
+
+
 class LensExecutorConformance:
     """Checks a :class:`~atdata_core.plugins.LensExecutor` against its contract.
 
@@ -22,6 +28,10 @@ class LensExecutorConformance:
     ``refused_code``
         A well-formed reference the executor must refuse (not available locally,
         not trusted, or a commit that does not match).
+    ``runnable_lens`` (optional)
+        ``(lens_record, source, expected_view)``: a lens record whose getter
+        maps ``source`` to ``expected_view``. Defaults to a record whose
+        ``getterCode`` is ``runnable_code`` (which must then take one argument).
 
     Class attribute: ``language`` (default ``"python"``), a language it runs.
     """
@@ -40,11 +50,24 @@ class LensExecutorConformance:
     def refused_code(self) -> dict[str, Any]:
         pytest.fail("provide a `refused_code` fixture: a reference the executor must refuse")
 
+    @pytest.fixture
+    def runnable_lens(self, runnable_code) -> tuple[dict[str, Any], Any, Any]:
+        code, args, expected = runnable_code
+        if len(args) != 1:
+            pytest.fail("runnable_code takes several arguments: provide a `runnable_lens` fixture")
+        return {"name": "conformance_lens", "getterCode": dict(code)}, args[0], expected
+
+    # ------------------------------------------------------------------ load(code)
+
     def test_runs_a_runnable_reference(self, lens_executor, runnable_code):
         code, args, expected = runnable_code
         function = lens_executor.load(code)
         assert callable(function)
         assert function(*args) == expected
+
+    def test_load_takes_the_author(self, lens_executor, runnable_code):
+        code, args, expected = runnable_code
+        assert lens_executor.load(dict(code), author=None)(*args) == expected
 
     def test_loading_twice_gives_the_same_behaviour(self, lens_executor, runnable_code):
         code, args, expected = runnable_code
@@ -72,3 +95,39 @@ class LensExecutorConformance:
         code = dict(runnable_code[0], language="cobol-conformance-check")
         with pytest.raises(LensExecutionRefused):
             lens_executor.load(code)
+
+    # ------------------------------------------------------------------ load_lens(record)
+
+    def test_load_lens_gives_a_lens_between_the_types_asked_for(self, lens_executor, runnable_lens):
+        record, source, expected = runnable_lens
+        loaded = lens_executor.load_lens(
+            record, source_type=type(source), view_type=type(expected), author="did:plc:conformance"
+        )
+        assert isinstance(loaded, _lens_class())
+        assert (loaded.source, loaded.view) == (type(source), type(expected))
+        assert loaded.get(source) == expected
+        assert loaded(source) == expected
+
+    def test_load_lens_refuses_a_record_whose_getter_is_refused(self, lens_executor, runnable_lens, refused_code):
+        record = dict(runnable_lens[0], getterCode=refused_code)
+        with pytest.raises(LensExecutionRefused) as caught:
+            lens_executor.load_lens(record)
+        assert refused_code["path"] in str(caught.value)
+
+    def test_load_lens_refuses_a_record_whose_putter_is_refused(self, lens_executor, runnable_lens, refused_code):
+        record = dict(runnable_lens[0], putterCode=refused_code)
+        with pytest.raises(LensExecutionRefused) as caught:
+            lens_executor.load_lens(record)
+        assert refused_code["path"] in str(caught.value)
+
+    def test_load_lens_refuses_a_record_without_a_getter(self, lens_executor):
+        with pytest.raises(LensExecutionRefused):
+            lens_executor.load_lens({"name": "no_getter"})
+
+    def test_load_lens_honours_the_record_language(self, lens_executor, runnable_lens):
+        record = dict(runnable_lens[0], language="cobol-conformance-check")
+        record["getterCode"] = {k: v for k, v in record["getterCode"].items() if k != "language"}
+        if "putterCode" in record:
+            record["putterCode"] = {k: v for k, v in record["putterCode"].items() if k != "language"}
+        with pytest.raises(LensExecutionRefused):
+            lens_executor.load_lens(record)

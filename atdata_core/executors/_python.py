@@ -1,0 +1,254 @@
+"""The built-in lens executor: runs Python lens code that is installed here, and nothing else.
+
+A lens record names its getter and putter by reference (DESIGN D3)::
+
+    "getterCode": {"repository": "https://github.com/me/lenses", "commit": "3f2a...",
+                   "path": "imaging/lenses.py:to_gray", "language": "python"}
+
+:class:`PythonLensExecutor` runs such a reference only when
+
+1. the language is Python (or not given);
+2. an importable module is the file the path names (``imaging/lenses.py`` ->
+   ``imaging.lenses``; ``src/`` layouts and the ``package.module:function``
+   form other clients write are understood), and it defines that function
+   itself (a name imported from elsewhere is refused);
+3. the installed file is the pinned commit's, checked the strongest way
+   available (:mod:`atdata_core.executors._verify`); code whose commit cannot
+   be checked runs with a provenance note saying so, unless
+   ``require_verified_commit`` is set.
+
+Everything else raises :class:`~atdata_core.errors.LensExecutionRefused` saying
+what was asked for, what is installed, and what to do. Nothing is downloaded:
+fetching remote lens code is not implemented. When it is, it will run only for
+records whose author you trust (``[lens] trusted_dids``) at a commit you
+pinned (``[lens] pinned_commits``); the trust decision
+(:class:`~atdata_core.executors.TrustPolicy`) exists already and is reported in
+the refusal.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from atdata_core.errors import LensError, LensExecutionRefused
+from atdata_core.executors._locate import find_module, pick_function, public_callables, source_file
+from atdata_core.executors._settings import PythonExecutorSettings
+from atdata_core.executors._trust import TrustPolicy
+from atdata_core.executors._verify import verify_commit
+from atdata_core.lenses import Lens
+from atdata_core.lenses._code import CodePath, reference_from_mapping
+
+__all__ = ["PythonLensExecutor"]
+
+_HEX = re.compile(r"^[0-9a-fA-F]{4,64}$")
+_PYTHON_NAMES = {"python", "python3", "py"}
+_MISSING = object()
+
+
+class PythonLensExecutor:
+    """Loads lens code that is installed locally and matches its reference.
+
+    >>> executor = PythonLensExecutor(PythonExecutorSettings(require_verified_commit=True))
+    >>> to_gray = executor.load_lens(lens_record, source_type=RGBImage, view_type=GrayImage)
+    >>> to_gray.provenance
+    ['getter: imaging/lenses.py in the git checkout ... is identical to commit 3f2a9c1d0b7e']
+
+    The plugin registry builds it from the ``[lens]`` configuration section
+    (see :class:`~atdata_core.executors.PythonExecutorSettings`).
+    """
+
+    name = "python"
+    languages = ("python",)
+
+    def __init__(self, settings: PythonExecutorSettings | None = None):
+        if settings is not None and not isinstance(settings, PythonExecutorSettings):
+            raise TypeError(
+                f"PythonLensExecutor takes PythonExecutorSettings, got {type(settings).__name__}; build the "
+                "settings from configuration first"
+            )
+        self.settings = settings if settings is not None else PythonExecutorSettings()
+        self.policy = TrustPolicy(self.settings.trusted_dids, self.settings.pinned_commits)
+
+    @property
+    def require_verified_commit(self) -> bool:
+        return self.settings.require_verified_commit
+
+    def __repr__(self) -> str:
+        return f"PythonLensExecutor(require_verified_commit={self.require_verified_commit})"
+
+    # ------------------------------------------------------------------ the LensExecutor contract
+
+    def load(self, code: Mapping[str, Any], *, author: str | None = None) -> Callable[..., Any]:
+        """The installed function one code reference names (a lens record's ``getterCode`` or ``putterCode``).
+
+        A name bound to a ``@lens`` object gives its getter, or its putter when
+        the name is the putter's. ``author`` is the DID of the account the
+        reference was published by, for the trust policy.
+        """
+        function, _, _ = self._resolve(code, "get", "code reference", author)
+        return function
+
+    def load_lens(
+        self,
+        record: Mapping[str, Any],
+        *,
+        source_type: Any = None,
+        view_type: Any = None,
+        author: str | None = None,
+    ) -> Lens:
+        """The lens a ``science.alt.dataset.lens`` record describes, its getter and putter from installed code.
+
+        ``source_type`` / ``view_type`` default to the types the installed
+        ``@lens`` declares (``Any`` for plain functions). The lens's
+        ``provenance`` says how each function was checked; ``record`` is a copy
+        of the record.
+        """
+        if not isinstance(record, Mapping):
+            raise LensExecutionRefused(
+                f"a lens record is a mapping (the record's JSON value), got {type(record).__name__}; "
+                "turn a record model into one with atdata_core.records.to_record"
+            )
+        name = str(record.get("name") or "lens")
+        record_language = record.get("language")
+        getter_ref = record.get("getterCode")
+        if getter_ref is None:
+            raise LensExecutionRefused(f"lens record {name!r} has no getterCode, so there is nothing to run")
+        getter, getter_owner, getter_note = self._resolve(
+            getter_ref, "get", f"lens {name!r} getterCode", author, record_language
+        )
+        putter = None
+        putter_note = None
+        putter_ref = record.get("putterCode")
+        if putter_ref is not None:
+            putter, _, putter_note = self._resolve(
+                putter_ref, "put", f"lens {name!r} putterCode", author, record_language
+            )
+        source = source_type if source_type is not None else (getter_owner.source if getter_owner else Any)
+        view = view_type if view_type is not None else (getter_owner.view if getter_owner else Any)
+        qualified = (
+            getter_owner.qualified_name if getter_owner is not None
+            else f"{getter.__module__}:{getter.__qualname__}"
+        )
+        loaded = Lens(getter, putter, source=source, view=view, name=name, qualified_name=qualified)
+        loaded.record = dict(record)
+        loaded.provenance = [f"getter: {getter_note}"] + ([f"putter: {putter_note}"] if putter_note else [])
+        return loaded
+
+    # ------------------------------------------------------------------ resolution
+
+    def _resolve(
+        self,
+        data: Any,
+        role: str,
+        what: str,
+        author: str | None,
+        record_language: Any = None,
+    ) -> tuple[Callable[..., Any], Lens | None, str]:
+        """(function, the @lens object it belongs to if any, provenance note) or LensExecutionRefused."""
+        if not isinstance(data, Mapping):
+            raise LensExecutionRefused(
+                f"{what}: a code reference is a mapping with repository, commit and path, got {_short(data)}"
+            )
+        if "getterCode" in data or "putterCode" in data:
+            raise LensExecutionRefused(
+                f"{what}: this is a lens record, not one code reference; load it with load_lens()"
+            )
+        try:
+            ref = reference_from_mapping(data)
+        except LensError as err:
+            raise LensExecutionRefused(f"{what}: {err}") from None
+        language = ref.language or record_language or "python"
+        if str(language).strip().lower() not in _PYTHON_NAMES:
+            raise LensExecutionRefused(
+                f"{what} is written in {language!r}; the built-in executor runs Python only. Install a lens "
+                f"executor plugin for {language!r} (see `atdata plugins`)"
+            )
+        try:
+            code_path = CodePath.parse(ref.path)
+        except LensError as err:
+            raise LensExecutionRefused(f"{what}: {err}") from None
+        commit = (ref.commit or "").strip()
+        if commit and not _HEX.match(commit):
+            raise LensExecutionRefused(f"{what}: commit {commit!r} is not a hexadecimal commit hash")
+        asked = (
+            f"{what} asks for {ref.path} (function {code_path.function}) at commit {commit[:12] or '(none)'}"
+            f" of {ref.repository or '(no repository)'}"
+        )
+
+        module_name, origin, tried = find_module(code_path)
+        if module_name is None or origin is None:
+            raise LensExecutionRefused(self._not_installed_message(asked, ref, tried, author))
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as err:  # the module's own import failed: report it, do not run more
+            raise LensExecutionRefused(
+                f"{asked}. Module {module_name} is installed ({origin}) but importing it failed: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+
+        target: Any = module
+        for part in code_path.function.split("."):
+            target = getattr(target, part, _MISSING)
+            if target is _MISSING:
+                raise LensExecutionRefused(
+                    f"{asked}. Module {module_name} is installed ({origin}) but has no {code_path.function}; "
+                    f"it defines {public_callables(module)}. The installed version may differ from the one the "
+                    f"record references: install the package at commit {commit[:12] or '(unpinned)'}"
+                )
+        function, owner = pick_function(target, role, code_path.function)
+        if function is None:
+            raise LensExecutionRefused(
+                f"{asked}. {module_name}.{code_path.function} is "
+                + ("a lens without a putter" if isinstance(target, Lens) else f"a {type(target).__name__}, not a function")
+            )
+        defined_in = source_file(function)
+        if defined_in is None or defined_in != Path(origin).resolve():
+            raise LensExecutionRefused(
+                f"{asked}. {module_name}.{code_path.function} is installed, but it is defined in "
+                f"{defined_in or 'no Python source file'}, not in {origin}; a reference must name the file that "
+                "defines the function, whose code its commit pins"
+            )
+        note = verify_commit(
+            asked, Path(origin).resolve(), module_name, ref.repository, commit,
+            require_verified=self.require_verified_commit,
+        )
+        return function, owner, note
+
+    def _not_installed_message(self, asked: str, ref: Any, tried: list[str], author: str | None) -> str:
+        install = (
+            f"pip install 'git+{ref.repository}@{ref.commit}'" if ref.repository and ref.commit
+            else "install the package that provides it"
+        )
+        trusted = self.policy.is_trusted(author)
+        pinned = self.policy.is_pinned(ref.repository or "", ref.commit or "")
+        if trusted and pinned:
+            policy = (
+                f"Your trust policy would allow this code (author {author} is in [lens] trusted_dids and the commit "
+                "is in [lens] pinned_commits), but fetching remote lens code is not implemented by this executor"
+            )
+        else:
+            if trusted:
+                reasons = [f"author {author} is trusted"]
+            elif author:
+                reasons = [f"author {author} is not in trusted_dids"]
+            else:
+                reasons = ["the record's author was not given"]
+            reasons.append("the commit is pinned" if pinned else "the commit is not pinned")
+            policy = (
+                "This executor never downloads code (fetching remote lens code is not implemented, and would "
+                "need the record's author in [lens] trusted_dids and '<repository>@<commit>' in [lens] "
+                f"pinned_commits; here {'; '.join(reasons)})"
+            )
+        return (
+            f"{asked}, which is not installed here (looked for {', '.join(tried)}). "
+            f"If you trust it, install it yourself: {install}, then retry. {policy}"
+        )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,0 +1,60 @@
+"""The settings of the built-in Python lens executor, built from the ``[lens]`` configuration section.
+
+::
+
+    [lens]
+    trusted_dids = ["did:plc:abc..."]            # authors whose remote code may ever be fetched
+    pinned_commits = ["https://github.com/me/lenses@3f2a9c1d"]   # commits you reviewed
+    require_verified_commit = true               # refuse installed code whose commit cannot be checked
+
+The built-in plugin's factory reads these keys and passes the settings to
+:class:`~atdata_core.executors.PythonLensExecutor`; the executor never looks
+at the configuration itself.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import attrs
+
+from atdata_core.errors import ConfigError
+
+__all__ = ["PythonExecutorSettings"]
+
+_HEX = re.compile(r"^[0-9a-fA-F]{7,64}$")
+
+
+def _check_dids(instance: Any, attribute: attrs.Attribute, value: frozenset[str]) -> None:
+    for did in value:
+        if not isinstance(did, str) or not did.startswith("did:"):
+            raise ConfigError(f"[lens] trusted_dids lists {did!r}, which is not a DID; write it as did:plc:... or did:web:...")
+
+
+def _check_pins(instance: Any, attribute: attrs.Attribute, value: frozenset[str]) -> None:
+    for entry in value:
+        commit = entry.rpartition("@")[2] if isinstance(entry, str) else None
+        if commit is None or not _HEX.match(commit):
+            raise ConfigError(
+                f"[lens] pinned_commits lists {entry!r}; write '<repository>@<commit>' (or a bare commit), "
+                "the commit as 7 to 64 hexadecimal digits"
+            )
+
+
+@attrs.frozen
+class PythonExecutorSettings:
+    """What the built-in Python lens executor may run.
+
+    ``trusted_dids``: DIDs of record authors whose remote code you would run.
+    ``pinned_commits``: ``"<repository>@<commit>"`` strings (or bare commits)
+    you reviewed. Remote code needs both a trusted author and a pinned commit,
+    and fetching it is not implemented yet, so today they only shape the
+    refusal message. ``require_verified_commit``: refuse installed code whose
+    commit cannot be checked (not a git checkout, not a VCS install) instead
+    of running it with an "unverified" provenance note.
+    """
+
+    trusted_dids: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset, validator=_check_dids)
+    pinned_commits: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset, validator=_check_pins)
+    require_verified_commit: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
