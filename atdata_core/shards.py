@@ -239,12 +239,23 @@ def iter_samples(
 
 @dataclass(frozen=True)
 class ShardInfo:
-    """One finished shard: where it is, how many samples, how many bytes, its sha256 (hex)."""
+    """One finished shard: its URL, how many samples, how many bytes, its sha256 (hex).
+
+    ``url`` is where readers find the shard: the URL it will be served from
+    when the writer was given a ``base_url``, else where it was written.
+    ``path`` is where the writer put the bytes (a local path, or the URL of
+    a remote pattern), for copying the shard to where ``url`` points.
+    """
 
     url: str
     count: int
     size: int
     sha256: str
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.path is None:
+            object.__setattr__(self, "path", self.url)
 
 
 def _tar_header(name: bytes, size: int, mtime: int, kind: bytes = b"0") -> bytes:
@@ -298,13 +309,24 @@ class ShardWriter:
     in place; any other URL (``s3://...``) is written to a local temporary file
     and handed to that scheme's storage backend when the shard is complete.
 
+    ``base_url`` is the public URL prefix the shards will be served from, when
+    that is not where they are written: each shard's ``url`` is then
+    ``base_url`` plus the shard's file name, ready for
+    :func:`~atdata_core.publish_dataset`, while ``path`` says where the bytes
+    are::
+
+        with ShardWriter("site/data/train-%06d.tar", base_url="https://example.org/data/") as sink:
+            ...
+        sink.shards[0].url   # 'https://example.org/data/train-000000.tar'
+        sink.shards[0].path  # 'site/data/train-000000.tar'
+
     Each shard is written under a temporary name and renamed when complete, so
     an interrupted run never leaves a half shard under a final name::
 
         with ShardWriter("out/data-%06d.tar", maxcount=1000) as sink:
             for sample in samples:
                 sink.write(sample)
-        sink.shards  # [ShardInfo(url, count, size, sha256), ...]
+        sink.shards  # [ShardInfo(url, count, size, sha256, path), ...]
 
     A finished shard is fsynced and renamed (or uploaded) in a background
     thread while the next one is written; ``shards`` is complete once
@@ -319,10 +341,12 @@ class ShardWriter:
         maxsize: int | None = 3_000_000_000,
         start_shard: int = 0,
         progress: bool = False,
+        base_url: str | None = None,
     ):
         if maxcount < 1:
             raise ValueError("maxcount must be at least 1")
         self.pattern = os.fspath(pattern)
+        self.base_url = _check_base_url(base_url) if base_url is not None else None
         self.maxcount = maxcount
         self.maxsize = maxsize
         self.shards: list[ShardInfo] = []
@@ -437,7 +461,9 @@ class ShardWriter:
             fd, self._tmp_path = tempfile.mkstemp(suffix=".tar", prefix="atdata-shard-")
             self._file = os.fdopen(fd, "wb", buffering=1 << 20)
         else:
-            final = self._url[len("file://") :] if self._url.startswith("file://") else self._url
+            from .storage.file import local_path
+
+            final = local_path(self._url)
             directory = os.path.dirname(final) or "."
             os.makedirs(directory, exist_ok=True)
             self._final_path = final
@@ -473,8 +499,31 @@ class ShardWriter:
         """Move sealed shards into ``self.shards`` in order; re-raise a sealing failure."""
         while self._pending and (wait or self._pending[0][0].done()):
             future, url, count, size, digest = self._pending.pop(0)
-            final_url = future.result() or url
-            self.shards.append(ShardInfo(final_url, count, size, digest))
+            stored = future.result() or url
+            public = self._public_url(url) if self.base_url is not None else stored
+            self.shards.append(ShardInfo(public, count, size, digest, stored))
+
+    def _public_url(self, url: str) -> str:
+        """``base_url`` plus the shard's file name (percent-encoded when it came from a local path)."""
+        if self._remote:
+            name = url.rsplit("/", 1)[-1]
+        else:
+            from urllib.parse import quote
+
+            from .storage.file import local_path
+
+            name = quote(os.path.basename(local_path(url)))
+        return f"{self.base_url}/{name}"
+
+
+def _check_base_url(base_url: str) -> str:
+    if not isinstance(base_url, str) or not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]", base_url):
+        raise ValueError(
+            f"base_url must be the URL the shards will be served from, like https://example.org/data/, not {base_url!r}"
+        )
+    if "?" in base_url or "#" in base_url:
+        raise ValueError(f"base_url {base_url!r} has a query or fragment; shard names are appended to its path")
+    return base_url.rstrip("/")
 
 
 def _seal(file: BinaryIO, tmp_path: str, target: str, remote: bool) -> str:

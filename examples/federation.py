@@ -62,11 +62,11 @@ def main() -> None:
 
             # --- alice writes shards, places them on her web server, and publishes the records
             rng = np.random.default_rng(1)
-            with ShardWriter(served / "readings-%06d.tar", maxcount=250) as sink:
+            # Written into the served folder, named by the URL readers will fetch them from.
+            with ShardWriter(served / "readings-%06d.tar", maxcount=250, base_url=base_url) as sink:
                 for i in range(1_000):
                     wave = rng.standard_normal(256).astype(np.float32)
                     sink.write(Reading(wave, f"station-{i % 5}", float(rng.random())))
-            shards = [(f"{base_url}/{Path(s.url).name}", s.sha256, s.count, s.size) for s in sink.shards]
 
             os.environ["XDG_CONFIG_HOME"] = str(root / "alice-config")
             _fresh_settings()
@@ -76,7 +76,7 @@ def main() -> None:
             alice = login("alice.test", "alice-pw", pds_url=info.pds_url)
             schema = publish_schema(alice, Reading, schema_id="test.alice.reading", version="1.0.0")
             entry = publish_dataset(
-                alice, "seismic-readings", shards, schema=schema, description="1,000 synthetic readings",
+                alice, "seismic-readings", sink.shards, schema=schema, description="1,000 synthetic readings",
                 tags=["timeseries", "demo"],
             )
             publish_label(alice, "seismic-readings", entry.uri, version="v1")

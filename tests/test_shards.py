@@ -252,3 +252,58 @@ def test_a_failed_upload_keeps_the_shard_bytes_and_says_where(tmp_path):
             assert [s.label for s in iter_samples(f, Item.from_map)] == ["item-0"]
     finally:
         os.unlink(kept)
+
+
+# -- shards served from another URL -------------------------------------------
+
+
+def test_base_url_names_shards_by_the_url_they_will_be_served_from(tmp_path):
+    folder = tmp_path / "site root"
+    with ShardWriter(folder / "d-%04d.tar", maxcount=4, base_url="https://data.example.org/sets/") as sink:
+        for item in items(6):
+            sink.write(item)
+    assert [s.url for s in sink.shards] == [
+        "https://data.example.org/sets/d-0000.tar",
+        "https://data.example.org/sets/d-0001.tar",
+    ]
+    # The bytes are where the pattern said, and what the ShardInfo describes.
+    assert [s.path for s in sink.shards] == [str(folder / "d-0000.tar"), str(folder / "d-0001.tar")]
+    for info in sink.shards:
+        data = open(info.path, "rb").read()
+        assert (info.size, info.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert [s.label for s in read_all(sink.shards[1].path)] == ["item-4", "item-5"]
+
+
+def test_base_url_percent_encodes_local_file_names(tmp_path):
+    from urllib.parse import quote
+
+    pattern = f"file://{quote(str(tmp_path))}/with%20space-{{shard:02d}}.tar"
+    with ShardWriter(pattern, base_url="https://host/x") as sink:
+        sink.write(next(items(1)))
+    [info] = sink.shards
+    assert info.url == "https://host/x/with%20space-00.tar"
+    assert info.path == str(tmp_path / "with space-00.tar")  # a file:// pattern is a local path, decoded
+    assert os.path.isfile(info.path)
+
+
+def test_without_base_url_the_url_is_where_the_shard_was_written(tmp_path):
+    with ShardWriter(tmp_path / "d-%02d.tar") as sink:
+        sink.write(next(items(1)))
+    assert sink.shards[0].url == sink.shards[0].path == str(tmp_path / "d-00.tar")
+
+
+def test_base_url_must_be_a_url(tmp_path):
+    for wrong in ["served/data", "/var/www/data", "https://", "https://host/data?sig=1"]:
+        with pytest.raises(ValueError, match="base_url"):
+            ShardWriter(tmp_path / "d-%02d.tar", base_url=wrong)
+
+
+def test_shards_written_with_base_url_publish_with_their_public_urls(tmp_path):
+    from atdata_core.storage import storage_record_for
+
+    with ShardWriter(tmp_path / "d-%02d.tar", base_url="https://host/data") as sink:
+        sink.write(next(items(1)))
+    record = storage_record_for(sink.shards)
+    assert record["shards"] == [
+        {"url": "https://host/data/d-00.tar", "checksum": {"algorithm": "sha256", "digest": sink.shards[0].sha256}}
+    ]
