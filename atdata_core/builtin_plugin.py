@@ -10,7 +10,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from atdata_core.plugins import IndexProviderSpec, LensExecutorSpec, SchemaFormatSpec, StorageBackendSpec, hookimpl
+from atdata_core.plugins import (
+    STORAGE_HTTP_NSID,
+    IndexProviderSpec,
+    LensExecutorSpec,
+    SchemaFormatSpec,
+    StorageBackendSpec,
+    hookimpl,
+)
 
 
 @hookimpl
@@ -20,12 +27,12 @@ def atdata_storage_backends() -> list[StorageBackendSpec]:
             name="file",
             schemes=("file", ""),
             factory="atdata_core.storage.file:FileStorage",
-            description="local files: file:// URLs and plain paths",
+            description="local files: file:// URLs and plain paths (no storage record: not publishable)",
         ),
         StorageBackendSpec(
             name="http",
             schemes=("http", "https"),
-            record_types=("science.alt.dataset.storageHttp",),
+            record_types=(STORAGE_HTTP_NSID,),
             factory="atdata_core.storage.http:HttpStorage",
             description="http(s) URLs: streaming reads with Range resume; PUT and DELETE for writes",
         ),
