@@ -20,183 +20,55 @@ of the (possibly shuffled) shard list goes to node ``i % world_size``, and the
 ``j``-th shard of a node to worker ``j % num_workers``.
 
 This module never imports torch; :mod:`atdata_core.torch` does, when asked.
+
+``typing.get_origin(Dataset[ImageSample])`` is :class:`Dataset` and
+``typing.get_args`` gives ``(ImageSample,)``, as for any generic class. The
+parts live in private modules: ``_shard_sources`` (what a source expands to),
+``_consumers`` (node rank and DataLoader worker), ``_pipeline`` (stages and
+:class:`Pipeline`) and ``_batch`` (:class:`SampleBatch`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-import math
-import os
-import random
-import sys
-import warnings
-from typing import Any, Callable, Generic, Iterable, Iterator, NamedTuple, TypeVar, overload
+import types
+from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
-import numpy as np
-
-from .errors import AtdataError, SampleTypeError, StorageError, StorageNotFound
-from .sample import DictSample, decoder_for, is_packable, sample_fields
-from ._shardref import ShardRef, as_shard_ref
-from .shards import OnError, handle_error, iter_members, iter_samples
+from ._batch import SampleBatch
+from ._dict_sample import DictSample
+from ._fields import is_packable
+from ._pipeline import DEFAULT_BUFFER, LazyLens, Pipeline, Stage, fn_name
+from ._shard_sources import describe_source, open_shard, resolve_shards
+from ._shardref import ShardRef
+from .errors import SampleTypeError
+from .shards import OnError, iter_members
 
 __all__ = ["Dataset", "Pipeline", "SampleBatch", "ShardRef"]
 
 T = TypeVar("T")
 U = TypeVar("U")
 
-_DEFAULT_BUFFER = 1000
 
-
-# --------------------------------------------------------------------------- shards
-
-
-def _is_shard_records(source: Any) -> bool:
-    return isinstance(source, (list, tuple)) and bool(source) and all(
-        not isinstance(s, (str, os.PathLike)) and hasattr(s, "url") for s in source
-    )
-
-
-def _expand_source(source: Any) -> list[str]:
-    from .storage import expand_source
-
-    urls = list(expand_source(source))
-    if urls and _all_local_missing(urls):
-        raise StorageNotFound(
-            f"no shards found for {_describe_source(source)}: none of its {len(urls)} path(s) exists, "
-            f"e.g. {urls[0]!r}. Check the folder and the brace range (data-{{000000..000009}}.tar)"
-        )
-    return urls
-
-
-def _all_local_missing(urls: list[str]) -> bool:
-    """True when every URL is a local path and none exists (a typo in the pattern, usually)."""
-    from .storage.file import local_path
-
-    for url in urls:
-        if "://" in url and not url[:7].lower() == "file://":
-            return False
-        try:
-            if os.path.exists(local_path(url)):
-                return False
-        except AtdataError:
-            return False
-    return True
-
-
-def _open_shard(url: str) -> Any:
-    from .storage import open_shard
-
-    return open_shard(url)
-
-
-def _describe_source(source: Any) -> str:
-    if isinstance(source, (list, tuple)):
-        if not all(isinstance(s, (str, os.PathLike)) for s in source):
-            return f"{len(source)} shard records"
-        if len(source) <= 2:
-            return repr([os.fspath(s) for s in source])
-        return f"[{os.fspath(source[0])!r}, ... {len(source)} items]"
-    return repr(os.fspath(source) if isinstance(source, os.PathLike) else source)
-
-
-# --------------------------------------------------------------------------- pipeline stages
-
-
-class _Stage(NamedTuple):
-    kind: str  # "map" | "filter" | "head" | "lens" | "lens-lazy"
-    arg: Any
-    label: str
-
-    def apply(self, it: Iterator[Any]) -> Iterator[Any]:
-        if self.kind == "map":
-            return map(self.arg, it)
-        if self.kind == "filter":
-            return filter(self.arg, it)
-        if self.kind == "head":
-            return itertools.islice(it, self.arg)
-        if self.kind == "lens":
-            return map(self.arg.get, it)
-        if self.kind == "lens-lazy":
-            return map(self.arg, it)
-        raise AssertionError(self.kind)
-
-
-class _LazyLens:
-    """Convert samples to ``target`` through the lens graph, resolving a lens per source type."""
-
-    def __init__(self, target: type, prefer: Any = None, graph: Any = None):
-        self.target = target
-        self.prefer = prefer
-        self.graph = graph
-        self.getters: dict[type, Callable[[Any], Any]] = {}
-
-    def __call__(self, sample: Any) -> Any:
-        cls = type(sample)
-        get = self.getters.get(cls)
-        if get is None:
-            if cls is self.target:
-                get = _identity
-            else:
-                from .lenses import find_lens
-
-                get = find_lens(cls, self.target, prefer=self.prefer, graph=self.graph).get
-            self.getters[cls] = get
-        return get(sample)
-
-
-def _identity(x: Any) -> Any:
-    return x
-
-
-def _fn_name(fn: Callable[..., Any]) -> str:
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
-
-
-# --------------------------------------------------------------------------- Dataset
-
-
-class _TypedDataset:
-    """``Dataset[T]``: a constructor that remembers the sample type ``T``.
+class _TypedDataset(types.GenericAlias):
+    """``Dataset[T]``: a generic alias that, called, builds a dataset of sample type ``T``.
 
     ``Dataset[ImageSample](source, ...)`` is ``Dataset(source, sample_type=ImageSample, ...)``.
+    Being a ``types.GenericAlias``, ``typing.get_origin`` and ``typing.get_args``
+    read it like any other parametrised class.
     """
-
-    __slots__ = ("sample_type",)
-
-    def __init__(self, sample_type: type):
-        self.sample_type = sample_type
-
-    @property
-    def __origin__(self) -> type:
-        return Dataset
-
-    @property
-    def __args__(self) -> tuple[type, ...]:
-        return (self.sample_type,)
 
     def __call__(self, source: Any = None, **kwargs: Any) -> "Dataset[Any]":
         if "sample_type" in kwargs:
             raise TypeError(f"{self!r}(...) already fixes the sample type; do not pass sample_type=")
-        return Dataset(source, sample_type=self.sample_type, **kwargs)
-
-    def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[type, ...]:
-        return (Dataset,)
+        return self.__origin__(source, sample_type=self.__args__[0], **kwargs)
 
     def __instancecheck__(self, obj: Any) -> bool:
-        return isinstance(obj, Dataset) and obj.sample_type is self.sample_type
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _TypedDataset) and other.sample_type is self.sample_type
-
-    def __hash__(self) -> int:
-        return hash((Dataset, self.sample_type))
+        return isinstance(obj, self.__origin__) and obj.sample_type is self.__args__[0]
 
     def __repr__(self) -> str:
-        return f"Dataset[{self.sample_type.__qualname__}]"
+        return f"Dataset[{self.__args__[0].__qualname__}]"
 
     def __reduce__(self) -> Any:
-        return (Dataset.__class_getitem__, (self.sample_type,))
+        return (self.__origin__.__class_getitem__, (self.__args__[0],))
 
 
 class Dataset(Generic[T]):
@@ -234,10 +106,12 @@ class Dataset(Generic[T]):
     """
 
     def __class_getitem__(cls, item: Any) -> Any:
+        if isinstance(item, tuple) and len(item) == 1:
+            item = item[0]  # typing rebuilds an alias as origin[args] (get_type_hints does)
         if isinstance(item, TypeVar) or item is Any:
             return super().__class_getitem__(item)  # type: ignore[misc]
         if item is DictSample or is_packable(item):
-            return _TypedDataset(item)
+            return _TypedDataset(cls, (item,))
         raise SampleTypeError(
             f"Dataset[{getattr(item, '__qualname__', item)!r}]: the sample type must be a @packable "
             "class or DictSample; decorate the class with @atdata_core.packable"
@@ -250,7 +124,7 @@ class Dataset(Generic[T]):
         super().__init_subclass__(**kwargs)
         for base in getattr(cls, "__orig_bases__", ()):
             if isinstance(base, _TypedDataset):
-                cls._default_sample_type = base.sample_type
+                cls._default_sample_type = base.__args__[0]
 
     def __init__(
         self,
@@ -271,13 +145,13 @@ class Dataset(Generic[T]):
             )
         if not (on_error in ("raise", "skip") or callable(on_error)):
             raise ValueError(f"on_error must be 'raise', 'skip' or a callable, not {on_error!r}")
-        refs = _resolve_shards(source, shards, checksums)
-        self._source_text = _describe_source(source if source is not None else [r.url for r in refs])
+        refs = resolve_shards(source, shards, checksums)
+        self._source_text = describe_source(source if source is not None else [r.url for r in refs])
         # A list shared with derived datasets: count() fills in counts for all of them.
         self._shards: list[ShardRef] = refs
         self._decode_type: type = sample_type
         self._out_type: type | None = sample_type
-        self._stages: tuple[_Stage, ...] = ()
+        self._stages: tuple[Stage, ...] = ()
         self._on_error: OnError = on_error
         self._num_samples = num_samples
         self._num_bytes = num_bytes
@@ -299,7 +173,7 @@ class Dataset(Generic[T]):
         if not callable(fn):
             raise TypeError(f"map() needs a callable, got {fn!r}")
         return self._derive(
-            _stages=(*self._stages, _Stage("map", fn, f"map({_fn_name(fn)})")), _out_type=None
+            _stages=(*self._stages, Stage("map", fn, f"map({fn_name(fn)})")), _out_type=None
         )
 
     def filter(self, predicate: Callable[[T], bool]) -> "Dataset[T]":
@@ -310,7 +184,7 @@ class Dataset(Generic[T]):
         if not callable(predicate):
             raise TypeError(f"filter() needs a callable, got {predicate!r}")
         return self._derive(
-            _stages=(*self._stages, _Stage("filter", predicate, f"filter({_fn_name(predicate)})"))
+            _stages=(*self._stages, Stage("filter", predicate, f"filter({fn_name(predicate)})"))
         )
 
     def head(self, n: int) -> "Dataset[T]":
@@ -320,7 +194,7 @@ class Dataset(Generic[T]):
         """
         if not isinstance(n, int) or n < 0:
             raise ValueError(f"head() needs a non-negative int, got {n!r}")
-        return self._derive(_stages=(*self._stages, _Stage("head", n, f"head({n})")))
+        return self._derive(_stages=(*self._stages, Stage("head", n, f"head({n})")))
 
     def as_type(self, target: type[U], *, prefer: Any = None, graph: Any = None) -> "Dataset[U]":
         """View the samples as ``target`` through the registered lenses (shortest path).
@@ -343,11 +217,11 @@ class Dataset(Generic[T]):
             # Untyped shards read as a type: decode into it directly (extra fields are ignored).
             return self._derive(_decode_type=target, _out_type=target)
         if current is None:
-            stage = _Stage("lens-lazy", _LazyLens(target, prefer, graph), label)
+            stage = Stage("lens-lazy", LazyLens(target, prefer, graph), label)
         else:
             from .lenses import find_lens
 
-            stage = _Stage("lens", find_lens(current, target, prefer=prefer, graph=graph), label)
+            stage = Stage("lens", find_lens(current, target, prefer=prefer, graph=graph), label)
         return self._derive(_stages=(*self._stages, stage), _out_type=target)
 
     def repeat(self, n: int | None = None) -> "Dataset[T]":
@@ -395,7 +269,7 @@ class Dataset(Generic[T]):
     def shuffled(
         self,
         seed: int = 0,
-        buffer: int = _DEFAULT_BUFFER,
+        buffer: int = DEFAULT_BUFFER,
         batch_size: int | None = None,
         *,
         drop_last: bool = False,
@@ -520,7 +394,7 @@ class Dataset(Generic[T]):
             if ref.count is not None:
                 continue
             n = 0
-            stream = _open_shard(ref.url)
+            stream = open_shard(ref.url)
             try:
                 for name, _ in iter_members(stream, shard=ref.url):
                     if name.endswith(".msgpack"):
@@ -549,358 +423,3 @@ class Dataset(Generic[T]):
         if self._epochs != 1:
             text += f".repeat({self._epochs if self._epochs is not None else ''})"
         return text
-
-
-def _resolve_shards(source: Any, shards: Iterable[Any] | None, checksums: dict[str, str] | None) -> list[ShardRef]:
-    known: dict[str, ShardRef] = {}
-    if shards is not None:
-        for item in shards:
-            ref = as_shard_ref(item)
-            known[ref.url] = ref
-    if source is None:
-        if not known:
-            raise ValueError("Dataset needs a source: a URL, a pattern, a directory, a list, or shards=[ShardInfo, ...]")
-        refs = list(known.values())
-    elif _is_shard_records(source):
-        refs = [as_shard_ref(item) for item in source]
-        refs = [known.get(r.url, r) for r in refs]
-    elif not isinstance(source, (str, os.PathLike, list, tuple)) and hasattr(source, "url"):
-        refs = [known.get(os.fspath(source.url), as_shard_ref(source))]
-    else:
-        urls = _expand_source(source)
-        if not urls:
-            raise StorageNotFound(
-                f"no shards found for {_describe_source(source)}: the pattern, glob or directory "
-                "matched nothing. Check the path and the brace range (e.g. data-{000000..000009}.tar)"
-            )
-        refs = [known.get(url) or ShardRef(url) for url in urls]
-        if known:
-            missing = set(known) - set(urls)
-            if missing:
-                raise ValueError(
-                    f"shards= names {len(missing)} shard(s) that the source does not match, "
-                    f"e.g. {sorted(missing)[0]!r}"
-                )
-    if checksums:
-        by_url = {r.url: i for i, r in enumerate(refs)}
-        unknown = [url for url in checksums if url not in by_url]
-        if unknown:
-            raise ValueError(
-                f"checksums= names {len(unknown)} URL(s) that are not shards of this dataset, "
-                f"e.g. {unknown[0]!r}; its shards are like {refs[0].url!r}"
-            )
-        for url, digest in checksums.items():
-            i = by_url[url]
-            refs[i] = refs[i]._replace(sha256=digest)
-    return refs
-
-
-# --------------------------------------------------------------------------- consumers
-
-
-def _node_rank() -> tuple[int, int]:
-    dist = sys.modules.get("torch.distributed")
-    if dist is not None:
-        try:
-            if dist.is_available() and dist.is_initialized():
-                return dist.get_rank(), dist.get_world_size()
-        except Exception:  # torch.distributed half-configured: fall back to the environment
-            pass
-    env = os.environ
-    for rank_var, world_var in (("RANK", "WORLD_SIZE"), ("LOCAL_RANK", "LOCAL_WORLD_SIZE")):
-        if world_var in env:
-            try:
-                return int(env.get(rank_var, "0")), int(env[world_var])
-            except ValueError:
-                raise ValueError(
-                    f"environment variables {rank_var}={env.get(rank_var)!r} / {world_var}={env[world_var]!r} "
-                    "must be integers"
-                ) from None
-    return 0, 1
-
-
-def _worker() -> tuple[int, int]:
-    # Only ask torch if it is already loaded: importing it here would cost seconds.
-    data = sys.modules.get("torch.utils.data")
-    if data is not None:
-        info = data.get_worker_info()
-        if info is not None:
-            return info.id, info.num_workers
-    return 0, 1
-
-
-def _derived_seed(*parts: Any) -> int:
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
-
-
-# --------------------------------------------------------------------------- Pipeline
-
-
-class Pipeline(Generic[T]):
-    """An iterable over a :class:`Dataset`: ordered or shuffled, batched or not.
-
-    Made by :meth:`Dataset.ordered` and :meth:`Dataset.shuffled`. Iterating
-    again replays the same order (for the same epoch). In a DataLoader worker
-    or on one node of many, it reads only its share of the shards.
-
-    >>> pipe = ds.shuffled(seed=0, batch_size=64)   # doctest: +SKIP
-    >>> for epoch in range(3):
-    ...     pipe.set_epoch(epoch)
-    ...     for batch in pipe: ...
-    """
-
-    def __init__(
-        self,
-        dataset: Dataset[T],
-        *,
-        shuffle: bool,
-        seed: int = 0,
-        buffer: int = _DEFAULT_BUFFER,
-        batch_size: int | None = None,
-        drop_last: bool = False,
-        epoch: int = 0,
-        epochs: int | None = 1,
-        resampled: bool = False,
-        rank: int | None = None,
-        world_size: int | None = None,
-    ):
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
-        if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-            raise ValueError(f"epochs must be a positive int or None (endless), got {epochs!r}")
-        if (rank is None) != (world_size is None):
-            raise ValueError("pass both rank= and world_size=, or neither (to read them from torch or RANK/WORLD_SIZE)")
-        if world_size is not None:
-            _check_rank(rank, world_size, "arguments")  # type: ignore[arg-type]
-        self.dataset = dataset
-        self.shuffle = shuffle
-        self.seed = seed
-        self.buffer = buffer
-        self.batch_size = batch_size
-        self.drop_last = drop_last
-        self.epoch = epoch
-        self.epochs = epochs
-        self.resampled = resampled
-        self.rank = rank
-        self.world_size = world_size
-
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch the next iteration starts at (changes a shuffled order)."""
-        self.epoch = epoch
-
-    def consumer(self) -> tuple[int, int, int, int]:
-        """``(rank, world_size, worker, num_workers)`` as this process sees them now."""
-        if self.world_size is not None:
-            rank, world = self.rank, self.world_size
-        else:
-            rank, world = _node_rank()
-            _check_rank(rank, world, "torch.distributed / RANK and WORLD_SIZE")
-        worker, workers = _worker()
-        return rank, world, worker, workers  # type: ignore[return-value]
-
-    def shards_for(self, epoch: int, rank: int = 0, world_size: int = 1, worker: int = 0, num_workers: int = 1) -> list[ShardRef]:
-        """The shards one consumer reads in one epoch, in reading order."""
-        refs = self.dataset._shards
-        consumers = world_size * num_workers
-        if self.resampled:
-            rng = random.Random(_derived_seed("resample", self.seed, epoch, rank, worker))
-            per_consumer = max(1, math.ceil(len(refs) / consumers))
-            return [refs[rng.randrange(len(refs))] for _ in range(per_consumer)]
-        order = list(refs)
-        if self.shuffle:
-            random.Random(_derived_seed("shards", self.seed, epoch)).shuffle(order)
-        return order[rank::world_size][worker::num_workers]
-
-    def __iter__(self) -> Iterator[Any]:
-        rank, world, worker, workers = self.consumer()
-        if world * workers > len(self.dataset._shards) and not self.resampled:
-            mine = self.shards_for(self.epoch, rank, world, worker, workers)
-            if not mine:
-                warnings.warn(
-                    f"{len(self.dataset._shards)} shard(s) for {world * workers} consumers "
-                    f"({world} node(s) x {workers} worker(s)): node {rank} worker {worker} gets no "
-                    "shard and yields nothing. Write the dataset in at least as many shards as "
-                    "consumers, use fewer DataLoader workers, or pass resampled=True",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        samples = self._samples(rank, world, worker, workers)
-        if self.batch_size is None:
-            return samples
-        return _batches(samples, self.batch_size, self.drop_last, self.dataset._out_type)
-
-    def _samples(self, rank: int, world: int, worker: int, workers: int) -> Iterator[Any]:
-        epoch = self.epoch
-        last = None if self.epochs is None else epoch + self.epochs
-        while last is None or epoch < last:
-            yield from self._epoch_samples(epoch, rank, world, worker, workers)
-            epoch += 1
-
-    def _epoch_samples(self, epoch: int, rank: int, world: int, worker: int, workers: int) -> Iterator[Any]:
-        ds = self.dataset
-        it: Iterator[Any] = _read_shards(
-            self.shards_for(epoch, rank, world, worker, workers), decoder_for(ds._decode_type), ds._on_error
-        )
-        for stage in ds._stages:
-            it = stage.apply(it)
-        if self.shuffle:
-            rng = random.Random(_derived_seed("samples", self.seed, epoch, rank, worker))
-            it = _shuffle_buffer(it, self.buffer, rng)
-        return it
-
-    def __repr__(self) -> str:
-        if self.shuffle:
-            args = [f"seed={self.seed}", f"buffer={self.buffer}"]
-        else:
-            args = []
-        if self.batch_size is not None:
-            args.append(f"batch_size={self.batch_size}")
-        if self.resampled:
-            args.append("resampled=True")
-        if self.epochs != 1:
-            args.append(f"epochs={self.epochs}")
-        if self.world_size is not None:
-            args.append(f"rank={self.rank}, world_size={self.world_size}")
-        return f"{self.dataset!r}.{'shuffled' if self.shuffle else 'ordered'}({', '.join(args)})"
-
-
-def _check_rank(rank: int, world: int, where: str) -> None:
-    if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"rank {rank} / world size {world} from {where}: need world_size >= 1 and 0 <= rank < world_size")
-
-
-def _read_shards(refs: list[ShardRef], decode: Callable[[dict[str, Any]], Any], on_error: OnError) -> Iterator[Any]:
-    for ref in refs:
-        try:
-            stream = _open_shard(ref.url)
-        except (StorageError, OSError) as exc:
-            error = exc if isinstance(exc, AtdataError) else StorageError(f"cannot open shard {ref.url}: {exc}")
-            handle_error(error, on_error)
-            continue
-        try:
-            yield from iter_samples(stream, decode, shard=ref.url, on_error=on_error, checksum=ref.sha256)
-        finally:
-            stream.close()
-
-
-def _shuffle_buffer(it: Iterator[Any], size: int, rng: random.Random) -> Iterator[Any]:
-    buf: list[Any] = []
-    append = buf.append
-    rand = rng.random
-    for item in it:
-        if len(buf) < size:
-            append(item)
-            continue
-        i = int(rand() * size)
-        out = buf[i]
-        buf[i] = item
-        yield out
-    rng.shuffle(buf)
-    yield from buf
-
-
-def _batches(it: Iterator[Any], size: int, drop_last: bool, sample_type: type | None) -> Iterator["SampleBatch[Any]"]:
-    islice = itertools.islice
-    while True:
-        chunk = list(islice(it, size))
-        if not chunk or (drop_last and len(chunk) < size):
-            return
-        yield SampleBatch(chunk, sample_type)
-
-
-# --------------------------------------------------------------------------- SampleBatch
-
-
-class SampleBatch(Generic[T]):
-    """A list of samples whose fields read as columns.
-
-    ``batch.field`` stacks array fields into one ``np.ndarray`` with the batch
-    as the first axis (arrays of differing shapes or dtypes stay a list) and
-    lists every other field; each column is computed once and cached.
-    ``batch["field"]`` is the same (and reaches fields named like the batch's
-    own attributes: ``samples``, ``fields``...); ``batch[i]`` is the i-th sample.
-
-    >>> batch = SampleBatch([DictSample(x=np.zeros(2)), DictSample(x=np.ones(2))])
-    >>> batch.x.shape, len(batch)
-    ((2, 2), 2)
-    """
-
-    def __init__(self, samples: Iterable[T], sample_type: type | None = None):
-        self.samples: list[T] = samples if isinstance(samples, list) else list(samples)
-        if sample_type is None and self.samples:
-            sample_type = type(self.samples[0])
-        self.sample_type = sample_type
-        self._columns: dict[str, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __iter__(self) -> Iterator[T]:
-        return iter(self.samples)
-
-    @overload
-    def __getitem__(self, key: int) -> T: ...
-    @overload
-    def __getitem__(self, key: str) -> Any: ...
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str):
-            try:
-                return self._columns[key]
-            except KeyError:
-                column = self._columns[key] = self._column(key)
-                return column
-        if isinstance(key, slice):
-            return SampleBatch(self.samples[key], self.sample_type)
-        return self.samples[key]
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for names that are not attributes of the batch itself.
-        if name.startswith("_"):
-            raise AttributeError(name)
-        column = self[name]
-        self.__dict__[name] = column  # later reads skip __getattr__
-        return column
-
-    def fields(self) -> list[str]:
-        """The field names of the samples."""
-        cls = self.sample_type
-        if cls is not None and is_packable(cls):
-            return [f.name for f in sample_fields(cls)]
-        if self.samples and isinstance(self.samples[0], DictSample):
-            return list(self.samples[0].keys())
-        if self.samples and hasattr(self.samples[0], "__dict__"):
-            return [k for k in vars(self.samples[0]) if not k.startswith("_")]
-        return []
-
-    def to_dict(self) -> dict[str, Any]:
-        """Every field as a column: ``{name: stacked array or list}``."""
-        return {name: self[name] for name in self.fields()}
-
-    def _column(self, name: str) -> Any:
-        samples = self.samples
-        try:
-            values = [getattr(s, name) for s in samples]
-        except AttributeError:
-            raise AttributeError(
-                f"samples of this batch have no field {name!r}; fields are {self.fields()}"
-            ) from None
-        if values and type(values[0]) is np.ndarray:
-            return _stack(values)
-        return values
-
-    def __repr__(self) -> str:
-        name = self.sample_type.__qualname__ if self.sample_type is not None else "?"
-        return f"SampleBatch[{name}]({len(self.samples)} samples)"
-
-
-def _stack(arrays: list[Any]) -> Any:
-    first = arrays[0]
-    shape, dtype = first.shape, first.dtype
-    for a in arrays:
-        if type(a) is not np.ndarray or a.shape != shape or a.dtype != dtype:
-            return arrays
-    out = np.empty((len(arrays), *shape), dtype=dtype)
-    for i, a in enumerate(arrays):
-        out[i] = a
-    return out

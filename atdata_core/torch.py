@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 from typing import Any, Iterator
 
 import numpy as np
@@ -47,14 +48,18 @@ except ImportError as exc:  # the optional extra is not installed
         f"atdata_core.torch needs PyTorch ({exc}); install the extra: pip install 'atdata-core[torch]'"
     ) from exc
 
-from .dataset import Dataset, Pipeline, SampleBatch
-from .sample import DictSample, is_packable
+# Not atdata_core.dataset: Dataset.torch() imports this module, and the two must not import
+# each other. A Dataset is recognised through the module that defined it (see _is_dataset).
+from ._batch import SampleBatch
+from ._dict_sample import DictSample
+from ._fields import is_packable
+from ._pipeline import Pipeline
 
 __all__ = ["TorchDataset", "to_torch", "to_tensor"]
 
 
 def to_torch(
-    data: Dataset[Any] | Pipeline[Any],
+    data: Any,
     *,
     shuffle: bool = False,
     seed: int = 0,
@@ -65,7 +70,7 @@ def to_torch(
     resampled: bool = False,
     as_dict: bool = True,
 ) -> "TorchDataset":
-    """Wrap a dataset (or a ready pipeline) as a torch ``IterableDataset``.
+    """Wrap a :class:`~atdata_core.Dataset` (or a ready :class:`~atdata_core.Pipeline`) as a torch ``IterableDataset``.
 
     Given a :class:`Dataset`, the other arguments choose the pipeline
     (``shuffle=True`` is :meth:`Dataset.shuffled`, else :meth:`Dataset.ordered`).
@@ -80,7 +85,7 @@ def to_torch(
                 "arguments to ds.shuffled(...) / ds.ordered(...) instead, or pass the Dataset"
             )
         pipeline = data
-    elif isinstance(data, Dataset):
+    elif _is_dataset(data):
         if shuffle:
             pipeline = data.shuffled(
                 seed, buffer, batch_size, drop_last=drop_last, epochs=epochs, resampled=resampled
@@ -92,6 +97,13 @@ def to_torch(
     else:
         raise TypeError(f"to_torch() takes a Dataset or a Pipeline (ds.ordered() / ds.shuffled()), not {type(data).__name__}")
     return TorchDataset(pipeline, as_dict=as_dict)
+
+
+def _is_dataset(data: Any) -> bool:
+    # A Dataset exists only once atdata_core.dataset is imported, so looking it up there
+    # (rather than importing it) is exact and keeps this module off the dataset module.
+    module = sys.modules.get("atdata_core.dataset")
+    return module is not None and isinstance(data, module.Dataset)
 
 
 class TorchDataset(torch.utils.data.IterableDataset):

@@ -1,6 +1,8 @@
 """Dataset[T]: sources, known lengths, ordered and shuffled iteration, batching, composition, errors."""
 
 import os
+import pickle
+import typing
 import warnings
 from itertools import islice
 
@@ -54,6 +56,22 @@ def test_typed_constructor_remembers_the_sample_type(tmp_path, shards):
     first = next(iter(ds))
     assert type(first) is Item and first.label == "item-0"
     assert first.image.dtype == np.int16 and first.image.shape == (2, 3)
+
+
+def test_typed_dataset_reads_as_a_generic_alias_to_typing(shards):
+    T = typing.TypeVar("T")
+    assert typing.get_origin(Dataset[T]) is Dataset and typing.get_args(Dataset[T]) == (T,)
+    assert typing.get_origin(Dataset[Item]) is Dataset and typing.get_args(Dataset[Item]) == (Item,)
+    assert Dataset[Item] == Dataset[Item] and hash(Dataset[Item]) == hash(Dataset[Item])
+    assert Dataset[Item] != Dataset[Labelled]
+
+    def train(ds: Dataset[Item]) -> None: ...
+
+    assert typing.get_type_hints(train)["ds"] == Dataset[Item]
+    rebuilt = pickle.loads(pickle.dumps(Dataset[Item]))
+    assert rebuilt == Dataset[Item] and rebuilt(shards).sample_type is Item
+    with pytest.raises(TypeError, match="already fixes the sample type"):
+        Dataset[Item](shards, sample_type=Labelled)
 
 
 def test_a_subclass_of_a_typed_dataset_keeps_the_type(shards):
@@ -417,3 +435,20 @@ def test_reads_shards_over_http_with_checksums(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_torch_adapter_and_the_dataset_module_do_not_import_each_other():
+    # Dataset.torch() imports the adapter (on demand), so the adapter must not import the
+    # dataset module back: read the adapter's imports without importing torch.
+    import ast
+    import pathlib
+
+    source = pathlib.Path(atdata_core.__file__).parent / "torch.py"
+    imported = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            imported.add("." * node.level + (node.module or ""))
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert ".dataset" not in imported and "atdata_core.dataset" not in imported
+    assert "._pipeline" in imported  # it does read the pipeline it wraps

@@ -1,0 +1,261 @@
+"""Pipelines: the iteration of a :class:`~atdata_core.Dataset`, ordered or shuffled, batched or not.
+
+A dataset holds its shards and a tuple of stages (map, filter, head, lens);
+a :class:`Pipeline` reads this consumer's share of the shards, decodes, runs
+the stages, shuffles through a buffer and batches. The order depends only on
+the seed, the epoch and the consumer, so iterating again replays it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import random
+import warnings
+from typing import Any, Callable, Generic, Iterator, NamedTuple, TypeVar
+
+from ._batch import SampleBatch
+from ._codec_compiler import decoder_for
+from ._consumers import check_rank, dataloader_worker, node_rank
+from ._shard_sources import open_shard
+from ._shardref import ShardRef
+from .errors import AtdataError, StorageError
+from .shards import OnError, handle_error, iter_samples
+
+__all__ = ["Pipeline"]
+
+T = TypeVar("T")
+
+DEFAULT_BUFFER = 1000
+
+
+# --------------------------------------------------------------------------- stages
+
+
+class Stage(NamedTuple):
+    """One step a dataset applies to its samples, in order."""
+
+    kind: str  # "map" | "filter" | "head" | "lens" | "lens-lazy"
+    arg: Any
+    label: str
+
+    def apply(self, it: Iterator[Any]) -> Iterator[Any]:
+        if self.kind == "map":
+            return map(self.arg, it)
+        if self.kind == "filter":
+            return filter(self.arg, it)
+        if self.kind == "head":
+            return itertools.islice(it, self.arg)
+        if self.kind == "lens":
+            return map(self.arg.get, it)
+        if self.kind == "lens-lazy":
+            return map(self.arg, it)
+        raise AssertionError(self.kind)
+
+
+class LazyLens:
+    """Convert samples to ``target`` through the lens graph, resolving a lens per source type."""
+
+    def __init__(self, target: type, prefer: Any = None, graph: Any = None):
+        self.target = target
+        self.prefer = prefer
+        self.graph = graph
+        self.getters: dict[type, Callable[[Any], Any]] = {}
+
+    def __call__(self, sample: Any) -> Any:
+        cls = type(sample)
+        get = self.getters.get(cls)
+        if get is None:
+            if cls is self.target:
+                get = _identity
+            else:
+                from .lenses import find_lens
+
+                get = find_lens(cls, self.target, prefer=self.prefer, graph=self.graph).get
+            self.getters[cls] = get
+        return get(sample)
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def fn_name(fn: Callable[..., Any]) -> str:
+    """The name of a function for a stage label."""
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+# --------------------------------------------------------------------------- Pipeline
+
+
+class Pipeline(Generic[T]):
+    """An iterable over a :class:`~atdata_core.Dataset`: ordered or shuffled, batched or not.
+
+    Made by :meth:`Dataset.ordered` and :meth:`Dataset.shuffled`. Iterating
+    again replays the same order (for the same epoch). In a DataLoader worker
+    or on one node of many, it reads only its share of the shards.
+
+    >>> pipe = ds.shuffled(seed=0, batch_size=64)   # doctest: +SKIP
+    >>> for epoch in range(3):
+    ...     pipe.set_epoch(epoch)
+    ...     for batch in pipe: ...
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        buffer: int = DEFAULT_BUFFER,
+        batch_size: int | None = None,
+        drop_last: bool = False,
+        epoch: int = 0,
+        epochs: int | None = 1,
+        resampled: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ):
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+        if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+            raise ValueError(f"epochs must be a positive int or None (endless), got {epochs!r}")
+        if (rank is None) != (world_size is None):
+            raise ValueError("pass both rank= and world_size=, or neither (to read them from torch or RANK/WORLD_SIZE)")
+        if world_size is not None:
+            check_rank(rank, world_size, "arguments")  # type: ignore[arg-type]
+        self.dataset = dataset
+        self.shuffle = shuffle
+        self.seed = seed
+        self.buffer = buffer
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.epoch = epoch
+        self.epochs = epochs
+        self.resampled = resampled
+        self.rank = rank
+        self.world_size = world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch the next iteration starts at (changes a shuffled order)."""
+        self.epoch = epoch
+
+    def consumer(self) -> tuple[int, int, int, int]:
+        """``(rank, world_size, worker, num_workers)`` as this process sees them now."""
+        if self.world_size is not None:
+            rank, world = self.rank, self.world_size
+        else:
+            rank, world = node_rank()
+            check_rank(rank, world, "torch.distributed / RANK and WORLD_SIZE")
+        worker, workers = dataloader_worker()
+        return rank, world, worker, workers  # type: ignore[return-value]
+
+    def shards_for(self, epoch: int, rank: int = 0, world_size: int = 1, worker: int = 0, num_workers: int = 1) -> list[ShardRef]:
+        """The shards one consumer reads in one epoch, in reading order."""
+        refs = self.dataset._shards
+        consumers = world_size * num_workers
+        if self.resampled:
+            rng = random.Random(_derived_seed("resample", self.seed, epoch, rank, worker))
+            per_consumer = max(1, math.ceil(len(refs) / consumers))
+            return [refs[rng.randrange(len(refs))] for _ in range(per_consumer)]
+        order = list(refs)
+        if self.shuffle:
+            random.Random(_derived_seed("shards", self.seed, epoch)).shuffle(order)
+        return order[rank::world_size][worker::num_workers]
+
+    def __iter__(self) -> Iterator[Any]:
+        rank, world, worker, workers = self.consumer()
+        if world * workers > len(self.dataset._shards) and not self.resampled:
+            mine = self.shards_for(self.epoch, rank, world, worker, workers)
+            if not mine:
+                warnings.warn(
+                    f"{len(self.dataset._shards)} shard(s) for {world * workers} consumers "
+                    f"({world} node(s) x {workers} worker(s)): node {rank} worker {worker} gets no "
+                    "shard and yields nothing. Write the dataset in at least as many shards as "
+                    "consumers, use fewer DataLoader workers, or pass resampled=True",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        samples = self._samples(rank, world, worker, workers)
+        if self.batch_size is None:
+            return samples
+        return _batches(samples, self.batch_size, self.drop_last, self.dataset._out_type)
+
+    def _samples(self, rank: int, world: int, worker: int, workers: int) -> Iterator[Any]:
+        epoch = self.epoch
+        last = None if self.epochs is None else epoch + self.epochs
+        while last is None or epoch < last:
+            yield from self._epoch_samples(epoch, rank, world, worker, workers)
+            epoch += 1
+
+    def _epoch_samples(self, epoch: int, rank: int, world: int, worker: int, workers: int) -> Iterator[Any]:
+        ds = self.dataset
+        it: Iterator[Any] = _read_shards(
+            self.shards_for(epoch, rank, world, worker, workers), decoder_for(ds._decode_type), ds._on_error
+        )
+        for stage in ds._stages:
+            it = stage.apply(it)
+        if self.shuffle:
+            rng = random.Random(_derived_seed("samples", self.seed, epoch, rank, worker))
+            it = _shuffle_buffer(it, self.buffer, rng)
+        return it
+
+    def __repr__(self) -> str:
+        if self.shuffle:
+            args = [f"seed={self.seed}", f"buffer={self.buffer}"]
+        else:
+            args = []
+        if self.batch_size is not None:
+            args.append(f"batch_size={self.batch_size}")
+        if self.resampled:
+            args.append("resampled=True")
+        if self.epochs != 1:
+            args.append(f"epochs={self.epochs}")
+        if self.world_size is not None:
+            args.append(f"rank={self.rank}, world_size={self.world_size}")
+        return f"{self.dataset!r}.{'shuffled' if self.shuffle else 'ordered'}({', '.join(args)})"
+
+
+def _derived_seed(*parts: Any) -> int:
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _read_shards(refs: list[ShardRef], decode: Callable[[dict[str, Any]], Any], on_error: OnError) -> Iterator[Any]:
+    for ref in refs:
+        try:
+            stream = open_shard(ref.url)
+        except (StorageError, OSError) as exc:
+            error = exc if isinstance(exc, AtdataError) else StorageError(f"cannot open shard {ref.url}: {exc}")
+            handle_error(error, on_error)
+            continue
+        try:
+            yield from iter_samples(stream, decode, shard=ref.url, on_error=on_error, checksum=ref.sha256)
+        finally:
+            stream.close()
+
+
+def _shuffle_buffer(it: Iterator[Any], size: int, rng: random.Random) -> Iterator[Any]:
+    buf: list[Any] = []
+    append = buf.append
+    rand = rng.random
+    for item in it:
+        if len(buf) < size:
+            append(item)
+            continue
+        i = int(rand() * size)
+        out = buf[i]
+        buf[i] = item
+        yield out
+    rng.shuffle(buf)
+    yield from buf
+
+
+def _batches(it: Iterator[Any], size: int, drop_last: bool, sample_type: type | None) -> Iterator[SampleBatch[Any]]:
+    islice = itertools.islice
+    while True:
+        chunk = list(islice(it, size))
+        if not chunk or (drop_last and len(chunk) < size):
+            return
+        yield SampleBatch(chunk, sample_type)
