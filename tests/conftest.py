@@ -23,7 +23,9 @@ def shard_server(tmp_path):
     folder = tmp_path / "served"
     folder.mkdir()
     server = _ShardServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # serve_forever() checks for shutdown() once per poll interval (0.5 s by default):
+    # every test using the server would wait that long in teardown.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield folder, f"http://127.0.0.1:{server.server_address[1]}"

@@ -410,31 +410,18 @@ def test_on_error_callable_receives_the_error_and_bad_policies_are_refused(tmp_p
 
 
 @pytest.mark.network
-def test_reads_shards_over_http_with_checksums(tmp_path):
-    import functools
-    import http.server
-    import threading
-
-    shards = write_items(tmp_path, n=30, per_shard=10)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        urls = [f"{base}/{os.path.basename(s.url)}" for s in shards]
-        ds = Dataset[Item](f"{base}/items-{{000..002}}.tar", checksums={u: s.sha256 for u, s in zip(urls, shards)})
-        assert ds.urls == urls
-        assert values(ds.shuffled(seed=2, buffer=5)) != list(range(30))
-        assert sorted(values(ds.shuffled(seed=2, buffer=5))) == list(range(30))
-        batch = next(iter(ds.ordered(batch_size=30)))
-        assert batch.image.shape == (30, 2, 3)
-        with pytest.raises(ChecksumError, match="items-001.tar"):
-            list(Dataset[Item](urls, checksums={urls[1]: shards[0].sha256}))
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_reads_shards_over_http_with_checksums(shard_server):
+    folder, base = shard_server
+    shards = write_items(folder, n=30, per_shard=10)
+    urls = [f"{base}/{os.path.basename(s.url)}" for s in shards]
+    ds = Dataset[Item](f"{base}/items-{{000..002}}.tar", checksums={u: s.sha256 for u, s in zip(urls, shards)})
+    assert ds.urls == urls
+    assert values(ds.shuffled(seed=2, buffer=5)) != list(range(30))
+    assert sorted(values(ds.shuffled(seed=2, buffer=5))) == list(range(30))
+    batch = next(iter(ds.ordered(batch_size=30)))
+    assert batch.image.shape == (30, 2, 3)
+    with pytest.raises(ChecksumError, match="items-001.tar"):
+        list(Dataset[Item](urls, checksums={urls[1]: shards[0].sha256}))
 
 
 def test_the_torch_adapter_and_the_dataset_module_do_not_import_each_other():
