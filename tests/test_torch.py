@@ -117,45 +117,56 @@ def test_core_never_imports_torch(shards, tmp_path):
     assert out.stdout.strip() == "False"
 
 
-_DDP_SCRIPT = """
-import json, sys
-import torch.distributed as dist
-from torch.utils.data import DataLoader
-from atdata_core.dataset import Dataset
+def _rank_process(rank, world, store, out, source):
+    """One node of a two-node job: its share read directly, and through spawned-like workers.
 
-if __name__ == "__main__":
-    rank, world, store, out, source = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+    Forked from the test process, so torch is already imported (a fresh interpreter
+    would spend seconds importing it). The DataLoader workers come from a fork server:
+    a fresh interpreter (like spawned workers, it does not inherit the process group,
+    nor RANK: the test removes it) that imports torch once and forks each worker.
+    """
+    import json
+    import multiprocessing
+
+    import torch.distributed as dist
+
+    os.environ.pop("RANK", None)
+    os.environ.pop("WORLD_SIZE", None)
+    os.environ.pop("LOCAL_RANK", None)
+    os.environ.pop("LOCAL_WORLD_SIZE", None)
     dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=world)
     try:
         direct = [s.index for s in Dataset(source).ordered()]
-        # spawned workers do not inherit the process group (nor RANK: the test removes it)
+        workers_context = multiprocessing.get_context("forkserver")
+        workers_context.set_forkserver_preload(["torch.utils.data", "atdata_core.dataset", "atdata_core.torch"])
         loader = DataLoader(Dataset(source).torch(), batch_size=None, num_workers=2,
-                            multiprocessing_context="spawn")
+                            multiprocessing_context=workers_context)
         workers = [s["index"] for s in loader]
         with open(out, "w") as f:
             json.dump([direct, workers], f)
     finally:
         dist.destroy_process_group()
-"""
 
 
 def test_ranks_come_from_torch_distributed(tmp_path):
+    import json
+    import multiprocessing
+
     write_items(tmp_path, n=60, per_shard=10)
-    script = tmp_path / "ddp.py"
-    script.write_text(_DDP_SCRIPT)
-    store = tmp_path / "store"
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
-    env["PYTHONPATH"] = os.getcwd()
+    store = str(tmp_path / "store")
+    fork = multiprocessing.get_context("fork")
     procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(r), "2", str(store), str(tmp_path / f"rank{r}.json"),
-             str(tmp_path / "items-*.tar")],
-            env=env,
+        fork.Process(
+            target=_rank_process,
+            args=(r, 2, store, str(tmp_path / f"rank{r}.json"), str(tmp_path / "items-*.tar")),
         )
         for r in range(2)
     ]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    import json
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
 
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     parts = [direct for direct, _ in results]
