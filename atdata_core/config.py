@@ -6,6 +6,8 @@ Later layers win, key by key::
     < user file      $ATDATA_CONFIG, else $XDG_CONFIG_HOME/atdata/config.toml
                      (~/.config/atdata/config.toml when XDG_CONFIG_HOME is unset)
     < project file   atdata.toml in the current directory or its nearest parent
+    < running sandbox  while ``atdata sandbox up`` runs here: its [plc] url and
+                     [sandbox] pds_url, read from its state file
     < environment    ATDATA_<SECTION>_<KEY>, e.g. ATDATA_PLC_URL -> [plc] url
     < arguments      load_config(overrides={"plc.url": ...})
 
@@ -13,6 +15,21 @@ An environment name is split at the first underscore after ``ATDATA_``, so
 ``ATDATA_HTTP_MAX_RETRIES`` sets ``[http] max_retries``. Environment values are
 strings; the typed getters (:meth:`Config.get_int`, :meth:`Config.get_list`...)
 convert them and name the variable when a value does not convert.
+:meth:`Config.source` says which layer a value came from.
+
+The sandbox layer lets the CLI and the Python API of a shell use a local
+sandbox with no flags: it is read from the sandbox's state file (in the user's
+state folder, or ``ATDATA_SANDBOX_STATE``) and ignored once the sandbox's
+processes are gone.
+
+Implementations do not search a :class:`Config`: they receive typed settings
+built from it, such as :class:`HttpSettings` (``[http]``) and
+:class:`AtprotoSettings` (``[plc]``, ``[atproto]``, ``[sandbox]``), whose
+defaults are :data:`DEFAULTS`. Unknown sections, and unknown keys of the
+core's own sections, are reported once through the ``atdata_core`` logger; a
+plugin's section is named after its ``atdata`` entry point.
+
+Per-user folders (configuration, cache, state) come from :func:`user_dir`.
 
 Example ``atdata.toml``::
 
@@ -28,44 +45,106 @@ Example ``atdata.toml``::
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from atdata_core.errors import ConfigError
 
-__all__ = ["Config", "DEFAULTS", "config_dir", "load_config", "project_config_path", "user_config_path"]
+__all__ = [
+    "AtprotoSettings",
+    "Config",
+    "DEFAULTS",
+    "HttpSettings",
+    "config_dir",
+    "load_config",
+    "project_config_path",
+    "user_config_path",
+    "user_dir",
+]
 
 #: Built-in defaults, the lowest layer.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "plc": {"url": "https://plc.directory"},
     "plugins": {"allow": [], "deny": []},
-    "http": {"retries": 5, "backoff": 0.5, "timeout": 30.0},
+    # Which index provider load(), discovery and the CLI ask; cache_loaded keeps
+    # loaded records in the embedded SQLite index ([index] sqlite_path).
+    "index": {"default": "pds", "cache_loaded": False},
+    # How every HTTP request of the core is retried (atdata_core._retry): retries
+    # after the first attempt; backoff seconds, doubling; timeout seconds per
+    # request; at most max_rate_wait seconds for a 429 to reset; no attempt or
+    # wait starts that would end deadline seconds after the first attempt.
+    "http": {"retries": 5, "backoff": 0.5, "timeout": 30.0, "max_rate_wait": 60.0, "deadline": 120.0},
+    # resolver: servers asked com.atproto.identity.resolveHandle after DNS and
+    # the handle's well-known file; nameservers: DNS servers for handles
+    # ("host" or "host:port"; none: the system's); identity_ttl: seconds DID
+    # documents and handles stay cached; blob_limit: bytes, when a PDS
+    # advertises no blobUploadLimit.
+    "atproto": {"resolver": [], "nameservers": [], "identity_ttl": 60.0, "blob_limit": 5 * 1024 * 1024},
+    # pds_url: the local sandbox PDS (set by the running-sandbox layer), asked
+    # to resolve handles under handle_domain.
+    "sandbox": {"handle_domain": ".test"},
+}
+
+#: Keys of the core's own sections; anything else in them is reported as unknown.
+#: A section mapped to None takes any key (its keys are names, like ``select``
+#: tables' schemes).
+CORE_KEYS: dict[str, frozenset[str] | None] = {
+    "plc": frozenset({"url"}),
+    "plugins": frozenset({"allow", "deny"}),
+    "index": frozenset({"default", "cache_loaded", "sqlite_path", "select"}),
+    "storage": frozenset({"select"}),
+    "schema": frozenset({"select"}),
+    "lens": frozenset({"select"}),
+    "http": frozenset({"retries", "backoff", "timeout", "max_rate_wait", "deadline"}),
+    "atproto": frozenset({"resolver", "nameservers", "identity_ttl", "blob_limit"}),
+    # state, cache and node are the sandbox's ATDATA_SANDBOX_* folder and Node overrides.
+    "sandbox": frozenset({"pds_url", "handle_domain", "state", "cache", "node"}),
 }
 
 PROJECT_FILE_NAME = "atdata.toml"
+#: What :meth:`Config.source` says of a value given to ``Config({...})`` in code.
+SET_IN_CODE = "set in code"
+BUILT_IN = "built-in defaults"
 _ENV_PREFIX = "ATDATA_"
 # Variables in the ATDATA_ namespace that are not configuration keys.
-_ENV_RESERVED = {"ATDATA_CONFIG"}
+_ENV_RESERVED = {"ATDATA_CONFIG", "ATDATA_PASSWORD", "ATDATA_SKIP_PDS", "ATDATA_INTEROP_WHEEL"}
 _MISSING = object()
 
 
 class Config:
     """Merged configuration, read with dotted keys.
 
+    :func:`load_config` builds one from every layer; a plugin's tests can build
+    one in code, and its values then report their source as ``"set in code"``::
+
     >>> config = Config({"plc": {"url": "http://localhost:2582"}})
     >>> config.get("plc.url")
     'http://localhost:2582'
     >>> config.get("index.default", "sqlite")
     'sqlite'
+    >>> config.source("plc.url"), config.source("http.retries")
+    ('set in code', 'built-in defaults')
+
+    ``sources`` maps dotted keys to where their values came from; without it,
+    every key of ``data`` was set in code.
     """
 
     def __init__(self, data: Mapping[str, Any] | None = None, sources: Mapping[str, str] | None = None):
         self._data: dict[str, Any] = _deep_copy(data or {})
         # dotted key -> where its value came from, for error messages
-        self._sources: dict[str, str] = dict(sources or {})
+        if sources is None:
+            recorded: dict[str, str] = {}
+            _merge({}, _nest(self._data), recorded, SET_IN_CODE, prefix="")
+            sources = recorded
+        self._sources: dict[str, str] = dict(sources)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value at dotted ``key`` (``"section.key"``), or ``default``."""
@@ -87,16 +166,32 @@ class Config:
         return _deep_copy(value)
 
     def source(self, key: str) -> str:
-        """Where the value of ``key`` (or of its nearest parent) was set."""
+        """Where the value of ``key`` (or of its nearest parent table) was set, for messages.
+
+        One of: a file path, ``"environment variable ATDATA_..."``,
+        ``"running sandbox (<state file>)"``, ``"arguments"`` (the overrides
+        of :func:`load_config`), ``"set in code"`` (a :class:`Config` built
+        from a dict) or ``"built-in defaults"`` (also for a key no layer
+        sets). Errors about a value start with it, so the user knows what to
+        fix::
+
+            raise ConfigError(f"{config.source('zip.level')}: zip.level must be 0-9")
+        """
         parts = key.split(".")
         while parts:
             found = self._sources.get(".".join(parts))
             if found:
                 return found
             parts.pop()
-        return "built-in defaults"
+        return BUILT_IN
 
     def get_str(self, key: str, default: str | None = None) -> str | None:
+        """The string at ``key``, or ``default`` when it is absent.
+
+        A value of another type (``retries = 3`` where a string is expected)
+        raises :class:`~atdata_core.errors.ConfigError` naming its source.
+        Environment values are always strings, so they pass unchanged.
+        """
         value = self.get(key, _MISSING)
         if value is _MISSING or value is None:
             return default
@@ -105,6 +200,7 @@ class Config:
         return value
 
     def get_int(self, key: str, default: int | None = None) -> int | None:
+        """The integer at ``key`` (an environment string is converted), or ``default``."""
         value = self.get(key, _MISSING)
         if value is _MISSING or value is None:
             return default
@@ -118,6 +214,11 @@ class Config:
             raise ConfigError(f"{self.source(key)}: {key} should be an integer, not {value!r}") from None
 
     def get_float(self, key: str, default: float | None = None) -> float | None:
+        """The number at ``key`` as a float (an environment string is converted), or ``default``.
+
+        ``nan`` and ``inf`` convert; settings that cannot use them refuse them
+        (see :class:`HttpSettings`).
+        """
         value = self.get(key, _MISSING)
         if value is _MISSING or value is None:
             return default
@@ -129,6 +230,7 @@ class Config:
             raise ConfigError(f"{self.source(key)}: {key} should be a number, not {value!r}") from None
 
     def get_bool(self, key: str, default: bool | None = None) -> bool | None:
+        """True / false at ``key``; strings ``1 true yes on`` and ``0 false no off`` convert."""
         value = self.get(key, _MISSING)
         if value is _MISSING or value is None:
             return default
@@ -170,14 +272,199 @@ class Config:
         return f"Config({self._data!r})"
 
 
-def config_dir() -> Path:
-    """The user's atdata configuration folder (it may not exist yet).
+# ---------------------------------------------------------------------------- typed settings
 
-    ``$XDG_CONFIG_HOME/atdata``, or ``~/.config/atdata``. The ATProto session file
-    lives here too.
+
+def _number(
+    value: Any, key: str, source: str, *, integer: bool = False, minimum: float = 0.0, above: bool = False
+) -> Any:
+    """``value`` checked to be a finite number (an int when ``integer``) >= ``minimum`` (> when ``above``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{source}: {key} should be {kind}, not {value!r}")
+    if not math.isfinite(value) or value < minimum or (above and value == minimum):
+        bound = f"> {minimum:g}" if above else f">= {minimum:g}"
+        kind = "an integer" if integer else "a finite number"
+        raise ConfigError(f"{source}: {key} should be {kind} {bound}, not {value!r}")
+    return value
+
+
+def _settings_values(
+    config: Config | None, section: str, readers: Mapping[str, str], overrides: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Read ``section``'s keys with their typed getters; keyword overrides that are not None win."""
+    if config is None:
+        config = load_config()
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, getter in readers.items():
+        key = f"{section}.{name}"
+        given = overrides.get(name)
+        if given is not None:
+            values[name], sources[name] = given, "arguments"
+            continue
+        default = DEFAULTS[section][name]
+        values[name] = getattr(config, getter)(key, default)
+        sources[name] = config.source(key)
+    return values, sources
+
+
+@attrs.frozen
+class HttpSettings:
+    """The ``[http]`` section: how every HTTP request the core makes is tried.
+
+    ``retries`` after the first attempt (>= 0); ``backoff`` seconds before the
+    first retry, doubling (>= 0); ``timeout`` seconds per request (> 0);
+    ``max_rate_wait``, the longest wait for an HTTP 429 to reset (>= 0);
+    ``deadline``, seconds after the first attempt by which no new attempt or
+    wait may end (> 0). Defaults are :data:`DEFAULTS` ``["http"]``.
+
+    >>> HttpSettings.from_config(Config({"http": {"retries": 2}})).retries
+    2
+
+    An invalid value raises :class:`~atdata_core.errors.ConfigError` naming
+    where it was set (``environment variable ATDATA_HTTP_TIMEOUT: ...``).
     """
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "atdata"
+
+    retries: int = DEFAULTS["http"]["retries"]
+    backoff: float = DEFAULTS["http"]["backoff"]
+    timeout: float = DEFAULTS["http"]["timeout"]
+    max_rate_wait: float = DEFAULTS["http"]["max_rate_wait"]
+    deadline: float = DEFAULTS["http"]["deadline"]
+
+    def __attrs_post_init__(self) -> None:
+        _check_http(attrs.asdict(self), dict.fromkeys(_HTTP_READERS, SET_IN_CODE))
+
+    @classmethod
+    def from_config(cls, config: Config | None = None, **overrides: Any) -> Any:
+        """Read ``[http]`` from ``config`` (default: :func:`load_config`); keyword arguments that are not None win."""
+        values, sources = _settings_values(config, "http", _HTTP_READERS, overrides)
+        # Checked here with each value's real source; construction alone would say "set in code".
+        _check_http(values, sources)
+        for name in ("backoff", "timeout", "max_rate_wait", "deadline"):
+            values[name] = float(values[name])
+        return cls(**values)
+
+
+def _check_http(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    _number(values["retries"], "http.retries", sources["retries"], integer=True)
+    _number(values["backoff"], "http.backoff", sources["backoff"])
+    _number(values["timeout"], "http.timeout", sources["timeout"], above=True)
+    _number(values["max_rate_wait"], "http.max_rate_wait", sources["max_rate_wait"])
+    _number(values["deadline"], "http.deadline", sources["deadline"], above=True)
+
+
+_HTTP_READERS = {
+    "retries": "get_int",
+    "backoff": "get_float",
+    "timeout": "get_float",
+    "max_rate_wait": "get_float",
+    "deadline": "get_float",
+}
+
+
+@attrs.frozen
+class AtprotoSettings:
+    """``[plc]``, ``[atproto]`` and ``[sandbox]``: where identities resolve and what a PDS is assumed to take.
+
+    ``plc_url``: the PLC directory for ``did:plc`` DIDs. ``resolvers``:
+    servers asked ``com.atproto.identity.resolveHandle`` after DNS and the
+    handle's well-known file. ``nameservers``: DNS servers for handle TXT
+    records (``"host"`` or ``"host:port"``; empty: the system's).
+    ``identity_ttl``: seconds resolved DID documents and handles are cached.
+    ``blob_limit``: the blob size assumed when a PDS advertises none.
+    ``sandbox_pds_url``: a local sandbox PDS (set while one runs), which
+    resolves the handles under ``sandbox_handle_domain`` (``.test``).
+    """
+
+    plc_url: str = DEFAULTS["plc"]["url"]
+    resolvers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    nameservers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    identity_ttl: float = DEFAULTS["atproto"]["identity_ttl"]
+    blob_limit: int = DEFAULTS["atproto"]["blob_limit"]
+    sandbox_pds_url: str | None = None
+    sandbox_handle_domain: str = DEFAULTS["sandbox"]["handle_domain"]
+
+    @classmethod
+    def from_config(cls, config: Config | None = None, **overrides: Any) -> AtprotoSettings:
+        """Read the sections from ``config`` (default: :func:`load_config`); keyword arguments that are not None win."""
+        if config is None:
+            config = load_config()
+
+        def pick(name: str, key: str, read: Any) -> tuple[Any, str]:
+            if overrides.get(name) is not None:
+                return overrides[name], "arguments"
+            section, _, item = key.partition(".")
+            return read(key, DEFAULTS.get(section, {}).get(item)), config.source(key)
+
+        plc_url, plc_source = pick("plc_url", "plc.url", config.get_str)
+        if not isinstance(plc_url, str) or not plc_url.startswith(("https://", "http://")):
+            raise ConfigError(f"{plc_source}: plc.url should be an http(s) URL, not {plc_url!r}")
+        resolvers, _ = pick("resolvers", "atproto.resolver", config.get_list)
+        nameservers, _ = pick("nameservers", "atproto.nameservers", config.get_list)
+        ttl, ttl_source = pick("identity_ttl", "atproto.identity_ttl", config.get_float)
+        limit, limit_source = pick("blob_limit", "atproto.blob_limit", config.get_int)
+        sandbox_pds, _ = pick("sandbox_pds_url", "sandbox.pds_url", config.get_str)
+        domain, domain_source = pick("sandbox_handle_domain", "sandbox.handle_domain", config.get_str)
+        _number(ttl, "atproto.identity_ttl", ttl_source)
+        _number(limit, "atproto.blob_limit", limit_source, integer=True, above=True)
+        if not domain.startswith("."):
+            raise ConfigError(f"{domain_source}: sandbox.handle_domain should start with a dot, like .test")
+        return cls(
+            plc_url=plc_url.rstrip("/"),
+            resolvers=tuple(url.rstrip("/") for url in resolvers),
+            nameservers=tuple(nameservers),
+            identity_ttl=float(ttl),
+            blob_limit=limit,
+            sandbox_pds_url=sandbox_pds.rstrip("/") if sandbox_pds else None,
+            sandbox_handle_domain=domain.lower(),
+        )
+
+
+# ---------------------------------------------------------------------------- per-user folders
+
+
+# kind -> (XDG variable, folder under the home directory, macOS folder under ~/Library)
+_USER_DIRS: dict[str, tuple[str, tuple[str, ...], str | None]] = {
+    "config": ("XDG_CONFIG_HOME", (".config",), None),
+    "cache": ("XDG_CACHE_HOME", (".cache",), "Caches"),
+    "state": ("XDG_STATE_HOME", (".local", "state"), "Application Support"),
+}
+
+
+def user_dir(kind: str, *, environ: Mapping[str, str] | None = None) -> Path:
+    """The user's atdata folder of one ``kind``: ``"config"``, ``"cache"`` or ``"state"``.
+
+    ``$XDG_CONFIG_HOME/atdata``, ``$XDG_CACHE_HOME/atdata`` or
+    ``$XDG_STATE_HOME/atdata`` when the variable is set; otherwise
+    ``~/.config/atdata``, ``~/.cache/atdata`` or ``~/.local/state/atdata``
+    (on macOS the cache and state go under ``~/Library/Caches`` and
+    ``~/Library/Application Support``; on Windows under ``%LOCALAPPDATA%``).
+    The folder may not exist yet. ``environ`` replaces ``os.environ`` (tests).
+
+    >>> user_dir("state", environ={"XDG_STATE_HOME": "/tmp/s"})
+    PosixPath('/tmp/s/atdata')
+    """
+    try:
+        variable, under_home, mac_folder = _USER_DIRS[kind]
+    except KeyError:
+        raise ValueError(f"user_dir kind must be one of {', '.join(_USER_DIRS)}, not {kind!r}") from None
+    env = os.environ if environ is None else environ
+    explicit = env.get(variable)
+    if explicit:
+        return Path(explicit).expanduser() / "atdata"
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    if kind != "config" and sys.platform == "darwin" and mac_folder:
+        return home / "Library" / mac_folder / "atdata"
+    if kind != "config" and os.name == "nt":
+        local = env.get("LOCALAPPDATA")
+        return (Path(local) if local else home / "AppData" / "Local") / "atdata" / kind
+    return home.joinpath(*under_home) / "atdata"
+
+
+def config_dir() -> Path:
+    """The user's atdata configuration folder, ``user_dir("config")``; saved sessions live here too."""
+    return user_dir("config")
 
 
 def user_config_path() -> Path:
@@ -218,7 +505,7 @@ def load_config(
     _merge(data, DEFAULTS, sources, "built-in defaults", prefix="")
 
     explicit = env.get("ATDATA_CONFIG")
-    user_file = Path(explicit).expanduser() if explicit else _config_dir_from(env) / "config.toml"
+    user_file = Path(explicit).expanduser() if explicit else user_dir("config", environ=env) / "config.toml"
     if explicit and not user_file.is_file():
         raise ConfigError(f"ATDATA_CONFIG points at {user_file}, which is not a file")
     if user_file.is_file():
@@ -227,6 +514,11 @@ def load_config(
     project_file = project_config_path(cwd)
     if project_file is not None and project_file.resolve() != user_file.resolve():
         _merge(data, _read_toml(project_file), sources, str(project_file), prefix="")
+
+    sandbox = _running_sandbox_layer(env)
+    if sandbox is not None:
+        state_file, layer = sandbox
+        _merge(data, layer, sources, f"running sandbox ({state_file})", prefix="")
 
     for name in sorted(env):
         if not name.startswith(_ENV_PREFIX) or name in _ENV_RESERVED:
@@ -239,12 +531,68 @@ def load_config(
 
     if overrides:
         _merge(data, _nest(overrides), sources, "arguments", prefix="")
+    _report_unknown_keys(data, sources)
     return Config(data, sources)
 
 
-def _config_dir_from(env: Mapping[str, str]) -> Path:
-    base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "atdata"
+def _running_sandbox_layer(env: Mapping[str, str]) -> tuple[Path, dict[str, Any]] | None:
+    """The settings of a sandbox running for this user, or None (no state file, or its processes are gone)."""
+    from atdata_core.sandbox._state import running_sandbox_settings
+
+    return running_sandbox_settings(env)
+
+
+# (section, key or None, source) already reported, so each is reported once per process.
+_reported: set[tuple[str, str | None, str]] = set()
+_log = logging.getLogger("atdata_core")
+
+
+def _report_unknown_keys(data: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Warn once about sections nobody reads and keys the core's sections do not have."""
+    unknown_sections = [name for name in data if name not in CORE_KEYS]
+    if unknown_sections:
+        plugin_sections = _plugin_sections()
+        for name in unknown_sections:
+            if _normalize_section(name) in plugin_sections:
+                continue
+            source = sources.get(name, BUILT_IN)
+            if (name, None, source) in _reported:
+                continue
+            _reported.add((name, None, source))
+            _log.warning(
+                "%s: unknown configuration section [%s]: neither the core nor an installed plugin reads it "
+                "(a plugin's section is named after its entry point; see `atdata plugins`)",
+                source, name,
+            )
+    for name, allowed in CORE_KEYS.items():
+        table = data.get(name)
+        if allowed is None or not isinstance(table, Mapping):
+            continue
+        for key in table:
+            if key in allowed:
+                continue
+            source = sources.get(f"{name}.{key}", BUILT_IN)
+            if (name, key, source) in _reported:
+                continue
+            _reported.add((name, key, source))
+            _log.warning(
+                "%s: unknown configuration key %s.%s, ignored; [%s] takes %s",
+                source, name, key, name, ", ".join(sorted(allowed)),
+            )
+
+
+def _normalize_section(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def _plugin_sections() -> set[str]:
+    """Section names installed plugins may own: their ``atdata`` entry-point names."""
+    from importlib.metadata import entry_points
+
+    try:
+        return {_normalize_section(ep.name) for ep in entry_points(group="atdata")}
+    except Exception:  # a broken distribution's metadata must not break configuration
+        return set()
 
 
 _LINE_RE = re.compile(r"\(at line (\d+), column (\d+)\)")

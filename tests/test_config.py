@@ -24,8 +24,8 @@ def test_defaults_apply_with_no_files(layout):
     config = load_config(cwd=project, environ=env)
     assert config.get("plc.url") == "https://plc.directory"
     assert config.get_int("http.retries") == 5
-    assert config.get("index.default") is None
-    assert config.get("index.default", "sqlite") == "sqlite"
+    assert config.get("index.sqlite_path") is None
+    assert config.get("index.sqlite_path", "here.sqlite") == "here.sqlite"
 
 
 def test_each_layer_overrides_the_one_below(layout):

@@ -16,7 +16,10 @@ module and installed on first use into a cache folder keyed by the lock file.
     >>> sandbox.down()                                            # doctest: +SKIP
 
 ``up`` records what it started in a state file (``ATDATA_SANDBOX_STATE``, else
-the user's state folder), so ``status`` and ``down`` work from another process;
+the user's state folder), so ``status`` and ``down`` work from another process,
+and so that, while it runs, the configuration of this user points the CLI and
+the Python API at it (its PLC directory; its PDS for ``.test`` handles) with no
+flags or variables;
 ``down`` stops only processes whose command line still matches what ``up``
 started. Environment: ``ATDATA_SANDBOX_CACHE`` (install folder root),
 ``ATDATA_SANDBOX_STATE`` (state folder), ``ATDATA_SANDBOX_NODE`` (another
@@ -26,17 +29,18 @@ Node >= 22 binary).
 from __future__ import annotations
 
 import os
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from atdata_core.sandbox._install import cache_root, ensure_installed, install_dir, is_installed, node_executable
-from atdata_core.sandbox._sandbox import (
-    Sandbox,
-    SandboxAccount,
-    SandboxInfo,
-    default_state_dir,
-    normalize_handle,
-)
-from atdata_core.sandbox._sandbox import create_account as _create_account_at
+if TYPE_CHECKING:
+    from atdata_core.sandbox._install import (
+        cache_root,
+        ensure_installed,
+        install_dir,
+        is_installed,
+        node_executable,
+    )
+    from atdata_core.sandbox._sandbox import Sandbox, SandboxAccount, SandboxInfo, normalize_handle
+    from atdata_core.sandbox._state import default_state_dir
 
 __all__ = [
     "Sandbox",
@@ -55,6 +59,32 @@ __all__ = [
     "up",
 ]
 
+# Imported on first use: the configuration reads the light _state module on
+# every load, and must not pay for the process and install machinery.
+_LAZY = {
+    "cache_root": "_install",
+    "ensure_installed": "_install",
+    "install_dir": "_install",
+    "is_installed": "_install",
+    "node_executable": "_install",
+    "Sandbox": "_sandbox",
+    "SandboxAccount": "_sandbox",
+    "SandboxInfo": "_sandbox",
+    "normalize_handle": "_sandbox",
+    "default_state_dir": "_state",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 def up(
     accounts: Iterable[str | Sequence[str]] = (),
@@ -65,16 +95,22 @@ def up(
     pds_env: Mapping[str, str] | None = None,
 ) -> SandboxInfo:
     """Start the sandbox (see :meth:`Sandbox.up`) and return where it runs."""
+    from atdata_core.sandbox._sandbox import Sandbox
+
     return Sandbox(state_dir).up(accounts, port=port, timeout=timeout, pds_env=pds_env)
 
 
 def down(*, state_dir: str | os.PathLike | None = None) -> bool:
     """Stop the sandbox ``up`` started; True if something was running."""
+    from atdata_core.sandbox._sandbox import Sandbox
+
     return Sandbox(state_dir).down()
 
 
 def status(*, state_dir: str | os.PathLike | None = None) -> SandboxInfo | None:
     """The recorded sandbox with each process checked, or None if none was started."""
+    from atdata_core.sandbox._sandbox import Sandbox
+
     return Sandbox(state_dir).status()
 
 
@@ -91,6 +127,8 @@ def create_account(
     On the PDS at ``pds_url`` if given, else on the running sandbox (which then
     lists the account in ``status``).
     """
+    from atdata_core.sandbox._sandbox import Sandbox, create_account as create_account_at
+
     if pds_url is not None:
-        return _create_account_at(handle, password, email, pds_url=pds_url)
+        return create_account_at(handle, password, email, pds_url=pds_url)
     return Sandbox(state_dir).create_account(handle, password, email)

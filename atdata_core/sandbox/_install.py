@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -109,23 +108,14 @@ def lock_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def user_dir(override_var: str, xdg_var: str, xdg_default: tuple[str, ...], mac_folder: str) -> Path:
-    """A per-user folder for the sandbox: ``$override_var``, else the platform's usual place."""
-    override = os.environ.get(override_var)
+def cache_root() -> Path:
+    """Where installs go: ``ATDATA_SANDBOX_CACHE``, else ``user_dir("cache")/sandbox`` (``~/.cache/atdata/sandbox``)."""
+    from atdata_core.config import user_dir
+
+    override = os.environ.get("ATDATA_SANDBOX_CACHE")
     if override:
         return Path(override).expanduser()
-    if sys.platform == "darwin":
-        base = Path.home() / "Library" / mac_folder
-    elif os.name == "nt":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    else:
-        base = Path(os.environ.get(xdg_var) or Path.home().joinpath(*xdg_default))
-    return base / "atdata" / "sandbox"
-
-
-def cache_root() -> Path:
-    """Where installs go: ``ATDATA_SANDBOX_CACHE``, else ``$XDG_CACHE_HOME/atdata/sandbox`` (``~/.cache/...``)."""
-    return user_dir("ATDATA_SANDBOX_CACHE", "XDG_CACHE_HOME", (".cache",), "Caches")
+    return user_dir("cache") / "sandbox"
 
 
 def install_dir() -> Path:

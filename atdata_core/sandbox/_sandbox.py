@@ -24,8 +24,8 @@ import attrs
 
 from atdata_core.errors import SandboxError
 from atdata_core.sandbox import _install, _process
+from atdata_core.sandbox._state import STATE_FILE_NAME, STATE_VERSION, default_state_dir, read_state
 
-STATE_VERSION = 1
 DEFAULT_TIMEOUT = 120.0
 HANDLE_DOMAIN = ".test"
 
@@ -57,6 +57,7 @@ class SandboxInfo:
     alive: Mapping[str, bool] = attrs.field(factory=dict)
     admin_password: str = attrs.field(default="", repr=False)
     started_at: str = ""
+    state_file: Path | None = None
 
     @property
     def running(self) -> bool:
@@ -68,13 +69,6 @@ class SandboxInfo:
             if acct.handle == handle or acct.handle == normalize_handle(handle):
                 return acct
         raise KeyError(handle)
-
-
-def default_state_dir() -> Path:
-    """``ATDATA_SANDBOX_STATE``, else ``$XDG_STATE_HOME/atdata/sandbox`` (``~/.local/state/...``)."""
-    from atdata_core.sandbox._install import user_dir
-
-    return user_dir("ATDATA_SANDBOX_STATE", "XDG_STATE_HOME", (".local", "state"), "Application Support")
 
 
 def normalize_handle(handle: str) -> str:
@@ -146,7 +140,7 @@ class Sandbox:
 
     @property
     def state_file(self) -> Path:
-        return self.state_dir / "sandbox.json"
+        return self.state_dir / STATE_FILE_NAME
 
     # ---------------------------------------------------------------- up
 
@@ -306,6 +300,7 @@ class Sandbox:
             alive={r.name: _process.matches(r) for r in records},
             admin_password=state.get("admin_password", ""),
             started_at=state.get("started_at", ""),
+            state_file=self.state_file,
         )
 
     def down(self, *, keep_data: bool = False) -> bool:
@@ -353,20 +348,7 @@ class Sandbox:
     # ---------------------------------------------------------------- state file
 
     def _read_state(self) -> dict | None:
-        try:
-            text = self.state_file.read_text()
-        except FileNotFoundError:
-            return None
-        try:
-            state = json.loads(text)
-        except ValueError as e:
-            raise SandboxError(f"the sandbox state file {self.state_file} is not valid JSON ({e}); remove it") from e
-        if state.get("version") != STATE_VERSION:
-            raise SandboxError(
-                f"the sandbox state file {self.state_file} has version {state.get('version')!r}, expected "
-                f"{STATE_VERSION}; stop that sandbox with the atdata version that started it, or remove the file"
-            )
-        return state
+        return read_state(self.state_file)
 
     def _write_state(self, state: dict) -> None:
         tmp = self.state_file.with_name(self.state_file.name + ".tmp")

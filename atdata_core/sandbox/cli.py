@@ -20,10 +20,17 @@ def _sandbox(state_dir):
     return Sandbox(state_dir)
 
 
+def _exports(info) -> dict[str, str]:
+    """The variables that point a shell's configuration at this sandbox."""
+    return {"ATDATA_PLC_URL": info.plc_url, "ATDATA_SANDBOX_PDS_URL": info.pds_url}
+
+
 def _info_json(info) -> dict:
     return {
         "pds_url": info.pds_url,
         "plc_url": info.plc_url,
+        "state_file": str(info.state_file) if info.state_file else None,
+        "environment": _exports(info),
         "pids": dict(info.pids),
         "alive": dict(info.alive),
         "running": info.running,
@@ -82,7 +89,27 @@ def up_command(accounts, port, timeout, as_json, state_dir) -> None:
         click.echo(json.dumps(_info_json(info), indent=2))
     else:
         _print_info(info)
+        _print_how_to_use(info)
         click.echo("stop it with: atdata sandbox down")
+
+
+def _print_how_to_use(info) -> None:
+    from atdata_core.sandbox._state import default_state_dir
+
+    exports = [f"  export {name}={value}" for name, value in _exports(info).items()]
+    state_dir = info.state_file.parent if info.state_file else None
+    if state_dir is not None and state_dir.resolve() == default_state_dir().resolve():
+        click.echo(
+            "While it runs, atdata commands and the Python API of this user use it with no flags "
+            f"(handles ending in .test resolve on its PDS; its state: {info.state_file})."
+        )
+        click.echo("A shell with another HOME or state folder needs:")
+    else:
+        click.echo(f"Its state is in {state_dir}, not the default folder. In another shell, either")
+        click.echo(f"  export ATDATA_SANDBOX_STATE={state_dir}")
+        click.echo("or")
+    for line in exports:
+        click.echo(line)
 
 
 @sandbox.command("status")

@@ -1,0 +1,88 @@
+"""The sandbox's state file, and what a running sandbox tells the configuration.
+
+``Sandbox.up`` records its processes and URLs in ``<state folder>/sandbox.json``;
+the state folder is ``ATDATA_SANDBOX_STATE``, else ``user_dir("state")/sandbox``.
+While both processes that file names are alive, :func:`running_sandbox_settings`
+gives the configuration layer that points this user's CLI and Python API at the
+sandbox (its PLC directory, and its PDS for ``.test`` handles). Once they are
+gone the layer is ignored, so a sandbox that was never taken down does not
+send anyone to a dead port.
+
+This module stays light (json and ``/proc``): the configuration asks it on
+every load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from atdata_core.errors import SandboxError
+
+STATE_VERSION = 1
+STATE_FILE_NAME = "sandbox.json"
+
+log = logging.getLogger("atdata_core.sandbox")
+
+
+def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``ATDATA_SANDBOX_STATE``, else ``user_dir("state")/sandbox`` (``~/.local/state/atdata/sandbox``)."""
+    from atdata_core.config import user_dir
+
+    env = os.environ if environ is None else environ
+    override = env.get("ATDATA_SANDBOX_STATE")
+    if override:
+        return Path(override).expanduser()
+    return user_dir("state", environ=env) / "sandbox"
+
+
+def read_state(state_file: Path) -> dict[str, Any] | None:
+    """The recorded state, or None when there is no state file; SandboxError when it is unreadable."""
+    try:
+        text = state_file.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        state = json.loads(text)
+    except ValueError as e:
+        raise SandboxError(f"the sandbox state file {state_file} is not valid JSON ({e}); remove it") from e
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        version = state.get("version") if isinstance(state, dict) else None
+        raise SandboxError(
+            f"the sandbox state file {state_file} has version {version!r}, expected "
+            f"{STATE_VERSION}; stop that sandbox with the atdata version that started it, or remove the file"
+        )
+    return state
+
+
+def is_running(state: Mapping[str, Any]) -> bool:
+    """Whether every process the state records is still the one the sandbox started."""
+    from atdata_core.sandbox import _process
+
+    records = [_process.ProcessRecord.from_json(item) for item in state.get("processes", [])]
+    return bool(records) and all(_process.matches(record) for record in records)
+
+
+def running_sandbox_settings(environ: Mapping[str, str] | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """``(state file, settings)`` of the sandbox running for this user, or None.
+
+    The settings are ``{"plc": {"url": ...}, "sandbox": {"pds_url": ...}}``. A
+    missing state file, a stopped sandbox or an unreadable state file give None
+    (the last with a warning: it must not stop every command).
+    """
+    state_file = default_state_dir(environ) / STATE_FILE_NAME
+    if not state_file.is_file():
+        return None
+    try:
+        state = read_state(state_file)
+        if state is None or not is_running(state):
+            return None
+        plc_url, pds_url = state["plc_url"], state["pds_url"]
+    except (SandboxError, KeyError, TypeError, ValueError) as err:
+        log.warning("ignoring the sandbox state file %s: %s", state_file, err)
+        return None
+    return state_file, {"plc": {"url": plc_url}, "sandbox": {"pds_url": pds_url}}
