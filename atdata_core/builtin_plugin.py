@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from atdata_core.plugins import (
+    JSON_SCHEMA_FORMAT_NSID,
     STORAGE_HTTP_NSID,
     IndexProviderSpec,
     LensExecutorSpec,
@@ -86,14 +87,21 @@ def atdata_lens_executors() -> list[LensExecutorSpec]:
     ]
 
 
+def _json_schema_format(config: Any) -> Any:
+    # The JSON Schema format has no settings: nothing of the configuration reaches it.
+    from atdata_core.schema import JsonSchemaFormat
+
+    return JsonSchemaFormat()
+
+
 @hookimpl
 def atdata_schema_formats() -> list[SchemaFormatSpec]:
     return [
         SchemaFormatSpec(
             name="jsonSchema",
             schema_types=("jsonSchema",),
-            union_types=("science.alt.dataset.schema#jsonSchemaFormat",),
-            factory="atdata_core.schema._jsonschema:JsonSchemaFormat",
+            union_types=(JSON_SCHEMA_FORMAT_NSID,),
+            factory=_json_schema_format,
             description="JSON Schema draft-07 with the NDArray shim",
         ),
     ]

@@ -55,24 +55,19 @@ class ToyFormat:
         if schema.get("$type") != TOY or not isinstance(schema.get("fields"), list):
             raise SchemaError(f"not a toy schema: {schema!r}")
 
-    def type_from_schema(self, schema, *, name):
+    def fields_of(self, schema):
         self.validate_schema(schema)
         fields = []
         for item in schema["fields"]:
             scalar = Scalar(_TYPES[item["type"]])
             fields.append(Field(item["name"], scalar if item["required"] else OptionalOf(scalar), item["required"], None))
-        return make_sample_type(name, fields)
+        return tuple(fields)
 
-    def classify_change(self, old, new):
-        if old == new:
-            return "patch"
-        old_fields = {f["name"]: f for f in old["fields"]}
-        new_fields = {f["name"]: f for f in new["fields"]}
-        kept = all(new_fields.get(name) == field for name, field in old_fields.items())
-        added = [new_fields[name] for name in new_fields.keys() - old_fields.keys()]
-        if kept and all(not f["required"] for f in added):
-            return "minor"
-        return "major"
+    def type_from_schema(self, schema, *, name):
+        return make_sample_type(name, self.fields_of(schema))
+
+    def format_changes(self, old, new):
+        return []  # the toy format expresses nothing beyond its fields
 
 
 @atdata_core.packable

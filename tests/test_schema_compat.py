@@ -11,12 +11,16 @@ import pytest
 from numpy.typing import NDArray
 
 from atdata_core import packable
-from atdata_core.errors import IncompatibleSchema
+from atdata_core.errors import IncompatibleSchema, SchemaError
+from atdata_core.plugins import Field, Scalar, SchemaChange, make_sample_type, sample_fields
+from atdata_core.plugins import Optional as OptionalOf
 from atdata_core.schema import (
     JsonSchemaFormat,
     check_compatible,
     check_version_bump,
     classify_change,
+    classify_changes,
+    compare_schemas,
     diff_schemas,
     schema_record,
 )
@@ -153,8 +157,123 @@ def test_a_constraint_keyword_the_fields_do_not_model_is_major():
 
 def test_optional_fields_added_inside_a_nested_type_are_minor():
     fmt = JsonSchemaFormat()
-    assert fmt.classify_change(fmt.schema_from_type(Scene), fmt.schema_from_type(Scene2)) == "minor"
-    assert fmt.classify_change(fmt.schema_from_type(Scene2), fmt.schema_from_type(Scene)) == "major"
+    forward = compare_schemas(fmt, fmt.schema_from_type(Scene), fmt.schema_from_type(Scene2))
+    assert classify_changes(forward) == "minor"
+    assert classify_changes(compare_schemas(fmt, fmt.schema_from_type(Scene2), fmt.schema_from_type(Scene))) == "major"
+    assert [str(change) for change in forward] == ["minor: added optional field 'box.colour' (str)"]
+
+
+# -- another schema format gets exactly the same checks ------------------------
+
+KV = "com.example.keyValue#format"
+
+
+class KeyValueFormat:
+    """A minimal non-JSON format: {"$type": KV, "fields": [{"name", "type", "required", "maxLength"?}]}."""
+
+    _types = {"str": str, "int": int}
+
+    def schema_from_type(self, sample_type):
+        names = {v: k for k, v in self._types.items()}
+        fields = []
+        for field in sample_fields(sample_type):
+            inner = field.type.inner if isinstance(field.type, OptionalOf) else field.type
+            fields.append({"name": field.name, "type": names[inner.type], "required": field.required})
+        return {"$type": KV, "fields": fields}
+
+    def validate_schema(self, schema):
+        if not isinstance(schema, dict) or schema.get("$type") != KV or not isinstance(schema.get("fields"), list):
+            raise SchemaError(f"not a key-value schema: {schema!r}")
+
+    def fields_of(self, schema):
+        self.validate_schema(schema)
+        out = []
+        for item in schema["fields"]:
+            scalar = Scalar(self._types[item["type"]])
+            out.append(Field(item["name"], scalar if item["required"] else OptionalOf(scalar), item["required"], None))
+        return tuple(out)
+
+    def type_from_schema(self, schema, *, name):
+        return make_sample_type(name, self.fields_of(schema))
+
+    def format_changes(self, old, new):
+        before = {f["name"]: f.get("maxLength") for f in old["fields"]}
+        return [
+            SchemaChange("major", f"field {f['name']!r}: maxLength {before[f['name']]} -> {f.get('maxLength')}")
+            for f in new["fields"]
+            if f["name"] in before and before[f["name"]] != f.get("maxLength")
+        ]
+
+
+@pytest.fixture
+def key_value_format():
+    from atdata_core.plugins import SchemaFormatSpec, hookimpl, plugin_registered
+
+    class Plugin:
+        @hookimpl
+        def atdata_schema_formats(self):
+            return [SchemaFormatSpec(name="keyValue", schema_types=("keyValue",), union_types=(KV,),
+                                     factory=lambda config: KeyValueFormat())]
+
+    with plugin_registered(Plugin(), name="key-value-format"):
+        yield KeyValueFormat()
+
+
+def kv_record(cls, version, **body_changes):
+    body = KeyValueFormat().schema_from_type(cls)
+    for name, max_length in body_changes.items():
+        next(f for f in body["fields"] if f["name"] == name)["maxLength"] = max_length
+    return {"$type": "science.alt.dataset.schema", "name": "com.example.reading", "version": version,
+            "schemaType": "keyValue", "schema": body, "createdAt": "2026-01-01T00:00:00.000Z"}
+
+
+@packable
+class Reading:
+    label: str
+    count: int
+
+
+@packable
+class ReadingWithUnit:
+    label: str
+    count: int
+    unit: Optional[str] = None
+
+
+@packable
+class ReadingRequiresUnit:
+    label: str
+    count: int
+    unit: str
+
+
+def test_another_format_gets_the_field_checks_with_their_reasons(key_value_format):
+    v1 = kv_record(Reading, "1.0.0")
+    assert diff_schemas(v1, kv_record(ReadingWithUnit, "1.1.0")) == ["minor: added optional field 'unit' (Optional[str])"]
+    assert diff_schemas(v1, kv_record(ReadingRequiresUnit, "2.0.0")) == ["major: added required field 'unit' (str)"]
+    with pytest.raises(IncompatibleSchema, match="(?s)added required field 'unit'.*Publish it as 2.0.0"):
+        check_version_bump(v1, kv_record(ReadingRequiresUnit, "1.1.0"))
+
+
+def test_another_format_adds_what_its_fields_do_not_show(key_value_format):
+    v1 = kv_record(Reading, "1.0.0")
+    shorter = kv_record(Reading, "1.0.1", label=5)
+    assert diff_schemas(v1, shorter) == ["major: field 'label': maxLength None -> 5"]
+    with pytest.raises(IncompatibleSchema, match="maxLength None -> 5"):
+        check_version_bump(v1, shorter)
+
+
+def test_another_format_is_validated_before_comparing(key_value_format):
+    broken = dict(kv_record(Reading, "1.0.1"), schema={"$type": KV, "fields": "label"})
+    with pytest.raises(SchemaError, match="not a key-value schema"):
+        diff_schemas(kv_record(Reading, "1.0.0"), broken)
+
+
+def test_a_class_is_checked_against_another_formats_fields(key_value_format):
+    record = kv_record(ReadingRequiresUnit, "2.0.0")
+    check_compatible(ReadingRequiresUnit, record)
+    with pytest.raises(IncompatibleSchema, match="missing required field 'unit'"):
+        check_compatible(Reading, record)
 
 
 def test_a_breaking_change_under_a_minor_bump_is_refused():

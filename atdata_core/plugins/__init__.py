@@ -23,6 +23,7 @@ index rules                   :func:`select_schema`, :func:`select_label`, :func
                               :func:`newest_first`, :func:`record_tags`, :func:`text_matches`
 sample types                  :func:`make_sample_type` and the field types (:class:`Field`,
                               :class:`Scalar`, :class:`Array`...), :func:`sample_fields`
+schema formats                :class:`SchemaChange` (what ``SchemaFormat.format_changes`` returns)
 ATProto                       :class:`Client`, :class:`IdentityResolver`, :func:`resolve_identity`,
                               :class:`RetryPolicy`
 ============================  ===========================================================
@@ -110,6 +111,7 @@ if TYPE_CHECKING:  # pragma: no cover
         parse_annotation,
         sample_fields,
     )
+    from atdata_core.schema import SchemaChange
     from atdata_core.storage._base import StorageBase
 
 #: Marks a function as a hook implementation: ``@hookimpl def atdata_storage_backends(): ...``
@@ -131,6 +133,8 @@ _LAZY = {
     "make_sample_type": "atdata_core.sample",
     "parse_annotation": "atdata_core.sample",
     "sample_fields": "atdata_core.sample",
+    # what a schema format reports from SchemaFormat.format_changes
+    "SchemaChange": "atdata_core.schema",
     # index selection rules
     "newest_first": "atdata_core.index._select",
     "record_tags": "atdata_core.index._select",

@@ -9,7 +9,7 @@ contract; run the one for your extension point in your plugin's tests.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 import attrs
 
@@ -17,6 +17,8 @@ from atdata_core._shardref import ShardRef
 
 if TYPE_CHECKING:  # pragma: no cover
     from atdata_core.lenses import Lens
+    from atdata_core.sample import Field
+    from atdata_core.schema import SchemaChange
 
 __all__ = [
     "IndexProvider",
@@ -27,9 +29,6 @@ __all__ = [
     "StorageBackend",
     "StorageRecordMapper",
 ]
-
-
-ChangeKind = Literal["patch", "minor", "major"]
 
 
 @runtime_checkable
@@ -167,6 +166,13 @@ class SchemaFormat(Protocol):
     A format is registered for ``schemaType`` values and union ``$type``
     values (:class:`~atdata_core.plugins.SchemaFormatSpec`). "Schema" below is
     the union member: a JSON-compatible dict carrying ``$type``.
+
+    The core checks compatibility the same way for every format, from the
+    fields a format parses (:meth:`fields_of`): whether a class can read a
+    schema's samples, and how a new schema version changes the last one
+    (:func:`atdata_core.schema.compare_schemas`: the field comparison plus
+    :meth:`format_changes`). Field types, :class:`~atdata_core.plugins.Field`
+    and :class:`~atdata_core.plugins.SchemaChange` come from the toolkit.
     """
 
     def schema_from_type(self, sample_type: type) -> dict[str, Any]:
@@ -184,13 +190,27 @@ class SchemaFormat(Protocol):
         """
         ...
 
+    def fields_of(self, schema: Mapping[str, Any]) -> Sequence[Field]:
+        """The fields the schema describes, in order: the fields of the class
+        :meth:`type_from_schema` builds (names, types, required, defaults,
+        descriptions). Raises :class:`~atdata_core.errors.SchemaError` for a
+        malformed schema.
+        """
+        ...
+
     def validate_schema(self, schema: Mapping[str, Any]) -> None:
         """Raise :class:`~atdata_core.errors.SchemaError` if ``schema`` is not a well-formed schema of this format."""
         ...
 
-    def classify_change(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> ChangeKind:
-        """How ``new`` changes ``old``: ``"patch"`` (documentation only), ``"minor"``
-        (only optional fields added) or ``"major"`` (anything else)."""
+    def format_changes(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> Sequence[SchemaChange]:
+        """The changes from ``old`` to ``new`` that their fields do not show, each with its kind and a reason.
+
+        The core compares the fields itself (a field added, removed, retyped,
+        its default or description changed...); a format reports only what it
+        expresses beyond fields, e.g. a JSON Schema ``minimum`` or ``enum``
+        that now refuses values (``"major"``). Most formats return ``[]``.
+        Both schemas are valid (the core validated them).
+        """
         ...
 
 

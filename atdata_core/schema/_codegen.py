@@ -22,6 +22,7 @@ from atdata_core.errors import SchemaError
 from atdata_core.sample import (
     AnyValue,
     Array,
+    DefaultFactory,
     DictOf,
     Field,
     FieldType,
@@ -29,9 +30,9 @@ from atdata_core.sample import (
     Nested,
     Optional,
     Scalar,
-    _Factory,
     sample_fields,
 )
+from atdata_core.schema._record import sample_type_from_record
 
 __all__ = ["generate_python"]
 
@@ -43,8 +44,6 @@ def generate_python(record: Mapping[str, Any], *, class_name: str | None = None)
     the same fields (names, types, dtypes, shapes, required, defaults,
     descriptions) as :func:`~atdata_core.schema.sample_type_from_record` gives.
     """
-    from atdata_core.schema import sample_type_from_record
-
     cls = sample_type_from_record(record, name=class_name)
     writer = _Writer()
     description = record.get("description")
@@ -150,7 +149,7 @@ class _Writer:
         parts = []
         if not field.required:
             value = field.default
-            if isinstance(value, _Factory):
+            if isinstance(value, DefaultFactory):
                 parts.append(f"default_factory=lambda: {self.literal(value.factory())}")
             elif isinstance(value, (list, dict, set)) or (
                 dataclasses.is_dataclass(value) and not isinstance(value, type)

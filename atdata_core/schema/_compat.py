@@ -8,21 +8,24 @@ Changes are classified the way semver wants them published (DESIGN D5):
 - ``major``: anything else: a field removed, added as required, retyped, a
   dtype or shape changed, a field made required or optional, a default changed.
 
-The comparison works on parsed fields, so it serves every schema format; the
-JSON Schema format adds a check for keywords fields do not model (``minimum``...).
+:func:`compare_schemas` gives every format the same checks: it compares the
+fields the format parses (``fields_of``) here, and adds what the format says
+its fields do not show (``format_changes``; for JSON Schema, keywords such as
+``minimum`` or ``enum``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from atdata_core.sample import (
     AnyValue,
     Array,
+    DefaultFactory,
     DictOf,
     Field,
     FieldType,
@@ -30,41 +33,74 @@ from atdata_core.sample import (
     Nested,
     Optional,
     Scalar,
-    _Factory,
     sample_fields,
 )
+from atdata_core.schema._naming import dtype_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from atdata_core.plugins import SchemaFormat
 
 __all__ = [
-    "Change",
+    "ChangeKind",
+    "SchemaChange",
     "classify_changes",
-    "compare_bodies",
     "compare_fields",
+    "compare_schemas",
     "field_mismatches",
     "type_text",
 ]
 
+#: How much a change matters to readers, in semver terms.
+ChangeKind = Literal["patch", "minor", "major"]
+
 _RANK = {"patch": 0, "minor": 1, "major": 2}
-_DOC_KEYS = frozenset({"description", "title", "$comment", "examples", "x-atdata-notes"})
+
+
+def _check_kind(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if value not in _RANK:
+        raise ValueError(f"a schema change is 'patch', 'minor' or 'major', not {value!r}")
 
 
 @attrs.frozen
-class Change:
-    """One difference between two schema versions: its semver ``kind`` and a sentence."""
+class SchemaChange:
+    """One difference between two schema versions: its semver ``kind`` and a sentence saying what changed.
 
-    kind: str
+    >>> SchemaChange("minor", "added optional field 'caption' (str)")
+    """
+
+    kind: ChangeKind = attrs.field(validator=_check_kind)
     text: str
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.text}"
 
 
-def classify_changes(changes: Iterable[Change]) -> str:
+def classify_changes(changes: Iterable[SchemaChange]) -> ChangeKind:
     """The largest kind among ``changes``; ``"patch"`` when there are none."""
     kind = "patch"
     for change in changes:
         if _RANK[change.kind] > _RANK[kind]:
             kind = change.kind
     return kind
+
+
+def compare_schemas(fmt: SchemaFormat, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[SchemaChange]:
+    """Every change from schema ``old`` to schema ``new`` of one format, each with its kind.
+
+    The same checks for every format: both schemas must be valid, their
+    fields (``fmt.fields_of``) are compared here, and the format adds what its
+    fields do not show (``fmt.format_changes``).
+    """
+    fmt.validate_schema(old)
+    fmt.validate_schema(new)
+    changes = compare_fields(fmt.fields_of(old), fmt.fields_of(new))
+    for change in fmt.format_changes(old, new):
+        if not isinstance(change, SchemaChange):
+            raise TypeError(
+                f"{type(fmt).__name__}.format_changes must return SchemaChange objects, got {change!r}"
+            )
+        changes.append(change)
+    return changes
 
 
 def type_text(ft: FieldType) -> str:
@@ -74,8 +110,6 @@ def type_text(ft: FieldType) -> str:
     if isinstance(ft, Array):
         parts = []
         if ft.dtype is not None:
-            from atdata_core.schema._jsonschema import dtype_text
-
             parts.append(dtype_text(ft.dtype))
         if ft.shape is not None:
             parts.append("(" + ", ".join(str(d) for d in ft.shape) + ("," if len(ft.shape) == 1 else "") + ")")
@@ -96,36 +130,36 @@ def type_text(ft: FieldType) -> str:
 # --------------------------------------------------------------------------- version changes
 
 
-def compare_fields(old: Sequence[Field], new: Sequence[Field], prefix: str = "") -> list[Change]:
+def compare_fields(old: Sequence[Field], new: Sequence[Field], prefix: str = "") -> list[SchemaChange]:
     """Every change from ``old`` fields to ``new`` fields, in field order."""
-    changes: list[Change] = []
+    changes: list[SchemaChange] = []
     old_by_name = {f.name: f for f in old}
     new_by_name = {f.name: f for f in new}
     for f in old:
         if f.name not in new_by_name:
-            changes.append(Change("major", f"removed field {prefix + f.name!r} ({type_text(f.type)})"))
+            changes.append(SchemaChange("major", f"removed field {prefix + f.name!r} ({type_text(f.type)})"))
     for f in new:
         before = old_by_name.get(f.name)
         path = prefix + f.name
         if before is None:
             if f.required:
-                changes.append(Change("major", f"added required field {path!r} ({type_text(f.type)})"))
+                changes.append(SchemaChange("major", f"added required field {path!r} ({type_text(f.type)})"))
             else:
-                changes.append(Change("minor", f"added optional field {path!r} ({type_text(f.type)})"))
+                changes.append(SchemaChange("minor", f"added optional field {path!r} ({type_text(f.type)})"))
             continue
         if before.required != f.required:
             state = "required" if f.required else "optional"
-            changes.append(Change("major", f"field {path!r} is now {state}"))
+            changes.append(SchemaChange("major", f"field {path!r} is now {state}"))
         changes.extend(_compare_types(before.type, f.type, path))
         old_default, new_default = _plain_default(before.default), _plain_default(f.default)
         if not before.required and not f.required and not _same_value(old_default, new_default):
-            changes.append(Change("major", f"field {path!r}: default {old_default!r} -> {new_default!r}"))
+            changes.append(SchemaChange("major", f"field {path!r}: default {old_default!r} -> {new_default!r}"))
         if (before.description or None) != (f.description or None):
-            changes.append(Change("patch", f"field {path!r}: description changed"))
+            changes.append(SchemaChange("patch", f"field {path!r}: description changed"))
     return changes
 
 
-def _compare_types(old: FieldType, new: FieldType, path: str) -> list[Change]:
+def _compare_types(old: FieldType, new: FieldType, path: str) -> list[SchemaChange]:
     if isinstance(old, Nested) and isinstance(new, Nested):
         if old.cls is new.cls:
             return []
@@ -136,7 +170,7 @@ def _compare_types(old: FieldType, new: FieldType, path: str) -> list[Change]:
         state = "may now be null" if isinstance(new, Optional) else "may no longer be null"
         inner_old = old.inner if isinstance(old, Optional) else old
         inner_new = new.inner if isinstance(new, Optional) else new
-        return [Change("major", f"field {path!r} {state}")] + _compare_types(inner_old, inner_new, path)
+        return [SchemaChange("major", f"field {path!r} {state}")] + _compare_types(inner_old, inner_new, path)
     if isinstance(old, ListOf) and isinstance(new, ListOf):
         return _compare_types(old.item, new.item, f"{path}[]")
     if isinstance(old, DictOf) and isinstance(new, DictOf):
@@ -144,20 +178,18 @@ def _compare_types(old: FieldType, new: FieldType, path: str) -> list[Change]:
     if isinstance(old, Array) and isinstance(new, Array):
         changes = []
         if old.dtype != new.dtype:
-            changes.append(Change("major", f"field {path!r}: dtype {_dtype(old)} -> {_dtype(new)}"))
+            changes.append(SchemaChange("major", f"field {path!r}: dtype {_dtype(old)} -> {_dtype(new)}"))
         if old.shape != new.shape:
-            changes.append(Change("major", f"field {path!r}: shape {_shape(old)} -> {_shape(new)}"))
+            changes.append(SchemaChange("major", f"field {path!r}: shape {_shape(old)} -> {_shape(new)}"))
         return changes
     if old == new:
         return []
-    return [Change("major", f"field {path!r}: type {type_text(old)} -> {type_text(new)}")]
+    return [SchemaChange("major", f"field {path!r}: type {type_text(old)} -> {type_text(new)}")]
 
 
 def _dtype(ft: Array) -> str:
     if ft.dtype is None:
         return "any"
-    from atdata_core.schema._jsonschema import dtype_text
-
     return dtype_text(ft.dtype)
 
 
@@ -166,7 +198,7 @@ def _shape(ft: Array) -> str:
 
 
 def _plain_default(value: Any) -> Any:
-    if isinstance(value, _Factory):
+    if isinstance(value, DefaultFactory):
         value = value.factory()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain_default(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -185,44 +217,6 @@ def _same_value(a: Any, b: Any) -> bool:
         return bool(a == b)
     except (TypeError, ValueError):  # arrays compared elementwise
         return False
-
-
-def compare_bodies(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
-    """Changes between two ``jsonSchemaFormat`` bodies."""
-    from atdata_core.schema._jsonschema import JsonSchemaFormat
-
-    fmt = JsonSchemaFormat()
-    old_fields, new_fields = fmt.fields_from_schema(old), fmt.fields_from_schema(new)
-    changes = compare_fields(old_fields, new_fields)
-    old_props, new_props = old.get("properties") or {}, new.get("properties") or {}
-    new_by_name = {f.name: f for f in new_fields}
-    for before in old_fields:
-        after = new_by_name.get(before.name)
-        if after is None or _strip(old_props[before.name]) == _strip(new_props[before.name]):
-            continue
-        if classify_changes(compare_fields([before], [after])) == "patch":
-            # Something fields do not model (minimum, enum, pattern...) changed: readers may now refuse values.
-            changes.append(Change("major", f"field {before.name!r}: JSON Schema keywords that constrain values changed"))
-    return changes
-
-
-def _strip(schema: Any) -> Any:
-    """A schema without its documentation keywords (property names are kept, even 'description')."""
-    if isinstance(schema, list):
-        return [_strip(item) for item in schema]
-    if not isinstance(schema, Mapping):
-        return schema
-    out = {}
-    for key, value in schema.items():
-        if key in _DOC_KEYS:
-            continue
-        if key in ("properties", "$defs", "definitions") and isinstance(value, Mapping):
-            out[key] = {name: _strip(sub) for name, sub in value.items()}
-        elif key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf", "not"):
-            out[key] = _strip(value)
-        else:
-            out[key] = value
-    return out
 
 
 # --------------------------------------------------------------------------- class vs schema

@@ -48,10 +48,12 @@ from typing import Any
 
 import numpy as np
 
+from atdata_core._nsids import JSON_SCHEMA_FORMAT_NSID
 from atdata_core.errors import SchemaError
 from atdata_core.sample import (
     AnyValue,
     Array,
+    DefaultFactory,
     DictOf,
     Field,
     FieldType,
@@ -59,10 +61,11 @@ from atdata_core.sample import (
     Nested,
     Optional,
     Scalar,
-    _Factory,
     make_sample_type,
     sample_fields,
 )
+from atdata_core.schema._compat import SchemaChange, classify_changes, compare_fields
+from atdata_core.schema._naming import class_name_for, dtype_text
 
 __all__ = [
     "DRAFT_07",
@@ -70,13 +73,11 @@ __all__ = [
     "SCHEMA_TYPE",
     "UNION_TYPE",
     "JsonSchemaFormat",
-    "class_name_for",
-    "dtype_text",
     "ndarray_ref",
 ]
 
 SCHEMA_TYPE = "jsonSchema"
-UNION_TYPE = "science.alt.dataset.schema#jsonSchemaFormat"
+UNION_TYPE = JSON_SCHEMA_FORMAT_NSID
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 NDARRAY_SHIM_VERSION = "1.0.0"
 _SHIM_URL = "https://alt.science/schemas/atdata-ndarray-bytes/{version}#/$defs/ndarray"
@@ -86,6 +87,7 @@ _BYTES = {"type": "string", "format": "byte", "contentEncoding": "base64"}
 _SCALAR_TO_JSON = {str: "string", int: "integer", float: "number", bool: "boolean"}
 _JSON_TO_SCALAR = {"string": str, "integer": int, "number": float, "boolean": bool}
 _NULL = {"type": "null"}
+_DOC_KEYS = frozenset({"description", "title", "$comment", "examples", "x-atdata-notes"})
 _TOP_KEYS = ("$type", "$schema", "type", "properties", "required", "arrayFormatVersions")
 
 
@@ -94,47 +96,14 @@ def ndarray_ref(version: str = NDARRAY_SHIM_VERSION) -> str:
     return _SHIM_URL.format(version=version)
 
 
-def dtype_text(dtype: np.dtype) -> str:
-    """How a schema names a dtype: numpy's name (``"float32"``) when it says it all,
-    else the byte-order string (``">f4"``, ``"<U10"``)."""
-    try:
-        if np.dtype(dtype.name) == dtype:
-            return dtype.name
-    except TypeError:
-        pass
-    return dtype.str
-
-
-def class_name_for(text: str, fallback: str = "Sample") -> str:
-    """A Python class name for a schema or field name.
-
-    >>> class_name_for("com.example.image"), class_name_for("Image sample"), class_name_for("point_2d")
-    ('Image', 'ImageSample', 'Point2d')
-    """
-    if re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z0-9-]+)+", text or ""):
-        text = text.rsplit(".", 1)[1]  # NSID-shaped: its last segment names the type
-    parts = [p for p in re.split(r"[^0-9A-Za-z]+", text or "") if p]
-    name = "".join(p[0].upper() + p[1:] for p in parts)
-    if not name:
-        return fallback
-    if name[0].isdigit():
-        name = fallback + name
-    if keyword.iskeyword(name):  # "None", "True", "False"
-        name += fallback
-    return name
-
-
 class JsonSchemaFormat:
     """The ``jsonSchema`` schema format (see the module docstring for the mapping).
 
-    Built by the registry as ``JsonSchemaFormat(config)``; holds no state.
+    It has no settings and holds no state; the built-in plugin registers it.
     """
 
     schema_type = SCHEMA_TYPE
     union_type = UNION_TYPE
-
-    def __init__(self, config: Any = None):
-        self._config = config
 
     # --- class -> schema ----------------------------------------------------
 
@@ -156,17 +125,18 @@ class JsonSchemaFormat:
 
     # --- schema -> class ----------------------------------------------------
 
-    def fields_from_schema(self, schema: Mapping[str, Any], *, name: str = "Sample") -> tuple[Field, ...]:
+    def fields_of(self, schema: Mapping[str, Any]) -> tuple[Field, ...]:
         """The fields a schema describes (nested objects become classes), in schema order."""
-        body = _unwrap(schema)
-        self.validate_schema(body)
-        reader = _Reader(body)
-        return reader.object_fields(body, owner=name)
+        return self._fields(schema, name="Sample")
 
     def type_from_schema(self, schema: Mapping[str, Any], *, name: str) -> type:
         """A packable class, built now, that reads and writes the samples ``schema`` describes."""
-        fields = self.fields_from_schema(schema, name=name)
-        return make_sample_type(class_name_for(name), fields)
+        return make_sample_type(class_name_for(name), self._fields(schema, name=name))
+
+    def _fields(self, schema: Mapping[str, Any], *, name: str) -> tuple[Field, ...]:
+        body = _unwrap(schema)
+        self.validate_schema(body)
+        return _Reader(body).object_fields(body, owner=name)
 
     # --- checks -------------------------------------------------------------
 
@@ -201,16 +171,48 @@ class JsonSchemaFormat:
         # Every field must be readable: parse them all (nested classes are built and dropped).
         _Reader(schema).object_fields(schema, owner="schema")
 
-    def classify_change(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-        """``"patch"`` (documentation only), ``"minor"`` (only optional fields added) or ``"major"``."""
-        from atdata_core.schema._compat import classify_changes, compare_bodies
+    def format_changes(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[SchemaChange]:
+        """Changes of JSON Schema keywords that fields do not model (``minimum``, ``enum``, ``pattern``...).
 
-        self.validate_schema(old)
-        self.validate_schema(new)
-        return classify_changes(compare_bodies(_unwrap(old), _unwrap(new)))
+        Such a keyword changed on a field whose type, default and nullability
+        did not change is major: readers may now refuse values they accepted.
+        """
+        old, new = _unwrap(old), _unwrap(new)
+        old_fields, new_fields = self.fields_of(old), self.fields_of(new)
+        old_props, new_props = old.get("properties") or {}, new.get("properties") or {}
+        new_by_name = {f.name: f for f in new_fields}
+        changes: list[SchemaChange] = []
+        for before in old_fields:
+            after = new_by_name.get(before.name)
+            if after is None or _strip(old_props[before.name]) == _strip(new_props[before.name]):
+                continue
+            if classify_changes(compare_fields([before], [after])) == "patch":
+                changes.append(
+                    SchemaChange("major", f"field {before.name!r}: JSON Schema keywords that constrain values changed")
+                )
+        return changes
 
     def __repr__(self) -> str:
         return "JsonSchemaFormat()"
+
+
+def _strip(schema: Any) -> Any:
+    """A schema without its documentation keywords (property names are kept, even 'description')."""
+    if isinstance(schema, list):
+        return [_strip(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key in _DOC_KEYS:
+            continue
+        if key in ("properties", "$defs", "definitions") and isinstance(value, Mapping):
+            out[key] = {name: _strip(sub) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf", "not"):
+            out[key] = _strip(value)
+        else:
+            out[key] = value
+    return out
 
 
 # --------------------------------------------------------------------------- writing
@@ -285,7 +287,7 @@ def _shim_versions(value: Any):
 
 
 def _default_to_json(value: Any, ft: FieldType, where: str) -> Any:
-    if isinstance(value, _Factory):
+    if isinstance(value, DefaultFactory):
         value = value.factory()
     if value is None:
         return None
@@ -513,7 +515,7 @@ def _default_from_json(value: Any, ft: FieldType, where: str) -> Any:
             }
             prototype = ft.cls(**kwargs)
             # A sample instance is mutable: every new sample gets its own copy.
-            return _Factory(lambda: copy.deepcopy(prototype))
+            return DefaultFactory(lambda: copy.deepcopy(prototype))
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise SchemaError(f"{where}: cannot read default {value!r}: {exc}") from exc
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
