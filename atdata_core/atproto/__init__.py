@@ -13,16 +13,26 @@
 
 Everything talks XRPC over ``requests`` (imported on the first request). Reads
 of an account go to that account's own PDS, found from its DID document.
-Writes are validated, size-checked and JSON-encoded before anything is sent
-(see :mod:`atdata_core.atproto._repo`); failures are retried and reported as
-the errors in :mod:`atdata_core.errors` (see :mod:`atdata_core.atproto._xrpc`).
+Writes are validated, size-checked and JSON-encoded before anything is sent;
+failures are retried by the core's one retry policy (:class:`RetryPolicy`, the
+``[http]`` settings, shared with HTTP storage) and reported as the errors in
+:mod:`atdata_core.errors`. Handles resolve through DNS, the handle's
+well-known file and resolver servers (:class:`IdentityResolver`).
 
-Configuration (TOML or ``ATDATA_*`` variables)::
+The modules, one idea each: ``_xrpc`` (transport), ``_session`` (saved
+logins), ``_identity`` (DIDs and handles), ``_encoding`` (records on the
+wire), ``_writes`` (batches), ``_blobs`` (blob uploads and downloads),
+``_client`` (the :class:`Client` that uses them).
+
+Configuration (TOML or ``ATDATA_*`` variables), read into
+:class:`~atdata_core.config.AtprotoSettings` and
+:class:`~atdata_core.config.HttpSettings`::
 
     [plc]
     url = "https://plc.directory"      # ATDATA_PLC_URL
     [atproto]
     resolver = "https://bsky.social"   # servers asked to resolve handles (optional)
+    nameservers = ["10.0.0.53"]        # DNS servers for handles (default: the system's)
     blob_limit = 5242880               # when a PDS advertises no blobUploadLimit
     identity_ttl = 60                  # seconds DID documents and handles are cached
     [http]
@@ -30,12 +40,20 @@ Configuration (TOML or ``ATDATA_*`` variables)::
     backoff = 0.5                      # first backoff sleep, doubling
     timeout = 30                       # seconds per request
     max_rate_wait = 60                 # longest wait for a 429's reset time
+    deadline = 120                     # no retry or wait may end later than this after the first attempt
+
+While ``atdata sandbox up`` runs, the configuration points ``[plc] url`` at the
+sandbox and resolves ``.test`` handles on its PDS, with no flags.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from atdata_core._retry import RetryPolicy
+from atdata_core.atproto._blobs import BlobStream
+from atdata_core.atproto._client import Client
+from atdata_core.atproto._encoding import MAX_RECORD_BYTES, encode_record
 from atdata_core.atproto._identity import (
     DidDocument,
     Identity,
@@ -44,20 +62,8 @@ from atdata_core.atproto._identity import (
     is_did,
     normalize_handle,
 )
-from atdata_core.atproto._repo import (
-    MAX_APPLY_WRITES,
-    MAX_RECORD_BYTES,
-    BlobStream,
-    Client,
-    Create,
-    Delete,
-    Update,
-    WriteResult,
-    encode_record,
-    parse_at_uri,
-)
 from atdata_core.atproto._session import Session, SessionStore
-from atdata_core.atproto._xrpc import RetryPolicy
+from atdata_core.atproto._writes import MAX_APPLY_WRITES, Create, Delete, Update, WriteResult
 
 __all__ = [
     "BlobStream",
@@ -80,7 +86,6 @@ __all__ = [
     "login",
     "logout",
     "normalize_handle",
-    "parse_at_uri",
     "resolve_did",
     "resolve_handle",
     "resolve_identity",

@@ -4,14 +4,24 @@ A DID names an account for good; a handle is its changeable, human name; the
 DID document says which PDS holds the account's repository. Resolution:
 
 - ``did:plc:...``: ``GET {plc}/{did}`` on the PLC directory (``[plc] url``,
-  ``ATDATA_PLC_URL``, default ``https://plc.directory``);
+  ``ATDATA_PLC_URL``, default ``https://plc.directory``; a running local
+  sandbox sets it to its own directory);
 - ``did:web:host``: ``https://host/.well-known/did.json`` (plain http only for
   ``localhost`` and loopback addresses, with the port percent-encoded:
   ``did:web:localhost%3A8080``);
-- a handle: ``com.atproto.identity.resolveHandle`` on the servers given
-  (an explicit PDS, the ``[atproto] resolver`` URL, the logged-in account's
-  PDS), then ``https://{handle}/.well-known/atproto-did``. The answer is only
-  believed when the DID document names the handle back (bidirectional check).
+- a handle, in this order until one answers with a DID:
+
+  1. under the local sandbox's domain (``.test``) while a sandbox runs
+     (``[sandbox] pds_url``): ``com.atproto.identity.resolveHandle`` on the
+     sandbox PDS, a loopback server, on purpose;
+  2. the DNS TXT record ``_atproto.<handle>`` (``did=...``), through the
+     system's DNS servers or ``[atproto] nameservers``;
+  3. ``https://<handle>/.well-known/atproto-did``;
+  4. ``com.atproto.identity.resolveHandle`` on the servers given: an explicit
+     PDS (the logged-in account's), then ``[atproto] resolver``.
+
+  The answer is only believed when the DID document names the handle back
+  (bidirectional check).
 
 Results are cached in memory for ``[atproto] identity_ttl`` seconds (60 by
 default), so a burst of reads resolves each account once.
@@ -27,8 +37,10 @@ from urllib.parse import quote, unquote
 
 import attrs
 
+from atdata_core._retry import RetryPolicy
+from atdata_core.atproto._xrpc import Transport, host_of
+from atdata_core.config import AtprotoSettings, Config
 from atdata_core.errors import IdentityError, NetworkError, XrpcError
-from atdata_core.atproto._xrpc import RetryPolicy, Transport, host_of
 
 __all__ = [
     "DidDocument",
@@ -39,14 +51,13 @@ __all__ = [
     "normalize_handle",
 ]
 
-DEFAULT_PLC_URL = "https://plc.directory"
-DEFAULT_TTL = 60.0
-
 _DID_RE = re.compile(r"^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$")
 _HANDLE_RE = re.compile(
     r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$"
 )
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+# A DNS lookup waits at most this long, whatever the HTTP timeout.
+_MAX_DNS_LIFETIME = 10.0
 
 # (kind, directory/server, key) -> (expires at, value)
 _cache: dict[tuple[str, str, str], tuple[float, Any]] = {}
@@ -129,31 +140,40 @@ class Identity:
 
 
 class IdentityResolver:
-    """Resolves DIDs and handles with one transport and configuration.
+    """Resolves DIDs and handles with one transport and one set of settings.
 
-    ``plc_url`` defaults to ``[plc] url``; ``resolvers`` are servers asked
-    ``com.atproto.identity.resolveHandle`` before the handle's well-known file
-    (default: ``[atproto] resolver``, when set).
+    ``settings`` (an :class:`~atdata_core.config.AtprotoSettings`) default to
+    ``config`` (default: :func:`~atdata_core.config.load_config`); ``plc_url``,
+    ``resolvers`` and ``ttl`` override single values.
     """
 
     def __init__(
         self,
         *,
+        settings: AtprotoSettings | None = None,
         plc_url: str | None = None,
         resolvers: list[str] | tuple[str, ...] | None = None,
         ttl: float | None = None,
         transport: Transport | None = None,
-        config: Any = None,
+        config: Config | None = None,
     ):
-        if config is None and (plc_url is None or resolvers is None or ttl is None or transport is None):
+        if config is None and (settings is None or transport is None):
             from atdata_core.config import load_config
 
             config = load_config()
-        self.plc_url = (plc_url or config.get_str("plc.url", DEFAULT_PLC_URL) or DEFAULT_PLC_URL).rstrip("/")
-        if resolvers is None:
-            resolvers = config.get_list("atproto.resolver")
-        self.resolvers = [url.rstrip("/") for url in resolvers]
-        self.ttl = float(ttl if ttl is not None else config.get_float("atproto.identity_ttl", DEFAULT_TTL))
+        overrides = {
+            key: value
+            for key, value in (("plc_url", plc_url), ("resolvers", resolvers), ("identity_ttl", ttl))
+            if value is not None
+        }
+        if settings is None:
+            settings = AtprotoSettings.from_config(config, **overrides)
+        elif overrides:
+            settings = attrs.evolve(settings, **overrides)
+        self.settings = settings
+        self.plc_url = settings.plc_url.rstrip("/")
+        self.resolvers = [url.rstrip("/") for url in settings.resolvers]
+        self.ttl = float(settings.identity_ttl)
         self.transport = transport or Transport(RetryPolicy.from_config(config))
 
     # ------------------------------------------------------------------ DIDs
@@ -191,13 +211,13 @@ class IdentityResolver:
     # ------------------------------------------------------------------ handles
 
     def resolve_handle(self, handle: str, *, pds_url: str | None = None, verify: bool = True) -> str:
-        """The DID a handle names, checked against that DID's document when ``verify``."""
+        """The DID a handle names (see the module docstring for where it asks), checked
+        against that DID's document when ``verify``."""
         name = normalize_handle(handle)
-        servers = _unique([pds_url, *self.resolvers])
         did = self._cached(("handle", "", name))
         tried: list[str] = []
         if did is None:
-            did = self._lookup_handle(name, servers, tried)
+            did = self._lookup_handle(name, pds_url, tried)
         if did is None:
             raise IdentityError(
                 f"the handle {name} did not resolve to a DID; tried {'; '.join(tried)}. Check the spelling, or "
@@ -214,25 +234,78 @@ class IdentityResolver:
         self._store(("handle", "", name), did)
         return did
 
-    def _lookup_handle(self, name: str, servers: list[str], tried: list[str]) -> str | None:
-        for server in servers:
-            try:
-                response = self.transport.xrpc(
-                    server, "com.atproto.identity.resolveHandle", params={"handle": name}
-                )
-                did = response.json().get("did")
-            except XrpcError as err:
-                tried.append(f"{host_of(server)} ({err.error or err.status}: {err.message or 'no message'})")
-                continue
-            except (NetworkError, ValueError, AttributeError) as err:
-                tried.append(f"{host_of(server)} ({err})")
-                continue
-            if is_did(did):
+    def _lookup_handle(self, name: str, pds_url: str | None, tried: list[str]) -> str | None:
+        sandbox = self.settings.sandbox_pds_url
+        if sandbox and name.endswith(self.settings.sandbox_handle_domain):
+            did = self._ask_server(sandbox, name, tried, label="the running sandbox's PDS ")
+            if did is not None:
                 return did
-            tried.append(f"{host_of(server)} (answered without a DID)")
-        url = f"https://{name}/.well-known/atproto-did"
+        did = self._ask_dns(name, tried)
+        if did is not None:
+            return did
+        did = self._ask_well_known(name, tried)
+        if did is not None:
+            return did
+        for server in _unique([pds_url, *self.resolvers]):
+            did = self._ask_server(server, name, tried)
+            if did is not None:
+                return did
+        return None
+
+    def _ask_server(self, server: str, name: str, tried: list[str], label: str = "") -> str | None:
+        """``com.atproto.identity.resolveHandle`` on one server."""
         try:
-            response = self.transport.request("GET", url, what=f"the handle {name}")
+            response = self.transport.xrpc(server, "com.atproto.identity.resolveHandle", params={"handle": name})
+            did = response.json().get("did")
+        except XrpcError as err:
+            tried.append(f"{label}{host_of(server)} ({err.error or err.status}: {err.message or 'no message'})")
+            return None
+        except (NetworkError, ValueError, AttributeError) as err:
+            tried.append(f"{label}{host_of(server)} ({err})")
+            return None
+        if is_did(did):
+            return did
+        tried.append(f"{label}{host_of(server)} (answered without a DID)")
+        return None
+
+    def _ask_dns(self, name: str, tried: list[str]) -> str | None:
+        """The ``did=`` of the TXT record ``_atproto.<handle>``."""
+        record = f"_atproto.{name}"
+        try:
+            import dns.exception
+            import dns.resolver
+        except ImportError:
+            tried.append(f"DNS TXT {record} (skipped: dnspython is not installed)")
+            return None
+        resolver = _dns_resolver(self.settings.nameservers)
+        lifetime = min(self.transport.policy.timeout, _MAX_DNS_LIFETIME)
+        try:
+            answer = resolver.resolve(record, "TXT", lifetime=lifetime, search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            tried.append(f"DNS TXT {record} (no such record)")
+            return None
+        except dns.exception.DNSException as err:
+            tried.append(f"DNS TXT {record} ({type(err).__name__}: {err})")
+            return None
+        dids = set()
+        for rdata in answer:
+            text = b"".join(rdata.strings).decode("ascii", "replace").strip()
+            if text.startswith("did="):
+                dids.add(text[4:].strip())
+        valid = {did for did in dids if is_did(did)}
+        if len(valid) == 1:
+            return valid.pop()
+        what = "several DIDs" if len(valid) > 1 else "no did= value"
+        tried.append(f"DNS TXT {record} ({what})")
+        return None
+
+    def _ask_well_known(self, name: str, tried: list[str]) -> str | None:
+        """The DID served at ``https://<handle>/.well-known/atproto-did``."""
+        url = f"https://{name}/.well-known/atproto-did"
+        # One of several ways to resolve a handle: try once more at most, not the full retries.
+        quick = attrs.evolve(self.transport.policy, retries=min(self.transport.policy.retries, 1))
+        try:
+            response = self.transport.request("GET", url, what=f"the handle {name}", policy=quick)
         except NetworkError as err:
             tried.append(f"{url} ({err})")
             return None
@@ -311,3 +384,37 @@ def _unique(urls: list[str | None]) -> list[str]:
         if url:
             seen.setdefault(url.rstrip("/"), None)
     return list(seen)
+
+
+def _dns_resolver(nameservers: tuple[str, ...]) -> Any:
+    """A dnspython resolver: the system's, or one asking ``nameservers`` (``host`` or ``host:port``)."""
+    import dns.resolver
+
+    if not nameservers:
+        return dns.resolver.Resolver()
+    resolver = dns.resolver.Resolver(configure=False)
+    hosts: list[str] = []
+    ports: dict[str, int] = {}
+    for entry in nameservers:
+        host, port = _host_port(entry)
+        hosts.append(host)
+        if port is not None:
+            ports[host] = port
+    resolver.nameservers = hosts
+    resolver.nameserver_ports = ports
+    return resolver
+
+
+def _host_port(entry: str) -> tuple[str, int | None]:
+    """``"10.0.0.1"``, ``"127.0.0.1:5353"``, ``"[::1]:53"`` -> host and port."""
+    text = entry.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    if port and not port.isdigit():
+        raise IdentityError(f"[atproto] nameservers: {entry!r} should be host or host:port")
+    return host, int(port) if port else None

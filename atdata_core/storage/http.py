@@ -31,12 +31,15 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, BinaryIO
 
+import attrs
 import requests
 import urllib3.exceptions
 
 from atdata_core._nsids import STORAGE_HTTP_NSID
 from atdata_core._shardref import ShardRef, as_shard_ref
-from atdata_core.errors import RecordError, StorageError, StorageNotFound
+from atdata_core._retry import RetryPolicy, is_name_resolution_failure, retryable_status
+from atdata_core.config import HttpSettings
+from atdata_core.errors import RateLimited, RecordError, StorageError, StorageNotFound
 from atdata_core.storage._base import StorageBase
 
 __all__ = ["STORAGE_HTTP", "HttpStorage", "shards_from_http_record", "shards_to_http_record"]
@@ -46,7 +49,6 @@ STORAGE_HTTP = STORAGE_HTTP_NSID
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
-_MAX_SLEEP = 30.0
 _CHUNK = 1 << 16
 
 # Failures of a connection, as opposed to answers from the server.
@@ -65,25 +67,31 @@ _DROPPED = (
 class HttpStorage(StorageBase):
     """Shard storage over HTTP and HTTPS, with ``requests``.
 
-    ``retries``, ``backoff`` (seconds) and ``timeout`` (seconds per connect /
-    read) default to ``[http] retries``, ``backoff`` and ``timeout`` in the
-    configuration.
+    Requests follow the core's one retry policy (:mod:`atdata_core._retry`,
+    the ``[http]`` settings): ``settings`` (an
+    :class:`~atdata_core.config.HttpSettings`) default to those of ``config``,
+    else to the built-in defaults; ``retries``, ``backoff`` (seconds) and
+    ``timeout`` (seconds per connect / read) override single values.
     """
 
     def __init__(
         self,
         config: Any = None,
         *,
+        settings: HttpSettings | None = None,
         retries: int | None = None,
         backoff: float | None = None,
         timeout: float | None = None,
         session: requests.Session | None = None,
     ):
-        get_int = getattr(config, "get_int", None)
-        get_float = getattr(config, "get_float", None)
-        self.retries = retries if retries is not None else (get_int("http.retries", 5) if get_int else 5)
-        self.backoff = backoff if backoff is not None else (get_float("http.backoff", 0.5) if get_float else 0.5)
-        self.timeout = timeout if timeout is not None else (get_float("http.timeout", 30.0) if get_float else 30.0)
+        if settings is None and config is not None:
+            settings = HttpSettings.from_config(config)
+        given = {key: value for key, value in (("retries", retries), ("backoff", backoff), ("timeout", timeout))
+                 if value is not None}
+        self.policy = attrs.evolve(RetryPolicy.of(settings), **given)
+        self.retries = self.policy.retries
+        self.backoff = self.policy.backoff
+        self.timeout = self.policy.timeout
         self._session = session
         self._session_pid = os.getpid()
 
@@ -165,39 +173,53 @@ class HttpStorage(StorageBase):
     # -- plumbing ----------------------------------------------------------
 
     def _sleep(self, attempt: int) -> None:
-        time.sleep(min(self.backoff * (2 ** attempt), _MAX_SLEEP))
+        time.sleep(self.policy.sleep_before(attempt))
 
     def _request(self, method: str, url: str, *, before_retry: Any = None, **kwargs: Any) -> requests.Response:
-        """One request with retries for dropped connections and retryable statuses."""
+        """One request under the retry policy: dropped connections and passing server errors are
+        tried again, a 429 waits for its reset time, a host name that does not resolve is final."""
         kwargs.setdefault("timeout", self.timeout)
-        last: str = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self._sleep(attempt - 1)
-                if before_retry is not None:
-                    before_retry()
+        attempts = self.policy.attempts(what=f"{method} {url}")
+        retrying = False
+        while True:
+            if retrying and before_retry is not None:
+                before_retry()
+            retrying = True
             try:
                 response = self.session.request(method, url, **kwargs)
             except requests.exceptions.InvalidURL as err:
                 raise StorageError(f"{url}: not a valid URL ({err})") from err
             except _DROPPED as err:
-                last = f"{type(err).__name__}: {err}"
-                continue
+                if is_name_resolution_failure(err):
+                    raise StorageError(
+                        f"{method} {url} failed: its host name does not resolve (DNS), so it was not retried; "
+                        "check the URL"
+                    ) from err
+                reason = f"{type(err).__name__}: {err}"
             except requests.RequestException as err:
                 raise StorageError(f"{method} {url} failed: {err}") from err
-            if response.status_code < 400:
-                return response
-            response.close()
-            if response.status_code in (404, 410):
-                raise StorageNotFound(f"no object at {url} (HTTP {response.status_code})")
-            if response.status_code in _RETRY_STATUS:
-                last = f"HTTP {response.status_code} {response.reason}"
-                continue
-            message = f"{method} {url} failed with HTTP {response.status_code} {response.reason}"
-            if response.status_code in (405, 501) and method in ("PUT", "DELETE"):
-                message += f": this server does not accept {method}; put the shards there another way"
-            raise _StatusError(message, response.status_code)
-        raise StorageError(f"{method} {url} failed after {self.retries + 1} attempts: {last}")
+            else:
+                if response.status_code < 400:
+                    return response
+                response.close()
+                if response.status_code in (404, 410):
+                    raise StorageNotFound(f"no object at {url} (HTTP {response.status_code})")
+                if response.status_code == 429:
+                    try:
+                        attempts.rate_limited(response.headers)
+                    except RateLimited as err:
+                        raise StorageError(f"{method} {url}: {err}") from err
+                    continue
+                if not retryable_status(response.status_code):
+                    message = f"{method} {url} failed with HTTP {response.status_code} {response.reason}"
+                    if response.status_code in (405, 501) and method in ("PUT", "DELETE"):
+                        message += f": this server does not accept {method}; put the shards there another way"
+                    raise _StatusError(message, response.status_code)
+                reason = f"HTTP {response.status_code} {response.reason}"
+            if not attempts.failed(reason):
+                tried = len(attempts.failures)
+                late = f" (stopped at the {self.policy.deadline:g} s [http] deadline)" if attempts.out_of_time else ""
+                raise StorageError(f"{method} {url} failed after {tried} attempt{'s' if tried != 1 else ''}{late}: {reason}")
 
     def __repr__(self) -> str:
         return f"HttpStorage(retries={self.retries}, backoff={self.backoff}, timeout={self.timeout})"

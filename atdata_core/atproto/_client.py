@@ -1,234 +1,39 @@
-"""The ATProto client: repository records and blobs on the account's own PDS.
+"""The ATProto client: an account's session on its PDS, repository records and blobs.
 
 Writes go to the logged-in account's PDS. Reads of another account go to
 *that* account's PDS, found from its DID document, never to a fixed host, and
 carry no credentials (a token is only ever sent to the PDS that issued it).
-
-Before anything is sent, a record is checked here, because a PDS does not
-validate lexicons it does not know (DESIGN D6):
-
-- ``science.alt.dataset.*`` records are validated strictly against their
-  lexicon; a :class:`~atdata_core.errors.ValidationError` names the JSON path;
-- the record is JSON-encoded as the ATProto data model says: ``bytes`` become
-  ``{"$bytes": base64}`` (standard alphabet, no padding), blob refs pass as
-  they are, floats are refused (the data model has none);
-- a record over 1,000,000 bytes of JSON, or a blob over the PDS's advertised
-  upload limit, is refused naming the limit.
+Records are checked before they are sent (:mod:`atdata_core.atproto._encoding`);
+batches are cut to the PDS's limits (:mod:`atdata_core.atproto._writes`);
+blobs are measured and typed first (:mod:`atdata_core.atproto._blobs`).
 """
 
 from __future__ import annotations
 
-import base64
-import io
-import json
-import mimetypes
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 import attrs
 
-from atdata_core.errors import (
-    AuthError,
-    NetworkError,
-    RecordError,
-    RecordNotFound,
-    StorageError,
-    StorageNotFound,
-    XrpcError,
-)
+from atdata_core._aturi import AtUri
+from atdata_core._retry import RetryPolicy
+from atdata_core.atproto._blobs import BlobStream, BlobUpload, blob_cid
+from atdata_core.atproto._encoding import dumps, encode_record
 from atdata_core.atproto._identity import Identity, IdentityResolver, is_did
 from atdata_core.atproto._session import Session, SessionStore, create_session, refresh_session
-from atdata_core.atproto._xrpc import RetryPolicy, Transport, host_of
+from atdata_core.atproto._writes import MAX_REQUEST_BYTES, Create, Delete, Update, WriteResult, split_batches, write_op
+from atdata_core.atproto._xrpc import Transport, host_of
+from atdata_core.config import AtprotoSettings, Config, HttpSettings
+from atdata_core.errors import AuthError, NetworkError, RecordError, RecordNotFound, StorageError, StorageNotFound, XrpcError
 
-__all__ = [
-    "BlobStream",
-    "Client",
-    "Create",
-    "Delete",
-    "MAX_APPLY_WRITES",
-    "MAX_RECORD_BYTES",
-    "Update",
-    "WriteResult",
-    "encode_record",
-    "parse_at_uri",
-]
+__all__ = ["Client", "MAX_PAGE_SIZE"]
 
-#: A PDS refuses a record whose JSON encoding is larger than this.
-MAX_RECORD_BYTES = 1_000_000
-#: ... and a request body larger than this (createRecord, putRecord, applyWrites).
-MAX_REQUEST_BYTES = 1_000_000
-#: ``com.atproto.repo.applyWrites`` takes at most this many writes per call.
-MAX_APPLY_WRITES = 200
-#: The blob limit assumed when a PDS does not advertise one (``[atproto] blob_limit``).
-DEFAULT_BLOB_LIMIT = 5 * 1024 * 1024
 #: ``listRecords`` answers at most this many records per page.
 MAX_PAGE_SIZE = 100
 
-VALIDATED_NAMESPACE = "science.alt.dataset."
 _TOKEN_ERRORS = {"ExpiredToken", "InvalidToken"}
 _NOT_FOUND_ERRORS = {"RecordNotFound", "RepoNotFound", "NotFound"}
-_MIME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]*/[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]*(\s*;.*)?$")
-_AT_URI_RE = re.compile(r"^at://([^/?#]+)/([^/?#]+)/([^/?#]+)$")
-
-
-# ---------------------------------------------------------------------------- writes
-
-
-@attrs.frozen
-class Create:
-    """Create a record in a batch (``rkey`` None: the PDS picks a TID)."""
-
-    collection: str
-    value: Any
-    rkey: str | None = None
-
-
-@attrs.frozen
-class Update:
-    """Create or replace the record at ``collection/rkey`` in a batch."""
-
-    collection: str
-    rkey: str
-    value: Any
-
-
-@attrs.frozen
-class Delete:
-    """Delete the record at ``collection/rkey`` in a batch."""
-
-    collection: str
-    rkey: str
-
-
-@attrs.frozen
-class WriteResult:
-    """What one write of :meth:`Client.apply_writes` did (``uri``/``cid`` None for a delete)."""
-
-    action: str
-    uri: str | None = None
-    cid: str | None = None
-
-
-def parse_at_uri(uri: str) -> tuple[str, str, str]:
-    """``at://did/collection/rkey`` -> ``(did, collection, rkey)``."""
-    match = _AT_URI_RE.match(uri.strip()) if isinstance(uri, str) else None
-    if not match:
-        raise RecordError(f"{uri!r} is not a record URI (at://<did or handle>/<collection>/<record key>)")
-    return match.group(1), match.group(2), match.group(3)
-
-
-# ---------------------------------------------------------------------------- encoding
-
-
-def encode_record(record: Any, collection: str | None = None, *, validate: bool = True) -> dict[str, Any]:
-    """Check a record and turn it into its JSON wire form, refusing it before anything is sent.
-
-    ``record`` is a dict or a record model from :mod:`atdata_core.records`.
-    ``$type`` is set to ``collection`` when missing (and must equal it when
-    present). ``science.alt.dataset.*`` records are validated strictly.
-    """
-    if not isinstance(record, Mapping):
-        if attrs.has(type(record)):
-            from atdata_core.records import to_record
-
-            record = to_record(record)
-        else:
-            raise RecordError(f"a record is a dict (or a record model), not {type(record).__name__}")
-    record = dict(record)
-    nsid = record.get("$type")
-    if collection is None:
-        if not isinstance(nsid, str):
-            raise RecordError('the record has no "$type" and no collection was named')
-        collection = nsid
-    elif nsid is None:
-        record = {"$type": collection, **record}
-    elif nsid != collection:
-        raise RecordError(f"the record's $type is {nsid!r} but it is written to the collection {collection!r}")
-    if validate and collection.startswith(VALIDATED_NAMESPACE):
-        from atdata_core.lexicon import validate_record
-
-        validate_record(record, collection, strict=True)
-    wire = _to_wire(record, "$")
-    size = len(_dumps(wire))
-    if size > MAX_RECORD_BYTES:
-        raise RecordError(
-            f"the {collection} record is {size:,} bytes of JSON; a PDS accepts at most {MAX_RECORD_BYTES:,} bytes "
-            f"per record. Move large content into a blob or shard storage and refer to it"
-        )
-    return wire
-
-
-def _to_wire(value: Any, path: str) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii").rstrip("=")}
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise RecordError(f"{path}: record keys are strings, not {type(key).__name__} ({key!r})")
-            out[key] = _to_wire(item, f"{path}.{key}")
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_to_wire(item, f"{path}[{i}]") for i, item in enumerate(value)]
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        if value.is_integer():
-            return int(value)
-        raise RecordError(
-            f"{path}: {value!r} is a float; the ATProto data model has no floats (use an integer, or a string)"
-        )
-    if hasattr(value, "__index__"):  # numpy integers
-        return int(value)
-    raise RecordError(f"{path}: a {type(value).__name__} cannot be written into a record")
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-# ---------------------------------------------------------------------------- blobs
-
-
-class BlobStream(io.RawIOBase):
-    """A blob being downloaded: a read-only binary file object over the HTTP response.
-
-    ``content_type`` is what the PDS serves it as, ``size`` its length when known.
-    Use it as a context manager, or close it, to release the connection.
-    """
-
-    def __init__(self, response, *, did: str, cid: str):
-        super().__init__()
-        self._response = response
-        self._raw = response.raw
-        self._raw.decode_content = True
-        self.did = did
-        self.cid = cid
-        self.content_type = response.headers.get("Content-Type", "")
-        length = response.headers.get("Content-Length")
-        self.size = int(length) if length and length.isdigit() else None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        return n
-
-    def close(self) -> None:
-        if not self.closed:
-            self._response.close()
-        super().close()
-
-    def __repr__(self) -> str:
-        return f"<BlobStream {self.cid} of {self.did} {self.content_type or '?'} {self.size or '?'} bytes>"
-
-
-# ---------------------------------------------------------------------------- the client
 
 
 class Client:
@@ -241,10 +46,12 @@ class Client:
         for item in Client.anonymous().list_records("did:plc:...", "science.alt.dataset.entry"):
             print(item["uri"], item["value"]["name"])
 
-    Options (each defaults to the configuration): ``plc_url`` (``[plc] url``),
-    ``resolvers`` (``[atproto] resolver``), ``retries``, ``backoff``,
-    ``timeout``, ``max_rate_wait`` (``[http]``), ``blob_limit``
-    (``[atproto] blob_limit``, used when the PDS advertises none).
+    Settings: ``config`` (default: :func:`~atdata_core.config.load_config`) is
+    read into :class:`~atdata_core.config.HttpSettings` and
+    :class:`~atdata_core.config.AtprotoSettings`, or give those as ``http=``
+    and ``atproto=``. Keyword options override single values: ``plc_url``,
+    ``resolvers``, ``blob_limit`` (used when the PDS advertises none),
+    ``retries``, ``backoff``, ``timeout``, ``max_rate_wait``, ``deadline``.
     """
 
     def __init__(
@@ -253,32 +60,38 @@ class Client:
         *,
         session: Session | None = None,
         store: SessionStore | None = None,
-        config: Any = None,
+        config: Config | None = None,
+        http: HttpSettings | None = None,
+        atproto: AtprotoSettings | None = None,
         plc_url: str | None = None,
         resolvers: list[str] | None = None,
         retries: int | None = None,
         backoff: float | None = None,
         timeout: float | None = None,
         max_rate_wait: float | None = None,
+        deadline: float | None = None,
         blob_limit: int | None = None,
     ):
-        if config is None:
+        if config is None and (http is None or atproto is None):
             from atdata_core.config import load_config
 
             config = load_config()
-        self.config = config
-        self.transport = Transport(
-            RetryPolicy.from_config(
-                config, retries=retries, backoff=backoff, timeout=timeout, max_rate_wait=max_rate_wait
-            )
-        )
-        self.identity = IdentityResolver(plc_url=plc_url, resolvers=resolvers, transport=self.transport, config=config)
+        tuning = _given(retries=retries, backoff=backoff, timeout=timeout, max_rate_wait=max_rate_wait, deadline=deadline)
+        if http is None:
+            policy = RetryPolicy.from_config(config, **tuning)
+        else:
+            policy = attrs.evolve(RetryPolicy.of(http), **tuning)
+        overrides = _given(plc_url=plc_url, resolvers=resolvers, blob_limit=blob_limit)
+        if atproto is None:
+            atproto = AtprotoSettings.from_config(config, **overrides)
+        elif overrides:
+            atproto = attrs.evolve(atproto, **overrides)
+        self.settings = atproto
+        self.transport = Transport(policy)
+        self.identity = IdentityResolver(settings=atproto, transport=self.transport)
         self._session = session
         self._store = store
         self.pds_url = (session.pds_url if session else pds_url or "").rstrip("/") or None
-        self._blob_limit_fallback = (
-            blob_limit if blob_limit is not None else config.get_int("atproto.blob_limit", DEFAULT_BLOB_LIMIT)
-        )
         self._server_descriptions: dict[str, dict] = {}
 
     # ------------------------------------------------------------------ making clients
@@ -455,7 +268,7 @@ class Client:
         advertised = self.describe_server().get("blobUploadLimit")
         if isinstance(advertised, int) and not isinstance(advertised, bool) and advertised > 0:
             return advertised
-        return self._blob_limit_fallback
+        return self.settings.blob_limit
 
     # ------------------------------------------------------------------ records
 
@@ -495,7 +308,7 @@ class Client:
         self._write("com.atproto.repo.deleteRecord", body)
 
     def _write(self, nsid: str, body: dict[str, Any]) -> dict[str, Any]:
-        payload = _dumps(body)
+        payload = dumps(body)
         if len(payload) > MAX_REQUEST_BYTES:
             raise RecordError(
                 f"{nsid}: the request is {len(payload):,} bytes of JSON; a PDS accepts at most "
@@ -528,7 +341,8 @@ class Client:
 
     def get_record_at(self, uri: str) -> dict[str, Any]:
         """:meth:`get_record` for an ``at://`` URI."""
-        return self.get_record(*parse_at_uri(uri))
+        parsed = AtUri.parse(uri)
+        return self.get_record(parsed.authority, parsed.collection, parsed.rkey)
 
     def list_records(
         self,
@@ -573,24 +387,12 @@ class Client:
         results of the calls that succeeded) and a note saying how many writes landed.
         """
         session = self._require_session("applyWrites")
-        ops = [self._write_op(write, i, validate) for i, write in enumerate(writes)]
-        envelope = len(_dumps({"repo": session.did, "writes": []}))
-        batches: list[list[tuple[dict, int]]] = []
-        batch: list[tuple[dict, int]] = []
-        size = envelope
-        for op in ops:
-            encoded = len(_dumps(op)) + 1
-            if batch and (len(batch) >= MAX_APPLY_WRITES or size + encoded > MAX_REQUEST_BYTES):
-                batches.append(batch)
-                batch, size = [], envelope
-            batch.append((op, encoded))
-            size += encoded
-        if batch:
-            batches.append(batch)
+        ops = [write_op(write, i, validate) for i, write in enumerate(writes)]
+        batches = split_batches(ops, session.did)
 
         results: list[WriteResult] = []
         for batch in batches:
-            body = {"repo": session.did, "writes": [op for op, _ in batch]}
+            body = {"repo": session.did, "writes": batch}
             try:
                 answer = self._write("com.atproto.repo.applyWrites", body)
             except Exception as err:
@@ -602,7 +404,7 @@ class Client:
                 err.applied = list(results)  # type: ignore[attr-defined]
                 raise
             returned = answer.get("results") or []
-            for i, (op, _) in enumerate(batch):
+            for i, op in enumerate(batch):
                 action = op["$type"].rsplit("#", 1)[1]
                 got = returned[i] if i < len(returned) and isinstance(returned[i], dict) else {}
                 if action == "delete":
@@ -610,33 +412,6 @@ class Client:
                 else:
                     results.append(WriteResult(action, got.get("uri"), got.get("cid")))
         return results
-
-    def _write_op(self, write: Any, index: int, validate: bool) -> dict[str, Any]:
-        if isinstance(write, Mapping):
-            action = write.get("action") or str(write.get("$type", "")).rsplit("#", 1)[-1]
-            collection, rkey, value = write.get("collection"), write.get("rkey"), write.get("value")
-        elif isinstance(write, Create):
-            action, collection, rkey, value = "create", write.collection, write.rkey, write.value
-        elif isinstance(write, Update):
-            action, collection, rkey, value = "update", write.collection, write.rkey, write.value
-        elif isinstance(write, Delete):
-            action, collection, rkey, value = "delete", write.collection, write.rkey, None
-        else:
-            raise RecordError(f"write {index}: expected Create, Update, Delete or a dict, not {type(write).__name__}")
-        if action not in ("create", "update", "delete") or not isinstance(collection, str):
-            raise RecordError(f"write {index}: needs an action (create, update or delete) and a collection")
-        op: dict[str, Any] = {"$type": f"com.atproto.repo.applyWrites#{action}", "collection": collection}
-        if rkey is not None:
-            op["rkey"] = rkey
-        elif action != "create":
-            raise RecordError(f"write {index}: an {action} needs an rkey")
-        if action != "delete":
-            try:
-                op["value"] = encode_record(value, collection, validate=validate)
-            except RecordError as err:
-                err.add_note(f"in write {index} of the batch ({action} in {collection})")
-                raise
-        return op
 
     # ------------------------------------------------------------------ blobs
 
@@ -649,47 +424,19 @@ class Client:
         before it is sent.
         """
         self._require_session("uploadBlob")
-        name = None
-        opened = None
-        if isinstance(data_or_path, (bytes, bytearray, memoryview)):
-            body: Any = bytes(data_or_path)
-            size = len(body)
-        elif isinstance(data_or_path, (str, os.PathLike)):
-            name = os.fspath(data_or_path)
-            try:
-                size = os.path.getsize(name)
-            except OSError as err:
-                raise StorageNotFound(f"cannot upload {name}: {err.strerror or err}") from err
-            body = None
-        elif hasattr(data_or_path, "read"):
-            body = data_or_path
-            try:
-                here = body.tell()
-                size = os.fstat(body.fileno()).st_size - here
-            except (OSError, AttributeError, io.UnsupportedOperation):
-                body = body.read()
-                size = len(body)
-        else:
-            raise StorageError(f"upload_blob takes bytes, a path or a binary file, not {type(data_or_path).__name__}")
-
-        if mime_type is None:
-            guessed = mimetypes.guess_type(name)[0] if name else None
-            mime_type = guessed or "application/octet-stream"
-        if "*" in mime_type or not _MIME_RE.match(mime_type):
-            raise StorageError(f"{mime_type!r} is not a MIME type for a blob (like image/png or application/x-tar)")
-
+        upload = BlobUpload.prepare(data_or_path, mime_type)
         limit = self.blob_limit()
-        if size > limit:
-            what = name or "the blob"
+        if upload.size > limit:
+            what = upload.path or "the blob"
             raise StorageError(
-                f"{what} is {size:,} bytes; the PDS at {host_of(self.pds_url or '')} accepts blobs of at most "
+                f"{what} is {upload.size:,} bytes; the PDS at {host_of(self.pds_url or '')} accepts blobs of at most "
                 f"{limit:,} bytes. Split it, or store it elsewhere (HTTP or S3 storage)"
             )
+        opened = open(upload.path, "rb") if upload.path is not None else None
         try:
-            if name is not None:
-                opened = body = open(name, "rb")
             response = self.call(
-                "com.atproto.repo.uploadBlob", procedure=True, data=body, content_type=mime_type, auth=True
+                "com.atproto.repo.uploadBlob", procedure=True, data=opened or upload.body,
+                content_type=upload.mime_type, auth=True,
             )
         finally:
             if opened is not None:
@@ -701,8 +448,7 @@ class Client:
 
     def get_blob(self, did: str, cid: str) -> BlobStream:
         """Stream a blob from the PDS of the account ``did`` (``com.atproto.sync.getBlob``)."""
-        if isinstance(cid, Mapping):  # a blob ref
-            cid = (cid.get("ref") or {}).get("$link") or cid.get("cid")
+        cid = blob_cid(cid)  # a CID, or a blob ref
         did = self._repo_did(did)
         try:
             response = self.call(
@@ -713,3 +459,8 @@ class Client:
                 raise StorageNotFound(f"no blob {cid} in the repository of {did} ({err.error}: {err.message})") from err
             raise
         return BlobStream(response, did=did, cid=cid)
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options that were given (not None)."""
+    return {key: value for key, value in options.items() if value is not None}
