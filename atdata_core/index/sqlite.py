@@ -10,7 +10,6 @@ sqlite_path`` or ``ATDATA_INDEX_SQLITE_PATH`` to change it)::
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import sqlite3
@@ -20,6 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from atdata_core.errors import RecordNotFound
 from atdata_core._aturi import AtUri
+from atdata_core._bytes import decode_bytes, encode_bytes, is_bytes_object
 from atdata_core._nsids import LABEL_NSID, SCHEMA_NSID
 from atdata_core.index._select import search_records, select_label, select_schema
 from atdata_core.plugins import IndexedRecord
@@ -40,15 +40,15 @@ CREATE INDEX IF NOT EXISTS records_by_collection ON records (collection, did, cr
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii").rstrip("=")}
+        return encode_bytes(value)
     raise TypeError(f"cannot store a {type(value).__name__} in a record")
 
 
 def _decode_bytes(value: Any) -> Any:
     if isinstance(value, dict):
-        if len(value) == 1 and "$bytes" in value and isinstance(value["$bytes"], str):
-            text = value["$bytes"]
-            return base64.b64decode(text + "=" * (-len(text) % 4))
+        data = decode_bytes(value) if is_bytes_object(value) else None
+        if data is not None:
+            return data
         return {k: _decode_bytes(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_decode_bytes(v) for v in value]

@@ -10,12 +10,11 @@ recorded as a :class:`LexiconWarning` instead; see ``_TOLERATED`` and the
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import attrs
 
+from atdata_core._bytes import decode_bytes
 from atdata_core.errors import ValidationError
 from atdata_core.lexicon._catalog import find_definition, split_ref
 from atdata_core.lexicon._formats import FORMATS, count_graphemes
@@ -75,20 +74,6 @@ def _mime_accepted(mime: str, patterns: list[str]) -> bool:
         if pattern.endswith("/*") and mime.startswith(pattern[:-1]):
             return True
     return False
-
-
-def decode_bytes_field(value: Any) -> bytes | None:
-    """``{"$bytes": base64}`` or raw bytes -> bytes; None when neither."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    if isinstance(value, dict) and set(value) == {"$bytes"} and isinstance(value["$bytes"], str):
-        text = value["$bytes"]
-        try:
-            # ATProto writes base64 without padding; accept it with or without.
-            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            return None
-    return None
 
 
 class Validation:
@@ -294,7 +279,7 @@ class Validation:
             self.fail(path, "const", f"expected the token {key!r}, got {value!r}")
 
     def _check_bytes(self, definition, value, path, context, key) -> None:
-        data = decode_bytes_field(value)
+        data = decode_bytes(value)
         if data is None:
             if isinstance(value, (dict, list)) and "$bytes" not in value:
                 # Seen in the wild: entry metadata written as a JSON object

@@ -12,8 +12,6 @@ are accepted.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime, timezone
 from typing import Any, Union, get_args, get_origin
 
@@ -21,6 +19,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from atdata_core._bytes import decode_bytes
 from atdata_core.errors import RecordError
 from atdata_core.records import _models as m
 
@@ -63,18 +62,6 @@ def parse_datetime(text: str) -> datetime:
 
 converter.register_unstructure_hook(datetime, format_datetime)
 converter.register_structure_hook(datetime, lambda value, _: parse_datetime(value))
-
-
-def _decode_bytes(value: Any) -> bytes | None:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    if isinstance(value, dict) and isinstance(value.get("$bytes"), str):
-        text = value["$bytes"]
-        try:
-            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            return None
-    return None
 
 
 # --- blobs --------------------------------------------------------------------
@@ -185,7 +172,7 @@ def _entry_metadata_in(value: dict[str, Any], extra: dict[str, Any]) -> None:
     raw = value.get("metadata")
     if raw is None or (isinstance(raw, dict) and "$bytes" not in raw):
         return  # absent, or the tolerated JSON-object form
-    data = _decode_bytes(raw)
+    data = decode_bytes(raw)
     decoded: Any = None
     if data is not None:
         import msgpack

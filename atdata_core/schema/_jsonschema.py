@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from atdata_core._bytes import b64decode_unpadded
 from atdata_core._nsids import JSON_SCHEMA_FORMAT_NSID
 from atdata_core.errors import SchemaError
 from atdata_core.sample import (
@@ -499,7 +500,7 @@ def _default_from_json(value: Any, ft: FieldType, where: str) -> Any:
                 number = float(value)
                 return number
             if ft.type is bytes:
-                return base64.b64decode(value) if isinstance(value, str) else bytes(value)
+                return b64decode_unpadded(value) if isinstance(value, str) else bytes(value)
             if ft.type is int and isinstance(value, float) and value.is_integer():
                 return int(value)
             return value
