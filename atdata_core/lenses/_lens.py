@@ -1,4 +1,4 @@
-"""The :class:`Lens` object, the ``@lens`` decorator, composition and identity."""
+"""The :class:`Lens` object, composition and identity, and the putter's annotation check."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class Lens:
     """A pair of functions between a *source* type ``S`` and a *view* type ``V``.
 
     ``get(s) -> V`` reads the view out of a source; ``put(v, s) -> S`` writes a
-    (changed) view back into a source. Build one with :func:`lens`; compose with
+    (changed) view back into a source. Build one with :func:`atdata_core.lens`; compose with
     ``first >> second``.
 
     >>> @lens
