@@ -9,7 +9,8 @@ demo: setup
 	.venv/bin/python examples/quickstart.py
 	.venv/bin/python examples/federation.py
 
-# Every test, with everything they need installed and started.
+# Every test, with everything they need installed and started, on Python 3.11 (.venv, with
+# torch) and 3.13 (.venv-py3.13, newest numpy). ATDATA_TEST_PYTHONS=3.13 make test runs one.
 test:
 	bash scripts/test.sh
 
