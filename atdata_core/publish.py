@@ -29,6 +29,10 @@ from typing import Any
 
 import attrs
 
+from atdata_core._nsids import ENTRY_NSID as ENTRY
+from atdata_core._nsids import LABEL_NSID as LABEL
+from atdata_core._nsids import LENS_NSID as LENS
+from atdata_core._nsids import SCHEMA_NSID as SCHEMA
 from atdata_core.errors import IncompatibleSchema, RecordNotFound, ValidationError, XrpcError
 
 __all__ = [
@@ -42,11 +46,6 @@ __all__ = [
     "publish_lens",
     "publish_schema",
 ]
-
-SCHEMA = "science.alt.dataset.schema"
-ENTRY = "science.alt.dataset.entry"
-LENS = "science.alt.dataset.lens"
-LABEL = "science.alt.dataset.label"
 
 
 @attrs.frozen
