@@ -228,7 +228,7 @@ def storage_backend(url: str | None = None, *, record_type: str | None = None, n
     return registry.named(name)  # type: ignore[arg-type]
 
 
-def storage_record_mapper(record_type: str) -> Any:
+def storage_record_mapper(record_type: str) -> StorageRecordMapper:
     """What reads and writes the entry's ``storage`` union member ``record_type`` (a
     :class:`StorageRecordMapper`): the backend registered for that ``$type``.
 
@@ -237,19 +237,7 @@ def storage_record_mapper(record_type: str) -> Any:
     :class:`~atdata_core.errors.PluginError` when the backend registered for
     it cannot map records.
     """
-    from atdata_core.errors import PluginError
-
-    registry = get_registry().storage
-    spec = registry.spec_for_record_type(record_type)
-    backend = registry.instance(spec)
-    if not callable(getattr(backend, "from_storage_record", None)) or not callable(
-        getattr(backend, "to_storage_record", None)
-    ):
-        raise PluginError(
-            f"storage backend {spec.name!r} from {spec.provider()} is registered for {record_type} records "
-            "but cannot map them (it implements no to_storage_record / from_storage_record)"
-        )
-    return backend
+    return get_registry().storage.for_record_type(record_type)  # type: ignore[return-value]
 
 
 def schema_format(
