@@ -38,8 +38,10 @@ FAST = {"retries": 2, "backoff": 0.01, "timeout": 5.0}
 def isolated_config(tmp_path, monkeypatch):
     """No user or project configuration leaks in; sessions go to a temporary folder."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("ATDATA_SANDBOX_STATE", str(tmp_path / "no-sandbox"))  # a sandbox the user runs stays out
     monkeypatch.delenv("ATDATA_CONFIG", raising=False)
-    for name in ("ATDATA_PLC_URL", "ATDATA_ATPROTO_RESOLVER", "ATDATA_ATPROTO_BLOB_LIMIT"):
+    for name in ("ATDATA_PLC_URL", "ATDATA_ATPROTO_RESOLVER", "ATDATA_ATPROTO_BLOB_LIMIT", "ATDATA_ATPROTO_NAMESERVERS",
+                 "ATDATA_SANDBOX_PDS_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     clear_identity_cache()
@@ -443,3 +445,169 @@ def test_did_documents_are_cached_for_the_ttl_only(fault_server):
     uncached.resolve_did(did)
     uncached.resolve_did(did)
     assert len(fault_server.calls("/.well-known/did.json")) == 3
+
+
+# ------------------------------------------------------------------ the one retry policy
+
+
+def test_a_host_name_that_does_not_resolve_is_reported_at_once_not_retried():
+    client = Client.anonymous("http://pds.atdata-nowhere.invalid", retries=3, backoff=0.01)
+    with pytest.raises(ServiceUnavailable) as caught:
+        client.describe_server()
+    message = str(caught.value)
+    assert "pds.atdata-nowhere.invalid" in message and "does not resolve" in message and "not retried" in message
+    assert "Tried" not in message  # the retry loop never saw it
+
+
+def test_http_storage_does_not_retry_a_host_name_that_does_not_resolve():
+    from atdata_core.storage.http import HttpStorage
+
+    storage = HttpStorage(retries=3, backoff=0.01)
+    with pytest.raises(StorageError) as caught:
+        storage.open("http://shards.atdata-nowhere.invalid/data-000000.tar")
+    assert "does not resolve" in str(caught.value) and "failed after" not in str(caught.value)
+
+
+@pytest.mark.parametrize("headers", [{"RateLimit-Reset": "1e30"}, {"RateLimit-Reset": "inf"}, {"Retry-After": "inf"}])
+def test_an_absurd_rate_limit_reset_is_reported_not_waited_for(fault_server, headers):
+    fault_server.on(DESCRIBE, error(429, "RateLimitExceeded", "Rate Limit Exceeded", headers))
+    client = Client.anonymous(fault_server.url, max_rate_wait=60, **FAST)
+    with pytest.raises(RateLimited) as caught:
+        client.describe_server()
+    assert "longer than the 60 s this client waits" in str(caught.value)
+    assert len(fault_server.calls(DESCRIBE)) == 1
+
+
+def test_the_deadline_stops_retries_before_they_are_used_up(fault_server):
+    fault_server.on(DESCRIBE, error(503, "NotReady", "warming up"))
+    # 0.3 s, then 0.6 s of backoff: the second sleep would end after the 0.5 s deadline.
+    client = Client.anonymous(fault_server.url, retries=10, backoff=0.3, deadline=0.5)
+    with pytest.raises(ServiceUnavailable) as caught:
+        client.describe_server()
+    assert "0.5 s deadline" in str(caught.value) and "[http] deadline" in str(caught.value)
+    assert len(fault_server.calls(DESCRIBE)) == 2
+
+
+def test_http_storage_waits_for_a_429s_retry_after_like_the_client(fault_server):
+    from atdata_core.storage.http import HttpStorage
+
+    fault_server.on("/busy.tar", (429, {"Retry-After": "1"}, b""), (200, {"Content-Type": "application/x-tar"}, b"shard"))
+    storage = HttpStorage(retries=2, backoff=0.01, timeout=5)
+    with storage.open(f"{fault_server.url}/busy.tar") as stream:
+        assert stream.read() == b"shard"
+    first, second = fault_server.calls("/busy.tar")
+    assert second.at - first.at >= 0.95
+
+
+def test_http_storage_reports_a_rate_limit_beyond_the_maximum_wait(fault_server):
+    from atdata_core.storage.http import HttpStorage
+
+    fault_server.on("/busy.tar", (429, {"Retry-After": "3600"}, b""))
+    with pytest.raises(StorageError, match=r"busy\.tar.*HTTP 429.*max_rate_wait"):
+        HttpStorage(retries=2, backoff=0.01).open(f"{fault_server.url}/busy.tar")
+    assert len(fault_server.calls("/busy.tar")) == 1
+
+
+# ------------------------------------------------------------------ handles through DNS
+
+
+class DnsResponder:
+    """A DNS server on loopback UDP: answers TXT questions from ``records``, NXDOMAIN otherwise.
+
+    A real exchange in DNS wire format (dnspython's messages), so the resolver
+    under test sends and parses real packets.
+    """
+
+    def __init__(self, records: dict[str, list[str]]):
+        import dns.message
+        import dns.rcode
+        import dns.rrset
+
+        self.records = records
+        self.questions: list[tuple[str, float]] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+
+        def serve():
+            self.sock.settimeout(0.05)
+            while not self._stop.is_set():
+                try:
+                    packet, peer = self.sock.recvfrom(4096)
+                except (TimeoutError, OSError):
+                    continue
+                query = dns.message.from_wire(packet)
+                name = query.question[0].name.to_text()
+                self.questions.append((name, time.time()))
+                response = dns.message.make_response(query)
+                if name in self.records:
+                    texts = [json.dumps(text) for text in self.records[name]]
+                    response.answer.append(dns.rrset.from_text(name, 60, "IN", "TXT", *texts))
+                else:
+                    response.set_rcode(dns.rcode.NXDOMAIN)
+                self.sock.sendto(response.to_wire(), peer)
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self._stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def dns_responder():
+    servers = []
+
+    def start(records: dict[str, list[str]]) -> DnsResponder:
+        server = DnsResponder(records)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+RESOLVE = "/xrpc/com.atproto.identity.resolveHandle"
+
+
+def test_a_handle_resolves_through_its_dns_txt_record_first(fault_server, dns_responder, monkeypatch):
+    did = did_web_server(fault_server, "carol.example.org", "http://127.0.0.1:9")
+    dns = dns_responder({"_atproto.carol.example.org.": [f"did={did}"]})
+    monkeypatch.setenv("ATDATA_ATPROTO_NAMESERVERS", f"127.0.0.1:{dns.port}")
+    # A resolver server that would answer otherwise: DNS comes first, so it is never asked.
+    fault_server.on(RESOLVE, ok({"did": "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"}))
+    resolver = IdentityResolver(resolvers=[fault_server.url], ttl=0)
+    assert resolver.resolve_handle("Carol.Example.Org") == did
+    assert [name for name, _ in dns.questions] == ["_atproto.carol.example.org."]
+    assert fault_server.calls(RESOLVE) == []
+
+
+def test_without_a_dns_record_the_resolver_servers_are_asked_after_the_well_known_file(
+    fault_server, dns_responder, monkeypatch
+):
+    handle = "dave.atdata-nowhere.invalid"  # no DNS name: its well-known file cannot be fetched either
+    did = did_web_server(fault_server, handle, "http://127.0.0.1:9")
+    dns = dns_responder({})
+    monkeypatch.setenv("ATDATA_ATPROTO_NAMESERVERS", f"127.0.0.1:{dns.port}")
+    fault_server.on(RESOLVE, ok({"did": did}))
+    assert IdentityResolver(resolvers=[fault_server.url], ttl=0).resolve_handle(handle) == did
+    (asked, asked_at), = dns.questions
+    assert asked == f"_atproto.{handle}."
+    assert fault_server.calls(RESOLVE)[0].at >= asked_at
+
+
+def test_a_handle_that_resolves_nowhere_lists_every_way_tried(fault_server, dns_responder, monkeypatch):
+    handle = "erin.atdata-nowhere.invalid"
+    dns = dns_responder({f"_atproto.{handle}.": ["not a did"]})
+    monkeypatch.setenv("ATDATA_ATPROTO_NAMESERVERS", f"127.0.0.1:{dns.port}")
+    fault_server.on(RESOLVE, error(400, "InvalidRequest", "Unable to resolve handle"))
+    with pytest.raises(IdentityError) as caught:
+        IdentityResolver(resolvers=[fault_server.url], ttl=0).resolve_handle(handle)
+    message = str(caught.value)
+    assert f"DNS TXT _atproto.{handle} (no did= value)" in message
+    assert f"https://{handle}/.well-known/atproto-did" in message and "does not resolve" in message
+    assert f"127.0.0.1:{fault_server.port} (InvalidRequest: Unable to resolve handle)" in message

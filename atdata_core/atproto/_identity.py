@@ -37,7 +37,7 @@ from urllib.parse import quote, unquote
 
 import attrs
 
-from atdata_core._retry import RetryPolicy
+from atdata_core._retry import RetryPolicy, is_name_resolution_failure
 from atdata_core.atproto._xrpc import Transport, host_of
 from atdata_core.config import AtprotoSettings, Config
 from atdata_core.errors import IdentityError, NetworkError, XrpcError
@@ -307,7 +307,7 @@ class IdentityResolver:
         try:
             response = self.transport.request("GET", url, what=f"the handle {name}", policy=quick)
         except NetworkError as err:
-            tried.append(f"{url} ({err})")
+            tried.append(f"{url} ({'its host name does not resolve' if is_name_resolution_failure(err) else err})")
             return None
         text = response.text.strip() if response.status_code == 200 else ""
         if is_did(text):
