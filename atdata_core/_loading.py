@@ -193,6 +193,7 @@ def load(
         on_error=on_error,
         num_samples=size.samples if size is not None else None,
         num_bytes=size.bytes if size is not None else None,
+        origin=resolved.entry_uri,
     )
     _remember(resolved)
     return dataset

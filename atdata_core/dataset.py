@@ -93,6 +93,8 @@ class Dataset(Generic[T]):
             sample or shard) or a callable receiving the error.
         num_samples, num_bytes: totals known from elsewhere (an index entry's
             ``size``), used by ``len()`` / ``size_bytes`` when per-shard counts are not.
+        origin: where the shard list came from (an entry's ``at://`` URI), named
+            in messages.
 
     Example::
 
@@ -136,6 +138,7 @@ class Dataset(Generic[T]):
         sample_type: type | None = None,
         num_samples: int | None = None,
         num_bytes: int | None = None,
+        origin: str | None = None,
     ):
         if sample_type is None:
             sample_type = self._default_sample_type or DictSample
@@ -155,6 +158,8 @@ class Dataset(Generic[T]):
         self._on_error: OnError = on_error
         self._num_samples = num_samples
         self._num_bytes = num_bytes
+        # Where the shard list came from (an entry's at:// URI), for messages.
+        self._origin = origin
         self._epochs: int | None = 1
 
     # -- derived datasets
@@ -351,6 +356,11 @@ class Dataset(Generic[T]):
     def __len__(self) -> int:
         total = self._known_total()
         if total is None:
+            if self._origin is not None:
+                raise TypeError(
+                    f"the number of samples is unknown: the entry {self._origin} records no sample count. "
+                    "ds.count() counts them by scanning the shards once; len() works after that"
+                )
             raise TypeError(
                 f"the number of samples of {self!r} is unknown: its shards were given without counts. "
                 "Build the dataset from ShardInfo records (shards=writer.shards) or an index entry, "

@@ -212,3 +212,16 @@ def test_shards_without_a_sha256_are_read_with_a_warning(catalog, caplog):
 def test_a_uri_of_another_kind_of_record_is_refused(catalog):
     with pytest.raises(RecordError, match="is a science.alt.dataset.schema record, not a dataset entry"):
         atdata_core.load(SCHEMA_URI, index=catalog["index"])
+
+
+def test_len_of_an_entry_without_a_recorded_count_points_to_count(catalog):
+    index = catalog["index"]
+    value = dict(index.get_record(catalog["first"]).value)
+    del value["size"]
+    uri = f"at://{DID}/science.alt.dataset.entry/3kiiiiiiiii2a"
+    index.put_record(uri, value)
+    ds = atdata_core.load(uri, Point, index=index)
+    with pytest.raises(TypeError, match=f"the entry {uri} records no sample count.*ds.count()"):
+        len(ds)
+    assert ds.count() == 5
+    assert len(ds) == 5
