@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from atdata_core.config import Config, config_dir, load_config, project_config_path, user_config_path
+import logging
+
+from atdata_core.config import (
+    AtprotoSettings,
+    Config,
+    HttpSettings,
+    config_dir,
+    load_config,
+    project_config_path,
+    user_config_path,
+    user_dir,
+)
 from atdata_core.errors import ConfigError
 
 
@@ -120,3 +131,126 @@ def test_config_object_reads_nested_tables():
     assert "storage.select" in config
     assert "storage.nothing" not in config
     assert config.merged({"storage.select.http": "slow"}).get("storage.select") == {"https": "fast", "http": "slow"}
+
+
+def test_values_given_in_code_say_so():
+    config = Config({"zip": {"level": 5}})
+    assert config.source("zip.level") == "set in code"
+    assert config.source("zip.other") == "set in code"  # the table was set in code
+    assert config.source("http.retries") == "built-in defaults"
+    assert config.merged({"zip.level": 9}).source("zip.level") == "arguments"
+
+
+def test_user_folders_follow_the_xdg_variables(tmp_path):
+    env = {
+        "HOME": str(tmp_path / "home"),
+        "XDG_CONFIG_HOME": str(tmp_path / "c"),
+        "XDG_CACHE_HOME": str(tmp_path / "k"),
+        "XDG_STATE_HOME": str(tmp_path / "s"),
+    }
+    assert user_dir("config", environ=env) == tmp_path / "c" / "atdata"
+    assert user_dir("cache", environ=env) == tmp_path / "k" / "atdata"
+    assert user_dir("state", environ=env) == tmp_path / "s" / "atdata"
+    home_only = {"HOME": str(tmp_path / "home")}
+    assert user_dir("config", environ=home_only) == tmp_path / "home" / ".config" / "atdata"
+    with pytest.raises(ValueError, match="config, cache, state"):
+        user_dir("data", environ=env)
+
+
+def test_the_sandbox_keeps_its_cache_and_state_in_the_user_folders(tmp_path, monkeypatch):
+    from atdata_core.sandbox import cache_root, default_state_dir
+
+    for name in ("ATDATA_SANDBOX_CACHE", "ATDATA_SANDBOX_STATE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "k"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "s"))
+    assert cache_root() == tmp_path / "k" / "atdata" / "sandbox"
+    assert default_state_dir() == tmp_path / "s" / "atdata" / "sandbox"
+
+
+def test_http_settings_come_from_the_configuration(layout):
+    _user, project, env = layout
+    config = load_config(cwd=project, environ=dict(env, ATDATA_HTTP_RETRIES="2", ATDATA_HTTP_DEADLINE="30"))
+    settings = HttpSettings.from_config(config)
+    assert (settings.retries, settings.backoff, settings.deadline) == (2, 0.5, 30.0)
+    assert HttpSettings.from_config(config, retries=7).retries == 7
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("ATDATA_HTTP_TIMEOUT", "0"),
+        ("ATDATA_HTTP_TIMEOUT", "-5"),
+        ("ATDATA_HTTP_TIMEOUT", "nan"),
+        ("ATDATA_HTTP_BACKOFF", "-1"),
+        ("ATDATA_HTTP_RETRIES", "-1"),
+        ("ATDATA_HTTP_DEADLINE", "inf"),
+        ("ATDATA_HTTP_MAX_RATE_WAIT", "soon"),
+    ],
+)
+def test_invalid_http_numbers_are_refused_naming_the_variable(layout, variable, value):
+    _user, project, env = layout
+    config = load_config(cwd=project, environ=dict(env, **{variable: value}))
+    with pytest.raises(ConfigError, match=f"environment variable {variable}: http\\.") as caught:
+        HttpSettings.from_config(config)
+    assert "should be" in str(caught.value)
+
+
+def test_an_invalid_http_setting_stops_the_client_and_storage_before_any_request(monkeypatch, tmp_path):
+    from atdata_core.atproto import Client
+    from atdata_core.storage.http import HttpStorage
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("ATDATA_HTTP_TIMEOUT", "0")
+    with pytest.raises(ConfigError, match="ATDATA_HTTP_TIMEOUT: http.timeout should be a finite number > 0"):
+        Client.anonymous("http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="ATDATA_HTTP_TIMEOUT"):
+        HttpStorage(load_config())
+    with pytest.raises(ConfigError, match="set in code: http.backoff"):
+        HttpSettings(backoff=-1.0)
+
+
+def test_atproto_settings_read_plc_resolvers_and_the_sandbox(layout):
+    _user, project, env = layout
+    env = dict(
+        env,
+        ATDATA_PLC_URL="http://localhost:2582/",
+        ATDATA_ATPROTO_RESOLVER="https://a.example, https://b.example/",
+        ATDATA_SANDBOX_PDS_URL="http://localhost:2583",
+    )
+    settings = AtprotoSettings.from_config(load_config(cwd=project, environ=env))
+    assert settings.plc_url == "http://localhost:2582"
+    assert settings.resolvers == ("https://a.example", "https://b.example")
+    assert (settings.sandbox_pds_url, settings.sandbox_handle_domain) == ("http://localhost:2583", ".test")
+    assert settings.blob_limit == 5 * 1024 * 1024
+    with pytest.raises(ConfigError, match="ATDATA_PLC_URL: plc.url should be an http"):
+        AtprotoSettings.from_config(load_config(cwd=project, environ=dict(env, ATDATA_PLC_URL="plc.directory")))
+
+
+def test_unknown_sections_and_keys_are_reported_once(layout, caplog):
+    user, project, env = layout
+    user.write_text('[htpp]\nretries = 3\n[http]\nretrys = 3\n[plugins]\ndeny = []\n')
+    with caplog.at_level(logging.WARNING, logger="atdata_core"):
+        load_config(cwd=project, environ=env)
+        load_config(cwd=project, environ=env)
+    messages = [record.getMessage() for record in caplog.records if record.name == "atdata_core"]
+    assert len(messages) == 2, messages
+    (section,) = [m for m in messages if "configuration section" in m]
+    (key,) = [m for m in messages if "configuration key" in m]
+    assert str(user) in section and "unknown configuration section [htpp]" in section
+    assert str(user) in key and "unknown configuration key http.retrys" in key and "retries" in key
+
+
+def test_a_plugins_section_is_not_unknown(layout, caplog, tmp_path, monkeypatch):
+    _user, project, env = layout
+    # An installed distribution whose atdata entry point is named "zipstore" owns [zipstore].
+    dist = tmp_path / "site" / "atdata_zipstore-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: atdata-zipstore\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[atdata]\nzipstore = atdata_zipstore\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    env = dict(env, ATDATA_ZIPSTORE_COMPRESSION="zstd", ATDATA_SANDBOX_NODE="/usr/bin/node", ATDATA_ZIPSTOR_LEVEL="1")
+    with caplog.at_level(logging.WARNING, logger="atdata_core"):
+        load_config(cwd=project, environ=env)
+    unknown = [r.getMessage() for r in caplog.records if "unknown" in r.getMessage()]
+    assert len(unknown) == 1 and "ATDATA_ZIPSTOR_LEVEL: unknown configuration section [zipstor]" in unknown[0]
