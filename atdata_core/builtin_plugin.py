@@ -41,10 +41,11 @@ def atdata_storage_backends() -> list[StorageBackendSpec]:
 
 
 def _sqlite_index(config: Any) -> Any:
-    from atdata_core.index.sqlite import SqliteIndex
+    # [index] sqlite_path is read here; the index receives a path, never the configuration.
+    from atdata_core.index.sqlite import SqliteIndex, default_path
 
     path = config.get_str("index.sqlite_path") if config is not None else None
-    return SqliteIndex(os.path.expanduser(path) if path else None)
+    return SqliteIndex(os.path.expanduser(path) if path else default_path())
 
 
 @hookimpl
@@ -57,7 +58,7 @@ def atdata_index_providers() -> list[IndexProviderSpec]:
         ),
         IndexProviderSpec(
             name="pds",
-            factory="atdata_core.index.pds:PdsIndex",
+            factory="atdata_core.index.pds:PdsIndex.from_config",
             description="reads one account's records straight from its own PDS (no AppView)",
         ),
     ]

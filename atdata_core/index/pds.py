@@ -15,13 +15,16 @@ Searching every account needs an index of the whole network: the AppView
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from atdata_core.errors import IdentityError, MissingImplementation, RecordNotFound, XrpcError
 from atdata_core._aturi import AtUri
 from atdata_core._nsids import LABEL_NSID, SCHEMA_NSID
 from atdata_core.index._select import search_records, select_label, select_schema
 from atdata_core.plugins import IndexedRecord
+
+if TYPE_CHECKING:
+    from atdata_core.config import AtprotoSettings, Config, HttpSettings
 
 __all__ = ["PdsIndex"]
 
@@ -38,10 +41,24 @@ class PdsIndex:
     when a call names none.
     """
 
-    def __init__(self, config: Any = None, *, client: Any = None, repo: str | None = None):
-        self._config = config
+    def __init__(
+        self,
+        *,
+        client: Any = None,
+        repo: str | None = None,
+        http: HttpSettings | None = None,
+        atproto: AtprotoSettings | None = None,
+    ):
         self._client = client
+        self._settings: dict[str, Any] = {"http": http, "atproto": atproto} if http or atproto else {}
         self.repo = repo
+
+    @classmethod
+    def from_config(cls, config: Config) -> PdsIndex:
+        """The provider as the registry builds it: HTTP and ATProto settings read from ``config``."""
+        from atdata_core.config import AtprotoSettings, HttpSettings
+
+        return cls(http=HttpSettings.from_config(config), atproto=AtprotoSettings.from_config(config))
 
     def __repr__(self) -> str:
         return f"PdsIndex(repo={self.repo!r})" if self.repo else "PdsIndex()"
@@ -54,9 +71,9 @@ class PdsIndex:
 
             # Reads need no account, but a saved session gives a PDS to ask about handles.
             try:
-                self._client = Client.from_saved(config=self._config) if self._config is not None else Client.from_saved()
+                self._client = Client.from_saved(**self._settings)
             except AuthError:
-                self._client = Client.anonymous(config=self._config) if self._config is not None else Client.anonymous()
+                self._client = Client.anonymous(**self._settings)
         return self._client
 
     # -- the IndexProvider contract
