@@ -128,3 +128,13 @@ def test_importing_the_toolkit_stays_cheap():
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "", f"importing atdata_core.plugins imported {done.stdout.strip()}"
+
+
+def test_every_toolkit_name_is_in_the_plugin_guide():
+    import atdata_core.plugins as toolkit
+
+    guide = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    import re
+
+    missing = [name for name in toolkit.__all__ if not re.search(rf"\b{re.escape(name)}\b", guide)]
+    assert not missing, f"docs/plugins.md does not mention {missing}"
