@@ -7,6 +7,13 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _no_user_sandbox(tmp_path_factory, monkeypatch):
+    """A sandbox the user started (``atdata sandbox up``) configures their shells, not the tests."""
+    monkeypatch.setenv("ATDATA_SANDBOX_STATE", str(tmp_path_factory.getbasetemp() / "no-user-sandbox"))
+    monkeypatch.delenv("ATDATA_SANDBOX_PDS_URL", raising=False)
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass

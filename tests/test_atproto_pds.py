@@ -138,6 +138,15 @@ def test_login_by_handle_resolves_it_through_the_configured_resolver(pds_sandbox
     assert (client.did, client.handle, client.pds_url) == (alice.did, alice.handle, pds_sandbox.pds_url)
 
 
+def test_a_test_handle_resolves_on_the_sandbox_pds_with_no_resolver_configured(pds_sandbox, make_account, monkeypatch):
+    alice = make_account("alice")
+    # What the running-sandbox configuration layer sets (or `export ATDATA_SANDBOX_PDS_URL=...`).
+    monkeypatch.setenv("ATDATA_SANDBOX_PDS_URL", pds_sandbox.pds_url)
+    client = atproto.login(alice.handle, alice.password)
+    assert (client.did, client.handle, client.pds_url) == (alice.did, alice.handle, pds_sandbox.pds_url)
+    assert atproto.resolve_identity(alice.handle).did == alice.did
+
+
 def test_login_by_handle_with_an_explicit_pds(pds_sandbox, make_account):
     alice = make_account("alice")
     client = atproto.login(alice.handle, alice.password, pds_url=pds_sandbox.pds_url)

