@@ -348,7 +348,7 @@ def load_cmd(ref: str, count: int, no_verify: bool, index_name: str | None) -> N
         click.echo(f"samples  {size.samples}")
     click.echo(f"shards   {len(resolved.shards)}" + (f", {size.bytes:,} bytes" if size and size.bytes else ""))
     dataset = Dataset(
-        shards=[(url, None if no_verify else sha) for url, sha in resolved.shards],
+        shards=[shard._replace(sha256=None) if no_verify else shard for shard in resolved.shards],
         sample_type=resolved.sample_type,
     )
     shown = 0
