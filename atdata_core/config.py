@@ -25,9 +25,10 @@ processes are gone.
 Implementations do not search a :class:`Config`: they receive typed settings
 built from it, such as :class:`HttpSettings` (``[http]``) and
 :class:`AtprotoSettings` (``[plc]``, ``[atproto]``, ``[sandbox]``), whose
-defaults are :data:`DEFAULTS`. Unknown sections, and unknown keys of the
-core's own sections, are reported once through the ``atdata_core`` logger; a
-plugin's section is named after its ``atdata`` entry point.
+defaults are :data:`DEFAULTS`. Unknown keys of the core's own sections are
+reported once through the ``atdata_core`` logger when the configuration is
+loaded; unknown sections once the plugin registry knows which sections the
+installed plugins read (:meth:`Config.report_unknown_sections`).
 
 Per-user folders (configuration, cache, state) come from :func:`user_dir`.
 
@@ -50,7 +51,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +254,17 @@ class Config:
         if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
             return list(value)
         raise ConfigError(f"{self.source(key)}: {key} should be a list of strings, not {value!r}")
+
+    def report_unknown_sections(self, plugin_sections: Iterable[str]) -> list[str]:
+        """Warn once, through the ``atdata_core`` logger, about sections nobody reads; return their names.
+
+        The core's own sections are known; ``plugin_sections`` are the
+        sections installed plugins read (the plugin registry passes each
+        implementation's settings section, and the plugins' entry-point and
+        implementation names). A typo like ``[htpp]`` is reported with the
+        file or variable that set it.
+        """
+        return _report_unknown_sections(self, plugin_sections)
 
     def as_dict(self) -> dict[str, Any]:
         """A deep copy of the merged data."""
@@ -548,22 +560,7 @@ _log = logging.getLogger("atdata_core")
 
 
 def _report_unknown_keys(data: Mapping[str, Any], sources: Mapping[str, str]) -> None:
-    """Warn once about sections nobody reads and keys the core's sections do not have."""
-    unknown_sections = [name for name in data if name not in CORE_KEYS]
-    if unknown_sections:
-        plugin_sections = _plugin_sections()
-        for name in unknown_sections:
-            if _normalize_section(name) in plugin_sections:
-                continue
-            source = sources.get(name, BUILT_IN)
-            if (name, None, source) in _reported:
-                continue
-            _reported.add((name, None, source))
-            _log.warning(
-                "%s: unknown configuration section [%s]: neither the core nor an installed plugin reads it "
-                "(a plugin's section is named after its entry point; see `atdata plugins`)",
-                source, name,
-            )
+    """Warn once about keys the core's own sections do not have (a typo like ``retrys``)."""
     for name, allowed in CORE_KEYS.items():
         table = data.get(name)
         if allowed is None or not isinstance(table, Mapping):
@@ -581,18 +578,27 @@ def _report_unknown_keys(data: Mapping[str, Any], sources: Mapping[str, str]) ->
             )
 
 
+def _report_unknown_sections(config: Config, plugin_sections: Iterable[str]) -> list[str]:
+    names = {_normalize_section(name) for name in plugin_sections if name}
+    unknown = []
+    for name in config:
+        if name in CORE_KEYS or _normalize_section(name) in names:
+            continue
+        unknown.append(name)
+        source = config.source(name)
+        if (name, None, source) in _reported:
+            continue
+        _reported.add((name, None, source))
+        _log.warning(
+            "%s: unknown configuration section [%s]: neither the core nor an installed plugin reads it "
+            "(`atdata plugins` lists each implementation's section)",
+            source, name,
+        )
+    return unknown
+
+
 def _normalize_section(name: str) -> str:
     return name.strip().lower().replace("-", "_")
-
-
-def _plugin_sections() -> set[str]:
-    """Section names installed plugins may own: their ``atdata`` entry-point names."""
-    from importlib.metadata import entry_points
-
-    try:
-        return {_normalize_section(ep.name) for ep in entry_points(group="atdata")}
-    except Exception:  # a broken distribution's metadata must not break configuration
-        return set()
 
 
 _LINE_RE = re.compile(r"\(at line (\d+), column (\d+)\)")

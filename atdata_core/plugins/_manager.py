@@ -95,6 +95,10 @@ def get_registry() -> Registry:
     with _lock:
         if state.registry is None:
             state.registry = build_registry(state.manager, state.config)
+            # Now the sections the installed plugins read are known: report the rest (once).
+            claimed = {spec.section or spec.name for spec in state.registry.all_specs()}
+            claimed.update(state.entry_points)
+            state.config.report_unknown_sections(claimed)
         return state.registry
 
 
