@@ -34,7 +34,7 @@ def atdata_storage_backends() -> list[StorageBackendSpec]:
             name="http",
             schemes=("http", "https"),
             record_types=(STORAGE_HTTP_NSID,),
-            factory="atdata_core.storage.http:HttpStorage",
+            factory="atdata_core.storage.http:HttpStorage.from_config",
             description="http(s) URLs: streaming reads with Range resume; PUT and DELETE for writes",
         ),
     ]

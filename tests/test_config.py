@@ -205,7 +205,7 @@ def test_an_invalid_http_setting_stops_the_client_and_storage_before_any_request
     with pytest.raises(ConfigError, match="ATDATA_HTTP_TIMEOUT: http.timeout should be a finite number > 0"):
         Client.anonymous("http://127.0.0.1:9")
     with pytest.raises(ConfigError, match="ATDATA_HTTP_TIMEOUT"):
-        HttpStorage(load_config())
+        HttpStorage.from_config(load_config())
     with pytest.raises(ConfigError, match="set in code: http.backoff"):
         HttpSettings(backoff=-1.0)
 

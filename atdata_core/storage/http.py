@@ -38,7 +38,7 @@ import urllib3.exceptions
 from atdata_core._nsids import STORAGE_HTTP_NSID
 from atdata_core._shardref import ShardRef, as_shard_ref
 from atdata_core._retry import RetryPolicy, is_name_resolution_failure, retryable_status
-from atdata_core.config import HttpSettings
+from atdata_core.config import Config, HttpSettings
 from atdata_core.errors import RateLimited, RecordError, StorageError, StorageNotFound
 from atdata_core.storage._base import StorageBase
 
@@ -67,25 +67,24 @@ _DROPPED = (
 class HttpStorage(StorageBase):
     """Shard storage over HTTP and HTTPS, with ``requests``.
 
-    Requests follow the core's one retry policy (:mod:`atdata_core._retry`,
-    the ``[http]`` settings): ``settings`` (an
-    :class:`~atdata_core.config.HttpSettings`) default to those of ``config``,
-    else to the built-in defaults; ``retries``, ``backoff`` (seconds) and
-    ``timeout`` (seconds per connect / read) override single values.
+    Requests follow the core's one retry policy (:mod:`atdata_core._retry`)
+    with ``settings``, an :class:`~atdata_core.config.HttpSettings` (the
+    ``[http]`` section; :meth:`from_config` reads it, the built-in defaults
+    otherwise); ``retries``, ``backoff`` (seconds) and ``timeout`` (seconds
+    per connect / read) override single values.
     """
 
     def __init__(
         self,
-        config: Any = None,
-        *,
         settings: HttpSettings | None = None,
+        *,
         retries: int | None = None,
         backoff: float | None = None,
         timeout: float | None = None,
         session: requests.Session | None = None,
     ):
-        if settings is None and config is not None:
-            settings = HttpSettings.from_config(config)
+        if isinstance(settings, Config):  # the configuration itself: read its [http] section
+            settings = HttpSettings.from_config(settings)
         given = {key: value for key, value in (("retries", retries), ("backoff", backoff), ("timeout", timeout))
                  if value is not None}
         self.policy = attrs.evolve(RetryPolicy.of(settings), **given)
@@ -94,6 +93,11 @@ class HttpStorage(StorageBase):
         self.timeout = self.policy.timeout
         self._session = session
         self._session_pid = os.getpid()
+
+    @classmethod
+    def from_config(cls, config: Config) -> HttpStorage:
+        """The backend as the registry builds it: ``[http]`` read into :class:`HttpSettings`."""
+        return cls(HttpSettings.from_config(config))
 
     @property
     def session(self) -> requests.Session:
