@@ -80,8 +80,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "index": {"default": "pds", "cache_loaded": False},
     # How every HTTP request of the core is retried (atdata_core._retry): retries
     # after the first attempt; backoff seconds, doubling; timeout seconds per
-    # request; at most max_rate_wait seconds for a 429 to reset; no attempt or
-    # wait starts that would end deadline seconds after the first attempt.
+    # request; at most max_rate_wait seconds for a 429 to reset; no retry or
+    # wait starts that would end later than deadline seconds after the first attempt.
     "http": {"retries": 5, "backoff": 0.5, "timeout": 30.0, "max_rate_wait": 60.0, "deadline": 120.0},
     # resolver: servers asked com.atproto.identity.resolveHandle after DNS and
     # the handle's well-known file; nameservers: DNS servers for handles
@@ -95,9 +95,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 #: Keys of the core's own sections; anything else in them is reported as unknown.
-#: A section mapped to None takes any key (its keys are names, like ``select``
-#: tables' schemes).
-CORE_KEYS: dict[str, frozenset[str] | None] = {
+CORE_KEYS: dict[str, frozenset[str]] = {
     "plc": frozenset({"url"}),
     "plugins": frozenset({"allow", "deny"}),
     "index": frozenset({"default", "cache_loaded", "sqlite_path", "select"}),
@@ -563,7 +561,7 @@ def _report_unknown_keys(data: Mapping[str, Any], sources: Mapping[str, str]) ->
     """Warn once about keys the core's own sections do not have (a typo like ``retrys``)."""
     for name, allowed in CORE_KEYS.items():
         table = data.get(name)
-        if allowed is None or not isinstance(table, Mapping):
+        if not isinstance(table, Mapping):
             continue
         for key in table:
             if key in allowed:
