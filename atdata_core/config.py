@@ -67,6 +67,7 @@ __all__ = [
     "config_dir",
     "load_config",
     "project_config_path",
+    "sandbox_state_dir",
     "user_config_path",
     "user_dir",
 ]
@@ -472,6 +473,15 @@ def user_dir(kind: str, *, environ: Mapping[str, str] | None = None) -> Path:
     return home.joinpath(*under_home) / "atdata"
 
 
+def sandbox_state_dir(*, environ: Mapping[str, str] | None = None) -> Path:
+    """Where ``atdata sandbox up`` keeps its state file: ``ATDATA_SANDBOX_STATE``, else ``user_dir("state")/sandbox``."""
+    env = os.environ if environ is None else environ
+    override = env.get("ATDATA_SANDBOX_STATE")
+    if override:
+        return Path(override).expanduser()
+    return user_dir("state", environ=env) / "sandbox"
+
+
 def config_dir() -> Path:
     """The user's atdata configuration folder, ``user_dir("config")``; saved sessions live here too."""
     return user_dir("config")
@@ -549,7 +559,7 @@ def _running_sandbox_layer(env: Mapping[str, str]) -> tuple[Path, dict[str, Any]
     """The settings of a sandbox running for this user, or None (no state file, or its processes are gone)."""
     from atdata_core.sandbox._state import running_sandbox_settings
 
-    return running_sandbox_settings(env)
+    return running_sandbox_settings(sandbox_state_dir(environ=env))
 
 
 # (section, key or None, source) already reported, so each is reported once per process.

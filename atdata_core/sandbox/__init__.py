@@ -39,8 +39,7 @@ if TYPE_CHECKING:
         is_installed,
         node_executable,
     )
-    from atdata_core.sandbox._sandbox import Sandbox, SandboxAccount, SandboxInfo, normalize_handle
-    from atdata_core.sandbox._state import default_state_dir
+    from atdata_core.sandbox._sandbox import Sandbox, SandboxAccount, SandboxInfo, default_state_dir, normalize_handle
 
 __all__ = [
     "Sandbox",
@@ -71,7 +70,7 @@ _LAZY = {
     "SandboxAccount": "_sandbox",
     "SandboxInfo": "_sandbox",
     "normalize_handle": "_sandbox",
-    "default_state_dir": "_state",
+    "default_state_dir": "_sandbox",
 }
 
 

@@ -24,7 +24,8 @@ import attrs
 
 from atdata_core.errors import SandboxError
 from atdata_core.sandbox import _install, _process
-from atdata_core.sandbox._state import STATE_FILE_NAME, STATE_VERSION, default_state_dir, read_state
+from atdata_core.config import sandbox_state_dir
+from atdata_core.sandbox._state import STATE_FILE_NAME, STATE_VERSION, read_state
 
 DEFAULT_TIMEOUT = 120.0
 HANDLE_DOMAIN = ".test"
@@ -120,6 +121,11 @@ def create_account(
         raise SandboxError(f"creating account {handle} on {pds_url} failed with HTTP {resp.status_code} {why}")
     body = resp.json()
     return body["did"], body["handle"]
+
+
+def default_state_dir() -> Path:
+    """``ATDATA_SANDBOX_STATE``, else ``$XDG_STATE_HOME/atdata/sandbox`` (``~/.local/state/atdata/sandbox``)."""
+    return sandbox_state_dir()
 
 
 class Sandbox:

@@ -1,7 +1,8 @@
 """The sandbox's state file, and what a running sandbox tells the configuration.
 
 ``Sandbox.up`` records its processes and URLs in ``<state folder>/sandbox.json``;
-the state folder is ``ATDATA_SANDBOX_STATE``, else ``user_dir("state")/sandbox``.
+the state folder is ``ATDATA_SANDBOX_STATE``, else ``user_dir("state")/sandbox``
+(:func:`atdata_core.config.sandbox_state_dir`).
 While both processes that file names are alive, :func:`running_sandbox_settings`
 gives the configuration layer that points this user's CLI and Python API at the
 sandbox (its PLC directory, and its PDS for ``.test`` handles). Once they are
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,17 +27,6 @@ STATE_VERSION = 1
 STATE_FILE_NAME = "sandbox.json"
 
 log = logging.getLogger("atdata_core.sandbox")
-
-
-def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """``ATDATA_SANDBOX_STATE``, else ``user_dir("state")/sandbox`` (``~/.local/state/atdata/sandbox``)."""
-    from atdata_core.config import user_dir
-
-    env = os.environ if environ is None else environ
-    override = env.get("ATDATA_SANDBOX_STATE")
-    if override:
-        return Path(override).expanduser()
-    return user_dir("state", environ=env) / "sandbox"
 
 
 def read_state(state_file: Path) -> dict[str, Any] | None:
@@ -67,14 +56,14 @@ def is_running(state: Mapping[str, Any]) -> bool:
     return bool(records) and all(_process.matches(record) for record in records)
 
 
-def running_sandbox_settings(environ: Mapping[str, str] | None = None) -> tuple[Path, dict[str, Any]] | None:
-    """``(state file, settings)`` of the sandbox running for this user, or None.
+def running_sandbox_settings(state_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """``(state file, settings)`` of the sandbox whose state is in ``state_dir``, while it runs; else None.
 
     The settings are ``{"plc": {"url": ...}, "sandbox": {"pds_url": ...}}``. A
     missing state file, a stopped sandbox or an unreadable state file give None
     (the last with a warning: it must not stop every command).
     """
-    state_file = default_state_dir(environ) / STATE_FILE_NAME
+    state_file = state_dir / STATE_FILE_NAME
     if not state_file.is_file():
         return None
     try:

@@ -94,7 +94,7 @@ def up_command(accounts, port, timeout, as_json, state_dir) -> None:
 
 
 def _print_how_to_use(info) -> None:
-    from atdata_core.sandbox._state import default_state_dir
+    from atdata_core.sandbox import default_state_dir
 
     exports = [f"  export {name}={value}" for name, value in _exports(info).items()]
     state_dir = info.state_file.parent if info.state_file else None
