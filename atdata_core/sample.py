@@ -73,9 +73,6 @@ __all__ = [
     "decoder_for",
 ]
 
-# The name the schema formats have imported the default-factory wrapper under.
-_Factory = DefaultFactory
-
 
 # --------------------------------------------------------------------------- the decorator
 

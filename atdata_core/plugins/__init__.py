@@ -99,6 +99,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from atdata_core.sample import (
         AnyValue,
         Array,
+        DefaultFactory,
         DictOf,
         Field,
         FieldType,
@@ -110,6 +111,7 @@ if TYPE_CHECKING:  # pragma: no cover
         make_sample_type,
         parse_annotation,
         sample_fields,
+        set_rebuild_recipe,
     )
     from atdata_core.schema import SchemaChange
     from atdata_core.storage._base import StorageBase
@@ -129,7 +131,9 @@ _LAZY = {
     "Nested": "atdata_core.sample",
     "Optional": "atdata_core.sample",
     "Scalar": "atdata_core.sample",
+    "DefaultFactory": "atdata_core.sample",
     "annotation_of": "atdata_core.sample",
+    "set_rebuild_recipe": "atdata_core.sample",
     "make_sample_type": "atdata_core.sample",
     "parse_annotation": "atdata_core.sample",
     "sample_fields": "atdata_core.sample",
