@@ -87,6 +87,7 @@ from atdata_core.plugins._settings import settings_from_config
 
 if TYPE_CHECKING:  # pragma: no cover
     from atdata_core.atproto import Client, Identity, IdentityResolver, RetryPolicy, resolve_identity
+    from atdata_core.config import AtprotoSettings, Config, HttpSettings
     from atdata_core.index._select import (
         newest_first,
         record_tags,
@@ -149,6 +150,10 @@ _LAZY = {
     # storage
     "StorageBase": "atdata_core.storage._base",
     "StorageRecordMapper": "atdata_core.plugins._contracts",
+    # configuration and the core's typed settings
+    "AtprotoSettings": "atdata_core.config",
+    "Config": "atdata_core.config",
+    "HttpSettings": "atdata_core.config",
     # the ATProto client
     "Client": "atdata_core.atproto",
     "Identity": "atdata_core.atproto",
