@@ -99,6 +99,7 @@ def get_registry() -> Registry:
             claimed = {spec.section or spec.name for spec in state.registry.all_specs()}
             claimed.update(state.entry_points)
             state.config.report_unknown_sections(claimed)
+            _warn_implementation_names(state, state.registry)
         return state.registry
 
 
@@ -265,26 +266,35 @@ def _discover(config: Config) -> _State:
                     warnings.warn(
                         f"atdata plugin {extension.name!r} is skipped: {err}", RuntimeWarning, stacklevel=3
                     )
-    _warn_unknown_names(config, entry_points, allow | deny)
     state = _State(manager=manager, config=config, entry_points=entry_points, failures=failures, blocked=blocked)
     _configure(manager, config, failures)
     return state
 
 
-def _warn_unknown_names(config: Config, entry_points: dict[str, _EntryPointInfo], listed: set[str]) -> None:
-    """Allow and deny lists take plugin (entry-point) or distribution names; say so when one matches neither."""
-    known = {_normalize(name) for name in entry_points} | {
-        _normalize(ep.distribution) for ep in entry_points.values() if ep.distribution
+def _warn_implementation_names(state: _State, registry: Registry) -> None:
+    """Allow and deny lists take plugin names; warn when one names an implementation instead.
+
+    A name matching no installed plugin is fine (deny-listing a plugin before
+    it is installed); a name that is an implementation's, not its plugin's,
+    is the easy mistake, and it silently does nothing.
+    """
+    config = state.config
+    known = {_normalize(name) for name in state.entry_points} | {
+        _normalize(ep.distribution) for ep in state.entry_points.values() if ep.distribution
     }
-    for name in sorted(listed - known):
-        plugins = ", ".join(sorted(entry_points)) or "none"
-        warnings.warn(
-            f"[plugins] allow/deny names {name!r}, which is no installed plugin. These lists take plugin "
-            f"names (the entry-point names `atdata plugins` prints first: {plugins}) or distribution names, "
-            "not the names of the implementations a plugin provides",
-            RuntimeWarning,
-            stacklevel=5,
-        )
+    implementations = {_normalize(spec.name): spec for spec in registry.all_specs()}
+    for key in ("plugins.allow", "plugins.deny"):
+        for name in config.get_list(key):
+            spec = implementations.get(_normalize(name))
+            if _normalize(name) in known or spec is None:
+                continue
+            warnings.warn(
+                f"{config.source(key)}: [{key.replace('.', '] ')} names {name!r}, the {spec.kind} that plugin "
+                f"{spec.plugin!r} provides, not a plugin: allow and deny lists take plugin names (the first "
+                f"name on each line of `atdata plugins`) or distribution names; write {spec.plugin!r}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
 
 def _configure(manager: pluggy.PluginManager, config: Config, failures: dict[str, str]) -> None:
