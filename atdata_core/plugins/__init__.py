@@ -18,7 +18,8 @@ contracts                     :class:`StorageBackend`, :class:`StorageRecordMapp
                               :class:`SchemaFormat`, :class:`IndexProvider`, :class:`LensExecutor`
 storage                       :class:`StorageBase` (write five primitives, inherit the rest),
                               :class:`ShardRef`, :func:`url_scheme`
-records                       the NSID constants (:data:`ENTRY_NSID`...), :class:`AtUri`
+records                       the NSID constants (:data:`ENTRY_NSID`...), :class:`AtUri`,
+                              :func:`register_lexicon` (the documents of a plugin's own records)
 index rules                   :func:`select_schema`, :func:`select_label`, :func:`search_records`,
                               :func:`newest_first`, :func:`record_tags`, :func:`text_matches`
 sample types                  :func:`make_sample_type` and the field types (:class:`Field`,
@@ -88,6 +89,7 @@ from atdata_core.plugins._settings import settings_from_config
 if TYPE_CHECKING:  # pragma: no cover
     from atdata_core.atproto import Client, Identity, IdentityResolver, RetryPolicy, resolve_identity
     from atdata_core.config import AtprotoSettings, Config, HttpSettings
+    from atdata_core.lexicon import register_lexicon
     from atdata_core.index._select import (
         newest_first,
         record_tags,
@@ -140,6 +142,8 @@ _LAZY = {
     "sample_fields": "atdata_core.sample",
     # what a schema format reports from SchemaFormat.format_changes
     "SchemaChange": "atdata_core.schema",
+    # lexicon documents of a plugin's own records and union members, so they validate too
+    "register_lexicon": "atdata_core.lexicon",
     # index selection rules
     "newest_first": "atdata_core.index._select",
     "record_tags": "atdata_core.index._select",
