@@ -72,6 +72,7 @@ def _python_lens_executor(config: Any) -> Any:
         trusted_dids=config.get_list("lens.trusted_dids"),
         pinned_commits=config.get_list("lens.pinned_commits"),
         require_verified_commit=bool(config.get_bool("lens.require_verified_commit", False)),
+        allow_working_directory=bool(config.get_bool("lens.allow_working_directory", False)),
     )
     return PythonLensExecutor(settings)
 

@@ -102,7 +102,9 @@ CORE_KEYS: dict[str, frozenset[str]] = {
     "index": frozenset({"default", "cache_loaded", "sqlite_path", "select"}),
     "storage": frozenset({"select"}),
     "schema": frozenset({"select"}),
-    "lens": frozenset({"select", "trusted_dids", "pinned_commits", "require_verified_commit"}),
+    "lens": frozenset(
+        {"select", "trusted_dids", "pinned_commits", "require_verified_commit", "allow_working_directory"}
+    ),
     "http": frozenset({"retries", "backoff", "timeout", "max_rate_wait", "deadline"}),
     "atproto": frozenset({"resolver", "nameservers", "identity_ttl", "blob_limit"}),
     # state, cache and node are the sandbox's ATDATA_SANDBOX_* folder and Node overrides.

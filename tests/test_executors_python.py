@@ -104,8 +104,10 @@ def test_src_layout_paths_find_the_module_by_its_file(tmp_path, monkeypatch):
         forget_modules(repo.package)
 
 
-def test_loads_the_example_lens_of_this_repository_at_its_last_commit():
+def test_loads_the_example_lens_of_this_repository_at_its_last_commit(tmp_path, monkeypatch):
     root = Path(__file__).resolve().parents[1]
+    # The repository is on sys.path (pytest's pythonpath); run from elsewhere, it is not the working directory.
+    monkeypatch.chdir(tmp_path)
     relpath = "tests/lens_example.py"
     if _git.checkout_root(root) is None or _git.is_dirty(root, relpath):
         pytest.skip("needs tests/lens_example.py committed in a git checkout")
@@ -332,3 +334,57 @@ def test_the_builtin_plugin_provides_it_for_python_code(lens_repo):
     executor = lens_executor(language="python")
     assert isinstance(executor, PythonLensExecutor)
     assert executor.load_lens(lens_repo.record()).get(lens_repo.module().Meters(1.0)).value == pytest.approx(3.28084)
+
+
+# ---------------------------------------------------------------------- deciding before importing
+
+
+def test_a_package_init_changed_since_the_commit_is_refused_before_it_runs(lens_repo, tmp_path):
+    marker = tmp_path / "MARKER"
+    init = lens_repo.root / lens_repo.package / "__init__.py"
+    init.write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    with pytest.raises(LensExecutionRefused, match="differs from that file at commit"):
+        PythonLensExecutor().load_lens(lens_repo.record())
+    assert not marker.exists()
+
+
+def _vcs_install(site: Path, package: str, commit: str) -> None:
+    """Record ``package`` (already written under ``site``) as installed by pip from a VCS URL at ``commit``."""
+    import json
+
+    dist_info = site / f"{package}-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 1.0\n")
+    files = [p.relative_to(site).as_posix() for p in (site / package).rglob("*.py")]
+    files += [f"{dist_info.name}/{name}" for name in ("METADATA", "RECORD", "direct_url.json")]
+    (dist_info / "RECORD").write_text("".join(f"{name},,\n" for name in files))
+    (dist_info / "direct_url.json").write_text(
+        json.dumps({"url": ORIGIN, "vcs_info": {"vcs": "git", "commit_id": commit}})
+    )
+
+
+def test_a_vcs_install_is_verified_by_the_distribution_that_installed_the_file(tmp_path, monkeypatch):
+    commit = "d" * 40
+    repo = make_lens_repo(tmp_path / "site", use_git=False)
+    if _git.checkout_root(repo.root) is not None:
+        pytest.skip("the temporary folder is inside a git checkout here")
+    _vcs_install(repo.root, repo.package, commit)
+    monkeypatch.syspath_prepend(str(repo.root))
+    strict = PythonExecutorSettings(require_verified_commit=True)
+    try:
+        loaded = PythonLensExecutor(strict).load_lens(repo.record(commit=commit))
+        assert f"installed from {ORIGIN} at commit {commit[:12]}" in loaded.provenance[0]
+        with pytest.raises(LensExecutionRefused, match=f"at commit {commit[:12]}, not eeeeeeeeeeee"):
+            PythonLensExecutor(strict).load(repo.ref("double", commit="e" * 40))
+    finally:
+        forget_modules(repo.package)
+
+    # A plain copy of the same package earlier on sys.path is not the distribution's code, whatever its name.
+    copy_root = tmp_path / "copy"
+    shutil.copytree(repo.root / repo.package, copy_root / repo.package)
+    monkeypatch.syspath_prepend(str(copy_root))
+    try:
+        with pytest.raises(LensExecutionRefused, match="whose commit cannot be checked"):
+            PythonLensExecutor(strict).load(repo.ref("double", commit=commit))
+    finally:
+        forget_modules(repo.package)

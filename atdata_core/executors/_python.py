@@ -8,14 +8,22 @@ A lens record names its getter and putter by reference (DESIGN D3)::
 :class:`PythonLensExecutor` runs such a reference only when
 
 1. the language is Python (or not given);
-2. an importable module is the file the path names (``imaging/lenses.py`` ->
+2. an installed module is the file the path names (``imaging/lenses.py`` ->
    ``imaging.lenses``; ``src/`` layouts and the ``package.module:function``
-   form other clients write are understood), and it defines that function
-   itself (a name imported from elsewhere is refused);
-3. the installed file is the pinned commit's, checked the strongest way
-   available (:mod:`atdata_core.executors._verify`); code whose commit cannot
-   be checked runs with a provenance note saying so, unless
-   ``require_verified_commit`` is set.
+   form other clients write are understood). It is found by reading the
+   filesystem, never by importing (:mod:`atdata_core.executors._locate`), and
+   never in the current working directory (unless ``allow_working_directory``),
+   the standard library, built-in, frozen or dunder modules;
+3. its source, read with ``ast``, binds the function's name at module level;
+4. the installed file (and, in a git checkout, its packages' ``__init__.py``)
+   is the pinned commit's, checked the strongest way available
+   (:mod:`atdata_core.executors._verify`); code whose commit cannot be checked
+   runs with a provenance note saying so, unless ``require_verified_commit``
+   is set.
+
+Only then is the module imported; after the import, the function must be
+defined in that very file (a name imported from elsewhere is refused). Steps
+1-4 decide before anything named by the record runs.
 
 Everything else raises :class:`~atdata_core.errors.LensExecutionRefused` saying
 what was asked for, what is installed, and what to do. Nothing is downloaded:
@@ -35,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from atdata_core.errors import LensError, LensExecutionRefused
-from atdata_core.executors._locate import find_module, pick_function, public_callables, source_file
+from atdata_core.executors._locate import locate_module, pick_function, public_callables, read_bindings, source_file
 from atdata_core.executors._settings import PythonExecutorSettings
 from atdata_core.executors._trust import TrustPolicy
 from atdata_core.executors._verify import verify_commit
@@ -179,9 +187,37 @@ class PythonLensExecutor:
             f" of {ref.repository or '(no repository)'}"
         )
 
-        module_name, origin, tried = find_module(code_path)
-        if module_name is None or origin is None:
+        # Everything up to the import reads files and metadata only (DESIGN D3, D8): a refusal
+        # here means none of the code ran, parent packages included.
+        located, tried, refused = locate_module(
+            code_path, allow_working_directory=self.settings.allow_working_directory
+        )
+        if located is None:
+            if refused:
+                raise LensExecutionRefused(f"{asked}. Nothing was imported: {'; '.join(tried)}")
             raise LensExecutionRefused(self._not_installed_message(asked, ref, tried, author))
+        module_name, origin = located.module, located.file
+        try:
+            bindings = read_bindings(origin)
+        except (OSError, SyntaxError, ValueError) as err:
+            raise LensExecutionRefused(
+                f"{asked}. Module {module_name} is installed ({origin}) but its source could not be read as "
+                f"Python: {type(err).__name__}: {err}"
+            ) from None
+        top_name = code_path.function.split(".")[0]
+        if top_name not in bindings.names:
+            raise LensExecutionRefused(
+                f"{asked}. Module {module_name} is installed ({origin}) but has no {code_path.function}; "
+                f"it defines {bindings.describe()}. The installed version may differ from the one the "
+                f"record references: install the package at commit {commit[:12] or '(unpinned)'}"
+            )
+        note = verify_commit(
+            asked, origin, module_name, ref.repository, commit,
+            require_verified=self.require_verified_commit,
+            parents=tuple(file for file in located.runs if file != origin),
+        )
+
+        # Approved: import it, which runs its packages' __init__.py and the module itself.
         try:
             module = importlib.import_module(module_name)
         except Exception as err:  # the module's own import failed: report it, do not run more
@@ -189,6 +225,12 @@ class PythonLensExecutor:
                 f"{asked}. Module {module_name} is installed ({origin}) but importing it failed: "
                 f"{type(err).__name__}: {err}"
             ) from err
+        imported_file = getattr(module, "__file__", None)
+        if not isinstance(imported_file, str) or Path(imported_file).resolve() != origin:
+            raise LensExecutionRefused(
+                f"{asked}. Importing {module_name} loaded {imported_file or 'a module without a file'}, not the "
+                f"approved {origin} (its package changed its search path); nothing from it is run"
+            )
 
         target: Any = module
         for part in code_path.function.split("."):
@@ -206,16 +248,12 @@ class PythonLensExecutor:
                 + ("a lens without a putter" if isinstance(target, Lens) else f"a {type(target).__name__}, not a function")
             )
         defined_in = source_file(function)
-        if defined_in is None or defined_in != Path(origin).resolve():
+        if defined_in is None or defined_in != origin:
             raise LensExecutionRefused(
                 f"{asked}. {module_name}.{code_path.function} is installed, but it is defined in "
                 f"{defined_in or 'no Python source file'}, not in {origin}; a reference must name the file that "
                 "defines the function, whose code its commit pins"
             )
-        note = verify_commit(
-            asked, Path(origin).resolve(), module_name, ref.repository, commit,
-            require_verified=self.require_verified_commit,
-        )
         return function, owner, note
 
     def _not_installed_message(self, asked: str, ref: Any, tried: list[str], author: str | None) -> str:

@@ -6,6 +6,7 @@
     trusted_dids = ["did:plc:abc..."]            # authors whose remote code may ever be fetched
     pinned_commits = ["https://github.com/me/lenses@3f2a9c1d"]   # commits you reviewed
     require_verified_commit = true               # refuse installed code whose commit cannot be checked
+    allow_working_directory = false              # never run lens code found in the folder you are in
 
 The built-in plugin's factory reads these keys and passes the settings to
 :class:`~atdata_core.executors.PythonLensExecutor`; the executor never looks
@@ -53,8 +54,14 @@ class PythonExecutorSettings:
     refusal message. ``require_verified_commit``: refuse installed code whose
     commit cannot be checked (not a git checkout, not a VCS install) instead
     of running it with an "unverified" provenance note.
+    ``allow_working_directory``: let lens code be found in the current working
+    directory when it is on ``sys.path`` (``python -m``, ``python -c``, a
+    script run from there, pytest's ``pythonpath = ["."]``). Off by default: the
+    files of the folder you are in were not installed as lens code, and a
+    record naming ``train.py:main`` must not run your training script.
     """
 
     trusted_dids: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset, validator=_check_dids)
     pinned_commits: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset, validator=_check_pins)
     require_verified_commit: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    allow_working_directory: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))

@@ -9,7 +9,12 @@
   checked: the code is used as installed and the note says so, unless
   verification is required.
 
-Only the file that defines the function is checked, not the modules it imports.
+In a git checkout, the parent packages' ``__init__.py`` files that importing
+the module runs are checked the same way; installed from a VCS URL, they must
+belong to the same distribution. The modules the code imports are not checked.
+
+Every check reads files, git objects and installed metadata; nothing is
+imported, so a refusal comes before any of the code runs.
 """
 
 from __future__ import annotations
@@ -24,11 +29,20 @@ __all__ = ["verify_commit"]
 
 
 def verify_commit(
-    asked: str, file: Path, module_name: str, repository: str, commit: str, *, require_verified: bool
+    asked: str,
+    file: Path,
+    module_name: str,
+    repository: str,
+    commit: str,
+    *,
+    require_verified: bool,
+    parents: tuple[Path, ...] = (),
 ) -> str:
     """A provenance note saying how ``file`` was checked against ``commit``, or LensExecutionRefused.
 
-    ``asked`` opens every refusal (what the reference asked for).
+    ``asked`` opens every refusal (what the reference asked for). ``parents``:
+    the other files importing the module would run (its packages'
+    ``__init__.py``), checked alongside it.
     """
     if not commit:
         if require_verified:
@@ -38,14 +52,24 @@ def verify_commit(
         return f"{file.name}: no commit pinned in the reference; the installed code was used"
     root = _git.checkout_root(file)
     if root is not None:
-        return _verify_in_checkout(asked, file, root, commit)
+        note = _verify_in_checkout(asked, file, root, commit)
+        for parent in parents:
+            if parent != file and _git.checkout_root(parent) == root:
+                _verify_in_checkout(asked, parent, root, commit)
+        return note
 
-    dist_name, version, vcs_commit, vcs_url = _installed_distribution(module_name)
+    dist_name, version, vcs_commit, vcs_url, owned = _installed_distribution(file)
     if vcs_commit:
         if not _same_commit(vcs_commit, commit):
             raise LensExecutionRefused(
                 f"{asked}. Installed is {dist_name} {version} from {vcs_url} at commit {vcs_commit[:12]}, "
                 f"not {commit[:12]}. Install the referenced commit: pip install 'git+{repository}@{commit}'"
+            )
+        strangers = [parent for parent in parents if parent != file and parent not in owned]
+        if strangers and require_verified:
+            raise LensExecutionRefused(
+                f"{asked}. Importing it also runs {', '.join(map(str, strangers))}, which {dist_name} did not "
+                "install, and [lens] require_verified_commit is true"
             )
         return f"{dist_name} {version} was installed from {vcs_url} at commit {vcs_commit[:12]}"
     installed = f"{dist_name} {version}" if dist_name else f"module {module_name} ({file})"
@@ -90,29 +114,42 @@ def _verify_in_checkout(asked: str, file: Path, root: Path, commit: str) -> str:
     return f"{relpath} in the git checkout {root} is identical to commit {full[:12]}"
 
 
-def _installed_distribution(module_name: str) -> tuple[str | None, str | None, str | None, str | None]:
-    """(distribution, version, VCS commit, VCS URL) of the distribution providing a module."""
+def _installed_distribution(
+    file: Path,
+) -> tuple[str | None, str | None, str | None, str | None, frozenset[Path]]:
+    """(distribution, version, VCS commit, VCS URL, the files it installed) of the distribution that installed ``file``.
+
+    Found by the file itself in each distribution's record of installed files,
+    not by the module's name: a copy of a package earlier on ``sys.path`` is
+    not the distribution's code, whatever its name.
+    """
     import importlib.metadata as metadata
 
-    top = module_name.split(".")[0]
-    try:
-        names = metadata.packages_distributions().get(top, [])
-    except Exception:
-        names = []
-    for dist_name in names:
+    file = file.resolve()
+    for dist in metadata.distributions():
         try:
-            dist = metadata.distribution(dist_name)
-        except metadata.PackageNotFoundError:
+            base = Path(str(dist.locate_file(""))).resolve()
+            relative = file.relative_to(base).as_posix()
+        except (ValueError, OSError, TypeError):
             continue
-        version = dist.version
+        try:
+            files = dist.files or []
+        except Exception:  # noqa: BLE001 - a broken RECORD file names no files
+            files = []
+        listed = {str(path).replace("\\", "/") for path in files}
+        if relative not in listed:
+            continue
         try:
             raw = dist.read_text("direct_url.json")
             info = json.loads(raw) if raw else {}
         except (OSError, ValueError):
             info = {}
-        vcs = info.get("vcs_info") or {}
-        return dist_name, version, vcs.get("commit_id"), info.get("url")
-    return None, None, None, None
+        if not isinstance(info, dict):
+            info = {}
+        vcs = info.get("vcs_info") if isinstance(info.get("vcs_info"), dict) else {}
+        owned = frozenset((base / path).resolve() for path in listed if path.endswith(".py"))
+        return dist.metadata["Name"], dist.version, vcs.get("commit_id"), info.get("url"), owned
+    return None, None, None, None, frozenset()
 
 
 def _same_commit(a: str, b: str) -> bool:
