@@ -206,12 +206,16 @@ def parse_annotation(annotation: Any, *, owner: str = "?", field: str = "?") -> 
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
         inner = parse_annotation(args[0], owner=owner, field=field)
+        # Annotated[Optional[NDArray], {...}] too: Python 3.11 cannot put an Annotated with a
+        # dict (unhashable) inside Optional, so generated code writes it this way round.
+        optional = isinstance(inner, Optional) and isinstance(inner.inner, Array)
+        array = inner.inner if optional else inner
         for extra in args[1:]:
-            if isinstance(inner, Array) and isinstance(extra, dict) and ("shape" in extra or "dtype" in extra):
-                shape = extra.get("shape", inner.shape)
-                dtype = np.dtype(extra["dtype"]) if extra.get("dtype") is not None else inner.dtype
-                inner = Array(dtype, tuple(shape) if shape is not None else None)
-        return inner
+            if isinstance(array, Array) and isinstance(extra, dict) and ("shape" in extra or "dtype" in extra):
+                shape = extra.get("shape", array.shape)
+                dtype = np.dtype(extra["dtype"]) if extra.get("dtype") is not None else array.dtype
+                array = Array(dtype, tuple(shape) if shape is not None else None)
+        return Optional(array) if optional else array
     if origin is np.ndarray:
         # np.ndarray[shape, np.dtype[scalar]]: the dtype is the second argument
         return Array(_dtype_of(args[1]) if len(args) == 2 else None)

@@ -194,3 +194,161 @@ def test_the_working_directory_is_a_code_source_only_when_the_user_opts_in(tmp_p
     assert executor.settings.allow_working_directory
     assert executor.load(reference(f"{name}.py:get"))("x") == "x"
     assert marker.exists()
+
+
+# ====================================================================== hostile schema records -> generated code
+
+
+def schema_value(**changes) -> dict:
+    """A valid schema record with one string field (``label``) and one optional array (``image``)."""
+    record = {
+        "$type": "science.alt.dataset.schema",
+        "name": "com.example.hostile",
+        "version": "1.0.0",
+        "schemaType": "jsonSchema",
+        "schema": {
+            "$type": "science.alt.dataset.schema#jsonSchemaFormat",
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "properties": {
+                "label": {"type": "string", "description": "what it is"},
+                "image": {
+                    "$ref": "https://alt.science/schemas/atdata-ndarray-bytes/1.0.0#/$defs/ndarray",
+                    "dtype": "uint8",
+                    "shape": [None, 3],
+                },
+            },
+            "required": ["label"],
+        },
+        "createdAt": "2025-01-01T00:00:00.000Z",
+    }
+    record.update(changes)
+    return record
+
+
+def with_field(name: str = "label", **spec) -> dict:
+    record = schema_value()
+    record["schema"]["properties"][name] = dict(record["schema"]["properties"].pop("label", {}), **spec) | spec
+    record["schema"]["required"] = [name] if "default" not in spec else []
+    return record
+
+
+def import_generated(source: str, folder: Path):
+    """Write generated source to a file and import it as a module, the way a user would."""
+    import importlib.util
+
+    name = f"generated_{uuid.uuid4().hex[:10]}"
+    file = folder / f"{name}.py"
+    file.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(name, None)
+    return module
+
+
+def payloads(marker: Path) -> dict[str, str]:
+    """Text that runs code (creating ``marker``) if it ever lands unescaped in Python source."""
+    run = f"open({str(marker)!r}, 'w').write('ran')"
+    return {
+        "triple quotes": f'x"""\n{run}\n"""',
+        "single triple quotes": f"x'''\n{run}\n'''",
+        "trailing backslash": "ends with a backslash\\",
+        "backslash quote": f'\\"""\n{run}\n#',
+        "carriage return": f'x"""\r{run}\r"""',
+        "repr breaker": f"x'\n)\n{run}#",
+        "controls and bidi": "\x1b[2J\x00\x07\u202eevil\u2066\u2028\x85\x9b",
+        "lone surrogate": "\ud800 x",
+    }
+
+
+@pytest.mark.parametrize("where", ["name", "version", "description", "schemaType", "field description", "default"])
+@pytest.mark.parametrize("payload", list(payloads(Path("m"))))
+def test_generated_modules_from_hostile_schemas_run_nothing_when_imported(tmp_path, where, payload):
+    from atdata_core.errors import SchemaError
+    from atdata_core.schema import generate_python
+
+    marker = tmp_path / "MARKER"
+    text = payloads(marker)[payload]
+    if where == "field description":
+        record = with_field(description=text)
+    elif where == "default":
+        record = with_field(default=text)
+    else:
+        record = schema_value(**{where: text})
+    try:
+        source = generate_python(record)
+    except SchemaError:
+        assert where == "schemaType"  # an unknown schema format is refused, which is also safe
+        return
+    module = import_generated(source, tmp_path)
+    assert not marker.exists()
+    cls = next(v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__)
+    # Escaped, not altered: the record's text comes back exactly.
+    if where == "description":
+        import inspect
+
+        # Indented under the class (cleandoc gives the text back); a lone surrogate, which CPython refuses
+        # in a class docstring, becomes U+FFFD.
+        wanted = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+        assert inspect.cleandoc(cls.__doc__) == inspect.cleandoc(wanted)
+    if where == "field description":
+        from atdata_core import sample_fields
+
+        assert sample_fields(cls)[0].description == text
+    if where == "default":
+        assert cls().label == text
+    if where in ("name", "version"):
+        assert module.__doc__.count("\n") == 3  # the header stays one line of text plus the note
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a: int = 1\n    b", "not a Python identifier"),
+        ("class", "not a Python identifier"),
+        ("__init__", "'_'|'__'"),
+        ("__secret", "'_'|'__'"),
+        ("\ufb01eld", "NFKC|normaliz"),
+    ],
+)
+def test_field_names_that_are_not_safe_identifiers_are_refused(tmp_path, name, expected):
+    from atdata_core.errors import SchemaError
+    from atdata_core.schema import generate_python
+
+    with pytest.raises(SchemaError, match=expected):
+        generate_python(with_field(name))
+
+
+@pytest.mark.parametrize("name", ["str", "np", "Optional"])
+def test_a_field_whose_default_would_shadow_a_name_the_module_uses_is_refused(name):
+    from atdata_core.errors import SchemaError
+    from atdata_core.schema import generate_python
+
+    record = schema_value()
+    record["schema"]["properties"] = {
+        name: {"type": "integer", "default": 3},
+        "caption": {"type": "string"},
+        "scores": {"$ref": "https://alt.science/schemas/atdata-ndarray-bytes/1.0.0#/$defs/ndarray", "dtype": "float32"},
+    }
+    record["schema"]["required"] = []
+    with pytest.raises(SchemaError, match=f"the field '{name}' has a default"):
+        generate_python(record)
+
+
+def test_generated_source_is_checked_before_it_is_returned():
+    from atdata_core.errors import SchemaError
+    from atdata_core.schema._codegen import check_generated_source
+
+    for injected in (
+        '"""doc"""\nimport os\n',
+        "from atdata_core import packable\n\n@packable\nclass X:\n    a: int = __import__('os').getpid()\n",
+        "from atdata_core import packable\n\n@packable\nclass X:\n    a: int\n    print('hi')\n",
+        "from atdata_core import packable\n\n@packable\nclass X:\n    a: int\n\nX()\n",
+        '"""doc\n',
+    ):
+        with pytest.raises(SchemaError, match="not returned"):
+            check_generated_source(injected)

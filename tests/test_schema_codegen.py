@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 import types
+from typing import Annotated, Optional
 
 import msgpack
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from atdata_core import sample_fields
 from atdata_core.schema import JsonSchemaFormat, generate_python, sample_type_from_record, schema_record
@@ -93,3 +95,18 @@ def test_nested_defaults_are_written_as_constructor_calls(generated_module):
     assert "default_factory=lambda: Point(x=1, y=1.5)" in source
     module = generated_module(source)
     assert module.Framed().corner == module.Point(1, 1.5)
+
+
+def test_an_optional_array_with_a_shape_is_written_so_that_python_3_11_can_import_it(generated_module):
+    from atdata_core import packable
+
+    @packable
+    class Masked:
+        mask: Annotated[Optional[NDArray[np.uint8]], {"shape": (None, 3)}] = None
+
+    record = schema_record(Masked, name="com.example.masked", version="1.0.0")
+    source = generate_python(record)
+    assert "mask: Annotated[Optional[NDArray[np.uint8]], {'shape': (None, 3)}] = None" in source
+    cls = generated_module(source).Masked
+    assert same_fields(sample_type_from_record(record), cls)
+    assert fmt.schema_from_type(cls) == record["schema"]

@@ -43,6 +43,7 @@ import json
 import keyword
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -487,6 +488,12 @@ def _check_field_name(name: Any, where: str) -> None:
         )
     if name.startswith("_"):
         raise SchemaError(f"{where}: field names starting with '_' are private in sample classes; rename {name!r}")
+    if unicodedata.normalize("NFKC", name) != name:
+        # Python folds identifiers to NFKC: "ﬁeld" would become the attribute "field".
+        raise SchemaError(
+            f"{where}: field name {name!r} reads as {unicodedata.normalize('NFKC', name)!r} in Python (identifiers "
+            "are NFKC-normalized); rename it"
+        )
 
 
 def _default_from_json(value: Any, ft: FieldType, where: str) -> Any:
