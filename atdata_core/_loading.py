@@ -83,7 +83,6 @@ class Resolved:
 def resolve(ref: str, sample_type: type | None = None, *, index: IndexProvider | str | None = None) -> Resolved:
     """Resolve a reference to its entry, schema, sample class and shard list (no shard is read)."""
     from atdata_core.index._select import newest_first
-    from atdata_core.plugins import storage_record_mapper
     from atdata_core.records import EntryRecord, read_record, to_record
 
     provider = index_for(index)
@@ -135,8 +134,10 @@ def resolve(ref: str, sample_type: type | None = None, *, index: IndexProvider |
     storage_type = storage.get("$type")
     if not isinstance(storage_type, str):
         raise RecordError(f"{found.uri}: the entry's storage has no $type, so nothing says where the shards are")
-    mapper = storage_record_mapper(storage_type.removesuffix("#main"))
-    shards = list(mapper.from_storage_record(storage))
+    from atdata_core.storage import shards_from_storage_record
+
+    # The entry's repository: where storage such as PDS blobs lives.
+    shards = shards_from_storage_record(storage, repo=AtUri.parse(found.uri).did)
     if not shards:
         raise RecordError(f"{found.uri}: the entry lists no shards")
     return Resolved(

@@ -299,7 +299,7 @@ def test_the_record_suite_catches_dropped_checksums(tmp_path):
     suite = StorageRecordMapperConformance()
     suite.record_type = TOY_STORAGE
     with pytest.raises(AssertionError):
-        suite.test_record_round_trip_keeps_urls_checksums_and_order(backend, written)
+        suite.test_record_round_trip_keeps_urls_checksums_and_order(backend, written, {})
 
 
 def test_a_backend_without_abstract_primitives_cannot_be_built():

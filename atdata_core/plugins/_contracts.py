@@ -155,6 +155,11 @@ class StorageRecordMapper(Protocol):
         ``count`` and ``size`` are None unless the record holds them. A record
         this backend does not understand raises
         :class:`~atdata_core.errors.RecordError`.
+
+        A member that does not say where its shards are (``storageBlobs``
+        lists blobs of the entry's own repository) may take a keyword
+        argument ``repo``: the core then passes the DID of the repository
+        holding the entry (:func:`atdata_core.storage.shards_from_storage_record`).
         """
         ...
 

@@ -58,7 +58,7 @@ KNOWN_DISTRIBUTIONS: dict[tuple[str, str, str], str] = {
     ("storage", "scheme", "https"): "atdata-core",
     ("storage", "record type", STORAGE_HTTP_NSID): "atdata-core",
     ("storage", "scheme", "s3"): "atdata-storage-s3",
-    ("storage", "scheme", "at"): "atdata-storage-blob",
+    ("storage", "scheme", "atblob"): "atdata-storage-blob",
     ("storage", "record type", STORAGE_S3_NSID): "atdata-storage-s3",
     ("storage", "record type", STORAGE_BLOBS_NSID): "atdata-storage-blob",
     ("schema", "schemaType", "protobuf"): "atdata-schema-protobuf",

@@ -29,6 +29,7 @@ __all__ = [
     "expand_source",
     "open_shard",
     "put_shard",
+    "shards_from_storage_record",
     "storage_for",
     "storage_record_for",
 ]
@@ -97,3 +98,33 @@ def storage_record_for(shards: Iterable[Any]) -> dict[str, Any]:
             "ShardWriter(..., base_url=...) names shards by the URL they will be served from"
         )
     return backend.to_storage_record(refs)
+
+
+def shards_from_storage_record(record: Any, *, repo: str | None = None) -> list[Any]:
+    """The shards an entry's ``storage`` member lists, as :class:`~atdata_core.plugins.ShardRef` values.
+
+    The mapper registered for the member's ``$type`` reads it. ``repo`` is the
+    DID of the repository holding the entry; it is passed on to a mapper whose
+    ``from_storage_record`` takes a ``repo`` keyword (a member such as
+    ``storageBlobs`` names blobs of the entry's own repository without saying
+    which), and left out for the others, so mappers written before it keep
+    working.
+    """
+    import inspect
+    from collections.abc import Mapping
+
+    from atdata_core.errors import RecordError
+    from atdata_core.plugins import storage_record_mapper
+
+    record_type = record.get("$type") if isinstance(record, Mapping) else None
+    if not isinstance(record_type, str):
+        raise RecordError("the entry's storage has no $type, so nothing says where the shards are")
+    mapper = storage_record_mapper(record_type.removesuffix("#main"))
+    try:
+        parameters = inspect.signature(mapper.from_storage_record).parameters.values()
+    except (TypeError, ValueError):
+        parameters = ()
+    takes_repo = any(p.name == "repo" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    if takes_repo and repo is not None:
+        return list(mapper.from_storage_record(record, repo=repo))
+    return list(mapper.from_storage_record(record))
