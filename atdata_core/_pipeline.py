@@ -20,8 +20,8 @@ from ._codec_compiler import decoder_for
 from ._consumers import check_rank, dataloader_worker, node_rank
 from ._shard_sources import open_shard
 from ._shardref import ShardRef
-from .errors import AtdataError, StorageError
-from .shards import OnError, handle_error, iter_samples
+from .errors import AtdataError, NetworkError, StorageError
+from .shards import OnError, ShardLimits, handle_error, iter_samples
 
 __all__ = ["Pipeline"]
 
@@ -192,7 +192,10 @@ class Pipeline(Generic[T]):
     def _epoch_samples(self, epoch: int, rank: int, world: int, worker: int, workers: int) -> Iterator[Any]:
         ds = self.dataset
         it: Iterator[Any] = _read_shards(
-            self.shards_for(epoch, rank, world, worker, workers), decoder_for(ds._decode_type), ds._on_error
+            self.shards_for(epoch, rank, world, worker, workers),
+            decoder_for(ds._decode_type),
+            ds._on_error,
+            ShardLimits.from_config(),
         )
         for stage in ds._stages:
             it = stage.apply(it)
@@ -222,16 +225,20 @@ def _derived_seed(*parts: Any) -> int:
     return int.from_bytes(digest, "little")
 
 
-def _read_shards(refs: list[ShardRef], decode: Callable[[dict[str, Any]], Any], on_error: OnError) -> Iterator[Any]:
+def _read_shards(
+    refs: list[ShardRef], decode: Callable[[dict[str, Any]], Any], on_error: OnError, limits: ShardLimits
+) -> Iterator[Any]:
     for ref in refs:
         try:
             stream = open_shard(ref.url)
-        except (StorageError, OSError) as exc:
+        except (StorageError, NetworkError, OSError) as exc:
             error = exc if isinstance(exc, AtdataError) else StorageError(f"cannot open shard {ref.url}: {exc}")
             handle_error(error, on_error)
             continue
         try:
-            yield from iter_samples(stream, decode, shard=ref.url, on_error=on_error, checksum=ref.sha256)
+            yield from iter_samples(
+                stream, decode, shard=ref.url, on_error=on_error, checksum=ref.sha256, size=ref.size, limits=limits
+            )
         finally:
             stream.close()
 

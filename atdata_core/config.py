@@ -93,6 +93,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # pds_url: the local sandbox PDS (set by the running-sandbox layer), asked
     # to resolve handles under handle_domain.
     "sandbox": {"handle_domain": ".test"},
+    # How much the shard reader may hold (atdata_core.shards.ShardLimits): the largest
+    # tar member it accepts, and the largest shard read whole and verified against its
+    # checksum before its first sample is yielded (bigger ones are verified as they stream).
+    "shards": {"max_member_bytes": 4 << 30, "verify_buffer_bytes": 64 << 20},
 }
 
 #: Keys of the core's own sections; anything else in them is reported as unknown.
@@ -109,6 +113,7 @@ CORE_KEYS: dict[str, frozenset[str]] = {
     "atproto": frozenset({"resolver", "nameservers", "identity_ttl", "blob_limit"}),
     # state, cache and node are the sandbox's ATDATA_SANDBOX_* folder and Node overrides.
     "sandbox": frozenset({"pds_url", "handle_domain", "state", "cache", "node"}),
+    "shards": frozenset({"max_member_bytes", "verify_buffer_bytes"}),
 }
 
 PROJECT_FILE_NAME = "atdata.toml"

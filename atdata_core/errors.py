@@ -86,15 +86,19 @@ class ShardError(AtdataError):
 
 
 class ChecksumError(ShardError):
-    """A shard's bytes do not hash to the checksum recorded for it."""
+    """A shard's bytes do not hash to the checksum recorded for it.
 
-    def __init__(self, shard: str, expected: str, actual: str, algorithm: str = "sha256"):
+    ``note`` is appended to the message (the reader says there whether samples
+    of the shard were already handed out).
+    """
+
+    def __init__(self, shard: str, expected: str, actual: str, algorithm: str = "sha256", *, note: str = ""):
         self.expected = expected
         self.actual = actual
         self.algorithm = algorithm
         super().__init__(
             f"{algorithm} mismatch: recorded {expected}, read {actual}. The shard was changed or "
-            "damaged after it was published; do not trust its samples",
+            "damaged after it was published; do not trust its samples" + (f". {note}" if note else ""),
             shard=shard,
         )
 

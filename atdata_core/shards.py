@@ -7,13 +7,24 @@ The reader parses tar headers itself rather than going through :mod:`tarfile`:
 it is the hot loop of every read, and a direct parse of 512-byte headers from
 a buffered stream is both faster and able to say exactly what is wrong with a
 damaged shard.
+
+Shards are written by strangers, so the reader trusts none of their numbers:
+every header field it uses is checked (octal digits only, no negative or
+oversized base-256 sizes, well-formed pax records that always move forward),
+a member may not claim more than :attr:`ShardLimits.max_member_bytes`, and no
+read asks for more than a few MiB at a time, so memory follows the bytes that
+actually arrive rather than the sizes a header claims. Reading stops at the
+end-of-archive marker; checksum verification reads at most 1 MiB past it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
+import stat
+import struct
 import tempfile
 import time
 import warnings
@@ -21,11 +32,20 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Iterator, Literal, Union
 
 from .codec import pack_map, unpack_map
-from .errors import AtdataError, ChecksumError, SampleDecodeError, SampleTypeError, ShardError
+from .errors import (
+    AtdataError,
+    ChecksumError,
+    NetworkError,
+    SampleDecodeError,
+    SampleTypeError,
+    ShardError,
+    StorageError,
+)
 from .sample import DictSample, is_packable
 
 __all__ = [
     "ShardInfo",
+    "ShardLimits",
     "ShardWriter",
     "iter_members",
     "iter_samples",
@@ -39,6 +59,79 @@ _ZERO_BLOCK = bytes(BLOCK)
 _RECORD = 20 * BLOCK  # tar pads archives to a multiple of this, as GNU tar and tarfile do
 
 OnError = Union[Literal["raise", "skip"], Callable[[AtdataError], None]]
+
+# Pax extended headers and GNU long names hold a few names and numbers; a bigger one is
+# damage or an attack, and is refused before it is read.
+_MAX_META_BYTES = 1 << 20
+# After the end-of-archive marker a tar holds only padding (10 KiB records by default,
+# 1 MiB with GNU tar's largest blocking factor): verification reads no more than this.
+_MAX_TRAILING_BYTES = 1 << 20
+# No single read asks for more, so a size claimed by a header allocates only what arrives.
+_READ_CHUNK = 1 << 24
+
+# Member types: regular files yield their data; links, devices, directories and fifos
+# carry none (whatever their size field says, as tarfile reads them); the rest is skipped.
+_REGULAR = (b"0", b"\0", b"7")
+_NO_DATA = (b"1", b"2", b"3", b"4", b"5", b"6")
+_PAX, _PAX_GLOBAL, _GNU_LONG_NAME, _GNU_LONG_LINK = b"x", b"g", b"L", b"K"
+_META = (_PAX, _PAX_GLOBAL, _GNU_LONG_NAME, _GNU_LONG_LINK)
+_SIGNED_HEADER = struct.Struct("148b8x356b")
+
+
+# --------------------------------------------------------------------------- limits
+
+
+@dataclass(frozen=True)
+class ShardLimits:
+    """How much the shard reader may hold for one shard: the ``[shards]`` configuration section.
+
+    ``max_member_bytes``: the largest tar member accepted (default 4 GiB); a
+    header claiming more raises :class:`~atdata_core.errors.ShardError`. The
+    bytes of a member are read in chunks, so a claim is never allocated before
+    the bytes arrive.
+
+    ``verify_buffer_bytes``: a shard with a checksum up to this size (default
+    64 MiB) is read whole and verified before its first sample is yielded, so a
+    shard that fails verification yields nothing. Larger shards are verified
+    as they stream, and a failure at their end raises whatever ``on_error``
+    says (see :func:`iter_samples`). 0 streams every shard.
+
+    >>> ShardLimits.from_config(Config({"shards": {"max_member_bytes": 1 << 20}}))  # doctest: +SKIP
+    ShardLimits(max_member_bytes=1048576, verify_buffer_bytes=67108864)
+    """
+
+    max_member_bytes: int = 4 << 30
+    verify_buffer_bytes: int = 64 << 20
+
+    def __post_init__(self) -> None:
+        for name in ("max_member_bytes", "verify_buffer_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"ShardLimits.{name} must be an integer >= 0, not {value!r}")
+
+    @classmethod
+    def from_config(cls, config: Any = None) -> "ShardLimits":
+        """Read ``[shards]`` from ``config`` (default: :func:`~atdata_core.config.load_config`).
+
+        ``ATDATA_SHARDS_MAX_MEMBER_BYTES`` and ``ATDATA_SHARDS_VERIFY_BUFFER_BYTES``
+        set them from the environment. An invalid value raises
+        :class:`~atdata_core.errors.ConfigError` naming where it was set.
+        """
+        from .config import ConfigError, load_config
+
+        if config is None:
+            config = load_config()
+        values = {}
+        for name in ("max_member_bytes", "verify_buffer_bytes"):
+            key = f"shards.{name}"
+            value = config.get_int(key, getattr(cls, name))
+            if value < 0:
+                raise ConfigError(f"{config.source(key)}: {key} should be an integer >= 0, not {value!r}")
+            values[name] = value
+        return cls(**values)
+
+
+_DEFAULT_LIMITS = ShardLimits()
 
 
 # --------------------------------------------------------------------------- reading
@@ -57,48 +150,147 @@ def split_member_name(name: str) -> tuple[str, str]:
     return name[:dot], name[dot + 1 :]
 
 
-def _octal(field: bytes, what: str, shard: str, offset: int) -> int:
-    if field[:1] and field[0] & 0x80:  # GNU base-256 for large values
-        value = int.from_bytes(field[1:], "big")
-        return value
-    text = field.split(b"\0", 1)[0].strip(b" ")
-    if not text:
+def _corrupt(offset: int, what: str, shard: str, member: str | None = None) -> ShardError:
+    return ShardError(
+        f"corrupt tar header at byte {offset}: {what} (the shard is damaged or not a tar file)",
+        shard=shard,
+        member=member,
+    )
+
+
+def _header_number(field: bytes, what: str, shard: str, offset: int, member: str | None = None) -> int:
+    """A numeric header field: octal digits, or GNU base-256 (first byte 0x80) for large values."""
+    first = field[0]
+    if first & 0x80:
+        if first == 0x80:
+            return int.from_bytes(field[1:], "big")
+        # 0xff marks a negative base-256 number; other high-bit bytes are no number at all
+        raise _corrupt(offset, f"{what} field {field!r} is a negative or malformed binary number", shard, member)
+    text = field.split(b"\0", 1)[0].strip()
+    if text.isdigit():  # ASCII digits only: int() alone would take a sign, spaces and underscores
+        try:
+            return int(text, 8)
+        except ValueError:
+            pass
+    elif not text:
         return 0
-    try:
-        return int(text, 8)
-    except ValueError:
-        raise ShardError(
-            f"corrupt tar header at byte {offset}: {what} field {field!r} is not octal "
-            "(the shard is damaged or not a tar file)",
-            shard=shard,
-        ) from None
+    raise _corrupt(offset, f"{what} field {field!r} is not octal", shard, member)
 
 
-def _pax_path(data: bytes) -> str | None:
-    path = None
+def _pax_records(data: bytes, shard: str, offset: int) -> tuple[str | None, int | None]:
+    """The ``path`` and ``size`` of a pax extended header (records ``"%d %s=%s\\n"``).
+
+    Every length is checked to cover at least a whole record inside the data, so
+    parsing always moves forward and stays within the header.
+    """
+    path: str | None = None
+    size: int | None = None
     pos = 0
-    while pos < len(data):
-        space = data.find(b" ", pos)
-        if space < 0:
-            break
-        length = int(data[pos:space])
-        record = data[space + 1 : pos + length - 1]
-        key, _, value = record.partition(b"=")
+    end = len(data)
+    while pos < end:
+        if data[pos] == 0 and not data[pos:].strip(b"\0"):
+            break  # NUL padding after the last record
+        space = data.find(b" ", pos, min(end, pos + 21))
+        digits = data[pos:space] if space > pos else b""
+        if not digits.isdigit():
+            raise _corrupt(offset, f"pax record at byte {pos} has no decimal length", shard, "pax header")
+        length = int(digits)
+        # shortest record: "<digits> k=\n"
+        if length < len(digits) + 4 or pos + length > end:
+            raise _corrupt(
+                offset, f"pax record at byte {pos} claims length {length} (header holds {end} bytes)", shard, "pax header"
+            )
+        record = data[space + 1 : pos + length]
+        key, equals, value = record.partition(b"=")
+        if not equals or not key or record[-1:] != b"\n":
+            raise _corrupt(offset, f"pax record at byte {pos} is not 'length key=value\\n'", shard, "pax header")
+        value = value[:-1]
         if key == b"path":
-            path = value.decode("utf-8")
+            try:
+                path = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _corrupt(offset, f"pax path {value[:80]!r} is not UTF-8", shard, "pax header") from None
+        elif key == b"size":
+            if not value.isdigit():
+                raise _corrupt(offset, f"pax size {value[:80]!r} is not a decimal number", shard, "pax header")
+            size = int(value)
         pos += length
-    return path
+    return path, size
 
 
-def iter_members(stream: BinaryIO, *, shard: str = "<stream>") -> Iterator[tuple[str, bytes]]:
+def _read_exact(read: Callable[[int], bytes], size: int, chunk: int = _READ_CHUNK) -> bytes:
+    """Up to ``size`` bytes (fewer only at the end of the stream), never asking for more than ``chunk`` at once."""
+    if size <= chunk:
+        data = read(size)
+        if len(data) == size or not data:
+            return data
+        parts = [data]
+        remaining = size - len(data)
+    else:
+        parts = []
+        remaining = size
+    while remaining:
+        part = read(min(remaining, chunk))
+        if not part:
+            break
+        parts.append(part)
+        remaining -= len(part)
+    return b"".join(parts)
+
+
+def _read_head(stream: BinaryIO, limit: int) -> bytes:
+    """All of ``stream`` when it holds at most ``limit`` bytes, else its first ``limit + 1``.
+
+    A regular file says its size, and is read in one call; any other stream is
+    read a MiB at a time, so memory follows the bytes that arrive.
+    """
+    try:
+        info = os.fstat(stream.fileno())
+        remaining = info.st_size - stream.tell() if stat.S_ISREG(info.st_mode) else -1
+    except (AttributeError, OSError, ValueError):  # no file descriptor (io.UnsupportedOperation is an OSError)
+        remaining = -1
+    if 0 <= remaining <= limit:
+        return _read_exact(stream.read, remaining, chunk=max(remaining, 1))
+    buffer = bytearray()
+    while len(buffer) <= limit:
+        part = stream.read(min(limit + 1 - len(buffer), 1 << 20))
+        if not part:
+            break
+        buffer += part
+    return bytes(buffer)
+
+
+def _skip(read: Callable[[int], bytes], size: int) -> int:
+    """Read past ``size`` bytes without keeping them; how many there were."""
+    skipped = 0
+    while skipped < size:
+        part = read(min(size - skipped, 1 << 20))
+        if not part:
+            break
+        skipped += len(part)
+    return skipped
+
+
+def iter_members(
+    stream: BinaryIO, *, shard: str = "<stream>", max_member_bytes: int = _DEFAULT_LIMITS.max_member_bytes
+) -> Iterator[tuple[str, bytes]]:
     """Yield ``(name, data)`` for each regular file in a tar stream, in order.
 
     Raises :class:`ShardError` naming the shard (and member) when the archive
-    is truncated, a header is corrupt, or the end-of-archive marker is missing.
+    is truncated, a header is corrupt, a member claims more than
+    ``max_member_bytes``, or the end-of-archive marker is missing. Nothing is
+    read past the end-of-archive marker.
     """
-    read = stream.read
+    return _members(stream.read, shard, max_member_bytes, None)
+
+
+def _members(
+    read: Callable[[int], bytes], shard: str, max_member_bytes: int, suffix: str | None
+) -> Iterator[tuple[str, bytes]]:
+    """The members of a tar stream; with ``suffix``, only the names ending with it (the rest are skipped)."""
     offset = 0
-    long_name: str | None = None
+    long_name: str | None = None  # from a pax header or a GNU long name, for the next member
+    long_size: int | None = None  # from a pax header, for the next member
     while True:
         header = read(BLOCK)
         if len(header) < BLOCK:
@@ -111,20 +303,25 @@ def iter_members(stream: BinaryIO, *, shard: str = "<stream>") -> Iterator[tuple
             )
         if header == _ZERO_BLOCK:
             return
-        stored = _octal(header[148:156], "checksum", shard, offset)
-        actual = sum(header) - sum(header[148:156]) + 256
-        if stored != actual:
-            raise ShardError(
-                f"corrupt tar header at byte {offset}: checksum {stored} != computed {actual} "
-                "(the shard is damaged or not a tar file)",
-                shard=shard,
-            )
-        size = _octal(header[124:136], "size", shard, offset)
+        stored = _header_number(header[148:156], "checksum", shard, offset)
+        if stored != sum(header) - sum(header[148:156]) + 256:
+            _check_signed_sum(header, stored, shard, offset)
         kind = header[156:157]
-        if long_name is not None:
-            name = long_name
-            long_name = None
-        else:
+        regular = kind in _REGULAR
+        if not regular and kind in _META:
+            data, next_offset = _meta_member(read, header, kind, shard, offset)
+            if kind == _PAX:
+                path, size = _pax_records(data, shard, offset)
+                if path is not None:
+                    long_name = path
+                if size is not None:
+                    long_size = size
+            elif kind == _GNU_LONG_NAME:
+                nul = data.find(b"\0")
+                long_name = (data if nul < 0 else data[:nul]).decode("utf-8", "surrogateescape")
+            offset = next_offset
+            continue
+        if long_name is None:
             name_field = header[:100]
             nul = name_field.find(b"\0")
             raw = name_field if nul < 0 else name_field[:nul]
@@ -133,24 +330,75 @@ def iter_members(stream: BinaryIO, *, shard: str = "<stream>") -> Iterator[tuple
                 nul = prefix.find(b"\0")
                 raw = (prefix if nul < 0 else prefix[:nul]) + b"/" + raw
             name = raw.decode("utf-8", "surrogateescape")
-        data = read(size)
-        if len(data) < size:
+        else:
+            name, long_name = long_name, None
+        if long_size is None:
+            size = _header_number(header[124:136], "size", shard, offset, name)
+        else:
+            size, long_size = long_size, None
+        if not regular and kind in _NO_DATA:
+            offset += BLOCK
+            continue
+        if size > max_member_bytes:
             raise ShardError(
-                f"truncated: member declares {size} bytes but only {len(data)} remain",
+                f"member at byte {offset} claims {size:,} bytes, more than the {max_member_bytes:,} "
+                "allowed ([shards] max_member_bytes): the shard is damaged or hostile",
                 shard=shard,
                 member=name,
             )
         pad = -size % BLOCK
-        if pad and len(read(pad)) < pad:
-            raise ShardError("truncated inside the padding after this member", shard=shard, member=name)
-        offset += BLOCK + size + pad
-        if kind in (b"0", b"\0", b"7"):
+        if regular and (suffix is None or name.endswith(suffix)):
+            data = read(size) if size <= _READ_CHUNK else b""
+            if len(data) != size:
+                data = data + _read_exact(read, size - len(data)) if data else _read_exact(read, size)
+                if len(data) < size:
+                    raise ShardError(
+                        f"truncated: member declares {size} bytes but only {len(data)} remain",
+                        shard=shard,
+                        member=name,
+                    )
+            if pad and len(read(pad)) < pad:
+                raise ShardError("truncated inside the padding after this member", shard=shard, member=name)
+            offset += BLOCK + size + pad
             yield name, data
-        elif kind == b"x":
-            long_name = _pax_path(data)
-        elif kind == b"L":
-            long_name = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
-        # directories, links, global pax headers and others carry no samples
+            continue
+        # directories, links and members of other types or names carry no samples
+        got = _skip(read, size + pad)
+        if got < size + pad:
+            raise ShardError(
+                f"truncated: member declares {size} bytes but only {min(got, size)} remain", shard=shard, member=name
+            )
+        offset += BLOCK + size + pad
+
+
+def _check_signed_sum(header: bytes, stored: int, shard: str, offset: int) -> None:
+    # Some old tars summed the header as signed bytes; tarfile accepts either sum, and so do we.
+    if stored != sum(_SIGNED_HEADER.unpack(header)) + 256:
+        actual = sum(header) - sum(header[148:156]) + 256
+        raise _corrupt(offset, f"checksum {stored} != computed {actual}", shard)
+
+
+def _meta_member(
+    read: Callable[[int], bytes], header: bytes, kind: bytes, shard: str, offset: int
+) -> tuple[bytes, int]:
+    """Read a pax header or GNU long name member: its data (empty when unused) and the next offset."""
+    size = _header_number(header[124:136], "size", shard, offset)
+    if size > _MAX_META_BYTES:
+        raise ShardError(
+            f"tar metadata member (pax header or long name) at byte {offset} claims {size:,} bytes, "
+            f"more than the {_MAX_META_BYTES:,} allowed: the shard is damaged or hostile",
+            shard=shard,
+        )
+    pad = -size % BLOCK
+    if kind == _PAX or kind == _GNU_LONG_NAME:
+        data = _read_exact(read, size)
+        if len(data) < size or (pad and len(read(pad)) < pad):
+            raise ShardError(f"truncated inside the tar metadata member at byte {offset}", shard=shard)
+    else:
+        data = b""
+        if _skip(read, size + pad) < size + pad:
+            raise ShardError(f"truncated inside the tar metadata member at byte {offset}", shard=shard)
+    return data, offset + BLOCK + size + pad
 
 
 class HashingReader:
@@ -174,16 +422,73 @@ class HashingReader:
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
 
-    def verify(self, expected: str, *, shard: str) -> None:
-        """Drain the stream and compare the digest with ``expected`` (hex)."""
-        while self.read(1 << 20):
-            pass
+    def drain(self, *, shard: str, limit: int = _MAX_TRAILING_BYTES) -> None:
+        """Hash what is left of the stream, which may be at most ``limit`` bytes (the archive's padding).
+
+        An archive has ended when this is called, so more than ``limit`` bytes
+        left is not padding (endless input, or data appended to the shard):
+        :class:`ShardError` instead of reading on.
+        """
+        left = limit + 1
+        while left > 0:
+            part = self.read(min(left, 1 << 20))
+            if not part:
+                return
+            left -= len(part)
+        raise ShardError(
+            f"more than {limit:,} bytes follow the end-of-archive marker: not tar padding "
+            "(data appended to the shard, or endless input); the shard cannot be verified",
+            shard=shard,
+        )
+
+    def verify(self, expected: str, *, shard: str, limit: int = _MAX_TRAILING_BYTES) -> None:
+        """Hash the rest of the stream (at most ``limit`` bytes, see :meth:`drain`) and compare with ``expected`` (hex)."""
+        self.drain(shard=shard, limit=limit)
         actual = self._hash.hexdigest()
         if actual.lower() != expected.lower():
             raise ChecksumError(shard, expected.lower(), actual, self._hash.name)
 
     def close(self) -> None:
         self._stream.close()
+
+
+class _Chained:
+    """Read ``head`` (bytes already read from ``stream``), then the rest of ``stream``."""
+
+    __slots__ = ("_head", "_stream")
+
+    def __init__(self, head: bytes, stream: BinaryIO):
+        self._head: io.BytesIO | None = io.BytesIO(head)
+        self._stream = stream
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head is None:
+            return self._stream.read(n)
+        data = self._head.read(n)
+        if n < 0 or len(data) < n:
+            self._head = None
+            more = self._stream.read(-1 if n < 0 else n - len(data))
+            return data + more if data else more
+        return data
+
+
+class _Bounded:
+    """Read at most ``limit`` bytes of ``stream``: a shard of recorded size is never read past it."""
+
+    __slots__ = ("_stream", "_left")
+
+    def __init__(self, stream: BinaryIO, limit: int):
+        self._stream = stream
+        self._left = limit
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > self._left:
+            n = self._left
+        if n == 0:
+            return b""
+        data = self._stream.read(n)
+        self._left -= len(data)
+        return data
 
 
 def handle_error(error: AtdataError, on_error: OnError) -> None:
@@ -199,6 +504,46 @@ def handle_error(error: AtdataError, on_error: OnError) -> None:
     raise ValueError(f"on_error must be 'raise', 'skip' or a callable, not {on_error!r}")
 
 
+# What a decoder may raise on bytes it cannot make sense of, besides SampleDecodeError: a
+# user's __post_init__, a recursion too deep, a value too large. Each becomes a
+# SampleDecodeError naming the shard and member.
+_DECODE_FAULTS = (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError, RecursionError, MemoryError)
+
+
+def _decoded(
+    members: Iterator[tuple[str, bytes]], decode: Callable[[dict[str, Any]], Any], shard: str, on_error: OnError
+) -> Iterator[Any]:
+    """Decode the ``.msgpack`` members; a member that does not decode goes to ``on_error``."""
+    unpack = unpack_map
+    for name, data in members:
+        try:
+            sample = decode(unpack(data))
+        except SampleDecodeError as exc:
+            handle_error(exc.located(shard, name), on_error)
+            continue
+        except _DECODE_FAULTS as exc:
+            if isinstance(exc, AtdataError):
+                raise
+            error = SampleDecodeError(f"cannot decode the sample ({type(exc).__name__}: {exc})", shard=shard, member=name)
+            error.__cause__ = exc
+            handle_error(error, on_error)
+            continue
+        yield sample
+
+
+def _read_failure(exc: BaseException, shard: str) -> AtdataError:
+    """The atdata error for a failure while reading a shard's bytes."""
+    if isinstance(exc, AtdataError):
+        return exc
+    error = ShardError(f"reading failed: {type(exc).__name__}: {exc}", shard=shard)
+    error.__cause__ = exc
+    return error
+
+
+# Failures of the bytes of a shard (as opposed to one sample's): they end the shard.
+_SHARD_FAULTS = (ShardError, StorageError, NetworkError, OSError)
+
+
 def iter_samples(
     stream: BinaryIO,
     decode: Callable[[dict[str, Any]], Any] = DictSample.from_map,
@@ -206,32 +551,85 @@ def iter_samples(
     shard: str = "<stream>",
     on_error: OnError = "raise",
     checksum: str | None = None,
+    size: int | None = None,
+    limits: ShardLimits | None = None,
 ) -> Iterator[Any]:
     """Decode every ``.msgpack`` member of a shard stream with ``decode``.
 
-    With ``checksum`` (sha256 hex), the whole stream is hashed as it is read and
-    compared at the end; a mismatch raises :class:`ChecksumError` (or is passed
-    to ``on_error``). Bad samples raise :class:`SampleDecodeError` naming the
-    shard and member, or are skipped with a warning under ``on_error="skip"``.
+    Bad samples raise :class:`SampleDecodeError` naming the shard and member;
+    a truncated, corrupt or unreadable shard raises :class:`ShardError`. Under
+    ``on_error="skip"`` each is skipped with a warning (the rest of a shard
+    after a shard error), or a callable ``on_error`` receives it.
+
+    With ``checksum`` (sha256 hex) the shard is verified, and a shard that
+    fails verification is never consumed silently:
+
+    - a shard up to ``limits.verify_buffer_bytes`` (64 MiB by default; ``size``,
+      when the shard's size is recorded, says so without reading) is read whole
+      and verified before its first sample is yielded. A mismatch raises
+      :class:`ChecksumError`, or under ``on_error="skip"`` skips the whole shard
+      with a warning (a callable receives the error, and the shard is skipped);
+    - a larger shard is verified as it streams. A mismatch, or any failure to
+      read it to its end, found after some of its samples were yielded raises
+      :class:`ChecksumError` (or :class:`ShardError`) whatever ``on_error``
+      says, and the message says how many samples had been yielded.
+
+    Nothing past the end-of-archive marker is read without ``checksum``; with
+    it, at most 1 MiB (the archive's padding), or up to ``size`` when given.
     """
-    reader: Any = HashingReader(stream) if checksum else stream
-    unpack = unpack_map
-    try:
-        for name, data in iter_members(reader, shard=shard):
-            if not name.endswith(".msgpack"):
-                continue
-            try:
-                yield decode(unpack(data))
-            except SampleDecodeError as exc:
-                handle_error(exc.located(shard, name), on_error)
-    except ShardError as exc:
-        handle_error(exc, on_error)
-        return
-    if checksum:
+    limits = limits or _DEFAULT_LIMITS
+    if not checksum:
         try:
-            reader.verify(checksum, shard=shard)
-        except ChecksumError as exc:
-            handle_error(exc, on_error)
+            yield from _decoded(_members(stream.read, shard, limits.max_member_bytes, ".msgpack"), decode, shard, on_error)
+        except _SHARD_FAULTS as exc:
+            handle_error(_read_failure(exc, shard), on_error)
+        return
+    expected = checksum.lower()
+    buffered = limits.verify_buffer_bytes
+    head = b""
+    if size is None or size <= buffered:
+        # small enough to verify before anything is handed out
+        try:
+            head = _read_head(stream, buffered) if size is None else _read_exact(stream.read, size, chunk=max(size, 1))
+        except _SHARD_FAULTS as exc:
+            handle_error(_read_failure(exc, shard), on_error)
+            return
+        if size is not None or len(head) <= buffered:
+            actual = hashlib.sha256(head).hexdigest()
+            if actual != expected:
+                handle_error(ChecksumError(shard, expected, actual), on_error)
+                return
+            members = _members(io.BytesIO(head).read, shard, limits.max_member_bytes, ".msgpack")
+            try:
+                yield from _decoded(members, decode, shard, on_error)
+            except ShardError as exc:  # verified, but not a readable tar: the publisher's shard is bad
+                handle_error(exc, on_error)
+            return
+    source: Any = _Chained(head, stream) if head else stream
+    if size is not None:
+        source = _Bounded(source, size)
+    reader = HashingReader(source)
+    yielded = 0
+    try:
+        for sample in _decoded(_members(reader.read, shard, limits.max_member_bytes, ".msgpack"), decode, shard, on_error):
+            yielded += 1
+            yield sample
+        reader.verify(expected, shard=shard)
+    except _SHARD_FAULTS as exc:
+        error = _read_failure(exc, shard)
+        if not yielded:
+            handle_error(error, on_error)
+            return
+        note = (
+            f"{yielded} of its samples were yielded before this was found: the shard is larger than "
+            f"[shards] verify_buffer_bytes ({buffered:,} bytes), so it was verified as it streamed. "
+            "Discard what was read from it"
+        )
+        if isinstance(error, ChecksumError):
+            raise ChecksumError(shard, error.expected, error.actual, error.algorithm, note=note) from None
+        reason = error.reason if isinstance(error, ShardError) else str(error)
+        late = ShardError(f"{reason}. {note}", shard=shard, member=getattr(error, "member", None))
+        raise late from exc
 
 
 # --------------------------------------------------------------------------- writing
