@@ -3,6 +3,23 @@
 A sample class's fields are turned, once, into a list of small functions that
 convert each value to msgpack-native data and back (``None`` where a value
 passes as it is), so encoding a sample is one loop with no type dispatch.
+
+Decoding checks every value against its field, because the bytes come from
+strangers. A field compiles to the exact type its values usually have (one
+``type(value) is kind`` test) and a function for everything else, which
+converts what the wire format allows and raises
+:class:`~atdata_core.errors.SampleDecodeError` naming the field for the rest:
+
+- ``str`` takes msgpack strings only, ``bytes`` msgpack binary only;
+- ``int`` takes integers, not booleans (msgpack has a boolean type, and
+  ``True`` in an int field is a writer's mistake) and not floats;
+- ``bool`` takes booleans only, not 0 or 1;
+- ``float`` takes floats and integers, which become floats: the wire
+  format's one coercion, since writers send ``1`` for ``1.0``;
+- lists, maps and nested samples are checked item by item.
+
+Maps built in Python (``Sample.from_map(...)``) may also hold numpy scalars,
+which convert to the field's type by the same rules.
 """
 
 from __future__ import annotations
@@ -76,34 +93,72 @@ def _encoder(ft: FieldType, where: str) -> Callable[[Any], Any] | None:
     return None
 
 
-def _decoder(ft: FieldType, where: str) -> Callable[[Any], Any] | None:
-    """A function that turns msgpack-decoded data into the field's value (None: as is)."""
+def _decoder(ft: FieldType) -> tuple[type | None, Callable[[Any], Any] | None]:
+    """``(kind, convert)`` for a field: a value of exactly type ``kind`` is kept as it is; any
+    other goes through ``convert``, which returns the field's value or raises
+    :class:`SampleDecodeError`. ``convert`` is None when every value is kept (``Any``)."""
     if isinstance(ft, Array):
-        return _decode_array_value
+        return None, _decode_array_value
     if isinstance(ft, Scalar):
-        if ft.type is float:
-            return _to_float
-        if ft.type is bytes:
-            return _to_bytes
-        return None
+        return ft.type, _SCALAR_CONVERTERS[ft.type]
     if isinstance(ft, Nested):
-        return lambda value: codec_of(ft.cls).from_map(value)
+        return None, lambda value: codec_of(ft.cls).from_map(value)
     if isinstance(ft, Optional):
-        inner = _decoder(ft.inner, where)
+        kind, inner = _decoder(ft.inner)
         if inner is None:
-            return None
-        return lambda value: None if value is None else inner(value)
+            return None, None
+        return kind, lambda value: None if value is None else inner(value)
     if isinstance(ft, ListOf):
-        inner = _decoder(ft.item, where)
-        if inner is None:
-            return None
-        return lambda value: [inner(v) for v in value]
+        return None, _list_decoder(*_decoder(ft.item))
     if isinstance(ft, DictOf):
-        inner = _decoder(ft.value, where)
+        return None, _dict_decoder(*_decoder(ft.value))
+    return None, None
+
+
+def _list_decoder(kind: type | None, inner: Callable[[Any], Any] | None) -> Callable[[Any], list[Any]]:
+    def decode(value: Any) -> list[Any]:
+        if type(value) is not list:
+            if not isinstance(value, (list, tuple)):
+                raise SampleDecodeError(f"expected a list, found {_describe(value)}")
+            value = list(value)
         if inner is None:
-            return None
-        return lambda value: {k: inner(v) for k, v in value.items()}
-    return None
+            return value
+        out = []
+        for i, item in enumerate(value):
+            if type(item) is kind:
+                out.append(item)
+                continue
+            try:
+                out.append(inner(item))
+            except SampleDecodeError as exc:
+                raise SampleDecodeError(f"item {i}: {exc.reason}") from exc
+        return out
+
+    return decode
+
+
+def _dict_decoder(kind: type | None, inner: Callable[[Any], Any] | None) -> Callable[[Any], dict[str, Any]]:
+    def decode(value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise SampleDecodeError(f"expected a map, found {_describe(value)}")
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise SampleDecodeError(f"map keys must be strings, found {_describe(key)}")
+            if inner is not None and type(item) is not kind:
+                try:
+                    item = inner(item)
+                except SampleDecodeError as exc:
+                    raise SampleDecodeError(f"key {key[:80]!r}: {exc.reason}") from exc
+            out[key] = item
+        return out
+
+    return decode
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def _decode_array_value(value: Any) -> np.ndarray:
@@ -111,15 +166,60 @@ def _decode_array_value(value: Any) -> np.ndarray:
         return decode_ndarray(value)
     if isinstance(value, np.ndarray):
         return value
-    raise SampleDecodeError(f"expected NDArray bytes, found {type(value).__name__}")
+    raise SampleDecodeError(f"expected NDArray bytes, found {_describe(value)}")
 
 
 def _to_float(value: Any) -> Any:
+    # encoding: ints in float fields are sent as floats
     return float(value) if type(value) is int else value
 
 
-def _to_bytes(value: Any) -> Any:
-    return bytes(value) if isinstance(value, (bytearray, memoryview)) else value
+def _scalar(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (maps built in Python may carry them)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _decode_str(value: Any) -> str:
+    value = _scalar(value)
+    if isinstance(value, str):
+        return str(value)
+    raise SampleDecodeError(f"expected str, found {_describe(value)}")
+
+
+def _decode_int(value: Any) -> int:
+    value = _scalar(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    raise SampleDecodeError(f"expected int, found {_describe(value)}")
+
+
+def _decode_float(value: Any) -> float:
+    value = _scalar(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise SampleDecodeError(f"expected float (or int), found {_describe(value)}")
+
+
+def _decode_bool(value: Any) -> bool:
+    value = _scalar(value)
+    if isinstance(value, bool):
+        return value
+    raise SampleDecodeError(f"expected bool, found {_describe(value)}")
+
+
+def _decode_bytes(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise SampleDecodeError(f"expected bytes, found {_describe(value)}")
+
+
+_SCALAR_CONVERTERS: dict[type, Callable[[Any], Any]] = {
+    str: _decode_str,
+    int: _decode_int,
+    float: _decode_float,
+    bool: _decode_bool,
+    bytes: _decode_bytes,
+}
 
 
 class SampleCodec:
@@ -132,7 +232,7 @@ class SampleCodec:
         self.fields = fields
         owner = cls.__name__
         self._enc = [(f.name, _encoder(f.type, f"{owner}.{f.name}")) for f in fields]
-        self._dec = [(f.name, _decoder(f.type, f"{owner}.{f.name}")) for f in fields]
+        self._dec = [(f.name, *_decoder(f.type)) for f in fields]
         self._required = [f.name for f in fields if f.required]
         self._defaults = {}
         for f in fields:
@@ -156,22 +256,25 @@ class SampleCodec:
         values = {}
         name = ""
         try:
-            for name, dec in self._dec:
+            for name, kind, dec in self._dec:
                 if name in data:
                     value = data[name]
-                    values[name] = value if dec is None else dec(value)
+                    if dec is not None and type(value) is not kind:
+                        value = dec(value)
+                    values[name] = value
                 elif name in self._defaults:
                     values[name] = _fresh(self._defaults[name])
                 else:
+                    missing, name = name, ""
                     raise SampleDecodeError(
-                        f"{self.cls.__name__}: missing required field {name!r} "
-                        f"(sample has {sorted(data)})"
+                        f"{self.cls.__name__}: missing required field {missing!r} "
+                        f"(sample has {sorted(data, key=repr)})"
                     )
         except SampleDecodeError as exc:
-            if name and "field" not in exc.reason:
+            if name:
                 raise SampleDecodeError(f"{self.cls.__name__}.{name}: {exc.reason}") from exc
             raise
-        except (TypeError, ValueError, AttributeError) as exc:
+        except (TypeError, ValueError, AttributeError, ArithmeticError) as exc:
             raise SampleDecodeError(f"{self.cls.__name__}.{name}: cannot decode value: {exc}") from exc
         obj = self.cls.__new__(self.cls)
         if self._slots:

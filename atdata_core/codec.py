@@ -70,7 +70,13 @@ def encode_ndarray(array: np.ndarray) -> bytes:
 
 
 def decode_ndarray(buf: bytes | bytearray | memoryview) -> np.ndarray:
-    """Decode an array from the compact layout or from ``.npy`` bytes, without copying."""
+    """Decode an array from the compact layout or from ``.npy`` bytes, without copying.
+
+    Every number in the header is checked against the bytes that follow: a
+    dtype must be a plain one of non-zero size (no objects, fields or
+    sub-arrays), dimensions non-negative, and the payload exactly the size
+    the shape says. Anything else raises :class:`SampleDecodeError`.
+    """
     if buf[:6] == NPY_MAGIC:
         return _decode_npy(buf)
     try:
@@ -80,36 +86,65 @@ def decode_ndarray(buf: bytes | bytearray | memoryview) -> np.ndarray:
         if dtype is None:
             dtype = _parse_dtype(dkey)
         ndim = buf[1 + n]
-        offset = 2 + n + 8 * ndim
-        shape = _shape_structs[ndim].unpack_from(buf, 2 + n)
-    except (IndexError, struct.error) as exc:
+    except IndexError as exc:
         raise SampleDecodeError(f"array header is truncated ({len(buf)} bytes)") from exc
+    if ndim > 32:
+        raise SampleDecodeError(f"array header says {ndim} dimensions; at most 32 are allowed")
+    offset = 2 + n + 8 * ndim
+    try:
+        shape = _shape_structs[ndim].unpack_from(buf, 2 + n)
+    except struct.error as exc:
+        raise SampleDecodeError(f"array header is truncated ({len(buf)} bytes)") from exc
+    count = _element_count(shape, dtype, len(buf) - offset, "array header")
+    return np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape)
+
+
+def _element_count(shape: tuple[Any, ...], dtype: np.dtype, actual: int, what: str) -> int:
+    """The number of elements of ``shape``, checked to fill exactly ``actual`` bytes of ``dtype``."""
     count = 1
     for dim in shape:
-        if dim < 0:
-            raise SampleDecodeError(f"array header has a negative dimension: shape {shape}")
+        if type(dim) is not int or dim < 0:
+            raise SampleDecodeError(f"{what} has an invalid dimension {dim!r}: shape {shape!r}")
         count *= dim
     expected = count * dtype.itemsize
-    actual = len(buf) - offset
     if actual != expected:
         raise SampleDecodeError(
-            f"array header says shape {shape} of {dtype.str} ({expected} bytes) "
-            f"but the payload holds {actual} bytes"
+            f"{what} says shape {shape} of {dtype.str} ({expected} bytes) but the payload holds {actual} bytes"
         )
-    return np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape)
+    if count == 0:
+        # an empty array still needs a shape numpy can hold: a zero dimension beside huge ones is refused
+        extent = dtype.itemsize
+        for dim in shape:
+            extent *= max(dim, 1)
+        if extent >= 1 << 63:
+            raise SampleDecodeError(f"{what} has an impossible shape {shape} for {dtype.str}")
+    return count
+
+
+def _check_dtype(dtype: np.dtype, text: Any) -> np.dtype:
+    if dtype.hasobject:
+        raise SampleDecodeError(f"refusing an object array (dtype {text!r}): it cannot be read without pickle")
+    if dtype.fields is not None or dtype.subdtype is not None:
+        raise SampleDecodeError(f"refusing dtype {text!r}: structured and sub-array dtypes are not in the wire format")
+    if dtype.itemsize == 0:
+        raise SampleDecodeError(f"refusing dtype {text!r}: its elements have no size")
+    return dtype
 
 
 def _parse_dtype(dkey: bytes) -> np.dtype:
     try:
         text = dkey.decode("ascii")
         dtype = np.dtype(text)
-    except (UnicodeDecodeError, TypeError, ValueError) as exc:
+    except Exception as exc:  # numpy raises TypeError, ValueError, SyntaxError... for strings it cannot read
         raise SampleDecodeError(f"array header names an unknown dtype {dkey!r}") from exc
-    if dtype.hasobject:
-        raise SampleDecodeError(f"refusing an object array (dtype {text!r}): it cannot be read without pickle")
+    _check_dtype(dtype, text)
     if len(_dtype_cache) < 1024:
         _dtype_cache[dkey] = dtype
     return dtype
+
+
+# numpy refuses .npy headers longer than this unless told otherwise; so do we.
+_NPY_MAX_HEADER = 10_000
 
 
 def _decode_npy(buf: bytes | bytearray | memoryview) -> np.ndarray:
@@ -124,25 +159,24 @@ def _decode_npy(buf: bytes | bytearray | memoryview) -> np.ndarray:
             start = 12
         else:
             raise SampleDecodeError(f".npy version {major} is not supported")
+        if hlen > _NPY_MAX_HEADER or start + hlen > len(buf):
+            raise SampleDecodeError(f".npy header claims {hlen} bytes ({len(buf)} in the value)")
         header = ast.literal_eval(bytes(buf[start : start + hlen]).decode("latin1" if major < 3 else "utf8"))
-        dtype = np.dtype(header["descr"])
-        fortran = bool(header["fortran_order"])
-        shape = tuple(header["shape"])
+        if not isinstance(header, dict):
+            raise SampleDecodeError(f".npy header is a {type(header).__name__}, not a dict")
+        descr = header["descr"]
+        fortran = header["fortran_order"]
+        shape = header["shape"]
+        if not isinstance(fortran, bool) or not isinstance(shape, tuple):
+            raise SampleDecodeError(f".npy header has fortran_order {fortran!r} and shape {shape!r}")
+        dtype = np.dtype(descr)
     except SampleDecodeError:
         raise
     except Exception as exc:  # malformed header of any kind
-        raise SampleDecodeError(f"malformed .npy header: {exc}") from exc
-    if dtype.hasobject:
-        raise SampleDecodeError("refusing an .npy object array: it cannot be read without pickle")
+        raise SampleDecodeError(f"malformed .npy header: {type(exc).__name__}: {exc}") from exc
+    _check_dtype(dtype, descr)
     offset = start + hlen
-    count = 1
-    for dim in shape:
-        count *= dim
-    if len(buf) - offset != count * dtype.itemsize:
-        raise SampleDecodeError(
-            f".npy header says shape {shape} of {dtype.str} ({count * dtype.itemsize} bytes) "
-            f"but the payload holds {len(buf) - offset} bytes"
-        )
+    count = _element_count(shape, dtype, len(buf) - offset, ".npy header")
     arr = np.frombuffer(buf, dtype=dtype, count=count, offset=offset)
     return arr.reshape(shape, order="F" if fortran else "C")
 
@@ -159,23 +193,22 @@ def looks_like_ndarray(value: Any) -> bool:
     dstr = bytes(value[1 : 1 + n])
     if dstr[:1] not in (b"<", b">", b"|", b"="):
         return False
-    try:
-        dtype = np.dtype(dstr.decode("ascii"))
-    except (UnicodeDecodeError, TypeError, ValueError):
-        return False
-    if dtype.hasobject:
-        return False
+    dtype = _dtype_cache.get(dstr)
+    if dtype is None:
+        try:
+            dtype = _parse_dtype(dstr)
+        except SampleDecodeError:
+            return False
     ndim = value[1 + n]
     offset = 2 + n + 8 * ndim
     if ndim > 32 or len(value) < offset:
         return False
     shape = _shape_structs[ndim].unpack_from(value, 2 + n)
-    count = 1
-    for dim in shape:
-        if dim < 0:
-            return False
-        count *= dim
-    return len(value) - offset == count * dtype.itemsize
+    try:
+        _element_count(shape, dtype, len(value) - offset, "array header")
+    except SampleDecodeError:
+        return False
+    return True
 
 
 def _default(obj: Any) -> Any:
