@@ -85,16 +85,35 @@ class Dataset(Generic[T]):
             ``(url, sha256)`` pairs as a storage record lists them; they make
             ``len()`` and ``size_bytes`` known and checksums verified. Without
             ``source`` they are the dataset's shards.
-        checksums: ``{url: sha256 hex}``; each listed shard is verified as it
-            streams and a mismatch raises :class:`~atdata_core.errors.ChecksumError`
-            when the shard's end is reached (its samples have been yielded by
-            then: streaming cannot know sooner).
+        checksums: ``{url: sha256 hex}``; each listed shard is verified (see
+            "Checksums" below).
         on_error: ``"raise"`` (default), ``"skip"`` (warn, continue with the next
             sample or shard) or a callable receiving the error.
         num_samples, num_bytes: totals known from elsewhere (an index entry's
             ``size``), used by ``len()`` / ``size_bytes`` when per-shard counts are not.
         origin: where the shard list came from (an entry's ``at://`` URI), named
             in messages.
+
+    Checksums: a shard whose sha256 is known (from ``shards=``, ``checksums=``
+    or a loaded entry) is never consumed silently when it does not match.
+
+    - A shard of at most ``[shards] verify_buffer_bytes`` (64 MiB by default)
+      is read whole and verified before its first sample is yielded. A
+      mismatch raises :class:`~atdata_core.errors.ChecksumError`; under
+      ``on_error="skip"`` the whole shard is skipped with a warning (a callable
+      receives the error, then the shard is skipped). No sample of it is
+      yielded either way.
+    - A larger shard is verified as it streams, so its samples are yielded
+      before its end is hashed. A mismatch, or any failure to read it to its
+      end, found after some of its samples were yielded raises
+      ``ChecksumError`` (or ``ShardError``) whatever ``on_error`` says, and
+      the message says how many were yielded: discard them. Raise
+      ``verify_buffer_bytes`` to verify bigger shards first, at the cost of
+      holding one whole shard in memory per reader.
+
+    Bad samples inside a shard that verifies (or has no checksum) raise
+    :class:`~atdata_core.errors.SampleDecodeError` naming shard and member, or
+    are skipped one by one under ``"skip"``.
 
     Example::
 

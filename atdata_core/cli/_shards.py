@@ -35,6 +35,22 @@ def _summarise(value: Any, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def _decode_sample(data: bytes, shard: str, member: str) -> Any:
+    """One member as a DictSample; anything that does not decode is a SampleDecodeError naming it."""
+    from atdata_core.codec import unpack_map
+    from atdata_core.errors import AtdataError, SampleDecodeError
+    from atdata_core.sample import DictSample
+
+    try:
+        return DictSample.from_map(unpack_map(data))
+    except SampleDecodeError as exc:
+        raise exc.located(shard, member) from None
+    except AtdataError:
+        raise
+    except (ValueError, TypeError, ArithmeticError, RecursionError, MemoryError) as exc:
+        raise SampleDecodeError(f"cannot decode the sample ({type(exc).__name__}: {exc})", shard=shard, member=member) from exc
+
+
 @click.command()
 @click.argument("source", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -46,11 +62,11 @@ def inspect(source: tuple[str, ...], as_json: bool) -> None:
     """
     from tqdm import tqdm
 
-    from atdata_core.codec import unpack_map
-    from atdata_core.sample import DictSample
-    from atdata_core.shards import HashingReader, iter_members
+    from atdata_core.errors import ShardError
+    from atdata_core.shards import HashingReader, ShardLimits, iter_members
     from atdata_core.storage import expand_source, open_shard
 
+    limits = ShardLimits.from_config()
     urls = expand_source(list(source) if len(source) > 1 else source[0])
     shards = []
     fields: dict[str, set[str]] = {}
@@ -59,17 +75,17 @@ def inspect(source: tuple[str, ...], as_json: bool) -> None:
         try:
             reader = HashingReader(stream)
             samples = other = 0
-            for name, data in iter_members(reader, shard=url):
+            for name, data in iter_members(reader, shard=url, max_member_bytes=limits.max_member_bytes):
                 if not name.endswith(".msgpack"):
                     other += 1
                     continue
                 samples += 1
                 if samples <= 16:
-                    sample = DictSample.from_map(unpack_map(data))
-                    for key, value in sample.items():
+                    for key, value in _decode_sample(data, url, name).items():
                         fields.setdefault(key, set()).add(_describe_value(value))
-            while reader.read(1 << 20):
-                pass
+            reader.drain(shard=url)  # the padding after the archive, for the sha256 of the file
+        except OSError as exc:
+            raise ShardError(f"reading failed: {exc}", shard=url) from exc
         finally:
             stream.close()
         shards.append({"url": url, "samples": samples, "other_members": other, "sha256": reader.hexdigest()})
