@@ -7,7 +7,8 @@ Later layers win, key by key::
                      (~/.config/atdata/config.toml when XDG_CONFIG_HOME is unset)
     < project file   atdata.toml in the current directory or its nearest parent
     < running sandbox  while ``atdata sandbox up`` runs here: its [plc] url and
-                     [sandbox] pds_url, read from its state file
+                     [sandbox] pds_url, read from its state file, and its two
+                     hosts added to [network] allow_hosts
     < environment    ATDATA_<SECTION>_<KEY>, e.g. ATDATA_PLC_URL -> [plc] url
     < arguments      load_config(overrides={"plc.url": ...})
 
@@ -23,10 +24,11 @@ state folder, or ``ATDATA_SANDBOX_STATE``) and ignored once the sandbox's
 processes are gone.
 
 Implementations do not search a :class:`Config`: they receive typed settings
-built from it, such as :class:`HttpSettings` (``[http]``) and
-:class:`AtprotoSettings` (``[plc]``, ``[atproto]``, ``[sandbox]``), whose
-defaults are :data:`DEFAULTS`. Unknown keys of the core's own sections are
-reported once through the ``atdata_core`` logger when the configuration is
+built from it, such as :class:`HttpSettings` (``[http]``),
+:class:`AtprotoSettings` (``[plc]``, ``[atproto]``, ``[sandbox]``) and
+:class:`NetworkSettings` (``[network]``: what a stranger's record may make
+the core connect to), whose defaults are :data:`DEFAULTS`. Unknown keys of
+the core's own sections are reported once through the ``atdata_core`` logger when the configuration is
 loaded; unknown sections once the plugin registry knows which sections the
 installed plugins read (:meth:`Config.report_unknown_sections`).
 
@@ -42,6 +44,9 @@ Example ``atdata.toml``::
 
     [http]
     retries = 8
+
+    [network]
+    allow_hosts = ["nas.lan:8080"]     # a private host that records may name
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ __all__ = [
     "Config",
     "DEFAULTS",
     "HttpSettings",
+    "NetworkSettings",
     "config_dir",
     "load_config",
     "project_config_path",
@@ -83,16 +89,29 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # after the first attempt; backoff seconds, doubling; timeout seconds per
     # request; at most max_rate_wait seconds for a 429 to reset; no retry or
     # wait starts that would end later than deadline seconds after the first attempt.
-    "http": {"retries": 5, "backoff": 0.5, "timeout": 30.0, "max_rate_wait": 60.0, "deadline": 120.0},
+    # HTTP storage: reading one shard (every request, redirect, resume and byte of
+    # it) stops shard_deadline seconds after it started; at most max_redirects hops.
+    "http": {
+        "retries": 5, "backoff": 0.5, "timeout": 30.0, "max_rate_wait": 60.0, "deadline": 120.0,
+        "shard_deadline": 1800.0, "max_redirects": 10,
+    },
     # resolver: servers asked com.atproto.identity.resolveHandle after DNS and
     # the handle's well-known file; nameservers: DNS servers for handles
     # ("host" or "host:port"; none: the system's); identity_ttl: seconds DID
     # documents and handles stay cached; blob_limit: bytes, when a PDS
-    # advertises no blobUploadLimit.
-    "atproto": {"resolver": [], "nameservers": [], "identity_ttl": 60.0, "blob_limit": 5 * 1024 * 1024},
+    # advertises no blobUploadLimit; max_pages: listRecords pages read per listing
+    # (a PDS repeating its cursor, or never ending, is stopped there with a warning).
+    "atproto": {
+        "resolver": [], "nameservers": [], "identity_ttl": 60.0, "blob_limit": 5 * 1024 * 1024, "max_pages": 10_000,
+    },
     # pds_url: the local sandbox PDS (set by the running-sandbox layer), asked
     # to resolve handles under handle_domain.
     "sandbox": {"handle_domain": ".test"},
+    # What URLs and hosts named by other people's records (shard URLs, PDS endpoints
+    # of DID documents, did:web hosts) may reach (atdata_core._netpolicy): plain http
+    # when allow_http; loopback, private, link-local... addresses when allow_private;
+    # allow_hosts: "host" or "host:port" entries allowed even if private (and over http).
+    "network": {"allow_http": False, "allow_private": False, "allow_hosts": []},
     # How much the shard reader may hold (atdata_core.shards.ShardLimits): the largest
     # tar member it accepts, and the largest shard read whole and verified against its
     # checksum before its first sample is yielded (bigger ones are verified as they stream).
@@ -109,10 +128,11 @@ CORE_KEYS: dict[str, frozenset[str]] = {
     "lens": frozenset(
         {"select", "trusted_dids", "pinned_commits", "require_verified_commit", "allow_working_directory"}
     ),
-    "http": frozenset({"retries", "backoff", "timeout", "max_rate_wait", "deadline"}),
-    "atproto": frozenset({"resolver", "nameservers", "identity_ttl", "blob_limit"}),
+    "http": frozenset({"retries", "backoff", "timeout", "max_rate_wait", "deadline", "shard_deadline", "max_redirects"}),
+    "atproto": frozenset({"resolver", "nameservers", "identity_ttl", "blob_limit", "max_pages"}),
     # state, cache and node are the sandbox's ATDATA_SANDBOX_* folder and Node overrides.
     "sandbox": frozenset({"pds_url", "handle_domain", "state", "cache", "node"}),
+    "network": frozenset({"allow_http", "allow_private", "allow_hosts"}),
     "shards": frozenset({"max_member_bytes", "verify_buffer_bytes"}),
 }
 
@@ -335,7 +355,11 @@ class HttpSettings:
     first retry, doubling (>= 0); ``timeout`` seconds per request (> 0);
     ``max_rate_wait``, the longest wait for an HTTP 429 to reset (>= 0);
     ``deadline``, seconds after the first attempt by which no new attempt or
-    wait may end (> 0). Defaults are :data:`DEFAULTS` ``["http"]``.
+    wait may end (> 0). HTTP storage also reads ``shard_deadline``, the
+    seconds after which reading one shard stops, whatever it is doing
+    (requests, redirects, resumes, a body that drips a byte at a time; > 0),
+    and ``max_redirects``, the redirects one request may follow (>= 0).
+    Defaults are :data:`DEFAULTS` ``["http"]``.
 
     >>> HttpSettings.from_config(Config({"http": {"retries": 2}})).retries
     2
@@ -349,6 +373,8 @@ class HttpSettings:
     timeout: float = DEFAULTS["http"]["timeout"]
     max_rate_wait: float = DEFAULTS["http"]["max_rate_wait"]
     deadline: float = DEFAULTS["http"]["deadline"]
+    shard_deadline: float = DEFAULTS["http"]["shard_deadline"]
+    max_redirects: int = DEFAULTS["http"]["max_redirects"]
 
     def __attrs_post_init__(self) -> None:
         _check_http(attrs.asdict(self), dict.fromkeys(_HTTP_READERS, SET_IN_CODE))
@@ -359,7 +385,7 @@ class HttpSettings:
         values, sources = _settings_values(config, "http", _HTTP_READERS, overrides)
         # Checked here with each value's real source; construction alone would say "set in code".
         _check_http(values, sources)
-        for name in ("backoff", "timeout", "max_rate_wait", "deadline"):
+        for name in ("backoff", "timeout", "max_rate_wait", "deadline", "shard_deadline"):
             values[name] = float(values[name])
         return cls(**values)
 
@@ -370,6 +396,8 @@ def _check_http(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     _number(values["timeout"], "http.timeout", sources["timeout"], above=True)
     _number(values["max_rate_wait"], "http.max_rate_wait", sources["max_rate_wait"])
     _number(values["deadline"], "http.deadline", sources["deadline"], above=True)
+    _number(values["shard_deadline"], "http.shard_deadline", sources["shard_deadline"], above=True)
+    _number(values["max_redirects"], "http.max_redirects", sources["max_redirects"], integer=True)
 
 
 _HTTP_READERS = {
@@ -378,6 +406,8 @@ _HTTP_READERS = {
     "timeout": "get_float",
     "max_rate_wait": "get_float",
     "deadline": "get_float",
+    "shard_deadline": "get_float",
+    "max_redirects": "get_int",
 }
 
 
@@ -391,6 +421,8 @@ class AtprotoSettings:
     records (``"host"`` or ``"host:port"``; empty: the system's).
     ``identity_ttl``: seconds resolved DID documents and handles are cached.
     ``blob_limit``: the blob size assumed when a PDS advertises none.
+    ``max_pages``: ``listRecords`` pages one listing reads at most (a PDS
+    that never stops, or repeats its cursor, is cut off with a warning).
     ``sandbox_pds_url``: a local sandbox PDS (set while one runs), which
     resolves the handles under ``sandbox_handle_domain`` (``.test``).
     """
@@ -400,6 +432,7 @@ class AtprotoSettings:
     nameservers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     identity_ttl: float = DEFAULTS["atproto"]["identity_ttl"]
     blob_limit: int = DEFAULTS["atproto"]["blob_limit"]
+    max_pages: int = DEFAULTS["atproto"]["max_pages"]
     sandbox_pds_url: str | None = None
     sandbox_handle_domain: str = DEFAULTS["sandbox"]["handle_domain"]
 
@@ -422,10 +455,12 @@ class AtprotoSettings:
         nameservers, _ = pick("nameservers", "atproto.nameservers", config.get_list)
         ttl, ttl_source = pick("identity_ttl", "atproto.identity_ttl", config.get_float)
         limit, limit_source = pick("blob_limit", "atproto.blob_limit", config.get_int)
+        pages, pages_source = pick("max_pages", "atproto.max_pages", config.get_int)
         sandbox_pds, _ = pick("sandbox_pds_url", "sandbox.pds_url", config.get_str)
         domain, domain_source = pick("sandbox_handle_domain", "sandbox.handle_domain", config.get_str)
         _number(ttl, "atproto.identity_ttl", ttl_source)
         _number(limit, "atproto.blob_limit", limit_source, integer=True, above=True)
+        _number(pages, "atproto.max_pages", pages_source, integer=True, above=True)
         if not domain.startswith("."):
             raise ConfigError(f"{domain_source}: sandbox.handle_domain should start with a dot, like .test")
         return cls(
@@ -434,9 +469,78 @@ class AtprotoSettings:
             nameservers=tuple(nameservers),
             identity_ttl=float(ttl),
             blob_limit=limit,
+            max_pages=pages,
             sandbox_pds_url=sandbox_pds.rstrip("/") if sandbox_pds else None,
             sandbox_handle_domain=domain.lower(),
         )
+
+
+@attrs.frozen
+class NetworkSettings:
+    """The ``[network]`` section: what URLs named by other people's records may reach.
+
+    Shard URLs of published entries, the PDS endpoints of DID documents and
+    ``did:web`` hosts are written by strangers; :mod:`atdata_core._netpolicy`
+    checks them. ``allow_http``: plain ``http`` URLs are accepted (default:
+    ``https`` only). ``allow_private``: loopback, private, link-local and other
+    non-public addresses may be reached (default: refused). ``allow_hosts``:
+    ``"host"`` or ``"host:port"`` entries (``"[::1]:8080"`` for IPv6) that may
+    be reached even when private, over ``http`` too: a server of your own
+    that records may name. Your own URLs and paths are never checked.
+
+    >>> NetworkSettings.from_config(Config({"network": {"allow_hosts": ["NAS.lan:8080"]}})).allow_hosts
+    ('nas.lan:8080',)
+    """
+
+    allow_http: bool = DEFAULTS["network"]["allow_http"]
+    allow_private: bool = DEFAULTS["network"]["allow_private"]
+    allow_hosts: tuple[str, ...] = attrs.field(
+        default=(), converter=lambda entries: tuple(_host_entry(entry, SET_IN_CODE) for entry in entries)
+    )
+
+    @classmethod
+    def from_config(cls, config: Config | None = None, **overrides: Any) -> Any:
+        """Read ``[network]`` from ``config`` (default: :func:`load_config`); keyword arguments that are not None win."""
+        values, sources = _settings_values(config, "network", _NETWORK_READERS, overrides)
+        for name in ("allow_http", "allow_private"):
+            if not isinstance(values[name], bool):
+                raise ConfigError(f"{sources[name]}: network.{name} should be true or false, not {values[name]!r}")
+        entries = values["allow_hosts"]
+        if isinstance(entries, str) or not all(isinstance(entry, str) for entry in entries):
+            raise ConfigError(f"{sources['allow_hosts']}: network.allow_hosts should be a list of strings")
+        values["allow_hosts"] = tuple(_host_entry(entry, sources["allow_hosts"]) for entry in entries)
+        return cls(**values)
+
+    def host_entries(self) -> list[tuple[str, int | None]]:
+        """``allow_hosts`` as ``(host, port or None)`` pairs; IPv6 hosts without brackets."""
+        return [_split_host_port(entry) for entry in self.allow_hosts]
+
+
+_NETWORK_READERS = {"allow_http": "get_bool", "allow_private": "get_bool", "allow_hosts": "get_list"}
+
+
+def _split_host_port(entry: str) -> tuple[str, int | None]:
+    text = entry.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else rest
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:  # a name, or a bare IPv6 address
+        host, port = text, ""
+    return host.lower().rstrip("."), int(port) if port.isdigit() else (None if not port else -1)
+
+
+def _host_entry(entry: str, source: str) -> str:
+    """An ``allow_hosts`` entry, normalised (``NAS.lan.:80`` -> ``nas.lan:80``); ConfigError when malformed."""
+    host, port = _split_host_port(entry)
+    if not host or any(char in host for char in "/@?#* \t") or port is not None and not 0 < port < 65536:
+        raise ConfigError(
+            f"{source}: network.allow_hosts entry {entry!r} should be a host or host:port, like "
+            f"nas.lan, 10.0.0.5:8080 or [::1]:8080"
+        )
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}" if port is not None else shown
 
 
 # ---------------------------------------------------------------------------- per-user folders
@@ -545,6 +649,14 @@ def load_config(
     sandbox = _running_sandbox_layer(env)
     if sandbox is not None:
         state_file, layer = sandbox
+        # The sandbox adds its own two hosts to the ones the user allowed; it does not replace them.
+        hosts = layer.get("network", {}).get("allow_hosts")
+        if hosts:
+            allowed = data.get("network", {}).get("allow_hosts")
+            if isinstance(allowed, str):
+                allowed = allowed.split(",")
+            earlier = [item.strip() for item in allowed or () if isinstance(item, str) and item.strip()]
+            layer["network"]["allow_hosts"] = list(dict.fromkeys([*earlier, *hosts]))
         _merge(data, layer, sources, f"running sandbox ({state_file})", prefix="")
 
     for name in sorted(env):

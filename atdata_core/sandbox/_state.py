@@ -5,7 +5,10 @@ the state folder is ``ATDATA_SANDBOX_STATE``, else ``user_dir("state")/sandbox``
 (:func:`atdata_core.config.sandbox_state_dir`).
 While both processes that file names are alive, :func:`running_sandbox_settings`
 gives the configuration layer that points this user's CLI and Python API at the
-sandbox (its PLC directory, and its PDS for ``.test`` handles). Once they are
+sandbox (its PLC directory, and its PDS for ``.test`` handles) and lets records
+name exactly its two loopback servers (:func:`sandbox_hosts`, added to
+``[network] allow_hosts``; every other loopback address stays refused to
+records, DESIGN D8). Once they are
 gone the layer is ignored, so a sandbox that was never taken down does not
 send anyone to a dead port.
 
@@ -20,6 +23,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from atdata_core.errors import SandboxError
 
@@ -59,8 +63,8 @@ def is_running(state: Mapping[str, Any]) -> bool:
 def running_sandbox_settings(state_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     """``(state file, settings)`` of the sandbox whose state is in ``state_dir``, while it runs; else None.
 
-    The settings are ``{"plc": {"url": ...}, "sandbox": {"pds_url": ...}}``. A
-    missing state file, a stopped sandbox or an unreadable state file give None
+    The settings are ``{"plc": {"url": ...}, "sandbox": {"pds_url": ...},
+    "network": {"allow_hosts": [...]}}``. A missing state file, a stopped sandbox or an unreadable state file give None
     (the last with a warning: it must not stop every command).
     """
     state_file = state_dir / STATE_FILE_NAME
@@ -74,4 +78,30 @@ def running_sandbox_settings(state_dir: Path) -> tuple[Path, dict[str, Any]] | N
     except (SandboxError, KeyError, TypeError, ValueError) as err:
         log.warning("ignoring the sandbox state file %s: %s", state_file, err)
         return None
-    return state_file, {"plc": {"url": plc_url}, "sandbox": {"pds_url": pds_url}}
+    return state_file, {
+        "plc": {"url": plc_url},
+        "sandbox": {"pds_url": pds_url},
+        "network": {"allow_hosts": sandbox_hosts(plc_url, pds_url)},
+    }
+
+
+def sandbox_hosts(*urls: str) -> list[str]:
+    """The ``host:port`` entries of ``[network] allow_hosts`` that let records name a sandbox's servers.
+
+    The sandbox's PDS writes its own loopback URL into every DID document it
+    makes, and its PLC directory serves them: without these entries the
+    network policy would refuse both, as it refuses any loopback address a
+    record names.
+
+    >>> sandbox_hosts("http://localhost:2582", "http://localhost:2583/")
+    ['localhost:2582', 'localhost:2583']
+    """
+    hosts = []
+    for url in urls:
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise SandboxError(f"the sandbox URL {url!r} names no host")
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        hosts.append(f"{host}:{port}")
+    return list(dict.fromkeys(hosts))
