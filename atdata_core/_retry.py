@@ -16,7 +16,8 @@ that tune them:
   :class:`~atdata_core.errors.RateLimited` says when to come back. A 429
   without a reset time backs off like a failure;
 - ``deadline``: no retry and no wait starts that would end more than
-  ``deadline`` seconds after the first attempt.
+  ``deadline`` seconds after the first attempt (nor after the ``until`` a
+  caller gives: HTTP storage passes the end of its ``shard_deadline``).
 
 A caller runs its own loop and reports its own error (the ATProto client
 raises :class:`~atdata_core.errors.ServiceUnavailable`, storage a
@@ -97,9 +98,10 @@ class RetryPolicy(HttpSettings):
         host: str = "",
         sleep: Callable[[float], Any] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        until: float | None = None,
     ) -> Attempts:
-        """The bookkeeping of one call's attempts under this policy."""
-        return Attempts(self, what=what, host=host, sleep=sleep, clock=clock)
+        """The bookkeeping of one call's attempts under this policy (no wait past ``until``, a ``clock`` time)."""
+        return Attempts(self, what=what, host=host, sleep=sleep, clock=clock, until=until)
 
 
 def retryable_status(status: int) -> bool:
@@ -118,6 +120,7 @@ class Attempts:
         host: str,
         sleep: Callable[[float], Any] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        until: float | None = None,
     ):
         self.policy = policy
         self.what = what
@@ -128,6 +131,7 @@ class Attempts:
         self._sleep = sleep
         self._clock = clock
         self._started = clock()
+        self._until = until
 
     @property
     def elapsed(self) -> float:
@@ -140,7 +144,7 @@ class Attempts:
         if retry >= self.policy.retries:
             return False
         pause = self.policy.sleep_before(retry)
-        if self.elapsed + pause > self.policy.deadline:
+        if self._too_late(pause):
             self.out_of_time = True
             return False
         self._sleep(pause)
@@ -154,10 +158,16 @@ class Attempts:
         policy = self.policy
         if wait > policy.max_rate_wait or self.rate_waits > policy.retries:
             raise RateLimited(self._rate_limited_message(wait, until))
-        if self.elapsed + wait > policy.deadline:
+        if self._too_late(wait):
             raise RateLimited(self._rate_limited_message(wait, until, deadline=True))
         self.rate_waits += 1
         self._sleep(wait)
+
+    def _too_late(self, wait: float) -> bool:
+        """Whether a wait of ``wait`` seconds would pass the deadline (or the caller's ``until``)."""
+        if self.elapsed + wait > self.policy.deadline:
+            return True
+        return self._until is not None and self._clock() + wait > self._until
 
     def summary(self) -> str:
         """``Tried 3 times over 1.5 s (earlier: ...)``, and why it stopped when the deadline did it."""

@@ -20,6 +20,8 @@ kind of failure::
     ├── StorageError                 reading or writing shard bytes
     │   └── StorageNotFound          the object does not exist
     ├── NetworkError                 a server (PDS, PLC, AppView, HTTP host) failed
+    │   ├── NetworkPolicyError       a URL or host someone else's record named is refused by the network
+    │   │                            policy (scheme, private address, redirect); also a StorageError
     │   ├── ServiceUnavailable       down or timing out, after retries
     │   ├── RateLimited              HTTP 429 that did not clear in time
     │   ├── AuthError                login or session refresh failed
@@ -148,6 +150,16 @@ class StorageNotFound(StorageError, FileNotFoundError):
 
 class NetworkError(AtdataError):
     """A server (PDS, PLC directory, AppView, HTTP host) failed."""
+
+
+class NetworkPolicyError(NetworkError, StorageError):
+    """A URL or host named by someone else's record is refused by the network policy.
+
+    The message says what was refused, why (its scheme, or the non-public
+    address it names or resolves to) and which ``[network]`` setting would
+    allow it. It is also a :class:`StorageError`, so a refused shard is
+    handled like any unreadable shard (``on_error="skip"`` skips it).
+    """
 
 
 class ServiceUnavailable(NetworkError):
