@@ -12,6 +12,13 @@ the lexicon, DESIGN D6), its schema (building a sample class from it, or
 checking the class you pass is compatible), and the storage backend for the
 entry's storage ``$type``; the dataset it returns verifies every shard's
 sha256 as it streams it. Nothing is downloaded until you iterate.
+
+The shard URLs an entry names are a stranger's choice (DESIGN D8): each one
+passes the network policy (:mod:`atdata_core._netpolicy`, the ``[network]``
+settings) here, before the dataset exists, and travels on as a
+:class:`~atdata_core._netpolicy.RecordUrl` that holds storage to the same
+policy when it is read. A ``file:`` URL, a local path, an opaque URL or a
+private address in a record raises :class:`~atdata_core.errors.NetworkPolicyError`.
 """
 
 from __future__ import annotations
@@ -140,6 +147,7 @@ def resolve(ref: str, sample_type: type | None = None, *, index: IndexProvider |
     shards = shards_from_storage_record(storage, repo=AtUri.parse(found.uri).did)
     if not shards:
         raise RecordError(f"{found.uri}: the entry lists no shards")
+    shards = checked_shards(shards, storage_type.removesuffix("#main"), found.uri, entry.size)
     return Resolved(
         entry_uri=found.uri,
         entry=entry,
@@ -251,6 +259,33 @@ def warn_deviations(found: IndexedRecord, warnings: Any) -> None:
         if key not in _warned:
             _warned.add(key)
             log.warning("%s: %s", found.uri, warning)
+
+
+def checked_shards(shards: list[ShardRef], storage_type: str, entry_uri: str, size: Any = None) -> list[ShardRef]:
+    """The shards an entry names, each URL passed by the network policy and made a RecordUrl.
+
+    The schemes allowed are the remote ones the storage type's backend reads
+    (``storageHttp``: https, and http when allowed); ``file``, plain paths
+    and opaque URLs never are. Each URL remembers the most bytes the record
+    gives it: its own size, else the entry's total (``size.bytes``).
+    """
+    from atdata_core._netpolicy import HTTP_SCHEMES, NetworkPolicy, RecordUrl
+    from atdata_core.plugins import STORAGE_HTTP_NSID, get_config, get_registry
+
+    policy = NetworkPolicy.from_config(get_config())
+    if storage_type == STORAGE_HTTP_NSID:
+        schemes: tuple[str, ...] = HTTP_SCHEMES
+    else:
+        spec = get_registry().storage.spec_for_record_type(storage_type)
+        schemes = tuple(scheme for scheme in spec.schemes if scheme not in ("", "file"))
+    total = getattr(size, "bytes", None)
+    total = total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
+    checked = []
+    for index, ref in enumerate(shards):
+        url = policy.check_url(ref.url, what=f"{entry_uri}: shard {index} ($.storage)", schemes=schemes)
+        recorded = ref.size if isinstance(ref.size, int) and ref.size >= 0 else total
+        checked.append(ref._replace(url=RecordUrl(url, policy=policy, named_by=entry_uri, recorded_bytes=recorded)))
+    return checked
 
 
 def _get(provider: IndexProvider, uri: AtUri) -> IndexedRecord:

@@ -2,6 +2,11 @@
 
 URLs keep the form they were given in: list a plain path, get plain paths;
 list a ``file://`` URL, get ``file://`` URLs.
+
+Local files are for your own code. A URL that a record named (a
+:class:`~atdata_core._netpolicy.RecordUrl`) is refused before the file
+system is touched, whatever it looks like: the network policy refuses such
+URLs when the record is loaded, and this is the second lock on the same door.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import uuid
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote
 
-from atdata_core.errors import StorageError, StorageNotFound
+from atdata_core._netpolicy import RecordUrl
+from atdata_core.errors import NetworkPolicyError, StorageError, StorageNotFound
 from atdata_core.storage._base import StorageBase
 
 __all__ = ["FileStorage", "local_path"]
@@ -37,6 +43,15 @@ def local_path(url: str | os.PathLike[str]) -> str:
     return unquote(slash + path)
 
 
+def _refuse_record_url(url: Any) -> None:
+    if isinstance(url, RecordUrl):
+        named = f" by {url.named_by}" if url.named_by else " by a record"
+        raise NetworkPolicyError(
+            f"refused {str(url)[:200]!r}, named{named}: a record never opens a local file. Local files are "
+            "for your own code (Dataset('/path/to/shards'))"
+        )
+
+
 def _is_file_url(url: str) -> bool:
     return url[:7].lower() == "file://"
 
@@ -56,6 +71,7 @@ class FileStorage(StorageBase):
         self.config = config
 
     def open(self, url: str) -> BinaryIO:
+        _refuse_record_url(url)
         path = local_path(url)
         try:
             return open(path, "rb")  # noqa: SIM115 - the caller closes it
@@ -67,6 +83,7 @@ class FileStorage(StorageBase):
             raise StorageError(f"cannot open {url}: {err.strerror or err}") from err
 
     def size(self, url: str) -> int | None:
+        _refuse_record_url(url)
         path = local_path(url)
         try:
             info = os.stat(path)

@@ -9,6 +9,21 @@ between. A server that ignores ``Range`` is read again from the start and the
 bytes already delivered are skipped; one whose object changed (a different
 ``ETag``) fails the read instead.
 
+Deadlines and bounds: reading one shard, from its first request through
+every redirect, resume and body byte, stops ``[http] shard_deadline``
+seconds after it started (1800 by default), even when the server keeps the
+connection alive by dripping a byte at a time (a watchdog shuts the socket
+down). Redirects are followed one hop at a time, at most ``[http]
+max_redirects`` (10); a redirect that leaves a public server for a loopback,
+private or link-local address is refused unless ``[network]`` allows it.
+
+URLs named by records: a shard URL that an entry record named arrives as a
+:class:`~atdata_core._netpolicy.RecordUrl`. Every hop of it must pass the
+network policy it was checked against (scheme and host), every connection
+made for it must reach an address that policy allows, and its body is read
+to at most the size the record gives plus a little slack: an endless body
+stops there with a :class:`StorageError`.
+
 Writing: ``put`` sends the file with HTTP ``PUT`` and ``delete`` sends
 ``DELETE``, which works with WebDAV servers, presigned upload URLs and object
 stores that speak plain HTTP. A server that refuses answers with an error
@@ -20,6 +35,8 @@ Records: ``HttpStorage`` is also a
 :class:`~atdata_core.plugins.StorageRecordMapper` for the entry's storage
 member ``science.alt.dataset.storageHttp``:
 ``{"shards": [{"url": ..., "checksum": {"algorithm": "sha256", "digest": hex}}]}``.
+Both directions take ``http(s)://`` URLs only; a URL carrying credentials (a
+password, a presigned signature or token) is never written into a record.
 """
 
 from __future__ import annotations
@@ -35,11 +52,13 @@ import attrs
 import requests
 import urllib3.exceptions
 
+from atdata_core._netguard import Deadline, guarded_session, send_checked
+from atdata_core._netpolicy import NetworkPolicy, RecordUrl, url_credentials
 from atdata_core._nsids import STORAGE_HTTP_NSID
 from atdata_core._shardref import ShardRef, as_shard_ref
 from atdata_core._retry import RetryPolicy, is_name_resolution_failure, retryable_status
-from atdata_core.config import Config, HttpSettings
-from atdata_core.errors import RateLimited, RecordError, StorageError, StorageNotFound
+from atdata_core.config import Config, HttpSettings, NetworkSettings
+from atdata_core.errors import AtdataError, RateLimited, RecordError, StorageError, StorageNotFound
 from atdata_core.storage._base import StorageBase
 
 __all__ = ["STORAGE_HTTP", "HttpStorage", "shards_from_http_record", "shards_to_http_record"]
@@ -48,6 +67,7 @@ __all__ = ["STORAGE_HTTP", "HttpStorage", "shards_from_http_record", "shards_to_
 STORAGE_HTTP = STORAGE_HTTP_NSID
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_HTTP_URL = re.compile(r"^https?://[^/?#\s]", re.IGNORECASE)
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 _CHUNK = 1 << 16
 
@@ -71,19 +91,25 @@ class HttpStorage(StorageBase):
     with ``settings``, an :class:`~atdata_core.config.HttpSettings` (the
     ``[http]`` section; :meth:`from_config` reads it, the built-in defaults
     otherwise); ``retries``, ``backoff`` (seconds) and ``timeout`` (seconds
-    per connect / read) override single values.
+    per connect / read) override single values. ``network``, a
+    :class:`~atdata_core.config.NetworkSettings` (``[network]``), says which
+    private hosts a redirect from a public server may lead to. A ``session``
+    of your own is used as it is: the addresses its connections reach are
+    not judged (URLs and redirect hops still are).
     """
 
     def __init__(
         self,
         settings: HttpSettings | None = None,
         *,
+        network: NetworkSettings | None = None,
         retries: int | None = None,
         backoff: float | None = None,
         timeout: float | None = None,
         session: requests.Session | None = None,
     ):
-        if isinstance(settings, Config):  # the configuration itself: read its [http] section
+        if isinstance(settings, Config):  # the configuration itself: read its [http] and [network] sections
+            network = network or NetworkSettings.from_config(settings)
             settings = HttpSettings.from_config(settings)
         given = {key: value for key, value in (("retries", retries), ("backoff", backoff), ("timeout", timeout))
                  if value is not None}
@@ -91,30 +117,37 @@ class HttpStorage(StorageBase):
         self.retries = self.policy.retries
         self.backoff = self.policy.backoff
         self.timeout = self.policy.timeout
+        self.network = NetworkPolicy.of(network)
         self._session = session
+        self._own_session = session is None
         self._session_pid = os.getpid()
 
     @classmethod
     def from_config(cls, config: Config) -> HttpStorage:
-        """The backend as the registry builds it: ``[http]`` read into :class:`HttpSettings`."""
-        return cls(HttpSettings.from_config(config))
+        """The backend as the registry builds it: ``[http]`` and ``[network]`` read into settings."""
+        return cls(HttpSettings.from_config(config), network=NetworkSettings.from_config(config))
 
     @property
     def session(self) -> requests.Session:
         # A forked data-loader worker must not share the parent's pooled sockets:
         # two processes reading one connection would interleave shard bytes.
-        if self._session is None or self._session_pid != os.getpid():
-            session = requests.Session()
-            session.headers["User-Agent"] = "atdata-core"
-            self._session = session
+        if self._session is None or (self._own_session and self._session_pid != os.getpid()):
+            self._session = guarded_session()
+            self._own_session = True
             self._session_pid = os.getpid()
         return self._session
 
     # -- reading -----------------------------------------------------------
 
     def open(self, url: str) -> BinaryIO:
-        response = self._request("GET", url, stream=True, headers={"Accept-Encoding": "identity"})
-        body = _ResumableBody(self, url, response)
+        """Stream the object at ``url``; a :class:`~atdata_core._netpolicy.RecordUrl` is held to its policy."""
+        deadline = Deadline(self.policy.shard_deadline)
+        try:
+            response = self._request("GET", url, stream=True, headers={"Accept-Encoding": "identity"}, deadline=deadline)
+            body = _ResumableBody(self, url, response, deadline)
+        except BaseException:
+            deadline.close()
+            raise
         return io.BufferedReader(body, buffer_size=_CHUNK)  # type: ignore[return-value]
 
     def size(self, url: str) -> int | None:
@@ -125,7 +158,7 @@ class HttpStorage(StorageBase):
     def _head(self, url: str) -> requests.Response:
         headers = {"Accept-Encoding": "identity"}
         try:
-            return self._request("HEAD", url, allow_redirects=True, headers=headers)
+            return self._request("HEAD", url, headers=headers)
         except _StatusError as err:
             if err.status not in (405, 501):
                 raise
@@ -167,11 +200,17 @@ class HttpStorage(StorageBase):
     # -- records -----------------------------------------------------------
 
     def to_storage_record(self, shards: Sequence[ShardRef]) -> dict[str, Any]:
-        """A ``storageHttp`` member listing ``shards`` (http(s) URLs, each with its sha256)."""
+        """A ``storageHttp`` member listing ``shards`` (http(s) URLs without credentials, each with its sha256)."""
         return shards_to_http_record(shards)
 
     def from_storage_record(self, record: Mapping[str, Any]) -> list[ShardRef]:
-        """The shards a ``storageHttp`` member lists, in order (sha256 None when not recorded)."""
+        """The shards a ``storageHttp`` member lists, in order (sha256 None when not recorded).
+
+        A URL that is not ``http(s)://`` raises :class:`RecordError`: a
+        record never names a local file or an opaque URL. Which hosts and
+        whether plain http are acceptable is the network policy's decision,
+        taken where records are loaded.
+        """
         return shards_from_http_record(record)
 
     # -- plumbing ----------------------------------------------------------
@@ -179,21 +218,54 @@ class HttpStorage(StorageBase):
     def _sleep(self, attempt: int) -> None:
         time.sleep(self.policy.sleep_before(attempt))
 
-    def _request(self, method: str, url: str, *, before_retry: Any = None, **kwargs: Any) -> requests.Response:
+    def _send(self, method: str, url: str, *, deadline: Deadline, rewind: Any = None, **kwargs: Any) -> requests.Response:
+        """One attempt: the request and its redirects, each hop and connection judged by the network policy."""
+        record = url if isinstance(url, RecordUrl) else None
+        named = f" (named by {record.named_by})" if record is not None and record.named_by else ""
+        return send_checked(
+            self.session, method, url, what=f"{method} {url}{named}",
+            policy=record.policy if record is not None else None,
+            public_policy=self.network,
+            max_redirects=self.policy.max_redirects,
+            deadline=deadline,
+            rewind=rewind,
+            **kwargs,
+        )
+
+    def _request(
+        self, method: str, url: str, *, before_retry: Any = None, deadline: Deadline | None = None, **kwargs: Any
+    ) -> requests.Response:
         """One request under the retry policy: dropped connections and passing server errors are
-        tried again, a 429 waits for its reset time, a host name that does not resolve is final."""
+        tried again, a 429 waits for its reset time, a host name that does not resolve is final.
+        Everything stops at ``deadline`` (default: ``shard_deadline`` from now)."""
         kwargs.setdefault("timeout", self.timeout)
-        attempts = self.policy.attempts(what=f"{method} {url}")
+        own_deadline = deadline is None
+        if deadline is None:
+            deadline = Deadline(self.policy.shard_deadline)
+        try:
+            return self._attempt(method, url, before_retry=before_retry, deadline=deadline, **kwargs)
+        finally:
+            if own_deadline:
+                deadline.close()
+
+    def _attempt(
+        self, method: str, url: str, *, before_retry: Any, deadline: Deadline, **kwargs: Any
+    ) -> requests.Response:
+        attempts = self.policy.attempts(what=f"{method} {url}", until=deadline.at)
         retrying = False
         while True:
             if retrying and before_retry is not None:
                 before_retry()
             retrying = True
             try:
-                response = self.session.request(method, url, **kwargs)
+                if deadline.expired:
+                    raise _late(url, deadline, f"{method} {url}")
+                response = self._send(method, url, deadline=deadline, rewind=before_retry, **kwargs)
             except requests.exceptions.InvalidURL as err:
                 raise StorageError(f"{url}: not a valid URL ({err})") from err
             except _DROPPED as err:
+                if deadline.expired:
+                    raise _late(url, deadline, f"{method} {url}") from err
                 if is_name_resolution_failure(err):
                     raise StorageError(
                         f"{method} {url} failed: its host name does not resolve (DNS), so it was not retried; "
@@ -222,7 +294,10 @@ class HttpStorage(StorageBase):
                 reason = f"HTTP {response.status_code} {response.reason}"
             if not attempts.failed(reason):
                 tried = len(attempts.failures)
-                late = f" (stopped at the {self.policy.deadline:g} s [http] deadline)" if attempts.out_of_time else ""
+                late = (
+                    f" (stopped at the {self.policy.deadline:g} s [http] deadline, or the "
+                    f"{self.policy.shard_deadline:g} s [http] shard_deadline)" if attempts.out_of_time else ""
+                )
                 raise StorageError(f"{method} {url} failed after {tried} attempt{'s' if tried != 1 else ''}{late}: {reason}")
 
     def __repr__(self) -> str:
@@ -238,23 +313,34 @@ class _StatusError(StorageError):
 
 
 class _ResumableBody(io.RawIOBase):
-    """A response body that reopens itself with ``Range`` when the connection drops."""
+    """A response body that reopens itself with ``Range`` when the connection drops.
 
-    def __init__(self, storage: HttpStorage, url: str, response: requests.Response):
+    It stops at ``deadline`` (its sockets are shut down then, so no blocked
+    read outlives it) and, for a URL a record named, after the size the
+    record gives plus slack.
+    """
+
+    def __init__(self, storage: HttpStorage, url: str, response: requests.Response, deadline: Deadline):
         self._storage = storage
         self._url = url
         self._response = response
+        self._deadline = deadline
         self._offset = 0
+        self._limit = url.max_bytes if isinstance(url, RecordUrl) else None
         length = response.headers.get("Content-Length")
         self._total = int(length) if length and length.isdigit() else None
         self._etag = response.headers.get("ETag")
         self._failures = 0  # consecutive, without progress in between
+        self._stalled_since: float | None = None
         # We ask for identity; a server that compresses anyway is decoded, but
         # its byte offsets are not ours, so such a stream cannot resume.
         encoding = response.headers.get("Content-Encoding", "").strip().lower()
         self._encoded = encoding not in ("", "identity")
         if self._encoded:
             self._total = None
+        if self._limit is not None and self._total is not None and self._total > self._limit:
+            response.close()
+            raise self._too_long(f"its server announces {self._total:,} bytes")
 
     def readable(self) -> bool:
         return True
@@ -264,13 +350,18 @@ class _ResumableBody(io.RawIOBase):
         if not len(view):
             return 0
         while True:
+            self._check_deadline()
+            want = len(view)
+            if self._limit is not None:
+                want = min(want, self._limit - self._offset + 1)  # one byte past the bound shows a longer body
             try:
                 if self._response is None:
                     self._reopen()
                     if self._response is None:
                         continue
-                data = self._response.raw.read(len(view), decode_content=self._encoded)
+                data = self._response.raw.read(want, decode_content=self._encoded)
             except _DROPPED as err:
+                self._check_deadline()
                 if self._encoded:
                     raise StorageError(
                         f"reading {self._url} failed at byte {self._offset} of its decoded body: "
@@ -278,26 +369,63 @@ class _ResumableBody(io.RawIOBase):
                     ) from err
                 self._dropped(f"{type(err).__name__}: {err}")
                 continue
-            if not data and self._total is not None and self._offset < self._total:
-                self._dropped(f"body ended at byte {self._offset} of {self._total}")
-                continue
+            except AtdataError:
+                raise
+            except Exception:
+                self._check_deadline()  # a socket shut down under a read surfaces in many shapes
+                raise
+            if not data:
+                self._check_deadline()  # the watchdog's shutdown reads as the end of the body
+                if self._total is not None and self._offset < self._total:
+                    self._dropped(f"body ended at byte {self._offset} of {self._total}")
+                    continue
             if data:
                 self._failures = 0
+                self._stalled_since = None
+            if self._limit is not None and self._offset + len(data) > self._limit:
+                self.close()
+                raise self._too_long(f"it sent more than {self._limit:,} bytes")
             view[: len(data)] = data
             self._offset += len(data)
             return len(data)
+
+    def _check_deadline(self) -> None:
+        if self._deadline.expired:
+            self.close()
+            raise _late(self._url, self._deadline, f"reading {self._url}", at=self._offset)
+
+    def _too_long(self, what: str) -> StorageError:
+        record = self._url if isinstance(self._url, RecordUrl) else None
+        named = f"its entry {record.named_by}" if record is not None and record.named_by else "its record"
+        recorded = record.recorded_bytes if record is not None else None
+        return StorageError(
+            f"reading {self._url} stopped: {what}, but {named} gives it {recorded:,} bytes "
+            f"(at most {self._limit:,} are read). The server is not serving the shard that was published"
+        )
 
     def _dropped(self, reason: str) -> None:
         if self._response is not None:
             self._response.close()
             self._response = None
         self._failures += 1
+        now = time.monotonic()
+        if self._stalled_since is None:
+            self._stalled_since = now
+        pause = self._storage.policy.sleep_before(self._failures - 1)
+        stalled_for = now - self._stalled_since
+        of = f" of {self._total}" if self._total is not None else ""
         if self._failures > self._storage.retries:
-            of = f" of {self._total}" if self._total is not None else ""
             raise StorageError(
                 f"reading {self._url} failed at byte {self._offset}{of} after "
                 f"{self._storage.retries} resumes: {reason}"
             )
+        if stalled_for + pause > self._storage.policy.deadline:
+            raise StorageError(
+                f"reading {self._url} failed at byte {self._offset}{of}: no progress for {stalled_for:.0f} s, and "
+                f"another resume would pass the {self._storage.policy.deadline:g} s [http] deadline: {reason}"
+            )
+        if pause >= self._deadline.remaining:
+            raise _late(self._url, self._deadline, f"reading {self._url}", at=self._offset)
         self._storage._sleep(self._failures - 1)
 
     def _reopen(self) -> None:
@@ -305,8 +433,8 @@ class _ResumableBody(io.RawIOBase):
         if self._offset:
             headers["Range"] = f"bytes={self._offset}-"
         try:
-            response = self._storage.session.get(
-                self._url, stream=True, headers=headers, timeout=self._storage.timeout
+            response = self._storage._send(
+                "GET", self._url, deadline=self._deadline, stream=True, headers=headers, timeout=self._storage.timeout
             )
         except _DROPPED:
             raise  # readinto counts it and tries again
@@ -358,8 +486,10 @@ class _ResumableBody(io.RawIOBase):
     def _skip(self, count: int) -> None:
         remaining = count
         while remaining:
+            self._check_deadline()
             data = self._response.raw.read(min(remaining, _CHUNK), decode_content=False)
             if not data:
+                self._check_deadline()
                 raise urllib3.exceptions.ProtocolError(f"body ended while skipping to byte {count}")
             remaining -= len(data)
 
@@ -367,7 +497,17 @@ class _ResumableBody(io.RawIOBase):
         if self._response is not None:
             self._response.close()
             self._response = None
+        self._deadline.close()
         super().close()
+
+
+def _late(url: str, deadline: Deadline, doing: str, at: int | None = None) -> StorageError:
+    """The error for a shard transfer that ran out of time."""
+    where = f" at byte {at:,}" if at else ""
+    return StorageError(
+        f"{doing} stopped{where}: it took longer than the {deadline.seconds:g} s [http] shard_deadline "
+        "(the server stalled, or sends too slowly). Raise [http] shard_deadline for very large shards on slow links"
+    )
 
 
 class _EmptyResponse:
@@ -387,10 +527,16 @@ def shards_to_http_record(shards: Iterable[ShardRef | tuple[str, str]]) -> dict[
         raise StorageError("a storage record needs at least one shard")
     entries = []
     for url, digest, _count, _size in refs:
-        if not isinstance(url, str) or not re.match(r"^https?://", url, re.IGNORECASE):
+        if not isinstance(url, str) or not _HTTP_URL.match(url):
             raise StorageError(f"storageHttp records hold http(s) URLs only, got {url!r}")
         if len(url) > 2000:
             raise StorageError(f"shard URL longer than 2000 characters: {url[:80]}...")
+        secrets = url_credentials(url)
+        if secrets:
+            raise StorageError(
+                f"the shard URL {url[:80]}{'...' if len(url) > 80 else ''} carries {' and '.join(secrets)}: a "
+                "published record is public, so the secret would be too. Publish URLs that need no credentials"
+            )
         digest = (digest or "").lower()
         if not _HEX64.match(digest):
             raise StorageError(f"shard {url} needs a sha256 hex digest (64 hex digits), got {digest!r}")
@@ -411,6 +557,12 @@ def shards_from_http_record(record: Mapping[str, Any]) -> list[ShardRef]:
         url = shard.get("url") if isinstance(shard, Mapping) else None
         if not isinstance(url, str) or not url:
             raise RecordError(f"{STORAGE_HTTP_NSID} record: $.shards[{index}].url is missing")
+        if not _HTTP_URL.match(url):
+            shown = repr(url) if len(url) <= 120 else repr(url[:117]) + "..."
+            raise RecordError(
+                f"{STORAGE_HTTP_NSID} record: $.shards[{index}].url is {shown}, not an http(s):// URL; a "
+                "storageHttp record names remote shards only, never local files or other schemes"
+            )
         checksum = shard.get("checksum")
         digest = None
         if isinstance(checksum, Mapping) and str(checksum.get("algorithm", "")).lower() == "sha256":

@@ -62,6 +62,9 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _READ_BUFFER = 1 << 20
+# One read from the connection at most: a dropped connection loses the bytes of the read in
+# progress, so this bounds what a resume asks for again.
+_READ_CHUNK = 256 << 10
 _MAX_PARTS = 10_000  # S3's limit on the parts of one upload
 _MISSING_OBJECT = {"NoSuchKey", "404", "NotFound"}
 _REFUSED = {
@@ -207,8 +210,23 @@ class S3Storage(StorageBase):
 
     def size(self, url: str) -> int | None:
         location, target, client = self._locate(url)
-        head = self._call("HEAD", url, target, client.head_object, Bucket=location.bucket, Key=location.key)
-        return int(head["ContentLength"])
+        return int(self._head(url, location, target, client)["ContentLength"])
+
+    def _head(self, url: str, location: S3Location, target: _Target, client: Any) -> Any:
+        try:
+            return self._call("HEAD", url, target, client.head_object, Bucket=location.bucket, Key=location.key)
+        except StorageNotFound:
+            # A HEAD answer has no body to say whether the key or the whole bucket is missing: ask.
+            try:
+                client.head_bucket(Bucket=location.bucket)
+            except botocore.exceptions.ClientError as err:
+                if str(err.response.get("Error", {}).get("Code")) in ("404", "NoSuchBucket", "NotFound"):
+                    raise StorageNotFound(
+                        f"HEAD {url}: there is no bucket {location.bucket!r} at {target.endpoint or 'AWS S3'}"
+                    ) from None
+            except botocore.exceptions.BotoCoreError:
+                pass
+            raise
 
     def list(self, prefix: str) -> list[str]:
         location, target, client = self._locate(prefix, object_required=False)
@@ -289,7 +307,7 @@ class S3Storage(StorageBase):
     def delete(self, url: str) -> None:
         location, target, client = self._locate(url)
         # S3 answers a DELETE of a missing key with success; the contract says StorageNotFound.
-        self._call("HEAD", url, target, client.head_object, Bucket=location.bucket, Key=location.key)
+        self._head(url, location, target, client)
         self._call("DELETE", url, target, client.delete_object, Bucket=location.bucket, Key=location.key)
 
     # -- records -------------------------------------------------------------
@@ -453,7 +471,7 @@ class _ResumableBody(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         if not len(view) or self._offset >= self._total:
             return 0
-        view = view[: self._total - self._offset]
+        view = view[: min(self._total - self._offset, _READ_CHUNK)]
         while True:
             try:
                 if self._body is None:

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import socket
+import struct
 import threading
 
 import pytest
@@ -134,12 +135,15 @@ class CuttingProxy:
             pass
         finally:
             # A reset rather than a clean close: what a dropped network connection looks like.
+            # shutdown() first: it wakes the thread blocked reading the other direction, whose
+            # reference would otherwise keep the socket open until the client timed out.
             for sock in (client, upstream):
                 try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                    sock.close()
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    sock.shutdown(socket.SHUT_RD)
                 except OSError:
                     pass
+                sock.close()
 
     def _upload(self, client: socket.socket, upstream: socket.socket) -> None:
         try:
@@ -169,8 +173,8 @@ def cutting_proxy(moto_endpoint):
 def s3_config(tmp_path_factory, moto_endpoint, cutting_proxy, admin, monkeypatch):
     """Write the test configuration and AWS files; returns a function that rewrites the configuration.
 
-    ``s3_config(extra_toml)`` appends TOML to the ``[s3]`` configuration and
-    rediscovers plugins, so the registry's backend sees it.
+    ``s3_config(s3_keys, tables)`` adds keys to ``[s3]`` and tables after it, and
+    rediscovers plugins, so the registry's backend sees them.
     """
     folder = tmp_path_factory.mktemp("s3-config")
     aws_config = folder / "aws-config"
@@ -193,13 +197,13 @@ def s3_config(tmp_path_factory, moto_endpoint, cutting_proxy, admin, monkeypatch
     config_file = folder / "atdata.toml"
     monkeypatch.setenv("ATDATA_CONFIG", str(config_file))
 
-    base = (
-        f'[s3]\nendpoint = "{moto_endpoint}"\nregion = "us-east-1"\npart_size = {PART_SIZE}\n\n'
-        f'[s3.buckets.{PROXIED_BUCKET}]\nendpoint = "{cutting_proxy.endpoint}"\nregion = "us-east-1"\n'
-    )
-
-    def configure(extra: str = "") -> None:
-        config_file.write_text(base + "\n" + extra)
+    def configure(s3_keys: str = "", tables: str = "") -> None:
+        """Rewrite the configuration: ``s3_keys`` go into ``[s3]``, ``tables`` after it."""
+        config_file.write_text(
+            f'[s3]\nendpoint = "{moto_endpoint}"\nregion = "us-east-1"\npart_size = {PART_SIZE}\n{s3_keys}\n'
+            f'[s3.buckets.{PROXIED_BUCKET}]\nendpoint = "{cutting_proxy.endpoint}"\nregion = "us-east-1"\n\n'
+            f"{tables}"
+        )
         reset_plugins()
 
     configure()
