@@ -1,10 +1,26 @@
 """Fixtures shared by the core's tests."""
 
 import functools
+import os
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+ALLOW_HOSTS = "ATDATA_NETWORK_ALLOW_HOSTS"
+
+
+def _allow_hosts(monkeypatch, *entries: str) -> None:
+    current = [item for item in os.environ.get(ALLOW_HOSTS, "").split(",") if item]
+    monkeypatch.setenv(ALLOW_HOSTS, ",".join(dict.fromkeys([*current, *entries])))
+
+
+@pytest.fixture
+def allow_hosts(monkeypatch):
+    """``allow_hosts("127.0.0.1:8080", ...)`` lets records name these loopback servers for this test
+    (``[network] allow_hosts``), keeping the entries already there (the sandbox's). Records naming any
+    other private address stay refused: the network policy is on in every test."""
+    return functools.partial(_allow_hosts, monkeypatch)
 
 
 @pytest.fixture(autouse=True)
@@ -25,8 +41,13 @@ class _ShardServer(ThreadingHTTPServer):
 
 
 @pytest.fixture
-def shard_server(tmp_path):
-    """An HTTP server on loopback serving a temporary folder: ``(folder, base_url)``."""
+def shard_server(tmp_path, monkeypatch):
+    """An HTTP server on loopback serving a temporary folder: ``(folder, base_url)``.
+
+    Records published by the test may name its shards: its address is allowed
+    by ``[network] allow_hosts`` for the test (a loopback server is refused to
+    records otherwise).
+    """
     folder = tmp_path / "served"
     folder.mkdir()
     server = _ShardServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
@@ -34,6 +55,7 @@ def shard_server(tmp_path):
     # every test using the server would wait that long in teardown.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
+    _allow_hosts(monkeypatch, f"127.0.0.1:{server.server_address[1]}")
     try:
         yield folder, f"http://127.0.0.1:{server.server_address[1]}"
     finally:
