@@ -126,8 +126,10 @@ def error(status: int, name: str, message: str, headers: dict | None = None) -> 
 
 
 @pytest.fixture
-def fault_server():
+def fault_server(allow_hosts):
     server = FaultServer()
+    # It plays a did:web host and the PDS a DID document names: loopback, allowed for the test only.
+    allow_hosts(f"localhost:{server.port}", f"127.0.0.1:{server.port}")
     yield server
     server.close()
 

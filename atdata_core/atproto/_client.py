@@ -3,6 +3,10 @@
 Writes go to the logged-in account's PDS. Reads of another account go to
 *that* account's PDS, found from its DID document, never to a fixed host, and
 carry no credentials (a token is only ever sent to the PDS that issued it).
+That PDS endpoint is the account owner's choice, so it is held to the network
+policy (``[network]``, :mod:`atdata_core._netpolicy`): a public ``https``
+host unless the configuration allows it. Listings stop at ``[atproto]
+max_pages`` pages and when a PDS hands back a cursor it already gave.
 Records are checked before they are sent (:mod:`atdata_core.atproto._encoding`);
 batches are cut to the PDS's limits (:mod:`atdata_core.atproto._writes`);
 blobs are measured and typed first (:mod:`atdata_core.atproto._blobs`).
@@ -10,6 +14,7 @@ blobs are measured and typed first (:mod:`atdata_core.atproto._blobs`).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
@@ -17,6 +22,7 @@ from typing import Any, BinaryIO
 import attrs
 
 from atdata_core._aturi import AtUri
+from atdata_core._netpolicy import NetworkPolicy
 from atdata_core._retry import RetryPolicy
 from atdata_core.atproto._blobs import BlobStream, BlobUpload, blob_cid
 from atdata_core.atproto._encoding import dumps, encode_record
@@ -24,13 +30,24 @@ from atdata_core.atproto._identity import Identity, IdentityResolver, is_did
 from atdata_core.atproto._session import Session, SessionStore, create_session, refresh_session
 from atdata_core.atproto._writes import MAX_REQUEST_BYTES, Create, Delete, Update, WriteResult, split_batches, write_op
 from atdata_core.atproto._xrpc import Transport, host_of
-from atdata_core.config import AtprotoSettings, Config, HttpSettings
-from atdata_core.errors import AuthError, NetworkError, RecordError, RecordNotFound, StorageError, StorageNotFound, XrpcError
+from atdata_core.config import AtprotoSettings, Config, HttpSettings, NetworkSettings
+from atdata_core.errors import (
+    AuthError,
+    NetworkError,
+    RecordError,
+    RecordNotFound,
+    ServiceUnavailable,
+    StorageError,
+    StorageNotFound,
+    XrpcError,
+)
 
 __all__ = ["Client", "MAX_PAGE_SIZE"]
 
 #: ``listRecords`` answers at most this many records per page.
 MAX_PAGE_SIZE = 100
+
+log = logging.getLogger("atdata_core.atproto")
 
 _TOKEN_ERRORS = {"ExpiredToken", "InvalidToken"}
 _NOT_FOUND_ERRORS = {"RecordNotFound", "RepoNotFound", "NotFound"}
@@ -47,9 +64,10 @@ class Client:
             print(item["uri"], item["value"]["name"])
 
     Settings: ``config`` (default: :func:`~atdata_core.config.load_config`) is
-    read into :class:`~atdata_core.config.HttpSettings` and
-    :class:`~atdata_core.config.AtprotoSettings`, or give those as ``http=``
-    and ``atproto=``. Keyword options override single values: ``plc_url``,
+    read into :class:`~atdata_core.config.HttpSettings`,
+    :class:`~atdata_core.config.AtprotoSettings` and
+    :class:`~atdata_core.config.NetworkSettings`, or give those as ``http=``,
+    ``atproto=`` and ``network=``. Keyword options override single values: ``plc_url``,
     ``resolvers``, ``blob_limit`` (used when the PDS advertises none),
     ``retries``, ``backoff``, ``timeout``, ``max_rate_wait``, ``deadline``.
     """
@@ -63,6 +81,7 @@ class Client:
         config: Config | None = None,
         http: HttpSettings | None = None,
         atproto: AtprotoSettings | None = None,
+        network: NetworkSettings | None = None,
         plc_url: str | None = None,
         resolvers: list[str] | None = None,
         retries: int | None = None,
@@ -72,7 +91,7 @@ class Client:
         deadline: float | None = None,
         blob_limit: int | None = None,
     ):
-        if config is None and (http is None or atproto is None):
+        if config is None and (http is None or atproto is None or network is None):
             from atdata_core.config import load_config
 
             config = load_config()
@@ -87,8 +106,9 @@ class Client:
         elif overrides:
             atproto = attrs.evolve(atproto, **overrides)
         self.settings = atproto
+        self.network = NetworkPolicy.of(network if network is not None else NetworkSettings.from_config(config))
         self.transport = Transport(policy)
-        self.identity = IdentityResolver(settings=atproto, transport=self.transport)
+        self.identity = IdentityResolver(settings=atproto, transport=self.transport, network=self.network)
         self._session = session
         self._store = store
         self.pds_url = (session.pds_url if session else pds_url or "").rstrip("/") or None
@@ -122,7 +142,8 @@ class Client:
             ident = client.identity.resolve_identity(identifier)
             if not ident.pds_url:
                 raise AuthError(f"the DID document of {ident.did} names no PDS to log in to; pass pds_url=")
-            pds_url = ident.pds_url
+            # Your password goes there: only to a PDS the network policy allows (or one you name).
+            pds_url = client.identity.checked_pds(ident.did, ident.pds_url)
             expected_did = ident.did
         session = create_session(client.transport, pds_url, identifier, password)
         if expected_did and session.did != expected_did:
@@ -204,12 +225,14 @@ class Client:
         auth: bool = False,
         pds_url: str | None = None,
         stream: bool = False,
+        network: NetworkPolicy | None = None,
     ):
         """Call an XRPC method on a PDS (this client's by default); the response.
 
         With ``auth`` the access token is sent, and an ``ExpiredToken`` /
         ``InvalidToken`` answer refreshes the session (saving it again) and
-        retries once.
+        retries once. ``network``: ``pds_url`` came from someone else's DID
+        document; it, its redirects and its connections must pass this policy.
         """
         base = pds_url or self.pds_url
         if not base:
@@ -220,7 +243,7 @@ class Client:
         start = data.tell() if auth and hasattr(data, "seek") and hasattr(data, "tell") else None
         kwargs = dict(
             procedure=procedure, params=params, json_body=json_body, data=data,
-            content_type=content_type, stream=stream,
+            content_type=content_type, stream=stream, network=network,
         )
         try:
             return self.transport.xrpc(base, nsid, token=token, **kwargs)
@@ -243,11 +266,15 @@ class Client:
         if self._store is not None:
             self._store.save(session, make_default=self._store.default_did() in (None, session.did))
 
-    def _pds_for(self, repo: str) -> str:
-        """The PDS holding ``repo`` (a DID or handle)."""
+    def _pds_for(self, repo: str) -> tuple[str, NetworkPolicy | None]:
+        """The PDS holding ``repo`` (a DID or handle), and the policy its connections answer to.
+
+        Your own session's PDS is yours; another account's comes from its DID
+        document, checked by the network policy (:meth:`IdentityResolver.pds_of`).
+        """
         if self._session is not None and repo in (self._session.did, self._session.handle):
-            return self._session.pds_url
-        return self.identity.pds_of(repo, pds_url=self.pds_url)
+            return self._session.pds_url, None
+        return self.identity.pds_of(repo, pds_url=self.pds_url), self.network
 
     def _repo_did(self, repo: str) -> str:
         if is_did(repo):
@@ -325,11 +352,13 @@ class Client:
 
         Raises :class:`~atdata_core.errors.RecordNotFound` when there is none.
         """
+        pds_url, network = self._pds_for(repo)
         try:
             response = self.call(
                 "com.atproto.repo.getRecord",
                 params={"repo": repo, "collection": collection, "rkey": rkey, "cid": cid},
-                pds_url=self._pds_for(repo),
+                pds_url=pds_url,
+                network=network,
             )
         except XrpcError as err:
             if err.error in _NOT_FOUND_ERRORS or (err.status == 400 and "not found" in err.message.lower()):
@@ -357,27 +386,63 @@ class Client:
 
         ``limit`` caps how many are yielded (all when None); ``reverse`` lists
         oldest first. Pages are fetched lazily, as the iteration needs them.
+
+        A PDS decides where a listing ends, and a broken or hostile one may
+        never say so: the listing stops, with a warning through the
+        ``atdata_core.atproto`` logger, when it hands back a cursor it already
+        gave, and after ``[atproto] max_pages`` pages. An answer that is not a
+        listing raises :class:`~atdata_core.errors.ServiceUnavailable`.
         """
         page_size = max(1, min(page_size, MAX_PAGE_SIZE))
-        pds_url = self._pds_for(repo)
+        pds_url, network = self._pds_for(repo)
+        max_pages = self.settings.max_pages
         cursor = None
+        seen: set[str] = set()
         given = 0
+        pages = 0
         while limit is None or given < limit:
+            if pages >= max_pages:
+                log.warning(
+                    "listing %s of %s stopped after %d pages ([atproto] max_pages); %s may hold more, or may "
+                    "never end", collection, repo, pages, host_of(pds_url),
+                )
+                return
             want = page_size if limit is None else min(page_size, limit - given)
-            body = self.call(
+            response = self.call(
                 "com.atproto.repo.listRecords",
                 params={"repo": repo, "collection": collection, "limit": want, "cursor": cursor, "reverse": reverse or None},
                 pds_url=pds_url,
-            ).json()
-            records = body.get("records") or []
+                network=network,
+            )
+            pages += 1
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            records = body.get("records") if isinstance(body, dict) else None
+            if not isinstance(records, list):
+                raise ServiceUnavailable(
+                    f"{host_of(pds_url)} answered com.atproto.repo.listRecords for {repo} {collection} with "
+                    "something that is not a listing (no records list)"
+                )
             for item in records:
+                if not isinstance(item, dict):
+                    log.warning("listing %s of %s: skipped an entry that is not a record: %.100r", collection, repo, item)
+                    continue
                 yield item
                 given += 1
                 if limit is not None and given >= limit:
                     return
             cursor = body.get("cursor")
-            if not cursor or not records:
+            if not isinstance(cursor, str) or not cursor or not records:
                 return
+            if cursor in seen:
+                log.warning(
+                    "listing %s of %s stopped: %s handed back the cursor %.80r a second time, so the listing "
+                    "would never end", collection, repo, host_of(pds_url), cursor,
+                )
+                return
+            seen.add(cursor)
 
     def apply_writes(self, writes: Iterable[Create | Update | Delete | Mapping[str, Any]], *, validate: bool = True) -> list[WriteResult]:
         """Apply many writes, at most 200 (and 1,000,000 bytes) per ``applyWrites`` call.
@@ -450,9 +515,11 @@ class Client:
         """Stream a blob from the PDS of the account ``did`` (``com.atproto.sync.getBlob``)."""
         cid = blob_cid(cid)  # a CID, or a blob ref
         did = self._repo_did(did)
+        pds_url, network = self._pds_for(did)
         try:
             response = self.call(
-                "com.atproto.sync.getBlob", params={"did": did, "cid": cid}, pds_url=self._pds_for(did), stream=True
+                "com.atproto.sync.getBlob", params={"did": did, "cid": cid}, pds_url=pds_url, stream=True,
+                network=network,
             )
         except XrpcError as err:
             if err.error in ("BlobNotFound", "RepoNotFound") or err.status == 404:

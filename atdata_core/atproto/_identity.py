@@ -25,6 +25,14 @@ DID document says which PDS holds the account's repository. Resolution:
 
 Results are cached in memory for ``[atproto] identity_ttl`` seconds (60 by
 default), so a burst of reads resolves each account once.
+
+What a stranger names is held to the network policy (``[network]``,
+:mod:`atdata_core._netpolicy`): a ``did:web`` host, a handle's well-known
+file, and the PDS endpoint of a DID document (when :meth:`IdentityResolver.pds_of`
+hands it out, or it is asked to confirm a handle) must be public ``https``
+hosts unless the configuration allows them: ``did:web:localhost%3A8080``
+resolves only with ``localhost:8080`` in ``[network] allow_hosts``. The PLC
+directory, resolver servers and PDS URLs you give are yours and not judged.
 """
 
 from __future__ import annotations
@@ -37,10 +45,11 @@ from urllib.parse import quote, unquote
 
 import attrs
 
+from atdata_core._netpolicy import NetworkPolicy
 from atdata_core._retry import RetryPolicy, is_name_resolution_failure
 from atdata_core.atproto._xrpc import Transport, host_of
-from atdata_core.config import AtprotoSettings, Config
-from atdata_core.errors import IdentityError, NetworkError, XrpcError
+from atdata_core.config import AtprotoSettings, Config, NetworkSettings
+from atdata_core.errors import IdentityError, NetworkError, NetworkPolicyError, XrpcError
 
 __all__ = [
     "DidDocument",
@@ -144,7 +153,9 @@ class IdentityResolver:
 
     ``settings`` (an :class:`~atdata_core.config.AtprotoSettings`) default to
     ``config`` (default: :func:`~atdata_core.config.load_config`); ``plc_url``,
-    ``resolvers`` and ``ttl`` override single values.
+    ``resolvers`` and ``ttl`` override single values. ``network`` (a
+    :class:`~atdata_core.config.NetworkSettings`, default: ``config``'s
+    ``[network]``) judges the hosts strangers name.
     """
 
     def __init__(
@@ -156,8 +167,9 @@ class IdentityResolver:
         ttl: float | None = None,
         transport: Transport | None = None,
         config: Config | None = None,
+        network: NetworkSettings | None = None,
     ):
-        if config is None and (settings is None or transport is None):
+        if config is None and (settings is None or transport is None or network is None):
             from atdata_core.config import load_config
 
             config = load_config()
@@ -175,6 +187,7 @@ class IdentityResolver:
         self.resolvers = [url.rstrip("/") for url in settings.resolvers]
         self.ttl = float(settings.identity_ttl)
         self.transport = transport or Transport(RetryPolicy.from_config(config))
+        self.network = NetworkPolicy.of(network if network is not None else NetworkSettings.from_config(config))
 
     # ------------------------------------------------------------------ DIDs
 
@@ -198,7 +211,9 @@ class IdentityResolver:
         else:
             method = did.split(":")[1]
             raise IdentityError(f"{did}: DID method {method!r} is not supported; ATProto uses did:plc and did:web")
-        status, body = self.transport.get_json(url, what=f"the DID document of {did}")
+        # A did:web host is whoever wrote the DID; the PLC directory is the one you configured.
+        network = self.network if did.startswith("did:web:") else None
+        status, body = self.transport.get_json(url, what=f"the DID document of {did}", network=network)
         if status == 404 or status == 410:
             gone = "was deactivated in" if status == 410 else "is not known to"
             raise IdentityError(f"{did} {gone} {source}")
@@ -234,7 +249,9 @@ class IdentityResolver:
         self._store(("handle", "", name), did)
         return did
 
-    def _lookup_handle(self, name: str, pds_url: str | None, tried: list[str]) -> str | None:
+    def _lookup_handle(
+        self, name: str, pds_url: str | None, tried: list[str], *, pds_named: bool = False
+    ) -> str | None:
         sandbox = self.settings.sandbox_pds_url
         if sandbox and name.endswith(self.settings.sandbox_handle_domain):
             did = self._ask_server(sandbox, name, tried, label="the running sandbox's PDS ")
@@ -247,15 +264,21 @@ class IdentityResolver:
         if did is not None:
             return did
         for server in _unique([pds_url, *self.resolvers]):
-            did = self._ask_server(server, name, tried)
+            # The PDS a DID document names is the stranger's; resolvers are yours.
+            named = pds_named and server == (pds_url or "").rstrip("/")
+            did = self._ask_server(server, name, tried, network=self.network if named else None)
             if did is not None:
                 return did
         return None
 
-    def _ask_server(self, server: str, name: str, tried: list[str], label: str = "") -> str | None:
+    def _ask_server(
+        self, server: str, name: str, tried: list[str], label: str = "", network: NetworkPolicy | None = None
+    ) -> str | None:
         """``com.atproto.identity.resolveHandle`` on one server."""
         try:
-            response = self.transport.xrpc(server, "com.atproto.identity.resolveHandle", params={"handle": name})
+            response = self.transport.xrpc(
+                server, "com.atproto.identity.resolveHandle", params={"handle": name}, network=network
+            )
             did = response.json().get("did")
         except XrpcError as err:
             tried.append(f"{label}{host_of(server)} ({err.error or err.status}: {err.message or 'no message'})")
@@ -263,7 +286,7 @@ class IdentityResolver:
         except (NetworkError, ValueError, AttributeError) as err:
             tried.append(f"{label}{host_of(server)} ({err})")
             return None
-        if is_did(did):
+        if isinstance(did, str) and is_did(did):
             return did
         tried.append(f"{label}{host_of(server)} (answered without a DID)")
         return None
@@ -305,7 +328,13 @@ class IdentityResolver:
         # One of several ways to resolve a handle: try once more at most, not the full retries.
         quick = attrs.evolve(self.transport.policy, retries=min(self.transport.policy.retries, 1))
         try:
-            response = self.transport.request("GET", url, what=f"the handle {name}", policy=quick)
+            # The handle's host is named by whoever claims the handle: held to the network policy.
+            response = self.transport.request(
+                "GET", url, what=f"the handle {name}", policy=quick, network=self.network
+            )
+        except NetworkPolicyError as err:
+            tried.append(f"{url} ({err})")
+            return None
         except NetworkError as err:
             tried.append(f"{url} ({'its host name does not resolve' if is_name_resolution_failure(err) else err})")
             return None
@@ -324,10 +353,7 @@ class IdentityResolver:
             verified = False
             if document.handle:
                 try:
-                    verified = (
-                        self.resolve_handle(document.handle, pds_url=pds_url or document.pds_url, verify=False)
-                        == document.did
-                    )
+                    verified = self._confirm_handle(document, pds_url) == document.did
                 except (IdentityError, NetworkError):
                     verified = False
             return Identity(document.did, document.handle, document.pds_url, handle_verified=verified)
@@ -335,15 +361,41 @@ class IdentityResolver:
         document = self.resolve_did(did)
         return Identity(document.did, document.handle, document.pds_url, handle_verified=True)
 
+    def _confirm_handle(self, document: DidDocument, pds_url: str | None) -> str:
+        """The DID the handle a document claims resolves to (unverified: the caller compares)."""
+        name = normalize_handle(document.handle or "")
+        did = self._cached(("handle", "", name))
+        if did is not None:
+            return did
+        tried: list[str] = []
+        hint, named = pds_url, False
+        if hint is None and document.pds_url and self.network.permits(document.pds_url):
+            hint, named = document.pds_url, True
+        did = self._lookup_handle(name, hint, tried, pds_named=named)
+        if did is None:
+            raise IdentityError(f"the handle {name} did not resolve to a DID; tried {'; '.join(tried)}")
+        self._store(("handle", "", name), did)
+        return did
+
     def pds_of(self, handle_or_did: str, *, pds_url: str | None = None) -> str:
-        """The URL of the PDS holding an account's repository."""
+        """The URL of the PDS holding an account's repository, checked against the network policy.
+
+        The endpoint is written in the account's DID document, by its owner:
+        one that is not a public ``https`` host (``http://127.0.0.1:2583``)
+        raises :class:`~atdata_core.errors.NetworkPolicyError` unless
+        ``[network]`` allows it.
+        """
         if handle_or_did.startswith("did:"):
             document = self.resolve_did(handle_or_did)
         else:
             document = self.resolve_did(self.resolve_handle(handle_or_did, pds_url=pds_url))
         if not document.pds_url:
             raise IdentityError(f"the DID document of {document.did} names no PDS (#atproto_pds service)")
-        return document.pds_url
+        return self.checked_pds(document.did, document.pds_url)
+
+    def checked_pds(self, did: str, pds_url: str) -> str:
+        """``pds_url``, the PDS endpoint ``did``'s document names, when the network policy allows it."""
+        return self.network.check_url(pds_url, what=f"the PDS endpoint in the DID document of {did}")
 
     # ------------------------------------------------------------------ cache
 

@@ -14,7 +14,13 @@ storage follows too:
   ``max_rate_wait`` seconds; a longer wait raises
   :class:`~atdata_core.errors.RateLimited` saying when to try again;
 - an XRPC error envelope (``{"error": Name, "message": text}``) becomes
-  :class:`~atdata_core.errors.XrpcError`.
+  :class:`~atdata_core.errors.XrpcError`;
+- a request to a host someone else named (a PDS endpoint from a DID
+  document, a ``did:web`` host, a handle's well-known file) is given the
+  network policy (``policy=``, :mod:`atdata_core._netpolicy`): its URL and
+  each redirect hop must pass it, and every connection must reach an address
+  it allows (:mod:`atdata_core._netguard`). Servers from your own
+  configuration (the PLC directory, resolvers, your PDS) are not judged.
 
 A write whose answer was lost (a timeout after the PDS committed it) is sent
 again: ``putRecord`` and ``applyWrites`` updates with a record key are
@@ -30,6 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from atdata_core._netpolicy import NetworkPolicy
 from atdata_core._retry import RetryPolicy, is_name_resolution_failure, retryable_status
 from atdata_core.config import HttpSettings
 from atdata_core.errors import NetworkError, ServiceUnavailable, XrpcError
@@ -56,11 +63,9 @@ class Transport:
     def http(self):
         """The underlying ``requests.Session`` (created on first use)."""
         if self._http is None:
-            import requests
+            from atdata_core._netguard import guarded_session
 
-            session = requests.Session()
-            session.headers["User-Agent"] = _USER_AGENT
-            self._http = session
+            self._http = guarded_session(_USER_AGENT)
         return self._http
 
     def close(self) -> None:
@@ -81,6 +86,7 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
         policy: RetryPolicy | None = None,
+        network: NetworkPolicy | None = None,
     ):
         """Send one request, retrying as the module docstring says; return the response.
 
@@ -88,10 +94,14 @@ class Transport:
         (the caller reads the status). ``what`` names the call in error messages
         (``"com.atproto.repo.createRecord"``, ``"the DID document of did:web:..."``).
         A ``data`` that is a file object is rewound before each retry. ``policy``
-        replaces this transport's for one call.
+        replaces this transport's for one call. ``network``: the URL was named
+        by someone else; it, its redirects and its connections must pass this
+        network policy (:class:`~atdata_core.errors.NetworkPolicyError` otherwise).
         """
         import requests
 
+        if network is not None:
+            network.check_url(url, what=what)
         policy = policy or self.policy
         host = host_of(url)
         attempts = policy.attempts(what=what, host=host)
@@ -100,9 +110,9 @@ class Transport:
             if rewind is not None:
                 data.seek(rewind)
             try:
-                response = self.http.request(
-                    method, url, params=params, data=data, headers=dict(headers or {}),
-                    timeout=policy.timeout, stream=stream,
+                response = self._send(
+                    method, url, what=what, network=network, params=params, data=data,
+                    headers=dict(headers or {}), timeout=policy.timeout, stream=stream,
                 )
             except requests.exceptions.Timeout:
                 reason = f"no answer within {policy.timeout:g} s"
@@ -131,9 +141,22 @@ class Transport:
                     f"Check that the server is up and reachable; [http] retries and backoff set how hard to try"
                 )
 
-    def get_json(self, url: str, *, what: str, params: Mapping[str, Any] | None = None) -> tuple[int, Any]:
+    def _send(self, method: str, url: str, *, what: str, network: NetworkPolicy | None, **kwargs: Any):
+        if network is None:
+            return self.http.request(method, url, **kwargs)
+        from atdata_core._netguard import send_checked
+
+        return send_checked(
+            self.http, method, url, what=what, policy=network, max_redirects=self.policy.max_redirects, **kwargs
+        )
+
+    def get_json(
+        self, url: str, *, what: str, params: Mapping[str, Any] | None = None, network: NetworkPolicy | None = None
+    ) -> tuple[int, Any]:
         """GET a JSON document; ``(status, parsed body or None)``."""
-        response = self.request("GET", url, what=what, params=params, headers={"Accept": "application/json"})
+        response = self.request(
+            "GET", url, what=what, params=params, headers={"Accept": "application/json"}, network=network
+        )
         try:
             body = response.json()
         except ValueError:
@@ -155,11 +178,13 @@ class Transport:
         token: str | None = None,
         stream: bool = False,
         headers: Mapping[str, str] | None = None,
+        network: NetworkPolicy | None = None,
     ):
         """Call XRPC method ``nsid`` on the server at ``base_url``; the response on success.
 
         A query is a GET, a procedure a POST. ``json_body`` is JSON-encoded here;
         ``data`` (bytes or a file object) is sent as it is, with ``content_type``.
+        ``network``: ``base_url`` was named by someone else (see :meth:`request`).
         Raises :class:`XrpcError` for an error answer.
         """
         send_headers = dict(headers or {})
@@ -176,7 +201,7 @@ class Transport:
         url = f"{base_url.rstrip('/')}/xrpc/{nsid}"
         response = self.request(
             "POST" if procedure else "GET", url, what=nsid, params=params, data=body,
-            headers=send_headers, stream=stream,
+            headers=send_headers, stream=stream, network=network,
         )
         if response.status_code >= 400:
             raise xrpc_error(nsid, response)

@@ -11,6 +11,11 @@ conftest.py (or a test module). Fixtures:
   :class:`~atdata_core.sandbox.SandboxAccount` (``handle``, ``did``, ``password``,
   ``pds_url``).
 
+While ``pds_sandbox`` runs, ``ATDATA_NETWORK_ALLOW_HOSTS`` also lists its PLC
+and PDS (``localhost:<port>``), as ``atdata sandbox up`` does for a shell: the
+sandbox's DID documents name its loopback PDS, which the network policy
+refuses to records otherwise. Every other loopback address stays refused.
+
 If the sandbox cannot start, the tests that use it fail with the reason; they
 are never skipped silently. ``ATDATA_SKIP_PDS=1`` skips them on purpose (never
 set it in CI). Tests that use these fixtures get the ``pds`` marker.
@@ -56,9 +61,18 @@ def pds_sandbox(tmp_path_factory: pytest.TempPathFactory):
             f"the local PDS sandbox could not start (set {SKIP_VARIABLE}=1 to skip these tests on purpose):\n{e}",
             pytrace=False,
         )
+    from atdata_core.sandbox._state import sandbox_hosts
+
+    variable = "ATDATA_NETWORK_ALLOW_HOSTS"
+    before = os.environ.get(variable)
+    os.environ[variable] = ",".join([*filter(None, (before or "").split(",")), *sandbox_hosts(info.plc_url, info.pds_url)])
     try:
         yield info
     finally:
+        if before is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = before
         sandbox.down()
 
 
