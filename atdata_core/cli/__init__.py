@@ -3,6 +3,9 @@
 Each sub-command lives in its own module here; plugins add theirs through the
 ``atdata_cli_commands`` hook. Failures print one clear line to stderr and exit
 non-zero (1 for an error of the data or a service, 2 for a usage error).
+Text that records carry (names, descriptions, URIs, error messages quoting
+them) is printed through :func:`atdata_core.cli._terminal.safe_text`, which
+shows terminal control characters as escapes.
 """
 
 from __future__ import annotations
@@ -49,12 +52,14 @@ class _Group(click.Group):
         return None
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        from atdata_core.cli._terminal import safe_text
         from atdata_core.errors import AtdataError
 
         try:
             return super().invoke(ctx)
         except AtdataError as err:
-            click.secho(f"error: {err}", fg="red", err=True)
+            # Messages quote record text (names, URLs, paths): escaped like every record text printed.
+            click.secho(f"error: {safe_text(err, keep_newlines=True)}", fg="red", err=True)
             sys.exit(1)
 
 

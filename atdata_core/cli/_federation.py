@@ -6,11 +6,13 @@ import importlib
 import json
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
 from atdata_core._nsids import ENTRY_NSID, LABEL_NSID, LENS_NSID, SCHEMA_NSID
+from atdata_core.cli._terminal import echo, safe_text
 
 SCHEMA = SCHEMA_NSID
 _KINDS = {"datasets": ENTRY_NSID, "schemas": SCHEMA_NSID, "lenses": LENS_NSID, "labels": LABEL_NSID}
@@ -70,8 +72,8 @@ def login(handle_or_did: str, password: str | None, pds_url: str | None) -> None
         password = click.prompt(f"password for {handle_or_did}", hide_input=True)
     client = atproto_login(handle_or_did, password, pds_url=pds_url)
     store = SessionStore()
-    click.echo(f"logged in as {client.handle or client.did} ({client.did}) on {client.pds_url}")
-    click.echo(f"session saved in {store.path_for(client.did)}")
+    echo(f"logged in as {client.handle or client.did} ({client.did}) on {client.pds_url}")
+    echo(f"session saved in {store.path_for(client.did)}")
 
 
 @click.command()
@@ -237,28 +239,27 @@ def list_cmd(handle_or_did, kind, query, tags, as_json) -> None:
         _echo_json([{"uri": r.uri, "cid": r.cid, "value": dict(r.value)} for r in found])
         return
     for record in found:
-        value = record.value
+        value = record.value if isinstance(record.value, Mapping) else {}
         detail = {
             "datasets": lambda: _size_text(value.get("size")),
             "schemas": lambda: str(value.get("version", "")),
             "lenses": lambda: f"{value.get('sourceSchema', '?')} -> {value.get('targetSchema', '?')}",
             "labels": lambda: f"{value.get('version') or ''} -> {value.get('datasetUri', '?')}",
         }[kind]()
-        click.echo(f"{value.get('name', '?')}  {detail}  {record.uri}")
+        # Names, versions and URIs are the record author's text: shown with controls escaped.
+        echo(f"{value.get('name', '?')}  {detail}  {record.uri}")
     if not found:
         click.echo(f"no {kind} found")
 
 
 def _size_text(size: Any) -> str:
-    if not isinstance(size, dict):
+    if not isinstance(size, Mapping):
         return ""
     parts = []
-    if size.get("samples") is not None:
-        parts.append(f"{size['samples']} samples")
-    if size.get("shards") is not None:
-        parts.append(f"{size['shards']} shards")
-    if size.get("bytes") is not None:
-        parts.append(f"{size['bytes']:,} bytes")
+    for key, unit in (("samples", "samples"), ("shards", "shards"), ("bytes", "bytes")):
+        count = size.get(key)
+        if isinstance(count, int) and not isinstance(count, bool):
+            parts.append(f"{count:,} {unit}" if key == "bytes" else f"{count} {unit}")
     return ", ".join(parts)
 
 
@@ -270,13 +271,65 @@ def schema() -> None:
     """Show and compare published schemas."""
 
 
+#: A record is at most this many bytes of JSON (a PDS refuses larger ones); a bigger file is not one.
+_RECORD_BYTES = 1_000_000
+
+
 def _schema_record(ref: str) -> tuple[str, dict[str, Any]]:
-    """A schema by at:// URI, @handle/schema.id[@version], or a local JSON file."""
+    """A schema by at:// URI, @handle/schema.id[@version], or a local JSON file; checked to be a schema record."""
+    if os.path.isfile(ref):
+        return ref, _checked_schema(_read_json_file(ref), ref)
+    uri, value = _published_schema(ref)
+    return uri, _checked_schema(value, uri)
+
+
+def _read_json_file(path: str) -> Any:
+    """The JSON value of a file, or a one-line click error saying why it has none."""
+    shown = safe_text(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(_RECORD_BYTES + 1)
+    except OSError as err:
+        raise click.ClickException(f"cannot read {shown}: {err.strerror or err}") from None
+    if len(data) > _RECORD_BYTES:
+        raise click.ClickException(
+            f"{shown} is larger than a record can be ({_RECORD_BYTES:,} bytes of JSON), so it is not a schema record"
+        )
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{shown} is not UTF-8 text, so it is not a schema record saved as JSON") from None
+    except json.JSONDecodeError as err:
+        raise click.ClickException(
+            f"{shown} is not JSON ({err.msg} at line {err.lineno}, column {err.colno}); give a schema record saved "
+            "as JSON"
+        ) from None
+    except RecursionError:
+        raise click.ClickException(f"{shown} nests JSON too deeply to be a schema record") from None
+
+
+def _checked_schema(value: Any, where: str) -> dict[str, Any]:
+    """``value`` when it is a schema record (read tolerantly, DESIGN D6), else a one-line click error."""
+    from atdata_core.errors import ValidationError
+    from atdata_core.lexicon import validate_record
+
+    shown = safe_text(where)
+    if not isinstance(value, Mapping):
+        raise click.ClickException(f"{shown} is not a schema record: expected a JSON object, got {type(value).__name__}")
+    declared = value.get("$type")
+    if declared is not None and declared != SCHEMA_NSID:
+        raise click.ClickException(f"{shown} is a {safe_text(repr(declared))} record, not a schema ({SCHEMA_NSID})")
+    record = dict(value)
+    try:
+        validate_record(record, SCHEMA_NSID, strict=False)
+    except ValidationError as err:
+        raise click.ClickException(f"{shown} is not a valid schema record: {safe_text(err)}") from None
+    return record
+
+
+def _published_schema(ref: str) -> tuple[str, Any]:
     from atdata_core._loading import index_for
 
-    if os.path.isfile(ref):
-        with open(ref, encoding="utf-8") as handle:
-            return ref, json.load(handle)
     index = index_for(None)
     if ref.startswith("at://"):
         found = index.get_record(ref)
@@ -288,7 +341,7 @@ def _schema_record(ref: str) -> tuple[str, dict[str, Any]]:
         raise click.BadParameter(
             f"{ref!r}: give an at:// URI, @handle/schema.id or @handle/schema.id@version, or a JSON file"
         )
-    return found.uri, dict(found.value)
+    return found.uri, found.value
 
 
 @schema.command("show")
@@ -300,9 +353,10 @@ def schema_show(ref: str, as_python: bool) -> None:
 
     uri, record = _schema_record(ref)
     if as_python:
+        # Record text inside the module is escaped by the writer, which parses the module before returning it.
         click.echo(generate_python(record), nl=False)
         return
-    click.echo(f"# {uri}")
+    echo(f"# {uri}")
     _echo_json(record)
 
 
@@ -317,9 +371,9 @@ def schema_diff(old: str, new: str) -> None:
     _, new_record = _schema_record(new)
     kind = classify_change(old_record, new_record)
     changes = diff_schemas(old_record, new_record)
-    click.echo(f"{old_record.get('version')} -> {new_record.get('version')}: {kind} change")
+    echo(f"{old_record.get('version')} -> {new_record.get('version')}: {kind} change")
     for change in changes:
-        click.echo(f"  {change}")
+        echo(f"  {change}")
     if not changes:
         click.echo("  no changes")
 
@@ -341,8 +395,8 @@ def load_cmd(ref: str, count: int, no_verify: bool, index_name: str | None) -> N
     resolved = resolve(ref, index=index_name)
     entry = resolved.entry
     schema_value = resolved.schema_value
-    click.echo(f"dataset  {entry.name}  {resolved.entry_uri}")
-    click.echo(f"schema   {schema_value.get('name')} {schema_value.get('version')}  {resolved.schema_uri}")
+    echo(f"dataset  {entry.name}  {resolved.entry_uri}")
+    echo(f"schema   {schema_value.get('name')} {schema_value.get('version')}  {resolved.schema_uri}")
     size = entry.size
     if size is not None and size.samples is not None:
         click.echo(f"samples  {size.samples}")
@@ -359,6 +413,6 @@ def load_cmd(ref: str, count: int, no_verify: bool, index_name: str | None) -> N
         click.echo(click.style(f"sample {shown}", bold=True))
         items = sample.items() if hasattr(sample, "items") else vars(sample).items()
         for key, value in items:
-            click.echo(f"  {key}: {_summarise(value)}")
+            echo(f"  {key}: {_summarise(value)}")
     if shown == 0:
         click.echo("no samples")
