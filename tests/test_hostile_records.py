@@ -13,6 +13,7 @@ test checks the marker is absent (and that the module is not in sys.modules).
 
 from __future__ import annotations
 
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -352,3 +353,291 @@ def test_generated_source_is_checked_before_it_is_returned():
     ):
         with pytest.raises(SchemaError, match="not returned"):
             check_generated_source(injected)
+
+
+# ====================================================================== hostile records on the local PDS
+
+ENTRY = "science.alt.dataset.entry"
+SCHEMA = "science.alt.dataset.schema"
+LENS = "science.alt.dataset.lens"
+LABEL = "science.alt.dataset.label"
+DIGEST = "ab" * 32
+
+
+@pytest.fixture
+def victim(tmp_path, monkeypatch, pds_sandbox):
+    """This process is the victim's machine: its config folder, the sandbox's PLC directory, a folder to work in."""
+    from atdata_core.atproto import clear_identity_cache
+    from atdata_core.plugins import reset_plugins
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "victim-config"))
+    monkeypatch.delenv("ATDATA_CONFIG", raising=False)
+    monkeypatch.delenv("ATDATA_ATPROTO_RESOLVER", raising=False)
+    monkeypatch.setenv("ATDATA_PLC_URL", pds_sandbox.plc_url)
+    monkeypatch.setenv("ATDATA_HTTP_RETRIES", "1")
+    monkeypatch.setenv("ATDATA_HTTP_BACKOFF", "0.01")
+    work = tmp_path / "victim-work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    clear_identity_cache()
+    reset_plugins()
+    yield work
+    clear_identity_cache()
+    reset_plugins()
+
+
+@pytest.fixture
+def mallory(make_account, tmp_path, victim):
+    """The stranger: another account on the PDS, writing records with her own client (validation bypassed at will)."""
+    from atdata_core.atproto import Client, SessionStore
+
+    account = make_account("mallory")
+    client = Client.login(
+        account.did, account.password, pds_url=account.pds_url, store=SessionStore(tmp_path / "mallory-sessions")
+    )
+    return account, client
+
+
+def cli(*args: str):
+    from click.testing import CliRunner
+
+    from atdata_core.cli import cli as atdata
+
+    return CliRunner().invoke(atdata, list(args))
+
+
+def entry_value(name: str, schema_uri: str, **extra) -> dict:
+    return {
+        "$type": ENTRY,
+        "name": name,
+        "schemaRef": schema_uri,
+        "storage": {
+            "$type": "science.alt.dataset.storageHttp",
+            "shards": [{"url": "https://data.example.com/a.tar", "checksum": {"algorithm": "sha256", "digest": DIGEST}}],
+        },
+        "createdAt": "2025-06-01T00:00:00.000Z",
+        **extra,
+    }
+
+
+def no_raw_controls(text: str) -> bool:
+    """True when text holds nothing a terminal would act on: only printable characters and line breaks."""
+    import unicodedata
+
+    return all(ch == "\n" or unicodedata.category(ch) not in {"Cc", "Cf", "Zl", "Zp"} for ch in text)
+
+
+HOSTILE_NAME = "evil\x1b[2J\x1b]0;owned\x07\rfine\b\u202etxt.exe\x9b31m"
+
+
+def test_a_strangers_lens_record_naming_code_in_the_working_directory_runs_nothing(mallory, victim, monkeypatch):
+    import atdata_core
+
+    account, client = mallory
+    name = f"evil_local_{uuid.uuid4().hex[:8]}"
+    marker = victim.parent / "MARKER"
+    marker_module(victim, name, marker)
+    monkeypatch.syspath_prepend("")  # as under `python -m` or `python -c`: the folder you are in is importable
+    schema = f"at://{account.did}/{SCHEMA}/com.example.any:1.0.0"
+    code = {"repository": REPOSITORY, "commit": COMMIT, "path": f"{name}.py:get", "language": "python"}
+    uri, _ = client.create_record(LENS, {
+        "$type": LENS, "name": "helpful", "sourceSchema": schema, "targetSchema": schema,
+        "getterCode": code, "putterCode": code, "createdAt": "2025-06-01T00:00:00.000Z",
+    })
+    with pytest.raises(LensExecutionRefused, match="current working directory"):
+        atdata_core.load_lens(uri)
+    assert not marker.exists() and name not in sys.modules
+
+
+def test_atdata_schema_show_python_of_a_strangers_schema_writes_a_module_that_runs_nothing(mallory, victim):
+    account, client = mallory
+    marker = victim.parent / "MARKER"
+    payload = payloads(marker)
+    record = schema_value(
+        name=payload["triple quotes"], version=payload["backslash quote"], description=payload["repr breaker"],
+    )
+    record["schema"]["properties"]["label"]["description"] = payload["triple quotes"]
+    record["schema"]["properties"]["label"]["default"] = payload["carriage return"]
+    record["schema"]["required"] = []
+    uri, _ = client.create_record(SCHEMA, record, validate=False)
+
+    shown = cli("schema", "show", uri, "--python")
+    assert shown.exit_code == 0, shown.output
+    module = import_generated(shown.output, victim)
+    assert not marker.exists()
+    cls = next(v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__)
+    assert cls().label == payload["carriage return"]
+    as_json = cli("schema", "show", uri)
+    assert as_json.exit_code == 0 and no_raw_controls(as_json.output)
+
+
+def test_list_and_load_escape_terminal_controls_in_record_text(mallory, victim, shard_server):
+    import json
+
+    import numpy as np
+
+    from atdata_core import ShardWriter, packable
+    from atdata_core.publish import publish_schema
+
+    account, client = mallory
+    folder, base = shard_server
+
+    @packable
+    class Note:
+        text: str
+
+    with ShardWriter(str(folder / "notes-%06d.tar"), maxcount=10) as sink:
+        sink.write(Note(text="\x1b[31mred\x1b[0m"))
+    schema = publish_schema(client, Note, schema_id="com.example.note", version="1.0.0", description=HOSTILE_NAME)
+    # a schema record of another client whose name and version carry escapes too
+    loose_schema = schema_value(name="com.example.x" + HOSTILE_NAME, version="1.0.0\x1b[8m")
+    client.create_record(SCHEMA, loose_schema, validate=False)
+    (info,) = sink.shards
+    entry = entry_value(HOSTILE_NAME, schema.uri, description=HOSTILE_NAME, tags=["notes\x1b[5m"])
+    entry["storage"]["shards"] = [{"url": f"{base}/{Path(info.url).name}", "checksum": {"algorithm": "sha256", "digest": info.sha256}}]
+    entry_uri, _ = client.create_record(ENTRY, entry)
+    client.create_record(LABEL, {"$type": LABEL, "name": HOSTILE_NAME, "datasetUri": entry_uri, "version": "v1\r",
+                                 "createdAt": "2025-06-01T00:00:00.000Z"})
+
+    for kind in ("datasets", "schemas", "labels"):
+        listed = cli("list", account.did, "--kind", kind)
+        assert listed.exit_code == 0, listed.output
+        assert no_raw_controls(listed.output), repr(listed.output)
+        assert "\\x1b[2J" in listed.output or "\\x1b[8m" in listed.output or "\\r" in listed.output
+    assert "evil\\x1b[2J\\x1b]0;owned\\x07\\rfine\\x08\\u202etxt.exe\\x9b31m" in cli("list", account.did).output
+    # JSON stays exact: json.dumps escapes controls, and reading it back gives the record's text
+    as_json = cli("list", account.did, "--json")
+    assert no_raw_controls(as_json.output)
+    assert json.loads(as_json.output)[0]["value"]["name"] == HOSTILE_NAME
+
+    loaded = cli("load", entry_uri, "-n", "1")
+    assert loaded.exit_code == 0, loaded.output
+    assert no_raw_controls(loaded.output), repr(loaded.output)
+    assert "dataset  evil\\x1b[2J" in loaded.output
+    assert "\\x1b[31mred" in loaded.output
+
+
+def test_error_messages_quoting_record_text_are_escaped_too():
+    import click
+
+    from atdata_core.cli import cli as atdata
+    from atdata_core.errors import RecordError
+
+    @click.command("explode")
+    def explode():
+        raise RecordError(f"record {HOSTILE_NAME} is broken\nsecond line")
+
+    atdata.add_command(explode)
+    try:
+        result = cli("explode")
+    finally:
+        atdata.commands.pop("explode", None)
+    assert result.exit_code == 1
+    assert no_raw_controls(result.output)
+    assert "evil\\x1b[2J" in result.output and "\nsecond line" in result.output
+
+
+def test_one_malformed_record_does_not_hide_an_accounts_other_records(mallory, victim, caplog):
+    import json
+    import logging
+
+    from atdata_core.discover import list_datasets, list_schemas
+    from atdata_core.publish import publish_schema
+    from tests.lens_example import RGBImage
+
+    account, client = mallory
+    schema = publish_schema(client, RGBImage, schema_id="com.example.rgb", version="1.0.0", tags=["vision"])
+    good, _ = client.create_record(ENTRY, entry_value("good", schema.uri, tags=["vision"]))
+    bad = [
+        client.create_record(ENTRY, entry_value(f"bad-{i}", schema.uri, tags=tags), validate=False)[0]
+        for i, tags in enumerate(([{"tag": "vision"}], 5, True, "vision", [["vision"]]))
+    ]
+    for metadata in ("not a map", 5, ["vision"]):
+        client.create_record(
+            SCHEMA, schema_value(name="com.example.odd", version="1.0.0", metadata=metadata), validate=False
+        )
+    bad.append(client.create_record(ENTRY, entry_value("no-schema-ref", "not a uri"), validate=False)[0])
+
+    with caplog.at_level(logging.WARNING, logger="atdata_core"):
+        assert [r.uri for r in list_datasets(account.did)] == [good]
+        assert [r.uri for r in list_datasets(account.did, tags=["vision"])] == [good]
+        assert [r.uri for r in list_schemas(account.did, tags=["vision"])] == [schema.uri]
+        assert len(list_schemas(account.did)) == 1
+    skipped = [r.getMessage() for r in caplog.records if r.name.startswith("atdata_core") and "skipped" in r.getMessage()]
+    assert all(any(uri in message for message in skipped) for uri in bad)
+
+    text = cli("list", account.did)
+    assert text.exit_code == 0, text.output
+    assert "good" in text.output and "bad-" not in text.output
+    as_json = cli("list", account.did, "--json")
+    assert as_json.exit_code == 0 and [r["uri"] for r in json.loads(as_json.output)] == [good]
+    tagged = cli("list", account.did, "--kind", "schemas", "--tag", "vision")
+    assert tagged.exit_code == 0 and schema.uri in tagged.output
+
+
+def test_records_written_with_a_lowercase_t_or_z_are_read_with_a_warning(mallory, victim, caplog):
+    import logging
+
+    import atdata_core
+    from atdata_core.discover import list_datasets
+    from atdata_core.lexicon import validate_record
+    from atdata_core.errors import ValidationError
+    from atdata_core.publish import publish_schema
+    from tests.lens_example import RGBImage
+
+    account, client = mallory
+    schema = publish_schema(client, RGBImage, schema_id="com.example.rgb", version="1.0.0")
+    loose = entry_value("loose", schema.uri, createdAt="2025-01-01t00:00:00z")
+    with pytest.raises(ValidationError, match="createdAt"):
+        validate_record(loose)  # writers stay strict
+    uri, _ = client.create_record(ENTRY, loose, validate=False)
+    with caplog.at_level(logging.WARNING, logger="atdata_core"):
+        assert [r.uri for r in list_datasets(account.did)] == [uri]
+        dataset = atdata_core.load(uri)
+    assert dataset is not None
+    assert any("lowercase" in r.getMessage() and uri in r.getMessage() for r in caplog.records)
+    from atdata_core.records import EntryRecord, read_record
+
+    model, warnings = read_record(loose, EntryRecord)
+    assert model.created_at.isoformat() == "2025-01-01T00:00:00+00:00"
+    assert [w.rule for w in warnings] == ["format:datetime"]
+
+
+# ====================================================================== `atdata schema show` of files that are not schemas
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "is not JSON"),  # /etc/passwd
+        (b"\x80\x81\xff\x00binary", "not UTF-8"),
+        (b"{not json", "is not JSON"),
+        (b"[1, 2, 3]", "expected a JSON object, got list"),
+        (b'{"$type": "science.alt.dataset.entry", "name": "x"}', "is a 'science.alt.dataset.entry' record"),
+        (b'{"$type": "science.alt.dataset.schema", "name": 5}', "not a valid schema record"),
+        (b"[" * 100000 + b"]" * 100000, "nests JSON too deeply|is not JSON"),
+        (b" " * 1_000_001, "larger than a record can be"),
+    ],
+)
+@pytest.mark.parametrize("python", [False, True])
+def test_schema_show_of_a_file_that_is_not_a_schema_record_is_a_one_line_error(tmp_path, content, expected, python):
+    if content is None:
+        path = "/etc/passwd"
+        if not Path(path).is_file():
+            pytest.skip("no /etc/passwd here")
+    else:
+        path = str(tmp_path / "record.json")
+        Path(path).write_bytes(content)
+    result = cli("schema", "show", path, *(["--python"] if python else []))
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    assert re.search(expected, lines[0])
+    assert "root:" not in result.output  # nothing of the file is quoted
+
+
+def test_schema_show_of_a_folder_is_a_one_line_usage_error(tmp_path):
+    result = cli("schema", "show", str(tmp_path))  # a folder: neither a file nor a reference
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if "Error" in line]) == 1

@@ -110,6 +110,28 @@ def check_datetime(value: str) -> str | None:
     return None
 
 
+def strict_datetime(value: str) -> str | None:
+    """The strict spelling of a datetime another client wrote loosely, or None when there is none.
+
+    RFC 3339 allows a lowercase ``t`` separator and ``z`` zone; the ATProto
+    datetime format does not, but the instant is the same. Readers accept it
+    with a warning (DESIGN D6); writers never produce it.
+
+    >>> strict_datetime("2025-01-01t00:00:00z")
+    '2025-01-01T00:00:00Z'
+    """
+    if not isinstance(value, str) or len(value) < 20:
+        return None
+    fixed = value
+    if fixed[10] == "t":
+        fixed = fixed[:10] + "T" + fixed[11:]
+    if fixed.endswith("z"):
+        fixed = fixed[:-1] + "Z"
+    if fixed == value or check_datetime(fixed) is not None:
+        return None
+    return fixed
+
+
 def check_at_uri(value: str) -> str | None:
     if len(value) > 8192:
         return "an AT-URI is at most 8 KiB"

@@ -17,7 +17,7 @@ import attrs
 from atdata_core._bytes import decode_bytes
 from atdata_core.errors import ValidationError
 from atdata_core.lexicon._catalog import find_definition, split_ref
-from atdata_core.lexicon._formats import FORMATS, count_graphemes
+from atdata_core.lexicon._formats import FORMATS, count_graphemes, strict_datetime
 
 # Rules that only bound a size or a count. Breaking one loses no meaning, so a
 # tolerant reader accepts the value with a warning; a writer never does.
@@ -250,7 +250,13 @@ class Validation:
         fmt = definition.get("format")
         if fmt in FORMATS:
             problem = FORMATS[fmt](value)
-            if problem:
+            if problem and fmt == "datetime" and not self.strict and strict_datetime(value) is not None:
+                # Lowercase t / z: RFC 3339, the same instant, only not the ATProto spelling.
+                self.deviate(
+                    path, f"format:{fmt}",
+                    f"{value[:200]!r} spells its 't' or 'z' in lowercase; read as {strict_datetime(value)!r}",
+                )
+            elif problem:
                 self.fail(path, f"format:{fmt}", f"{value[:200]!r}: {problem}")
 
     def _check_integer(self, definition, value, path, context, key) -> None:

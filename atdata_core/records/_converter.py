@@ -48,6 +48,8 @@ def parse_datetime(text: str) -> datetime:
     cleaned = text.strip()
     if cleaned[-1:] in ("z", "Z"):
         cleaned = cleaned[:-1] + "+00:00"
+    if len(cleaned) > 10 and cleaned[10] == "t":  # RFC 3339 allows a lowercase separator; other clients write it
+        cleaned = cleaned[:10] + "T" + cleaned[11:]
     # Python before 3.11 handled 3 or 6 fraction digits only; keep at most 6.
     if "." in cleaned:
         head, _, tail = cleaned.partition(".")
