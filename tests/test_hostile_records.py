@@ -641,3 +641,36 @@ def test_schema_show_of_a_folder_is_a_one_line_usage_error(tmp_path):
     result = cli("schema", "show", str(tmp_path))  # a folder: neither a file nor a reference
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert len([line for line in result.output.splitlines() if "Error" in line]) == 1
+
+
+@pytest.mark.parametrize(
+    "function", ["__builtins__.eval", "__loader__.exec_module", "get.__globals__", "os.system", "subprocess.run"]
+)
+def test_a_reference_cannot_reach_past_the_function_its_file_defines(tmp_path, monkeypatch, unique, function):
+    site = tmp_path / "site"
+    name = unique("reaching")
+    marker = tmp_path / "MARKER"
+    marker_module(site, name, marker, body="import os\nimport subprocess\n\ndef get(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LensExecutionRefused, match="dunder|not a function|defined in"):
+        PythonLensExecutor().load(reference(f"{name}.py:{function}"))
+
+
+def test_preview_and_inspect_escape_keys_and_values_of_a_strangers_shard(tmp_path):
+    import io
+    import tarfile
+
+    import msgpack
+
+    shard = tmp_path / "stranger.tar"
+    payload = msgpack.packb({"name\x1b[2J\u202e": "value\x1b]0;owned\x07", "label": "x\r\b"})
+    with tarfile.open(shard, "w", format=tarfile.USTAR_FORMAT) as tar:
+        member = tarfile.TarInfo("000000.msgpack")
+        member.size = len(payload)
+        tar.addfile(member, io.BytesIO(payload))
+    for command in ("preview", "inspect"):
+        result = cli(command, str(shard))
+        assert result.exit_code == 0, result.output
+        assert no_raw_controls(result.output), repr(result.output)
+        assert "name\\x1b[2J\\u202e" in result.output

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from atdata_core.cli._terminal import echo
+
 
 def _describe_value(value: Any) -> str:
     import numpy as np
@@ -96,11 +98,12 @@ def inspect(source: tuple[str, ...], as_json: bool) -> None:
         return
     for shard in shards:
         extra = f" (+{shard['other_members']} other members)" if shard["other_members"] else ""
-        click.echo(f"{shard['url']}  {shard['samples']} samples{extra}  sha256 {shard['sha256']}")
+        echo(f"{shard['url']}  {shard['samples']} samples{extra}  sha256 {shard['sha256']}")
     click.echo(f"{len(shards)} shard(s), {total} samples")
     click.echo("fields:")
     for key, kinds in fields.items():
-        click.echo(f"  {key}: {' | '.join(sorted(kinds))}")
+        # Keys come from the shard's bytes, written by whoever made it: escaped like record text.
+        echo(f"  {key}: {' | '.join(sorted(kinds))}")
 
 
 @click.command()
@@ -122,7 +125,7 @@ def preview(source: str, count: int) -> None:
         click.echo(click.style(f"sample {shown}", bold=True))
         items = sample.items() if hasattr(sample, "items") else vars(sample).items()
         for key, value in items:
-            click.echo(f"  {key}: {_summarise(value)}")
+            echo(f"  {key}: {_summarise(value)}")
         if shown >= count:
             break
     if shown == 0:

@@ -55,6 +55,9 @@ class CodePath:
         location, _, function = path.rpartition(":")
         if not function or not all(_IDENTIFIER.match(part) for part in function.split(".")):
             raise LensError(f"code path {path!r}: {function!r} is not a function name")
+        if any(part.startswith("__") and part.endswith("__") for part in function.split(".")):
+            # __builtins__, __class__, __init__...: machinery reached through a module, never a lens function.
+            raise LensError(f"code path {path!r}: {function!r} names a dunder attribute, not a lens function")
         location = location.strip()
         if location.endswith(".py"):
             parts = location[:-3].replace("\\", "/").split("/")
