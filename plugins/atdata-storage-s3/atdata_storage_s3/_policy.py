@@ -4,39 +4,78 @@ An endpoint *you* configured is yours and is used as it is. An endpoint a
 record names is a URL chosen by whoever published the record: it must not
 point the loader at your machine, your network or your cloud's metadata
 service, and must not travel in clear text.
+
+The core's network policy (``[network]``: ``allow_http``, ``allow_private``,
+``allow_hosts``) judges it when the core offers that policy to plugins as
+``atdata_core.plugins.NetworkPolicy``; until then this module applies the
+policy's defaults itself: https only, and no loopback, link-local or private
+host, named or resolved.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
+from typing import Any
 from urllib.parse import urlsplit
 
+import atdata_core.plugins as toolkit
 from atdata_core.errors import StorageError
 
 __all__ = ["check_record_endpoint"]
 
 
-def check_record_endpoint(endpoint: str, *, record: str) -> None:
-    """Refuse an endpoint named by a record unless it is https and not a loopback, link-local or private host.
+def _core_policy() -> Any:
+    policy_class = getattr(toolkit, "NetworkPolicy", None)
+    if policy_class is None:
+        return None
+    return policy_class.from_config(toolkit.get_config())
 
-    ``endpoint`` is normalized (``scheme://host[:port]``); ``record`` says
-    which record named it, for the message.
-    """
+
+def check_record_endpoint(endpoint: str, *, record: str) -> None:
+    """Refuse an endpoint (``scheme://host[:port]``) named by ``record`` unless the network policy allows it."""
     parts = urlsplit(endpoint)
     host = (parts.hostname or "").lower()
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    policy = _core_policy()
+    what = f"{record}: endpoint"
+    if policy is not None:
+        policy.check_url(f"{endpoint}/", what=what, schemes=("https", "http"))
+        for address in _addresses(host, port):
+            policy.check_address(address, host=host, port=port, what=what)
+        return
     advice = (
-        f"To read it anyway, configure that endpoint for the bucket yourself "
-        f"([s3.buckets.<bucket>] endpoint = \"{endpoint}\")"
+        "Records may only name public https endpoints. If you trust it, configure that endpoint for the "
+        f'bucket yourself ([s3.buckets.<bucket>] endpoint = "{endpoint}")'
     )
     if parts.scheme != "https":
-        raise StorageError(f"{record} names the S3 endpoint {endpoint}, which is not https: refused. {advice}")
+        raise StorageError(f"{what} {endpoint} refused: it is not https. {advice}")
     if host == "localhost" or host.endswith(".localhost"):
-        raise StorageError(f"{record} names the S3 endpoint {endpoint} on this machine: refused. {advice}")
+        raise StorageError(f"{what} {endpoint} refused: it names this machine. {advice}")
+    for address in _addresses(host, port):
+        if not _public(address):
+            shown = host if host == address else f"{host} resolves to {address},"
+            raise StorageError(
+                f"{what} {endpoint} refused: {shown} a loopback, link-local or private address. {advice}"
+            )
+
+
+def _addresses(host: str, port: int) -> list[str]:
+    """The addresses ``host`` is (an IP literal) or resolves to; none when it does not resolve
+    (the request will fail on its own then)."""
     try:
-        address = ipaddress.ip_address(host)
+        return [str(ipaddress.ip_address(host.strip("[]")))]
     except ValueError:
-        return
-    if not address.is_global:
-        raise StorageError(
-            f"{record} names the S3 endpoint {endpoint}, a loopback, link-local or private address: refused. {advice}"
-        )
+        pass
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    return sorted({str(info[4][0]).split("%", 1)[0] for info in found})
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
