@@ -7,6 +7,11 @@ here asks the import system's finders for one name at a time, giving each
 submodule lookup the parent's search locations explicitly, which is how the
 interpreter itself finds a module without executing anything.
 
+Only the import system's own path finder (simulated one location at a time)
+and the finders of setuptools editable installs are consulted; other import
+hooks are code whose lookups may import, so a module only they can find is
+reported as not installed.
+
 The lookup also says *where* the module comes from, because some places are
 never a source of lens code:
 
@@ -197,8 +202,10 @@ def _find_top_level(fullname: str) -> _Found:
             continue
         if finder is importlib.machinery.PathFinder:
             found = _scan(fullname, [_Place(entry, _kind_of_folder(entry)) for entry in _path_entries(sys.path)])
-        else:
+        elif _editable_finder(finder):
             found = _ask_finder(finder, fullname, None)
+        else:
+            continue  # an import hook whose lookups may run code (setuptools' distutils hack imports)
         if found is not None:
             return found
     raise _Refused("not installed", found=False)
@@ -208,12 +215,10 @@ def _find_submodule(fullname: str, places: tuple[_Place, ...], parent_source: st
     for finder in sys.meta_path:
         if finder is importlib.machinery.PathFinder:
             found = _scan(fullname, list(places))
-        elif isinstance(finder, type) and issubclass(
-            finder, (importlib.machinery.BuiltinImporter, importlib.machinery.FrozenImporter)
-        ):
-            continue
-        else:
+        elif _editable_finder(finder):
             found = _ask_finder(finder, fullname, [p.location for p in places], parent_source)
+        else:
+            continue
         if found is not None:
             return found
     raise _Refused("not installed", found=False)
@@ -239,8 +244,20 @@ def _scan(fullname: str, places: Iterable[_Place]) -> _Found | None:
     return None
 
 
+def _editable_finder(finder: Any) -> bool:
+    """Whether ``finder`` is the finder of a setuptools editable install, which only reads its own mapping.
+
+    Other finders on ``sys.meta_path`` are not asked: their lookups are code
+    that may import (setuptools' distutils hack imports ``setuptools._distutils``
+    when asked for ``distutils``). A module only they can find is reported as
+    not installed.
+    """
+    kind = finder if isinstance(finder, type) else type(finder)
+    return kind.__name__ == "_EditableFinder" and str(getattr(kind, "__module__", "")).startswith("__editable__")
+
+
 def _ask_finder(finder: Any, fullname: str, path: list[str] | None, parent_source: str | None = None) -> _Found | None:
-    """A finder installed on ``sys.meta_path`` (an editable install's, for one): asked for one name, no import."""
+    """An editable install's finder on ``sys.meta_path``, asked for one name."""
     find = getattr(finder, "find_spec", None)
     if find is None:
         return None
