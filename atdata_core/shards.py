@@ -205,7 +205,9 @@ def _pax_records(data: bytes, shard: str, offset: int) -> tuple[str | None, int 
         if not equals or not key or record[-1:] != b"\n":
             raise _corrupt(offset, f"pax record at byte {pos} is not 'length key=value\\n'", shard, "pax header")
         value = value[:-1]
-        if key == b"path":
+        if not value:
+            pass  # an empty value unsets a keyword (POSIX): the ustar field stands
+        elif key == b"path":
             try:
                 path = value.decode("utf-8")
             except UnicodeDecodeError:
@@ -921,6 +923,14 @@ def _check_base_url(base_url: str) -> str:
         )
     if "?" in base_url or "#" in base_url:
         raise ValueError(f"base_url {base_url!r} has a query or fragment; shard names are appended to its path")
+    from ._netpolicy import url_credentials
+
+    secrets = url_credentials(base_url)
+    if secrets:
+        raise ValueError(
+            f"base_url carries {' and '.join(secrets)}; the shard URLs are meant to be published, and a "
+            "published record is public. Name the shards by a URL that needs no credentials"
+        )
     return base_url.rstrip("/")
 
 

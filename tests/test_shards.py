@@ -307,3 +307,36 @@ def test_shards_written_with_base_url_publish_with_their_public_urls(tmp_path):
     assert record["shards"] == [
         {"url": "https://host/data/d-00.tar", "checksum": {"algorithm": "sha256", "digest": sink.shards[0].sha256}}
     ]
+
+
+def test_shard_limits_default_to_the_configuration_defaults():
+    import dataclasses
+
+    from atdata_core.config import DEFAULTS, Config
+    from atdata_core.shards import ShardLimits
+
+    assert DEFAULTS["shards"] == dataclasses.asdict(ShardLimits())
+    assert ShardLimits.from_config(Config({})) == ShardLimits()
+    assert ShardLimits.from_config(Config({"shards": {"verify_buffer_bytes": 0}})).verify_buffer_bytes == 0
+    with pytest.raises(ValueError, match="max_member_bytes"):
+        ShardLimits(max_member_bytes=-1)
+
+
+def test_a_checksummed_shard_is_verified_before_its_first_sample(shard):
+    from atdata_core.shards import ShardLimits
+
+    data = bytearray(open(shard.url, "rb").read())
+    data[-3000] ^= 1  # in the archive's padding: every sample still reads
+    seen = []
+    with pytest.raises(ChecksumError):
+        for sample in iter_samples(io.BytesIO(bytes(data)), Item.from_map, checksum=shard.sha256):
+            seen.append(sample)
+    assert seen == []
+    # streamed (verify_buffer_bytes=0), the samples come first and the error names them
+    limits = ShardLimits(verify_buffer_bytes=0)
+    with pytest.raises(ChecksumError, match="5 of its samples were yielded"):
+        for sample in iter_samples(
+            io.BytesIO(bytes(data)), Item.from_map, checksum=shard.sha256, on_error="skip", limits=limits
+        ):
+            seen.append(sample)
+    assert len(seen) == 5
