@@ -8,6 +8,7 @@ import numpy as np
 
 from ._fields import is_packable
 from .codec import decode_ndarray, encode_ndarray, looks_like_ndarray, pack_map, unpack_map
+from .errors import SampleDecodeError
 
 __all__ = ["DictSample", "values_equal"]
 
@@ -34,8 +35,12 @@ class DictSample:
     @classmethod
     def from_map(cls, data: dict[str, Any]) -> "DictSample":
         decoded = {}
-        for key, value in data.items():
-            decoded[key] = _decode_untyped(value)
+        try:
+            for key, value in data.items():
+                decoded[key] = _decode_untyped(value)
+        except RecursionError:
+            # msgpack nests up to 1024 levels; Python's stack may end first
+            raise SampleDecodeError(f"field {key!r} is nested too deeply to decode") from None
         obj = cls.__new__(cls)
         object.__setattr__(obj, "_data", decoded)
         return obj

@@ -551,6 +551,16 @@ def test_hostile_payloads_are_sample_decode_errors(case):
     assert len(got) <= 1
 
 
+@pytest.mark.parametrize("depth", [900, 1000, 5000])
+def test_deep_nesting_read_without_a_class_is_a_sample_decode_error(depth):
+    # msgpack refuses more than 1024 levels; below that, Python's own stack may end first
+    payload = b"\x81\xa5label" + b"\x91" * depth + b"\xc0"
+    try:
+        bounded(DictSample.from_bytes, payload)
+    except SampleDecodeError as exc:
+        assert "nested too deeply" in str(exc) or "msgpack" in str(exc)
+
+
 def test_hostile_payloads_are_skipped_with_a_warning():
     data = good_member(0) + member(b"0000000001.msgpack", b"\xc1") + good_member(2) + END
     with pytest.warns(UserWarning, match=r"skipping: .*hostile\.tar, member 0000000001\.msgpack"):
