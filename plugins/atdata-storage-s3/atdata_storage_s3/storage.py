@@ -131,6 +131,7 @@ class S3Storage(StorageBase):
         self.policy = retry if retry is not None else RetryPolicy.from_config(get_config())
         self._lock = threading.Lock()
         self._clients: dict[_Target, Any] = {}
+        self._checked_buckets: set[tuple[_Target, str]] = set()
         self._pid = os.getpid()
 
     def __repr__(self) -> str:
@@ -303,6 +304,29 @@ class S3Storage(StorageBase):
             except Exception:  # the failure that got us here matters more
                 pass
             raise
+
+    def check_put(self, local_path: str | os.PathLike[str], url: str) -> None:
+        """Raise what :meth:`put` would for ``url``'s bucket, before anything is uploaded.
+
+        Publishing local shards calls it for every shard first, so a missing
+        bucket or refused credentials stop a dataset before its first shard
+        is placed. A bucket that answered is not asked again.
+        """
+        location, target, client = self._locate(url)
+        if len(location.key) > 1024:
+            raise StorageError(f"{url}: S3 keys are at most 1024 characters")
+        with self._lock:
+            if (target, location.bucket) in self._checked_buckets:
+                return
+        try:
+            self._call("PUT", url, target, client.head_bucket, Bucket=location.bucket)
+        except StorageNotFound:
+            raise StorageError(
+                f"PUT {url}: there is no bucket {location.bucket!r} at {target.endpoint or 'AWS S3'}; create it "
+                "first, or check the bucket name and [s3] endpoint"
+            ) from None
+        with self._lock:
+            self._checked_buckets.add((target, location.bucket))
 
     def delete(self, url: str) -> None:
         location, target, client = self._locate(url)

@@ -169,6 +169,23 @@ def cutting_proxy(moto_endpoint):
         proxy.close()
 
 
+@pytest.fixture(autouse=True)
+def own_configuration(tmp_path, tmp_path_factory, monkeypatch):
+    """A user folder per test; nothing from the user's shell (a running sandbox, a publish default...)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("ATDATA_SANDBOX_STATE", str(tmp_path_factory.getbasetemp() / "no-user-sandbox"))
+    for name in list(os.environ):
+        if name.startswith(("ATDATA_S3_", "ATDATA_NETWORK_", "ATDATA_PLUGINS_", "ATDATA_PUBLISH_")) or name in (
+            "ATDATA_CONFIG", "ATDATA_SANDBOX_PDS_URL", "ATDATA_ATPROTO_RESOLVER", "ATDATA_PASSWORD"
+        ):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ATDATA_HTTP_RETRIES", "2")
+    monkeypatch.setenv("ATDATA_HTTP_BACKOFF", "0.01")
+    reset_plugins()
+    yield
+    reset_plugins()
+
+
 @pytest.fixture
 def s3_config(tmp_path_factory, moto_endpoint, cutting_proxy, admin, monkeypatch):
     """Write the test configuration and AWS files; returns a function that rewrites the configuration.
@@ -191,9 +208,6 @@ def s3_config(tmp_path_factory, moto_endpoint, cutting_proxy, admin, monkeypatch
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-role probe on a laptop
-    for name in list(os.environ):
-        if name.startswith("ATDATA_S3_"):
-            monkeypatch.delenv(name)
     config_file = folder / "atdata.toml"
     monkeypatch.setenv("ATDATA_CONFIG", str(config_file))
 
@@ -216,3 +230,16 @@ def prefix(request):
     """A key prefix no other test uses."""
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]
     return f"t{next(_names):04d}-{name}"
+
+
+@pytest.fixture
+def federation(pds_sandbox, monkeypatch):
+    """This machine on the local federation: the sandbox's PLC directory, and its two hosts allowed
+    by the network policy (records name them, and they are on loopback)."""
+    from urllib.parse import urlsplit
+
+    monkeypatch.setenv("ATDATA_PLC_URL", pds_sandbox.plc_url)
+    hosts = sorted({urlsplit(url).netloc for url in (pds_sandbox.pds_url, pds_sandbox.plc_url)})
+    monkeypatch.setenv("ATDATA_NETWORK_ALLOW_HOSTS", ",".join(hosts))
+    reset_plugins()
+    return pds_sandbox
