@@ -124,6 +124,8 @@ CORE_KEYS: dict[str, frozenset[str]] = {
     "plugins": frozenset({"allow", "deny"}),
     "index": frozenset({"default", "cache_loaded", "sqlite_path", "select"}),
     "storage": frozenset({"select"}),
+    # storage: where `atdata publish dataset` places local shards, a storage backend's name or a URL prefix.
+    "publish": frozenset({"storage"}),
     "schema": frozenset({"select"}),
     "lens": frozenset(
         {"select", "trusted_dids", "pinned_commits", "require_verified_commit", "allow_working_directory"}

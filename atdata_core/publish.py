@@ -1,8 +1,9 @@
 """Publishing: schemas, dataset entries, lenses and labels as records in your own repository.
 
-Nothing here uploads shard bytes. Shards are placed by a storage backend
-(``ShardWriter`` writing to ``file://``, ``https://``, ``s3://``...); the entry
-record lists where they are, with their real sha256, counts and sizes::
+Shard bytes are placed by a storage backend (``ShardWriter`` writing to
+``https://``, ``s3://``, ``atblob://``..., or :func:`publish_dataset` placing
+local shards); the entry record lists where they are, with their real
+sha256, counts and sizes::
 
     from atdata_core.atproto import login
     from atdata_core.publish import publish_schema, publish_dataset
@@ -13,6 +14,22 @@ record lists where they are, with their real sha256, counts and sizes::
         ...
     entry = publish_dataset(client, "images", sink.shards, schema=schema, tags=["vision"])
     entry.uri   # at://did:plc:.../science.alt.dataset.entry/3k...
+
+Shards written to local files are placed on shared storage by
+:func:`publish_dataset` itself, through the backend ``storage=`` names (or
+``[publish] storage`` in the configuration)::
+
+    with ShardWriter("shards/images-%06d.tar", maxsize=5 << 20) as sink:   # PDS blobs: at most 5 MiB each
+        ...
+    publish_dataset(client, "images", sink.shards, schema=schema, storage="blob")
+
+A backend that publishes maps shards to the entry's storage member
+(:class:`~atdata_core.plugins.StorageRecordMapper`). To be chosen by name
+alone it says where a publisher's shards go, ``default_prefix(did, dataset)
+-> URL prefix``; otherwise ``storage=`` gives a URL prefix. It may check a
+shard before anything is placed, ``check_put(local_path, url)`` (raising
+what ``put`` would), and take the publisher's logged-in client,
+``add_client(client)``, when it writes to the publisher's own repository.
 
 Every record is built and validated (strictly, DESIGN D6) before the first
 network call: an invalid record raises
@@ -45,6 +62,8 @@ __all__ = [
     "publish_label",
     "publish_lens",
     "publish_schema",
+    "publish_storage",
+    "publishing_backends",
 ]
 
 
@@ -157,23 +176,40 @@ def publish_dataset(
     shards: Iterable[Any],
     *,
     schema: Any,
+    storage: str | None = None,
     description: str | None = None,
     tags: Sequence[str] = (),
     license: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    progress: bool = False,
 ) -> Published:
-    """Publish a dataset entry listing shards a storage backend already placed.
+    """Publish a dataset entry listing its shards, placing local shards on shared storage first.
 
     ``shards``: :class:`~atdata_core.ShardInfo` objects (``ShardWriter.shards``)
     or ``(url, sha256, count, size)`` tuples. Every shard needs a sha256; the
-    storage union member (``storageHttp``, ``storageS3``...) comes from the
-    backend registered for the URLs' scheme. ``schema`` is the schema record's
-    ``at://`` URI or the :class:`Published` that :func:`publish_schema` returned.
-    ``metadata`` is any msgpack-able map (stored as msgpack bytes).
+    storage union member (``storageHttp``, ``storageS3``, ``storageBlobs``...)
+    comes from the backend registered for the URLs' scheme. ``schema`` is the
+    schema record's ``at://`` URI or the :class:`Published` that
+    :func:`publish_schema` returned. ``metadata`` is any msgpack-able map
+    (stored as msgpack bytes).
+
+    Shards that are local files (plain paths, ``file://``) are placed first,
+    through the storage backend ``storage`` says: a backend's name
+    (``"blob"``: PDS blobs of your own repository) or a URL prefix the
+    shards are copied below (``"s3://bucket/datasets/mnist/"``); without it,
+    the configuration's ``[publish] storage``; without that, publishing
+    refuses and lists the installed backends that can publish. Every shard is
+    checked before the first is placed, and every one is placed before the
+    entry is written, in one call. A failure part way raises
+    :class:`~atdata_core.errors.StorageError` saying which shards were placed
+    (also as its ``placed`` attribute) and that nothing was published; publishing
+    again places the shards at the same URLs (a content-addressed backend
+    such as ``blob`` uploads only the ones that are not there yet).
+    ``progress`` shows a progress bar while placing.
+
+    >>> publish_dataset(client, "mnist", writer.shards, schema=schema, storage="blob")  # doctest: +SKIP
     """
     from atdata_core.plugins import ShardRef, url_scheme
-    from atdata_core.records import DatasetSize, EntryRecord, converter, write_record
-    from atdata_core.records import Storage
 
     _check_name(name, ENTRY)
     schema_ref = schema.uri if isinstance(schema, Published) else schema
@@ -187,7 +223,9 @@ def publish_dataset(
     items = [_shard_item(item, i) for i, item in enumerate(shards)]
     if not items:
         raise ValidationError("a dataset needs at least one shard", path="$.storage", rule="minLength", nsid=ENTRY)
-    schemes = sorted({url_scheme(url) for url, *_ in items})
+    _refuse_credentials([url for url, *_ in items], storage)
+    local = [url_scheme(url) in _LOCAL_SCHEMES for url, *_ in items]
+    schemes = sorted({"local file" if is_local else url_scheme(url) for (url, *_), is_local in zip(items, local)})
     if len(schemes) > 1:
         raise ValidationError(
             f"the shards mix URL schemes ({', '.join(s or 'plain path' for s in schemes)}); one entry lists shards "
@@ -196,9 +234,76 @@ def publish_dataset(
             rule="storage",
             nsid=ENTRY,
         )
+    entry_fields = dict(
+        name=name, schema_ref=schema_ref, description=description, tags=tags, license=license, metadata=metadata
+    )
+    if any(local):
+        # Everything but the storage member is checked before a byte is uploaded.
+        _entry_record(storage={"$type": _STAND_IN_STORAGE["$type"], "shards": _STAND_IN_STORAGE["shards"]},
+                      items=items, **entry_fields)
+        items = _place_local_shards(client, name, items, storage, progress=progress)
+    elif storage is not None:
+        raise ValidationError(
+            f"storage={storage!r} says where to place local shards, but these shards are already at "
+            f"{schemes[0]}:// URLs; publish them without it",
+            path="$.storage",
+            rule="storage",
+            nsid=ENTRY,
+        )
     from atdata_core.storage import storage_record_for
 
-    storage = storage_record_for([ShardRef(*item) for item in items])
+    record = _entry_record(storage=storage_record_for([ShardRef(*item) for item in items]), items=items, **entry_fields)
+    return _published(client.create_record(ENTRY, record), record)
+
+
+def _refuse_credentials(urls: Sequence[str], storage: Any) -> None:
+    """Refuse shard URLs (and a ``storage`` URL prefix) that carry a password, signature or token.
+
+    An entry record is public: a presigned URL in it hands its signature to
+    every reader. Checked before anything is placed or written.
+    """
+    from atdata_core._netpolicy import redact_credentials, url_credentials
+
+    named = [(f"$.storage.shards[{index}].url", url) for index, url in enumerate(urls)]
+    if isinstance(storage, str) and "://" in storage:
+        named.append(("storage", storage))
+    for path, url in named:
+        found = url_credentials(url)
+        if found:
+            shown = redact_credentials(url)
+            shown = shown if len(shown) <= 120 else shown[:117] + "..."
+            raise ValidationError(
+                f"{shown!r} carries {' and '.join(found)}; a published entry is public, so the secret would be "
+                "too. Publish URLs anyone may read without credentials (a public bucket or server, or PDS blobs), "
+                "and keep signed URLs to yourself",
+                path=path,
+                rule="credentials",
+                nsid=ENTRY,
+            )
+
+
+#: URL schemes of shards on this machine: placed through a storage backend before publishing.
+_LOCAL_SCHEMES = ("", "file")
+# A storage member that validates, to check the rest of an entry before its shards are placed.
+_STAND_IN_STORAGE: dict[str, Any] = {
+    "$type": "science.alt.dataset.storageHttp",
+    "shards": [{"url": "https://example.invalid/shard.tar", "checksum": {"algorithm": "sha256", "digest": "0" * 64}}],
+}
+
+
+def _entry_record(
+    *,
+    name: str,
+    schema_ref: str,
+    storage: Mapping[str, Any],
+    items: Sequence[tuple[str, str, int | None, int | None]],
+    description: str | None,
+    tags: Sequence[str],
+    license: str | None,
+    metadata: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The entry record, validated (a ValidationError names the JSON path)."""
+    from atdata_core.records import DatasetSize, EntryRecord, Storage, converter, write_record
 
     counts = [count for _, _, count, _ in items]
     sizes = [size for _, _, _, size in items]
@@ -217,8 +322,175 @@ def publish_dataset(
         size=size,
         license=license,
     )
-    record = write_record(entry)
-    return _published(client.create_record(ENTRY, record), record)
+    return write_record(entry)
+
+
+# --------------------------------------------------------------------------- placing local shards
+
+
+def publish_storage() -> tuple[str | None, str]:
+    """Where local shards are placed when publishing is not told: ``([publish] storage, where it was set)``.
+
+    The value is a storage backend's name or a URL prefix; None when unset.
+    """
+    from atdata_core.plugins import get_config
+
+    config = get_config()
+    return config.get_str("publish.storage") or None, config.source("publish.storage")
+
+
+def publishing_backends() -> list[tuple[str, tuple[str, ...], bool]]:
+    """The installed storage backends that can publish: ``(name, URL schemes, places by name)``.
+
+    A backend can publish when it maps shards to an entry's storage member
+    (:class:`~atdata_core.plugins.StorageRecordMapper`); it places shards by
+    name alone (``storage="blob"``) when it also says where a publisher's
+    shards go (``default_prefix``), else it needs a URL prefix. Backends that
+    fail to start are left out.
+    """
+    from atdata_core.plugins import StorageRecordMapper, get_registry
+
+    registry = get_registry().storage
+    found = []
+    for spec in registry.specs():
+        if not spec.record_types:
+            continue
+        try:
+            backend = registry.instance(spec)
+        except Exception:  # noqa: BLE001 - a broken plugin is reported by `atdata plugins`, not here
+            continue
+        if isinstance(backend, StorageRecordMapper):
+            schemes = tuple(scheme for scheme in spec.schemes if scheme not in _LOCAL_SCHEMES)
+            found.append((spec.name, schemes, callable(getattr(backend, "default_prefix", None))))
+    return sorted(found)
+
+
+def _publishing_choices() -> str:
+    choices = []
+    for backend_name, schemes, by_name in publishing_backends():
+        urls = ", ".join(f"{scheme}://" for scheme in schemes)
+        how = f'storage="{backend_name}"' if by_name else "a URL prefix"
+        choices.append(f"{backend_name} ({urls}; {how})")
+    return "; ".join(choices) or "none is installed (pip install atdata-storage-blob, or atdata-storage-s3)"
+
+
+def _placement(client: Any, dataset: str, storage: str | None) -> tuple[Any, str, str]:
+    """``(backend, URL prefix, what chose it)`` for placing a dataset's local shards."""
+    from atdata_core.errors import StorageError
+    from atdata_core.plugins import StorageRecordMapper, get_registry
+
+    chosen_by = "the storage argument"
+    if storage is None:
+        storage, source = publish_storage()
+        chosen_by = f"[publish] storage ({source})"
+    if not storage:
+        raise StorageError(
+            "local files cannot be published as they are: other people cannot read them. Say where to place "
+            'them: storage="<backend>" (atdata publish dataset --storage <backend>) or a URL prefix '
+            '(storage="s3://bucket/datasets/"), or set [publish] storage in your configuration. Backends that '
+            f"can publish: {_publishing_choices()}"
+        )
+    registry = get_registry().storage
+    if "://" in storage:
+        spec = registry.spec_for_url(storage)
+        prefix = storage
+    else:
+        spec = registry.spec_named(storage)
+        prefix = ""
+    backend = registry.instance(spec)
+    if not isinstance(backend, StorageRecordMapper) or not spec.record_types:
+        raise StorageError(
+            f"{chosen_by} is {storage!r}, storage backend {spec.name!r} from {spec.provider()}, whose shards other "
+            f"people cannot read (it has no storage record type). Backends that can publish: {_publishing_choices()}"
+        )
+    if not prefix:
+        default_prefix = getattr(backend, "default_prefix", None)
+        if not callable(default_prefix):
+            schemes = " or ".join(f"{scheme}://..." for scheme in spec.schemes if scheme not in _LOCAL_SCHEMES)
+            raise StorageError(
+                f"{chosen_by} names storage backend {spec.name!r}, which needs to be told where to put the shards: "
+                f"give a URL prefix instead ({schemes or 'its URLs'}/folder/)"
+            )
+        did = _own_did(client)
+        prefix = default_prefix(did, dataset)
+    return backend, prefix.rstrip("/"), f"{chosen_by}: storage backend {spec.name!r}"
+
+
+def _place_local_shards(
+    client: Any, dataset: str, items: list[tuple[str, str, int | None, int | None]], storage: str | None,
+    *, progress: bool,
+) -> list[tuple[str, str, int | None, int | None]]:
+    """Place each local shard through a storage backend; the same shards at their new URLs, in order."""
+    from collections import Counter
+
+    from atdata_core.errors import StorageError, StorageNotFound
+    from atdata_core.plugins import ShardRef
+    from atdata_core.storage.file import local_path
+
+    backend, prefix, chosen = _placement(client, dataset, storage)
+    add_client = getattr(backend, "add_client", None)
+    if callable(add_client) and getattr(client, "did", None):
+        add_client(client)  # a backend writing to the publisher's own repository writes as the publisher
+    paths = [local_path(url) for url, *_ in items]
+    targets = [f"{prefix}/{os.path.basename(path)}" for path in paths]
+    clashes = sorted(target for target, times in Counter(targets).items() if times > 1)
+    if clashes:
+        raise StorageError(
+            f"two local shards share a file name, so they would be placed at the same URL ({clashes[0]}); "
+            "rename them, or publish one entry per folder"
+        )
+
+    # Check every shard before placing any: a dataset the backend cannot take is refused whole.
+    problems = []
+    check = getattr(backend, "check_put", None)
+    for path, target, (_, _, _, size) in zip(paths, targets, items):
+        try:
+            if not os.path.isfile(path):
+                raise StorageNotFound(f"{path}: no such local file")
+            if size is not None and os.path.getsize(path) != size:
+                raise StorageError(
+                    f"{path} is {os.path.getsize(path):,} bytes, but {size:,} were measured: it changed since; "
+                    "measure it again"
+                )
+            if callable(check):
+                check(path, target)
+        except StorageError as err:
+            problems.append(str(err))
+    if problems:
+        listed = "".join(f"\n  - {problem}" for problem in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise StorageError(
+            f"{len(problems)} of {len(items)} shards cannot be placed ({chosen}); nothing was placed or published:"
+            f"{listed}{more}"
+        )
+
+    placed: list[Any] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), desc="placing shards", unit=" shards", disable=None, leave=False)
+    try:
+        for path, target, (_, sha, count, size) in zip(paths, targets, items):
+            try:
+                url = backend.put(path, target)
+            except Exception as err:
+                done = "".join(f"\n  - {ref.url}" for ref in placed) or " none"
+                failure = StorageError(
+                    f"placing {path} at {target} failed ({chosen}): {type(err).__name__}: {err}\n"
+                    f"Placed before it ({len(placed)} of {len(items)}):{done}\nNothing was published. Publishing "
+                    "again places the shards at the same URLs; shards already there are reused where the backend "
+                    "can tell (content-addressed storage such as PDS blobs uploads only what is missing)"
+                )
+                failure.placed = list(placed)  # type: ignore[attr-defined]
+                raise failure from err
+            placed.append(ShardRef(url, sha, count, size))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return [(ref.url, ref.sha256, ref.count, ref.size) for ref in placed]
 
 
 def _shard_item(item: Any, index: int) -> tuple[str, str, int | None, int | None]:

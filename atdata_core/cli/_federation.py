@@ -132,13 +132,23 @@ def publish_schema_cmd(target, schema_id, version, description, license_, tags, 
 @click.option("--description", help="What the dataset holds.")
 @click.option("--license", "license_", help="License of the data (SPDX id).")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeat for more).")
+@click.option(
+    "--storage", metavar="NAME_OR_URL",
+    help="Where to place local shards: a storage backend (blob) or a URL prefix (s3://bucket/prefix/). "
+    "Default: [publish] storage in the configuration.",
+)
 @_account_option
-def publish_dataset_cmd(name, shards, schema_uri, description, license_, tags, account) -> None:
-    """Publish a dataset entry for SHARDS already in place (URLs, patterns, globs).
+def publish_dataset_cmd(name, shards, schema_uri, description, license_, tags, storage, account) -> None:
+    """Publish a dataset entry for SHARDS (URLs, local files, patterns, globs).
 
-    Each shard is read once to record its sha256, sample count and size; the
-    bytes stay where they are.
+    Each shard is read once to record its sha256, sample count and size.
+    Shards already at URLs stay where they are. Local files are first placed
+    on shared storage by the backend --storage names (`atdata plugins` lists
+    the ones that can publish, and the configured default), all of them
+    before the entry is written; if placing fails part way, the same command
+    again reuses what was placed.
     """
+    from atdata_core.plugins import url_scheme
     from atdata_core.publish import publish_dataset
     from atdata_core.storage import expand_source
 
@@ -148,9 +158,12 @@ def publish_dataset_cmd(name, shards, schema_uri, description, license_, tags, a
     measured = _measure_shards(urls)
     result = publish_dataset(
         _client(account), name, measured, schema=schema_uri, description=description, tags=tags, license=license_,
+        storage=storage, progress=True,
     )
     total = sum(count for _, _, count, _ in measured)
     click.echo(f"{len(measured)} shard(s), {total} samples")
+    if any(url_scheme(url) in ("", "file") for url, *_ in measured):
+        click.echo(f"local shards placed, recorded as {result.record['storage'].get('$type', '?')}")
     click.echo(result.uri)
 
 

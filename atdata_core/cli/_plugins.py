@@ -22,8 +22,12 @@ def plugins(as_json: bool) -> None:
 
     report = plugin_report()
     problems = plugin_problems()
+    publishing = _publish_default()
     if as_json:
-        click.echo(json.dumps({"plugins": [_as_dict(info) for info in report], "problems": problems}, indent=2))
+        click.echo(json.dumps(
+            {"plugins": [_as_dict(info) for info in report], "problems": problems, "publish_storage": publishing},
+            indent=2,
+        ))
     else:
         for info in report:
             dist = f"{info.distribution} {info.version}" if info.distribution else "(registered in-process)"
@@ -37,8 +41,35 @@ def plugins(as_json: bool) -> None:
                 click.echo(f"    {'error' if info.status == 'failed' else 'reason'}: {info.error}")
         for problem in problems:
             click.echo(click.style("problem: ", fg="yellow") + problem)
+        if publishing["storage"]:
+            where = f" (storage backend {publishing['backend']!r})" if publishing["backend"] else ""
+            click.echo(f"publish storage: {publishing['storage']}{where}, from {publishing['source']}")
+        else:
+            click.echo("publish storage: not set ([publish] storage); local shards need --storage")
+        click.echo(f"    backends that can publish: {', '.join(publishing['backends']) or 'none'}")
     if any(info.status == "failed" for info in report):
         raise SystemExit(1)
+
+
+def _publish_default() -> dict:
+    """Where `atdata publish dataset` places local shards by default, and which backends can publish."""
+    from atdata_core.plugins import get_registry
+    from atdata_core.publish import publish_storage, publishing_backends
+
+    storage, source = publish_storage()
+    backend = None
+    if storage:
+        try:
+            registry = get_registry().storage
+            backend = (registry.spec_for_url(storage) if "://" in storage else registry.spec_named(storage)).name
+        except Exception as err:  # noqa: BLE001 - shown, not raised: the listing must still print
+            source = f"{source}; no installed backend takes it: {err}"
+    return {
+        "storage": storage,
+        "source": source,
+        "backend": backend,
+        "backends": [name for name, _schemes, _by_name in publishing_backends()],
+    }
 
 
 def _as_dict(info) -> dict:

@@ -2,11 +2,10 @@
 
 ``com.atproto.sync.getBlob`` ignores ``Range`` (a PDS answers 200 with the
 whole body), so a download that drops is started again from the first byte
-and the bytes already delivered are read and skipped. The sha256 is taken of
-exactly the bytes the reader received, so what was skipped is not hashed
-twice, and at the end it must equal the digest the blob's CID pins: the
-reader gets every byte, then :class:`~atdata_core.errors.ChecksumError`
-naming the shard if they are not the blob's.
+and the bytes already received are read and skipped. The sha256 is taken of
+exactly the bytes received, so what was skipped is not hashed twice, and at
+the end it must equal the digest the blob's CID pins, or
+:class:`~atdata_core.errors.ChecksumError` names the shard.
 """
 
 from __future__ import annotations
@@ -42,10 +41,14 @@ _SKIP_CHUNK = 1 << 16
 class VerifiedBlob(io.RawIOBase):
     """The bytes of one blob, from ``fetch()`` (a readable stream of the whole blob), checked against ``digest``.
 
-    ``url`` names the shard in errors. ``resumes`` bounds how many times a
-    dropped download starts again without progress in between; ``backoff``
-    seconds (doubling) are slept before each. More than ``max_bytes`` bytes
-    stop the download.
+    The download is read one chunk ahead of the reader, so the end of the
+    blob is seen before its last chunk is handed out: a blob whose bytes are
+    not the ones its CID names raises :class:`~atdata_core.errors.ChecksumError`
+    (naming ``url``) instead of giving its last bytes, even to a reader that
+    stops at the shard's recorded size and never asks for the end of the
+    stream. ``resumes`` bounds how many times a dropped download starts again
+    without progress in between; ``backoff`` seconds (doubling) are slept
+    before each. More than ``max_bytes`` bytes stop the download.
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class VerifiedBlob(io.RawIOBase):
         resumes: int,
         max_bytes: int,
         backoff: float = 0.2,
+        chunk: int = 1 << 18,
     ):
         super().__init__()
         self._fetch = fetch
@@ -67,43 +71,73 @@ class VerifiedBlob(io.RawIOBase):
         self._resumes = resumes
         self._max_bytes = max_bytes
         self._backoff = backoff
+        self._chunk = chunk
         self._hash = hashlib.sha256()
-        self._delivered = 0
+        self._received = 0  # bytes taken from the download (and hashed), the chunk ahead included
         self._failures = 0  # consecutive, without progress in between
+        self._current = memoryview(b"")  # what the reader gets next
+        self._ahead: bytes | None = None  # the chunk after it; b"" at the end
         self._finished = False
         self._stream: Any = fetch()  # opened now, so a missing blob fails at open()
+        size = getattr(self._stream, "size", None)  # Content-Length, unless the PDS compressed the body
+        self._size = size if isinstance(size, int) and size >= 0 else None
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        if not len(view) or self._finished:
+        if not len(view):
             return 0
+        if not len(self._current):
+            if self._finished and not self._ahead:
+                return 0
+            if self._ahead is None:
+                self._ahead = self._next_chunk()
+            current, self._ahead = self._ahead, b""
+            if current:
+                self._ahead = self._next_chunk()
+            if not self._ahead:
+                self._finish()  # raises before the last chunk is handed out if the bytes are wrong
+            self._current = memoryview(current)
+            if not current:
+                return 0
+        n = min(len(view), len(self._current))
+        view[:n] = self._current[:n]
+        self._current = self._current[n:]
+        return n
+
+    def _next_chunk(self) -> bytes:
+        """The next bytes of the download, hashed (``b""`` at its end), restarting it when it drops."""
         while True:
             try:
                 if self._stream is None:
                     self._reopen()
-                n = self._stream.readinto(view) or 0
+                data = self._stream.read(self._chunk)
             except _DROPPED as err:
                 self._dropped(f"{type(err).__name__}: {err}")
                 continue
-            if not n:
-                self._finish()
-                return 0
-            self._failures = 0
-            self._delivered += n
-            if self._delivered > self._max_bytes:
-                self.close()
-                raise StorageError(
-                    f"{self._url}: the PDS sent more than {self._max_bytes:,} bytes for one blob; stopped. "
-                    "A shard blob is at most its PDS's upload limit ([blob] max_blob_bytes raises this bound)"
-                )
-            self._hash.update(view[:n])
-            return n
+            if not data and self._size is not None and self._received < self._size:
+                # The body ended early without the connection saying so: start again.
+                self._dropped(f"the body ended at byte {self._received:,} of {self._size:,}")
+                continue
+            if data:
+                self._failures = 0
+                self._received += len(data)
+                if self._received > self._max_bytes:
+                    self.close()
+                    raise StorageError(
+                        f"{self._url}: the PDS sent more than {self._max_bytes:,} bytes for one blob; stopped. "
+                        "A shard blob is at most its PDS's upload limit ([blob] max_blob_bytes raises this bound)"
+                    )
+                self._hash.update(data)
+            return data
 
     def _finish(self) -> None:
+        if self._finished:
+            return
         self._finished = True
+        self._close_stream()
         actual = self._hash.digest()
         if actual != self._digest:
             self.close()
@@ -114,7 +148,7 @@ class VerifiedBlob(io.RawIOBase):
         self._failures += 1
         if self._failures > self._resumes:
             raise StorageError(
-                f"reading {self._url} failed at byte {self._delivered:,} after {self._resumes} restarts: {reason}. "
+                f"reading {self._url} failed at byte {self._received:,} after {self._resumes} restarts: {reason}. "
                 "[blob] resumes sets how often a dropped download starts again"
             )
         time.sleep(self._backoff * 2 ** (self._failures - 1))
@@ -122,13 +156,13 @@ class VerifiedBlob(io.RawIOBase):
     def _reopen(self) -> None:
         stream = self._fetch()
         try:
-            remaining = self._delivered
+            remaining = self._received
             while remaining:
                 skipped = stream.read(min(remaining, _SKIP_CHUNK))
                 if not skipped:
                     raise urllib3.exceptions.ProtocolError(
-                        f"the blob ended after {self._delivered - remaining:,} bytes while skipping to byte "
-                        f"{self._delivered:,}"
+                        f"the blob ended after {self._received - remaining:,} bytes while skipping to byte "
+                        f"{self._received:,}"
                     )
                 remaining -= len(skipped)
         except BaseException:
@@ -145,4 +179,5 @@ class VerifiedBlob(io.RawIOBase):
 
     def close(self) -> None:
         self._close_stream()
+        self._current = memoryview(b"")
         super().close()
