@@ -46,14 +46,14 @@ import re
 import socket
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import attrs
 
 from atdata_core.config import NetworkSettings
 from atdata_core.errors import NetworkPolicyError
 
-__all__ = ["NetworkPolicy", "RecordUrl", "address_problem", "url_credentials"]
+__all__ = ["NetworkPolicy", "RecordUrl", "address_problem", "redact_credentials", "url_credentials"]
 
 #: The schemes a storageHttp record may name (http only when the policy allows it).
 HTTP_SCHEMES = ("https", "http")
@@ -319,6 +319,27 @@ def url_credentials(url: str) -> list[str]:
         if name.strip().lower() in _SECRET_PARAMS:
             found.append(f"the query parameter {name}")
     return found
+
+
+def redact_credentials(url: str) -> str:
+    """``url`` with what :func:`url_credentials` finds replaced by ``***``, to show in a message.
+
+    >>> redact_credentials("https://user:secret@host/a.tar?sig=abc&part=1")
+    'https://***@host/a.tar?sig=***&part=1'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<a malformed URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{name}=***" if name.strip().lower() in _SECRET_PARAMS else (f"{name}={value}" if value or "=" in pair else name)
+        for pair in parts.query.split("&") if pair
+        for name, _, value in [pair.partition("=")]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _ip_literal(host: str) -> str | None:

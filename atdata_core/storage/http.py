@@ -53,7 +53,7 @@ import requests
 import urllib3.exceptions
 
 from atdata_core._netguard import Deadline, guarded_session, send_checked
-from atdata_core._netpolicy import NetworkPolicy, RecordUrl, url_credentials
+from atdata_core._netpolicy import NetworkPolicy, RecordUrl, redact_credentials, url_credentials
 from atdata_core._nsids import STORAGE_HTTP_NSID
 from atdata_core._shardref import ShardRef, as_shard_ref
 from atdata_core._retry import RetryPolicy, is_name_resolution_failure, retryable_status
@@ -261,6 +261,9 @@ class HttpStorage(StorageBase):
                 if deadline.expired:
                     raise _late(url, deadline, f"{method} {url}")
                 response = self._send(method, url, deadline=deadline, rewind=before_retry, **kwargs)
+                if deadline.expired:  # the watchdog cut it short: what arrived is not an answer
+                    response.close()
+                    raise _late(url, deadline, f"{method} {url}")
             except requests.exceptions.InvalidURL as err:
                 raise StorageError(f"{url}: not a valid URL ({err})") from err
             except _DROPPED as err:
@@ -533,8 +536,9 @@ def shards_to_http_record(shards: Iterable[ShardRef | tuple[str, str]]) -> dict[
             raise StorageError(f"shard URL longer than 2000 characters: {url[:80]}...")
         secrets = url_credentials(url)
         if secrets:
+            shown = redact_credentials(url)
             raise StorageError(
-                f"the shard URL {url[:80]}{'...' if len(url) > 80 else ''} carries {' and '.join(secrets)}: a "
+                f"the shard URL {shown[:120]}{'...' if len(shown) > 120 else ''} carries {' and '.join(secrets)}: a "
                 "published record is public, so the secret would be too. Publish URLs that need no credentials"
             )
         digest = (digest or "").lower()
