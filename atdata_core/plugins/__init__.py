@@ -27,6 +27,8 @@ sample types                  :func:`make_sample_type` and the field types (:cla
 schema formats                :class:`SchemaChange` (what ``SchemaFormat.format_changes`` returns)
 ATProto                       :class:`Client`, :class:`IdentityResolver`, :func:`resolve_identity`,
                               :class:`RetryPolicy`
+network policy                :class:`NetworkPolicy` (``[network]``: what a URL or host a record
+                              named may reach), :class:`NetworkSettings`, :class:`RecordUrl`
 ============================  ===========================================================
 
 Everything listed in ``__all__`` is stable: it changes only by addition.
@@ -88,7 +90,8 @@ from atdata_core.plugins._settings import settings_from_config
 
 if TYPE_CHECKING:  # pragma: no cover
     from atdata_core.atproto import Client, Identity, IdentityResolver, RetryPolicy, resolve_identity
-    from atdata_core.config import AtprotoSettings, Config, HttpSettings
+    from atdata_core._netpolicy import NetworkPolicy, RecordUrl
+    from atdata_core.config import AtprotoSettings, Config, HttpSettings, NetworkSettings
     from atdata_core.lexicon import register_lexicon
     from atdata_core.index._select import (
         newest_first,
@@ -158,6 +161,10 @@ _LAZY = {
     "AtprotoSettings": "atdata_core.config",
     "Config": "atdata_core.config",
     "HttpSettings": "atdata_core.config",
+    "NetworkSettings": "atdata_core.config",
+    # the network policy for URLs and hosts named by other people's records (DESIGN D8)
+    "NetworkPolicy": "atdata_core._netpolicy",
+    "RecordUrl": "atdata_core._netpolicy",
     # the ATProto client
     "Client": "atdata_core.atproto",
     "Identity": "atdata_core.atproto",
