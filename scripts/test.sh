@@ -6,7 +6,9 @@
 #   3.11 in .venv           with torch 2.13.0 (CPU), as the PyTorch adapter is tested
 #   3.13 in .venv-py3.13    with the newest numpy, without torch (its tests are skipped)
 #
-# Arguments go to pytest. ATDATA_TEST_PYTHONS="3.13" runs one of them only.
+# Arguments go to pytest. ATDATA_TEST_PYTHONS="3.13" runs one of them only. On the first Python,
+# scripts/check_install.sh also builds wheels of the core and every plugin and installs
+# `atdata-core atdata-storage-s3` from them into a fresh venv, as a user would.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,12 @@ for version in ${ATDATA_TEST_PYTHONS:-3.11 3.13}; do
     bash scripts/setup.sh --python "$version" --venv "$venv" ${setup[@]+"${setup[@]}"} || exit 1
     env ${torch_env[@]+"${torch_env[@]}"} "$venv/bin/python" -m pytest -p no:cacheprovider "${test_dirs[@]}" "$@" \
         || failed+=("$version")
+    # Wheels of the core and every plugin, and `pip install atdata-core atdata-storage-s3` into a fresh
+    # venv from them: once, not per Python (about 40 s).
+    if [ -z "${install_checked:-}" ]; then
+        install_checked=1
+        bash scripts/check_install.sh "$venv/bin/python" || failed+=("$version (install check)")
+    fi
 done
 if [ ${#failed[@]} -gt 0 ]; then
     echo "tests failed on Python ${failed[*]}" >&2
