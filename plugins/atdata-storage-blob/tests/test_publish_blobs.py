@@ -161,6 +161,21 @@ def test_a_url_prefix_places_the_shards_under_it(login, tmp_path):
     assert [p.label for p in placed] == [f"patch-{i}" for i in range(4)]
 
 
+def test_shard_writer_writes_straight_to_blobs_and_those_shards_publish(login, tmp_path, monkeypatch):
+    _, alice = login("alice")
+    schema = atdata_core.publish_schema(alice, Patch, schema_id="com.example.patch", version="1.0.0")
+    samples = patches(5)
+    with ShardWriter(f"atblob://{alice.did}/direct/patches-%06d.tar", maxcount=2, maxsize=LIMIT) as sink:
+        for sample in samples:
+            sink.write(sample)
+    assert [info.url for info in sink.shards] == [f"atblob://{alice.did}/direct/patches-{i:06d}.tar" for i in range(3)]
+    entry = atdata_core.publish_dataset(alice, "direct", sink.shards, schema=schema)
+    assert entry.record["storage"]["$type"] == STORAGE_BLOBS_NSID
+
+    on_bobs_machine(tmp_path, monkeypatch, login)
+    assert_same(list(atdata_core.load(entry.uri, Patch)), samples)
+
+
 # --------------------------------------------------------------------------- the blob limit
 
 
