@@ -790,6 +790,61 @@ def test_a_record_url_survives_pickling_for_data_loader_workers():
     assert (copy.policy, copy.named_by, copy.recorded_bytes) == (named.policy, named.named_by, 12)
 
 
+# --------------------------------------------------------------------------- configuration
+
+
+def test_network_settings_are_checked_and_named_by_source(tmp_path):
+    from atdata_core.config import AtprotoSettings, HttpSettings, NetworkSettings, load_config
+    from atdata_core.errors import ConfigError
+
+    env = {"HOME": str(tmp_path), "ATDATA_SANDBOX_STATE": str(tmp_path / "none")}
+    defaults = NetworkSettings.from_config(load_config(cwd=tmp_path, environ=env))
+    assert (defaults.allow_http, defaults.allow_private, defaults.allow_hosts) == (False, False, ())
+    allowed = NetworkSettings.from_config(load_config(cwd=tmp_path, environ=dict(
+        env, ATDATA_NETWORK_ALLOW_HOSTS="NAS.lan.:8080,[::1]:9000,10.0.0.5", ATDATA_NETWORK_ALLOW_HTTP="yes")))
+    assert allowed.allow_hosts == ("nas.lan:8080", "[::1]:9000", "10.0.0.5") and allowed.allow_http
+    for name, value in (("ATDATA_NETWORK_ALLOW_HOSTS", "http://nas.lan/"), ("ATDATA_NETWORK_ALLOW_HOSTS", "nas:99999"),
+                        ("ATDATA_NETWORK_ALLOW_PRIVATE", "perhaps"), ("ATDATA_HTTP_SHARD_DEADLINE", "0"),
+                        ("ATDATA_HTTP_MAX_REDIRECTS", "-1"), ("ATDATA_ATPROTO_MAX_PAGES", "0")):
+        config = load_config(cwd=tmp_path, environ=dict(env, **{name: value}))
+        with pytest.raises(ConfigError, match=f"environment variable {name}"):
+            NetworkSettings.from_config(config)
+            HttpSettings.from_config(config)
+            AtprotoSettings.from_config(config)
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="checks command lines through /proc")
+def test_a_running_sandbox_allows_exactly_its_own_two_hosts(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from atdata_core.config import NetworkSettings, load_config
+    from atdata_core.sandbox import _process
+
+    argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+    proc = subprocess.Popen(argv)
+    try:
+        while _process.read_cmdline(proc.pid) != tuple(argv):
+            time.sleep(0.01)
+        state = tmp_path / "state"
+        state.mkdir()
+        (state / "sandbox.json").write_text(json.dumps({
+            "version": 1, "pds_url": "http://localhost:2583", "plc_url": "http://localhost:2582",
+            "data_dir": str(state / "d"), "owns_data_dir": False, "accounts": [],
+            "processes": [_process.ProcessRecord("pds", proc.pid, tuple(argv), _process.start_time(proc.pid)).to_json()],
+        }))
+        (tmp_path / "atdata.toml").write_text('[network]\nallow_hosts = ["nas.lan"]\n')
+        env = {"HOME": str(tmp_path / "home"), "ATDATA_SANDBOX_STATE": str(state)}
+        settings = NetworkSettings.from_config(load_config(cwd=tmp_path, environ=env))
+        assert settings.allow_hosts == ("nas.lan", "localhost:2582", "localhost:2583")
+        assert (settings.allow_http, settings.allow_private) == (False, False)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert NetworkSettings.from_config(load_config(cwd=tmp_path, environ=env)).allow_hosts == ("nas.lan",)
+
+
 # --------------------------------------------------------------------------- the realistic path: a stranger on the PDS
 
 

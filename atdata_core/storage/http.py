@@ -119,7 +119,6 @@ class HttpStorage(StorageBase):
         self.timeout = self.policy.timeout
         self.network = NetworkPolicy.of(network)
         self._session = session
-        self._own_session = session is None
         self._session_pid = os.getpid()
 
     @classmethod
@@ -131,9 +130,8 @@ class HttpStorage(StorageBase):
     def session(self) -> requests.Session:
         # A forked data-loader worker must not share the parent's pooled sockets:
         # two processes reading one connection would interleave shard bytes.
-        if self._session is None or (self._own_session and self._session_pid != os.getpid()):
+        if self._session is None or self._session_pid != os.getpid():
             self._session = guarded_session()
-            self._own_session = True
             self._session_pid = os.getpid()
         return self._session
 
