@@ -14,6 +14,7 @@ import tempfile
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,6 +60,11 @@ def main() -> None:
             server = _ShardServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(served)))
             threading.Thread(target=server.serve_forever, daemon=True).start()
             base_url = f"http://127.0.0.1:{server.server_address[1]}"
+            # Records may name loopback servers only where this machine allows it ([network]
+            # allow_hosts): here the sandbox's PLC and PDS, and alice's shard server.
+            os.environ["ATDATA_NETWORK_ALLOW_HOSTS"] = ",".join(
+                urlsplit(url).netloc for url in (info.plc_url, info.pds_url, base_url)
+            )
 
             # --- alice writes shards, places them on her web server, and publishes the records
             rng = np.random.default_rng(1)
