@@ -125,6 +125,9 @@ class _Watchdog:
         if self._pid != os.getpid():
             self._reset()
         with self._cond:
+            if len(self._heap) > 4096:  # finished transfers far from their deadline: forget them
+                self._heap = [item for item in self._heap if not item[2].closed]
+                heapq.heapify(self._heap)
             heapq.heappush(self._heap, (deadline.at, next(self._order), deadline))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="atdata-deadlines", daemon=True)

@@ -101,7 +101,7 @@ class HostileServer:
     server is closed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Callable[[BaseHTTPRequestHandler], None]] = {}
         self.hits: list[str] = []
         self.stopping = threading.Event()
@@ -133,9 +133,9 @@ class HostileServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass
 
-        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.httpd = Server((host, 0), Handler)
         self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
@@ -229,8 +229,8 @@ class HostileServer:
 def hostile():
     servers: list[HostileServer] = []
 
-    def start() -> HostileServer:
-        servers.append(HostileServer())
+    def start(host: str = "127.0.0.1") -> HostileServer:
+        servers.append(HostileServer(host))
         return servers[-1]
 
     yield start
@@ -377,6 +377,25 @@ def test_your_own_paths_and_loopback_urls_stay_unrestricted(tmp_path, hostile):
     # your own loopback server may redirect within your own machine
     moved = server.on("/moved.tar", server.redirect(url))
     assert [p.x for p in bounded(10, list, Dataset[Point](moved))] == [0, 1, 2]
+
+
+def test_your_own_url_is_not_redirected_from_a_public_server_into_your_network(tmp_path, hostile, monkeypatch):
+    import atdata_core._netguard as netguard
+
+    # Only loopback servers run here: the one on 127.0.0.2 plays a public server.
+    real = netguard.address_problem
+    monkeypatch.setattr(netguard, "address_problem", lambda address: None if address == "127.0.0.2" else real(address))
+    data, _ = shard_bytes(tmp_path)
+    public, inside = hostile("127.0.0.2"), hostile()
+    target = inside.on("/x.tar", inside.serve(data))
+    url = public.on("/x.tar", public.redirect(target))
+    with pytest.raises(NetworkPolicyError, match="redirected from a public server"):
+        bounded(10, list, Dataset[Point](url))
+    assert inside.hits == []
+    # allowed by the user, the same redirect is followed
+    monkeypatch.setenv("ATDATA_NETWORK_ALLOW_HOSTS", f"127.0.0.1:{inside.port}")
+    reset_plugins()
+    assert [p.x for p in bounded(10, list, Dataset[Point](url))] == [0, 1, 2]
 
 
 # --------------------------------------------------------------------------- private addresses (SSRF)

@@ -41,9 +41,14 @@ Configuration (TOML or ``ATDATA_*`` variables), read into
     timeout = 30                       # seconds per request
     max_rate_wait = 60                 # longest wait for a 429's reset time
     deadline = 120                     # no retry or wait may end later than this after the first attempt
+    [network]
+    allow_hosts = ["pds.lan:2583"]     # private hosts a DID document may name (did:web, PDS endpoints)
+    allow_private = false              # true: any loopback/private/link-local address
+    allow_http = false                 # true: plain http PDS endpoints and did:web hosts
 
 While ``atdata sandbox up`` runs, the configuration points ``[plc] url`` at the
-sandbox and resolves ``.test`` handles on its PDS, with no flags.
+sandbox, resolves ``.test`` handles on its PDS and allows its two loopback
+hosts, with no flags.
 """
 
 from __future__ import annotations
