@@ -1,0 +1,264 @@
+"""Read throughput of one dataset from each storage backend, side by side; publishing time per MB.
+
+Run from the repository root (the blob column needs atdata-storage-blob installed
+and Node >= 22 for the local PDS sandbox, which ``pip`` brings):
+
+    python bench/bench_storage.py                     # a ~48 MB dataset
+    python bench/bench_storage.py --mb 100 --repeat 3
+    python bench/bench_storage.py --only local,blobs
+
+One dataset of typed samples (a 3x64x64 ``uint8`` array and a label, ~12 KB
+each) is written once to local shards of at most 5 MiB (a PDS's default blob
+limit, so every backend gets the same shards). Each backend is one function in
+``BACKENDS``: it places those shards where it reads them from (timed, when that
+is an upload) and returns a :class:`Placed` that opens the dataset again. The
+reading is the same for every column: iterate the whole dataset into typed
+samples, every shard's sha256 verified, best of ``--repeat`` runs.
+
+- ``local``: the shards where they were written.
+- ``blobs``: published with ``publish_dataset(..., storage="blob")`` to a fresh
+  account on a local PDS sandbox (loopback), then loaded as another reader
+  would (``atdata_core.load`` of the entry: blobs streamed with
+  ``com.atproto.sync.getBlob`` and checked against their CIDs).
+
+To add a column, write ``def mystore(bench: Bench) -> Placed`` and add it to
+``BACKENDS``. Nothing is written to the user's configuration: the run uses a
+temporary configuration folder. Figures only; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from numpy.typing import NDArray  # noqa: E402
+
+import atdata_core  # noqa: E402
+from atdata_core import ShardWriter, packable  # noqa: E402
+
+SHARD_BYTES = 5 * 1024 * 1024
+
+
+@packable
+class Frame:
+    pixels: NDArray[np.uint8]  # (3, 64, 64)
+    label: str
+
+
+@dataclass
+class Bench:
+    """What every backend function gets: the dataset written locally, a scratch folder, shared services."""
+
+    folder: Path
+    shards: list[Any]  # ShardInfo of the local shards
+    samples: int
+    bytes: int
+    _sandbox: Any = None
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def sandbox(self) -> Any:
+        """A local PDS sandbox (started on first use, stopped at the end), with this run's configuration
+        pointing at it."""
+        if self._sandbox is None:
+            from urllib.parse import urlsplit
+
+            from atdata_core.plugins import reset_plugins
+            from atdata_core.sandbox import Sandbox
+
+            sandbox = Sandbox(self.folder / "sandbox")
+            info = sandbox.up(parent_pid=os.getpid())
+            self._closers.append(sandbox.down)
+            os.environ["ATDATA_PLC_URL"] = info.plc_url
+            # The sandbox's hosts are on loopback: allow the PDS endpoint its DID documents name.
+            hosts = sorted({urlsplit(url).netloc for url in (info.pds_url, info.plc_url)})
+            os.environ["ATDATA_NETWORK_ALLOW_HOSTS"] = ",".join(hosts)
+            reset_plugins()
+            self._sandbox = info
+        return self._sandbox
+
+    def account(self, name: str) -> Any:
+        """A fresh sandbox account, logged in (its session kept in this run's configuration folder)."""
+        from atdata_core.plugins import Client
+        from atdata_core.sandbox import create_account
+
+        info = self.sandbox()
+        password = secrets.token_urlsafe(12)
+        did, handle = create_account(f"{name}{secrets.token_hex(3)}.test", password, pds_url=info.pds_url)
+        return Client.login(handle, password, pds_url=info.pds_url)
+
+    def close(self) -> None:
+        for close in reversed(self._closers):
+            close()
+
+
+@dataclass
+class Placed:
+    """A backend's copy of the dataset: ``open()`` gives the Dataset to read; ``publish_seconds`` what placing took."""
+
+    open: Callable[[], Any]
+    publish_seconds: float | None = None
+
+
+# --------------------------------------------------------------------------- backends: one function each
+
+
+def local(bench: Bench) -> Placed:
+    from atdata_core.plugins import ShardRef
+
+    refs = [ShardRef(info.url, info.sha256, info.count, info.size) for info in bench.shards]
+    return Placed(lambda: atdata_core.Dataset(shards=refs, sample_type=Frame))
+
+
+def blobs(bench: Bench) -> Placed:
+    alice = bench.account("alice")
+    schema = atdata_core.publish_schema(alice, Frame, schema_id="com.example.frame", version="1.0.0")
+    started = time.perf_counter()
+    entry = atdata_core.publish_dataset(alice, "frames", bench.shards, schema=schema, storage="blob")
+    seconds = time.perf_counter() - started
+    return Placed(lambda: atdata_core.load(entry.uri, Frame), publish_seconds=seconds)
+
+
+_MOTO_SERVER = """
+import logging, sys
+from moto.server import ThreadedMotoServer
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()  # until the benchmark closes it
+server.stop()
+"""
+
+
+def s3(bench: Bench, *, part_mib: int = 8, concurrency: int = 4, multipart_mib: int = 64) -> Placed:
+    """moto's S3-compatible server in a process of its own on loopback, through atdata-storage-s3:
+    published with ``publish_dataset(..., storage="s3://bench/frames/")`` (one PUT per shard), loaded
+    from the entry. Also prints the write throughput of one large object as a multipart upload."""
+    import subprocess
+
+    import boto3
+
+    from atdata_core.plugins import reset_plugins, storage_backend
+
+    server = subprocess.Popen([sys.executable, "-c", _MOTO_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+
+    def stop() -> None:
+        server.stdin.close()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    bench._closers.append(stop)
+    endpoint = f"http://127.0.0.1:{server.stdout.readline().strip()}"
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+                      ATDATA_S3_ENDPOINT=endpoint, ATDATA_S3_PART_SIZE=str(part_mib << 20),
+                      ATDATA_S3_MAX_CONCURRENCY=str(concurrency))
+    reset_plugins()
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
+
+    alice = bench.account("alice")
+    schema = atdata_core.publish_schema(alice, Frame, schema_id="com.example.frame", version="1.0.0")
+    started = time.perf_counter()
+    entry = atdata_core.publish_dataset(alice, "frames", bench.shards, schema=schema, storage="s3://bench/frames/")
+    seconds = time.perf_counter() - started
+
+    big = bench.folder / "multipart.bin"
+    big.write_bytes(np.random.default_rng(1).integers(0, 256, multipart_mib << 20, dtype=np.uint8).tobytes())
+    backend = storage_backend("s3://bench/multipart.bin")
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        backend.put(big, "s3://bench/multipart.bin")
+        best = min(best, time.perf_counter() - started)
+    print(f"s3: multipart write of a {multipart_mib} MiB object in {-(-multipart_mib // part_mib)} parts of "
+          f"{part_mib} MiB, {concurrency} at a time: {(multipart_mib << 20) / 1e6 / best:.1f} MB/s (best of 3)")
+    return Placed(lambda: atdata_core.load(entry.uri, Frame), publish_seconds=seconds)
+
+
+BACKENDS: dict[str, Callable[[Bench], Placed]] = {"local": local, "blobs": blobs, "s3": s3}
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def write_dataset(folder: Path, megabytes: float) -> tuple[list[Any], int]:
+    rng = np.random.default_rng(0)
+    per_sample = 3 * 64 * 64
+    count = max(1, int(megabytes * 1e6 / per_sample))
+    with ShardWriter(str(folder / "frames-%06d.tar"), maxsize=SHARD_BYTES) as sink:
+        for index in range(count):
+            sink.write(Frame(pixels=rng.integers(0, 255, (3, 64, 64), dtype=np.uint8), label=f"frame-{index}"))
+    return sink.shards, count
+
+
+def read_rate(placed: Placed, repeat: int) -> float:
+    """Seconds of the fastest full read."""
+    best = float("inf")
+    for _ in range(repeat):
+        dataset = placed.open()
+        started = time.perf_counter()
+        count = sum(1 for _ in dataset)
+        best = min(best, time.perf_counter() - started)
+        assert count > 0
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=48.0, help="dataset size in MB (default 48)")
+    parser.add_argument("--repeat", type=int, default=3, help="reads per backend; the fastest is reported")
+    parser.add_argument("--only", help=f"comma-separated backends (default: all of {', '.join(BACKENDS)})")
+    args = parser.parse_args()
+    chosen = [name.strip() for name in args.only.split(",")] if args.only else list(BACKENDS)
+    unknown = [name for name in chosen if name not in BACKENDS]
+    if unknown:
+        parser.error(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
+
+    with tempfile.TemporaryDirectory(prefix="atdata-bench-storage-") as tmp:
+        folder = Path(tmp)
+        # This run's own configuration: never the user's folders, sessions or sandbox.
+        os.environ["XDG_CONFIG_HOME"] = str(folder / "config")
+        os.environ["ATDATA_SANDBOX_STATE"] = str(folder / "no-user-sandbox")
+        for name in ("ATDATA_CONFIG", "ATDATA_SANDBOX_PDS_URL", "ATDATA_PUBLISH_STORAGE"):
+            os.environ.pop(name, None)
+        (folder / "shards").mkdir()
+        shards, samples = write_dataset(folder / "shards", args.mb)
+        total = sum(info.size for info in shards)
+        bench = Bench(folder, shards, samples, total)
+        print(f"dataset: {samples:,} samples, {total / 1e6:.1f} MB in {len(shards)} shards of at most "
+              f"{SHARD_BYTES / 2**20:.0f} MiB; best of {args.repeat} reads, sha256 verified")
+        rows = []
+        try:
+            for name in chosen:
+                placed = BACKENDS[name](bench)
+                seconds = read_rate(placed, args.repeat)
+                rows.append((name, seconds, placed.publish_seconds))
+        finally:
+            bench.close()
+
+    local_seconds = next((seconds for name, seconds, _ in rows if name == "local"), None)
+    print(f"{'storage':<10} {'MB/s':>8} {'samples/s':>11} {'vs local':>9} {'publish s/MB':>13} {'publish MB/s':>13}")
+    for name, seconds, publish in rows:
+        ratio = f"{local_seconds / seconds:.2f}x" if local_seconds else "-"
+        per_mb = f"{publish / (total / 1e6):.4f}" if publish is not None else "-"
+        publish_rate = f"{total / 1e6 / publish:.1f}" if publish is not None else "-"
+        print(f"{name:<10} {total / 1e6 / seconds:>8.1f} {samples / seconds:>11,.0f} {ratio:>9} {per_mb:>13} "
+              f"{publish_rate:>13}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
