@@ -511,6 +511,16 @@ class _ResumableBody(io.RawIOBase):
             self._offset += count
             return count
 
+    def readall(self) -> bytes:
+        # io.RawIOBase.readall reads 8 KiB at a time; read(-1) of a whole shard lands here.
+        out = bytearray(self._total - self._offset)
+        view = memoryview(out)
+        filled = 0
+        while filled < len(out):
+            filled += self.readinto(view[filled:])
+        view.release()
+        return bytes(out)
+
     def _dropped(self, reason: str) -> None:
         if self._body is not None:
             self._body.close()
