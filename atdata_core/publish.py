@@ -91,6 +91,7 @@ def publish_schema(
     description: str | None = None,
     license: str | None = None,
     tags: Sequence[str] = (),
+    format: str = "jsonSchema",
 ) -> Published:
     """Publish one version of a sample type's schema under the key ``{schema_id}:{version}``.
 
@@ -99,6 +100,8 @@ def publish_schema(
     are immutable; bump it). The previous highest version of ``schema_id`` in
     your repository is compared with this one, and a breaking change under a
     non-major bump raises :class:`~atdata_core.errors.IncompatibleSchema`.
+    ``format`` is the record's ``schemaType``: ``"jsonSchema"`` (built in) or
+    one a plugin adds (``"protobuf"`` with atdata-schema-protobuf).
     """
     from atdata_core.lexicon import validate_record
     from atdata_core.records import parse_version, schema_rkey
@@ -107,7 +110,13 @@ def publish_schema(
     rkey = schema_rkey(schema_id, version)
     record = dict(
         schema_record(
-            sample_type, name=schema_id, version=version, description=description, license=license, tags=tuple(tags)
+            sample_type,
+            name=schema_id,
+            version=version,
+            description=description,
+            license=license,
+            tags=tuple(tags),
+            format=format,
         )
     )
     validate_record(record)

@@ -66,8 +66,9 @@ PIP=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 
 extras="test,sandbox"
 editables=(-e ".[$extras]")
+# Each plugin with its test extra (pip only warns about a plugin that has none).
 for plugin in plugins/*/; do
-    [ -f "$plugin/pyproject.toml" ] && editables+=(-e "$plugin")
+    [ -f "$plugin/pyproject.toml" ] && editables+=(-e "${plugin%/}[test]")
 done
 "${PIP[@]}" install "${editables[@]}"
 

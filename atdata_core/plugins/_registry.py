@@ -62,7 +62,7 @@ KNOWN_DISTRIBUTIONS: dict[tuple[str, str, str], str] = {
     ("storage", "record type", STORAGE_S3_NSID): "atdata-storage-s3",
     ("storage", "record type", STORAGE_BLOBS_NSID): "atdata-storage-blob",
     ("schema", "schemaType", "protobuf"): "atdata-schema-protobuf",
-    ("schema", "union $type", "science.alt.dataset.schema#protobufFormat"): "atdata-schema-protobuf",
+    ("schema", "union $type", "science.alt.dataset.protobufFormat"): "atdata-schema-protobuf",
     ("index", "name", "appview"): "atdata-index-appview",
 }
 
