@@ -226,6 +226,7 @@ class Client:
         pds_url: str | None = None,
         stream: bool = False,
         network: NetworkPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
     ):
         """Call an XRPC method on a PDS (this client's by default); the response.
 
@@ -233,6 +234,7 @@ class Client:
         ``InvalidToken`` answer refreshes the session (saving it again) and
         retries once. ``network``: ``pds_url`` came from someone else's DID
         document; it, its redirects and its connections must pass this policy.
+        ``headers`` are sent as well.
         """
         base = pds_url or self.pds_url
         if not base:
@@ -243,7 +245,7 @@ class Client:
         start = data.tell() if auth and hasattr(data, "seek") and hasattr(data, "tell") else None
         kwargs = dict(
             procedure=procedure, params=params, json_body=json_body, data=data,
-            content_type=content_type, stream=stream, network=network,
+            content_type=content_type, stream=stream, network=network, headers=headers,
         )
         try:
             return self.transport.xrpc(base, nsid, token=token, **kwargs)
@@ -517,12 +519,16 @@ class Client:
         did = self._repo_did(did)
         pds_url, network = self._pds_for(did)
         try:
+            # identity: the blob's own bytes with their length. A PDS otherwise gzips tar shards
+            # (random bytes, mostly), which costs ten times the transfer on loopback.
             response = self.call(
                 "com.atproto.sync.getBlob", params={"did": did, "cid": cid}, pds_url=pds_url, stream=True,
-                network=network,
+                network=network, headers={"Accept-Encoding": "identity"},
             )
         except XrpcError as err:
-            if err.error in ("BlobNotFound", "RepoNotFound") or err.status == 404:
+            # The reference PDS answers a missing (or not yet referenced) blob with 400 "Blob not found".
+            missing = err.status == 400 and "not found" in (err.message or "").lower()
+            if err.error in ("BlobNotFound", "RepoNotFound") or err.status == 404 or missing:
                 raise StorageNotFound(f"no blob {cid} in the repository of {did} ({err.error}: {err.message})") from err
             raise
         return BlobStream(response, did=did, cid=cid)
