@@ -231,8 +231,16 @@ class _FileReader:
             self._collect(nested, full, depth + 1)
 
     def _is_wrapper(self, full: str) -> bool:
-        options = _shim.message_options(self.all[full], full[1:])
+        options = self._needs_shim(_shim.message_options(self.all[full], full[1:]), full[1:])
         return bool(options is not None and options.wrapper)
+
+    def _field_options(self, field: descriptor_pb2.FieldDescriptorProto, where: str) -> Any:
+        return self._needs_shim(_shim.field_options(field, where), where)
+
+    def _needs_shim(self, options: Any, where: str) -> Any:
+        if options is not None and _shim.SHIM_FILE not in self.deps:
+            raise SchemaError(f"{where}: the atdata options are declared in {_shim.SHIM_FILE}, which the file does not import")
+        return options
 
     def _message(self, full: str, message: descriptor_pb2.DescriptorProto) -> ParsedMessage:
         where = full[1:]
@@ -282,7 +290,7 @@ class _FileReader:
         name = check_field_name(field.name, where)
         number = check_number(field.number, where)
         self._check_plain(field, where)
-        options = _shim.field_options(field, where)
+        options = self._field_options(field, where)
         ft = self._field_type(scope, message, field, options, where)
         required, default_text, description = _presence(ft, options, where)
         return ParsedField(name, number, ft, required, default_text, description,
@@ -417,7 +425,7 @@ class _FileReader:
         self._check_oneofs(message, where)
         field = message.field[0]
         self._check_plain(field, f"{where}.value")
-        options = _shim.field_options(field, f"{where}.value")
+        options = self._field_options(field, f"{where}.value")
         if options is not None and (options.HasField("default") or options.required or options.description):
             raise SchemaError(f"{where}.value: a wrapper's value has no default, description or 'required'")
         ft = self._field_type(full, message, field, options, f"{where}.value", (*stack, full))

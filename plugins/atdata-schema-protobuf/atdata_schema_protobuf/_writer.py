@@ -181,6 +181,7 @@ class _Writer:
             self.wrappers[ft] = name
             msg = descriptor_pb2.DescriptorProto(name=name)
             _shim.with_message_options(msg, wrapper=True)
+            self.imports.add(_shim.SHIM_FILE)
             self.nested.append(msg)
             self._field(msg, f"{self.scope}.{name}", "value", 1, ft, {}, f"{where}[wrapper]")
         return f"{self.scope}.{name}"
@@ -252,6 +253,8 @@ class _Writer:
                 field.proto3_optional = True
                 field.oneof_index = len(msg.oneof_decl)
                 msg.oneof_decl.add(name=f"_{name}")
+        if options:
+            self.imports.add(_shim.SHIM_FILE)  # the options are declared there
         _shim.with_field_options(field, options)
 
     def _element(self, field: Any, ft: FieldType, options: dict[str, Any], where: str) -> None:
@@ -276,8 +279,6 @@ class _Writer:
             field.type_name = self._wrapper(ft, where)
         else:
             raise SchemaError(f"{where}: the protobuf format cannot express {ft!r}")
-        if options:
-            self.imports.add(_shim.SHIM_FILE)
 
 
 def _strip_optional(ft: FieldType) -> FieldType:
