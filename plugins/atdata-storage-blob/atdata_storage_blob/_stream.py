@@ -78,7 +78,8 @@ class VerifiedBlob(io.RawIOBase):
         self._current = memoryview(b"")  # what the reader gets next
         self._ahead: bytes | None = None  # the chunk after it; b"" at the end
         self._finished = False
-        self._stream: Any = fetch()  # opened now, so a missing blob fails at open()
+        self._stream: Any = None  # set first: a failed fetch still leaves an object its finaliser can close
+        self._stream = fetch()  # opened now, so a missing blob fails at open()
         size = getattr(self._stream, "size", None)  # Content-Length, unless the PDS compressed the body
         self._size = size if isinstance(size, int) and size >= 0 else None
 
