@@ -299,6 +299,8 @@ class _FileReader:
     def _check_plain(self, field: descriptor_pb2.FieldDescriptorProto, where: str) -> None:
         if field.label not in (_F.LABEL_OPTIONAL, _F.LABEL_REPEATED):
             raise SchemaError(f"{where}: proto3 fields are singular or repeated, not required")
+        if field.type != _F.TYPE_MESSAGE and field.type_name:
+            raise SchemaError(f"{where}: a {_type_word(field.type)} field names a type ({field.type_name!r})")
         if field.extendee or field.HasField("default_value"):
             raise SchemaError(f"{where}: extensions and proto2 defaults are not part of a proto3 sample message")
         if field.HasField("json_name") and field.json_name != json_name(field.name):

@@ -112,8 +112,7 @@ class ProtobufFormat:
 
     def validate_schema(self, schema: Mapping[str, Any]) -> None:
         """Raise :class:`SchemaError` unless ``schema`` is a readable ``protobufFormat`` member."""
-        parsed = parse_member(schema, UNION_TYPE)
-        _Builder(parsed).fields(parsed.top)  # defaults decode, nested classes build
+        _validated(schema)
 
     def fields_of(self, schema: Mapping[str, Any]) -> tuple[Field, ...]:
         """The fields of the sample message, required ones first (the order of the class built from it)."""
@@ -165,12 +164,12 @@ class ProtobufFormat:
 
     def proto_text(self, schema: Mapping[str, Any]) -> str:
         """The schema's .proto text, rendered from its file descriptor (never the record's ``protoText``)."""
-        return render_file(parse_member(schema, UNION_TYPE).file)
+        return render_file(_validated(schema).file)
 
     def proto_files(self, schema: Mapping[str, Any]) -> dict[str, str]:
         """Every file protoc needs for the schema, by path: the schema's own, and ``atdata/v1/atdata.proto``
         when it imports it (``google/protobuf/*`` come with protoc)."""
-        parsed = parse_member(schema, UNION_TYPE)
+        parsed = _validated(schema)
         files = {parsed.file.name: render_file(parsed.file)}
         if _shim.SHIM_FILE in parsed.file.dependency:
             files[_shim.SHIM_FILE] = _shim.shim_text()
@@ -180,7 +179,7 @@ class ProtobufFormat:
         """The protobuf message class of the sample message, built at run time from the file descriptor."""
         from google.protobuf import message_factory
 
-        parsed = parse_member(schema, UNION_TYPE)
+        parsed = _validated(schema)
         return message_factory.GetMessageClass(parsed.pool.FindMessageTypeByName(parsed.message_name))
 
     def __repr__(self) -> str:
@@ -188,6 +187,13 @@ class ProtobufFormat:
 
 
 # --------------------------------------------------------------------------- classes
+
+
+def _validated(schema: Mapping[str, Any]) -> Parsed:
+    """The parsed schema, after checking every default decodes and every nested class builds."""
+    parsed = parse_member(schema, UNION_TYPE)
+    _Builder(parsed).fields(parsed.top)
+    return parsed
 
 
 _lock = threading.Lock()
