@@ -186,7 +186,9 @@ def test_missing_implementations_name_the_distribution_to_install():
     with pytest.raises(MissingImplementation, match="pip install atdata-storage-blob"):
         registry.storage.for_record({"$type": "science.alt.dataset.storageBlobs", "blobs": []})
     with pytest.raises(MissingImplementation, match="pip install atdata-schema-protobuf"):
-        schema_format("protobuf")
+        registry.schema_formats.for_schema_type("protobuf")
+    with pytest.raises(MissingImplementation, match="pip install atdata-schema-protobuf"):
+        registry.schema_formats.for_union_type("science.alt.dataset.protobufFormat")
     with pytest.raises(MissingImplementation, match="pip install atdata-index-appview"):
         index_provider("appview")
     with pytest.raises(MissingImplementation, match=r"no storage backend .*nope:// URLs.*registered: .*https://"):
