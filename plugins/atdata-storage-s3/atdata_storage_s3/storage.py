@@ -153,10 +153,14 @@ class S3Storage(StorageBase):
         return _Target(location.endpoint, None, None, "path", False)
 
     def _client(self, target: _Target) -> Any:
+        if self._pid != os.getpid():
+            # A forked data-loader worker must not share the parent's pooled sockets, nor wait on a
+            # lock another thread of the parent held when it forked.
+            self._lock = threading.Lock()
         with self._lock:
             if self._pid != os.getpid():
-                # A forked data-loader worker must not share the parent's pooled sockets.
                 self._clients = {}
+                self._checked_buckets = set()
                 self._pid = os.getpid()
             client = self._clients.get(target)
             if client is None:
@@ -553,10 +557,16 @@ class _ResumableBody(io.RawIOBase):
                 ) from None
             raise self._storage._error(err, f"resuming at byte {self._offset}:", self._url, self._target) from err
         body = response["Body"]
-        match = _CONTENT_RANGE.match(response.get("ContentRange") or "")
+        content_range = response.get("ContentRange")
+        match = _CONTENT_RANGE.match(content_range or "")
         if match and int(match.group(1)) == self._offset:
             self._body = body
             return
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 206 and content_range is None:
+            # A partial answer without its Content-Range: its headers were cut off with the connection.
+            body.close()
+            raise ConnectionError("the answer to the resumed request ended inside its headers")
         if not match and int(response.get("ContentLength", -1)) == self._total:
             # A service that ignores Range sends the whole object: skip what was delivered.
             remaining = self._offset

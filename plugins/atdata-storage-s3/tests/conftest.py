@@ -16,6 +16,7 @@ import re
 import socket
 import struct
 import threading
+import time
 
 import pytest
 
@@ -128,6 +129,10 @@ class CuttingProxy:
                         self.cuts_done += 1
                 if cut:
                     client.sendall(data[: max(0, self._cut_after - sent)])
+                    # The client gets what was sent before the connection ends (a reset right away
+                    # could discard bytes still queued for it, so how far it got would be luck).
+                    client.shutdown(socket.SHUT_WR)
+                    time.sleep(0.2)
                     break
                 client.sendall(data)
                 sent += len(data)

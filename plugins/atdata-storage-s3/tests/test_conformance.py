@@ -44,3 +44,31 @@ def test_the_registry_builds_it_from_the_s3_section(s3_config, moto_endpoint):
     assert backend.settings.part_size == 5 * 1024 * 1024
     assert storage_backend(record_type=STORAGE_S3_NSID) is backend
     assert storage_backend("s3+https://storage.example.org/bucket/x.tar") is backend
+
+
+# The test process runs the S3 server's threads; forking it is what data loaders do all the same.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+def test_a_forked_worker_reads_with_connections_of_its_own(s3_config, admin, prefix):
+    """Data-loader workers fork from a process whose backend already holds pooled connections."""
+    import multiprocessing
+
+    admin.put_object(Bucket=BUCKET, Key=f"{prefix}/a.tar", Body=b"shard bytes")
+    backend = storage_backend("s3://x/y")
+    url = f"s3://{BUCKET}/{prefix}/a.tar"
+    with backend.open(url) as stream:  # the parent's client and its connection pool exist now
+        assert stream.read() == b"shard bytes"
+    parent_client = next(iter(backend._clients.values()))
+
+    def child(queue):
+        with backend.open(url) as stream:
+            data = stream.read()
+        queue.put((data, next(iter(backend._clients.values())) is parent_client))
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    worker = context.Process(target=child, args=(queue,))
+    worker.start()
+    data, shared = queue.get(timeout=30)
+    worker.join(timeout=30)
+    assert data == b"shard bytes"
+    assert shared is False

@@ -155,11 +155,17 @@ def test_a_dropped_shard_is_resumed_under_a_dataset_and_verified(s3_config, cutt
 
 def test_a_connection_that_keeps_dropping_fails_with_where_it_stopped(cutting_proxy, admin, s3_config, tmp_path, prefix):
     backend = S3Storage(S3Settings(endpoint=cutting_proxy.endpoint), retry=RetryPolicy(retries=2, backoff=0.01))
-    data = payload(2 * MiB, 2)
-    url = put(backend, tmp_path, f"s3://{BUCKET}/{prefix}/data.tar", data)
-    cutting_proxy.arm(cut_after=200_000, times=100)
-    with pytest.raises(StorageError, match=r"reading .*data.tar failed at byte \d+ of 2097152 after 2 resumes"):
-        read_in_chunks(backend.open(url))
+    # Bigger than what loopback socket buffers hold, so the proxy is still sending when it is armed.
+    data = payload(32 * MiB, 2)
+    admin.put_object(Bucket=BUCKET, Key=f"{prefix}/data.tar", Body=data)
+    url = f"s3://{BUCKET}/{prefix}/data.tar"
+    stream = backend.open(url)
+    assert stream.read(1000) == data[:1000]
+    # From now on every connection is cut before its answer's headers end: no resume gets anywhere.
+    cutting_proxy.arm(cut_after=100, times=1000)
+    with pytest.raises(StorageError, match=r"reading .*data.tar failed at byte \d+ of 33554432 after 2 resumes"):
+        read_in_chunks(stream)
+    assert len(cutting_proxy.ranges()) >= 2, "each resume asked again"
 
 
 def test_an_object_replaced_while_read_fails_the_read(s3_config, cutting_proxy, tmp_path, prefix):
