@@ -23,6 +23,7 @@ __all__ = [
     "check_number",
     "json_name",
     "map_entry_name",
+    "shown",
 ]
 
 #: The package of the files this format writes.
@@ -124,3 +125,12 @@ def map_entry_name(field_name: str) -> str:
         else:
             out.append(char)
     return "".join(out) + "Entry"
+
+
+def shown(name: Any) -> str:
+    """A name as error messages show it: bare when it is a plain identifier, else quoted and cut short
+    (a stranger's name may hold terminal control characters)."""
+    if isinstance(name, str) and len(name) <= _MAX_NAME and _IDENTIFIER.match(name):
+        return name
+    text = repr(name)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -33,6 +33,7 @@ from atdata_schema_protobuf._names import (
     check_package,
     json_name,
     map_entry_name,
+    shown,
 )
 
 __all__ = ["MAX_DESCRIPTOR_BYTES", "MessageRef", "Parsed", "ParsedField", "ParsedMessage", "parse_member"]
@@ -206,7 +207,7 @@ class _FileReader:
     # --- structure ----------------------------------------------------------
 
     def _collect(self, message: descriptor_pb2.DescriptorProto, scope: str, depth: int) -> None:
-        where = f"{scope[1:]}.{message.name}" if scope else message.name
+        where = f"{scope[1:]}.{shown(message.name)}"
         if depth > _MAX_DEPTH:
             raise SchemaError(f"{where}: messages are nested more than {_MAX_DEPTH} deep")
         check_message_name(message.name, where)
@@ -223,10 +224,11 @@ class _FileReader:
         if self.field_count > _MAX_FIELDS:
             raise SchemaError(f"the file declares more than {_MAX_FIELDS} fields")
         # Fields and nested messages share one scope in protobuf.
-        names = [f.name for f in message.field] + [m.name for m in message.nested_type]
-        for name in names:
-            if names.count(name) > 1:
+        declared: set[str] = set()
+        for name in [f.name for f in message.field] + [m.name for m in message.nested_type]:
+            if name in declared:
                 raise SchemaError(f"{where}: the name {name!r} is declared twice in the message")
+            declared.add(name)
         for nested in message.nested_type:
             self._collect(nested, full, depth + 1)
 
@@ -254,7 +256,7 @@ class _FileReader:
         fields = []
         numbers: dict[int, str] = {}
         for field in message.field:
-            parsed = self._field(full, message, field, f"{where}.{field.name}")
+            parsed = self._field(full, message, field, f"{where}.{shown(field.name)}")
             if parsed.number in numbers:
                 raise SchemaError(f"{where}: fields {numbers[parsed.number]!r} and {parsed.name!r} share number {parsed.number}")
             numbers[parsed.number] = parsed.name
@@ -278,7 +280,10 @@ class _FileReader:
                     f"{where}: oneof {decl.name!r} is not the one of a proto3 optional field; samples have no oneofs"
                 )
             if decl.name != f"_{fields[0].name}":
-                raise SchemaError(f"{where}: the oneof of optional field {fields[0].name!r} is named {decl.name!r}, not '_{fields[0].name}'")
+                raise SchemaError(
+                    f"{where}: the oneof of optional field {shown(fields[0].name)} is named {shown(decl.name)}, "
+                    f"not '_{shown(fields[0].name)}'"
+                )
         if members:
             raise SchemaError(f"{where}: a field refers to a oneof the message does not declare")
 
@@ -416,6 +421,8 @@ class _FileReader:
         where = full[1:]
         if full in stack:
             raise SchemaError(f"{where}: the wrapper holds itself")
+        if len(stack) >= _MAX_DEPTH:
+            raise SchemaError(f"{where}: wrappers are nested more than {_MAX_DEPTH} deep")
         message = self.all[full]
         if len(message.field) != 1 or message.field[0].name != "value" or message.field[0].number != 1:
             raise SchemaError(f"{where}: a wrapper message holds one field, 'value' = 1")
@@ -515,6 +522,8 @@ def _check_acyclic(messages: Mapping[str, ParsedMessage], top: str) -> None:
     def visit(name: str, chain: tuple[str, ...]) -> None:
         if state.get(name) == 2:
             return
+        if len(chain) >= _MAX_DEPTH:
+            raise SchemaError(f"{name}: sample types are nested more than {_MAX_DEPTH} deep")
         if state.get(name) == 1:
             raise SchemaError(f"recursive messages cannot be sample classes: {' -> '.join((*chain, name))}")
         state[name] = 1

@@ -244,6 +244,42 @@ def test_a_deeply_nested_file(fmt, schema):
     refused(fmt, mutated(schema, change), "nested more than")
 
 
+def test_long_chains_of_wrappers_and_messages(fmt, schema):
+    def wrappers(file):
+        scope = ".atdata.samples.Everything"
+        for i in range(300):
+            w = top(file).nested_type.add(name=f"W{i}")
+            w.options.MergeFromString(_extension_bytes(option_classes()[1](wrapper=True).SerializeToString()))
+            w.field.add(name="value", number=1, label=F.LABEL_REPEATED, type=F.TYPE_MESSAGE,
+                        type_name=f"{scope}.W{i + 1}" if i < 299 else "", json_name="value")
+            if i == 299:
+                w.field[0].type = F.TYPE_INT64
+                w.field[0].ClearField("type_name")
+        field(file, "grid").type_name = f"{scope}.W0"
+
+    refused(fmt, mutated(schema, wrappers), "nested more than")
+
+    def messages(file):
+        scope = ".atdata.samples.Everything"
+        for i in range(300):
+            m = top(file).nested_type.add(name=f"M{i}")
+            if i < 299:
+                m.field.add(name="next", number=1, label=F.LABEL_OPTIONAL, type=F.TYPE_MESSAGE,
+                            type_name=f"{scope}.M{i + 1}", json_name="next")
+        field(file, "center").type_name = f"{scope}.M0"
+
+    refused(fmt, mutated(schema, messages), "nested more than")
+
+
+def test_names_in_errors_are_quoted(fmt, schema):
+    def change(file):
+        field(file, "label").name = "x\x1b[31mred"
+
+    with pytest.raises(SchemaError) as caught:
+        fmt.validate_schema(mutated(schema, change))
+    assert "\x1b" not in str(caught.value) and "\\x1b" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     "member, match",
     [
