@@ -50,7 +50,7 @@ from botocore import UNSIGNED
 from botocore.config import Config as BotoConfig
 
 from atdata_core.errors import RecordError, StorageError, StorageNotFound
-from atdata_core.plugins import STORAGE_S3_NSID, RetryPolicy, ShardRef, StorageBase, get_config
+from atdata_core.plugins import STORAGE_S3_NSID, RecordUrl, RetryPolicy, ShardRef, StorageBase, get_config
 
 from atdata_storage_s3._location import S3Location
 from atdata_storage_s3._policy import check_record_endpoint
@@ -209,7 +209,17 @@ class S3Storage(StorageBase):
 
     def open(self, url: str) -> BinaryIO:
         location, target, client = self._locate(url)
+        if isinstance(url, RecordUrl) and not target.signed and location.endpoint is not None:
+            # Judged when the record was mapped; again now, by what its host name resolves to today.
+            check_record_endpoint(location.endpoint, record=url.named_by or "a record", policy=url.policy)
         response = self._call("GET", url, target, client.get_object, Bucket=location.bucket, Key=location.key)
+        limit = url.max_bytes if isinstance(url, RecordUrl) else None
+        if limit is not None and int(response["ContentLength"]) > limit:
+            response["Body"].close()
+            raise StorageError(
+                f"{url} is {int(response['ContentLength']):,} bytes, more than its record "
+                f"({url.named_by or 'the entry'}) says the shard holds; not read"
+            )
         body = _ResumableBody(self, url, target, client, location, response)
         return io.BufferedReader(body, buffer_size=_READ_BUFFER)  # type: ignore[return-value]
 
@@ -387,8 +397,10 @@ class S3Storage(StorageBase):
         endpoint, for a bucket you did not point elsewhere) maps to
         ``s3://bucket/key``, read with your credentials. Any other endpoint
         maps to ``s3+https://host/bucket/key``, read anonymously, and only
-        if it is an https endpoint that is not a loopback, link-local or
-        private address.
+        if the network policy (``[network]``) allows the endpoint: by default
+        https, and a host that neither names nor resolves to a loopback,
+        link-local or private address. A refused endpoint raises
+        :class:`~atdata_core.errors.NetworkPolicyError`.
         """
         record_type = record.get("$type") if isinstance(record, Mapping) else None
         if not isinstance(record, Mapping) or record_type not in (STORAGE_S3_NSID, f"{STORAGE_S3_NSID}#main", None):

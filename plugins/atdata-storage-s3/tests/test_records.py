@@ -6,8 +6,16 @@ import hashlib
 
 import pytest
 
-from atdata_core.errors import RecordError, StorageError
-from atdata_core.plugins import STORAGE_S3_NSID, ShardRef, storage_backend, storage_record_mapper
+from atdata_core.errors import NetworkPolicyError, RecordError, StorageError
+from atdata_core.plugins import (
+    STORAGE_S3_NSID,
+    NetworkPolicy,
+    RecordUrl,
+    ShardRef,
+    get_config,
+    storage_backend,
+    storage_record_mapper,
+)
 from atdata_storage_s3.settings import S3Settings
 from atdata_storage_s3.storage import S3Storage
 
@@ -76,7 +84,7 @@ def test_a_record_for_aws_maps_to_s3_urls_when_nothing_points_the_bucket_elsewhe
     ],
 )
 def test_a_stranger_cannot_point_the_loader_at_private_or_clear_text_endpoints(mapper, endpoint):
-    with pytest.raises(StorageError, match="refused") as caught:
+    with pytest.raises(NetworkPolicyError, match="refused") as caught:
         mapper.from_storage_record(record(endpoint=endpoint))
     assert "for bucket 'atdata-tests'" in str(caught.value)
 
@@ -154,3 +162,35 @@ def test_records_round_trip_through_the_registry_with_checksums(s3_config, tmp_p
     written = backend.to_storage_record([ShardRef(url, digest)])
     assert written["shards"] == [{"key": f"{prefix}/a.tar", "checksum": {"algorithm": "sha256", "digest": digest}}]
     assert backend.from_storage_record(written) == [ShardRef(url, digest)]
+
+
+def test_the_network_policy_may_allow_a_record_named_endpoint(s3_config, admin, moto_endpoint, prefix):
+    """[network] allow_hosts lets records name a server of your own; it is still read anonymously."""
+    admin.put_object(Bucket=BUCKET, Key=f"{prefix}/public.tar", Body=b"public bytes", ACL="public-read")
+    host = moto_endpoint.removeprefix("http://")
+    backend = S3Storage(S3Settings())  # the moto endpoint is not configured for any bucket here
+    value = record(endpoint=moto_endpoint, key=f"{prefix}/public.tar")
+    with pytest.raises(NetworkPolicyError, match=r"allow_hosts"):
+        backend.from_storage_record(value)
+
+    s3_config(tables=f'[network]\nallow_hosts = ["{host}"]\n')
+    [shard] = backend.from_storage_record(value)
+    assert shard.url == f"s3+http://{host}/{BUCKET}/{prefix}/public.tar"
+    # load() hands the backend the URL as a RecordUrl carrying the policy it passed.
+    url = RecordUrl(shard.url, policy=NetworkPolicy.from_config(get_config()), named_by="at://did:plc:x/e/1",
+                    recorded_bytes=12)
+    with backend.open(url) as stream:
+        assert stream.read() == b"public bytes"
+    # The same URL under the default policy is refused when opened, not only when mapped.
+    refused = RecordUrl(shard.url, policy=NetworkPolicy(), named_by="at://did:plc:x/e/1")
+    with pytest.raises(NetworkPolicyError, match="at://did:plc:x/e/1"):
+        backend.open(refused)
+
+
+def test_an_object_larger_than_its_record_says_is_not_read(s3_config, admin, prefix):
+    admin.put_object(Bucket=BUCKET, Key=f"{prefix}/big.tar", Body=b"x" * (3 << 20))
+    backend = storage_backend("s3://x/y")
+    url = RecordUrl(f"s3://{BUCKET}/{prefix}/big.tar", policy=NetworkPolicy(), named_by="at://did:plc:x/e/1",
+                    recorded_bytes=1000)
+    with pytest.raises(StorageError, match="more than its record .*at://did:plc:x/e/1.* says the shard holds"):
+        backend.open(url)
