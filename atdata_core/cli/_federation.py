@@ -190,8 +190,7 @@ def _measure_shards(urls: list[str]) -> list[tuple[str, str, int, int]]:
             counted = Counting(stream)
             reader = HashingReader(counted)  # type: ignore[arg-type]
             count = sum(1 for member, _ in iter_members(reader, shard=url) if member.endswith(".msgpack"))
-            while reader.read(1 << 20):
-                pass
+            reader.drain(shard=url)  # the padding after the archive's end, bounded
         finally:
             stream.close()
         out.append((url, reader.hexdigest(), count, counted.size))
