@@ -1,0 +1,1 @@
+"""atdata-index-appview: a firehose-fed index of science.alt.dataset records."""
