@@ -10,33 +10,7 @@ from google.protobuf import descriptor_pb2
 
 from atdata_core import packable
 
-from protobuf_samples import Point
-
-
-@packable
-class V1:
-    name: str
-    size: int
-    inner: Point
-    note: Optional[str] = None
-
-
-@packable
-class AppendedOptional:
-    name: str
-    size: int
-    inner: Point
-    note: Optional[str] = None
-    caption: Optional[str] = None
-
-
-@packable
-class InsertedOptional:
-    name: str
-    size: int
-    inner: Point
-    caption: Optional[str] = None
-    note: Optional[str] = None
+from protobuf_samples import AppendedOptional, InsertedOptional, Point, V1
 
 
 @packable

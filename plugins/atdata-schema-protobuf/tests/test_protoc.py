@@ -12,8 +12,7 @@ from google.protobuf import descriptor_pb2
 from atdata_core import packable
 
 from atdata_schema_protobuf._shim import shim_file
-from protobuf_samples import Everything, everything
-from test_round_trip import CASES, holder
+from protobuf_samples import CASES, Everything, everything, holder
 
 
 def record_descriptor(schema) -> bytes:

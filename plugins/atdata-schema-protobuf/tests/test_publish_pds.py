@@ -17,8 +17,7 @@ from atdata_core import ShardWriter, publish_dataset, publish_schema
 from atdata_core.errors import IncompatibleSchema, ValidationError
 from atdata_core.plugins import SCHEMA_NSID, Client, reset_plugins
 
-from protobuf_samples import Everything, everything
-from test_compat import V1, AppendedOptional, InsertedOptional
+from protobuf_samples import AppendedOptional, Everything, InsertedOptional, V1, everything
 
 
 @pytest.fixture
