@@ -191,15 +191,19 @@ class IdentityResolver:
 
     # ------------------------------------------------------------------ DIDs
 
-    def resolve_did(self, did: str) -> DidDocument:
-        """The DID document of ``did`` (``did:plc`` or ``did:web``)."""
+    def resolve_did(self, did: str, *, fresh: bool = False) -> DidDocument:
+        """The DID document of ``did`` (``did:plc`` or ``did:web``).
+
+        ``fresh``: ask its directory or host even when a cached copy is still
+        young (an AppView told that the identity changed), and cache the answer.
+        """
         if not is_did(did):
             raise IdentityError(f"{did!r} is not a DID (did:plc:... or did:web:...)")
         if did.startswith("did:plc:"):
             key = ("did", self.plc_url, did)
         else:
             key = ("did", "web", did)
-        cached = self._cached(key)
+        cached = None if fresh else self._cached(key)
         if cached is not None:
             return cached
         if did.startswith("did:plc:"):

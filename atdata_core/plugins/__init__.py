@@ -19,7 +19,9 @@ contracts                     :class:`StorageBackend`, :class:`StorageRecordMapp
 storage                       :class:`StorageBase` (write five primitives, inherit the rest),
                               :class:`ShardRef`, :func:`url_scheme`
 records                       the NSID constants (:data:`ENTRY_NSID`...), :class:`AtUri`,
-                              :func:`register_lexicon` (the documents of a plugin's own records)
+                              :func:`register_lexicon` (the documents of a plugin's own records),
+                              :func:`validate_record` (strict, or tolerant with
+                              :class:`LexiconWarning` s, DESIGN D6)
 index rules                   :func:`select_schema`, :func:`select_label`, :func:`search_records`,
                               :func:`newest_first`, :func:`record_tags`, :func:`text_matches`
 sample types                  :func:`make_sample_type` and the field types (:class:`Field`,
@@ -92,7 +94,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from atdata_core.atproto import Client, Identity, IdentityResolver, RetryPolicy, resolve_identity
     from atdata_core._netpolicy import NetworkPolicy, RecordUrl
     from atdata_core.config import AtprotoSettings, Config, HttpSettings, NetworkSettings
-    from atdata_core.lexicon import register_lexicon
+    from atdata_core.lexicon import LexiconWarning, register_lexicon, validate_record
     from atdata_core.index._select import (
         newest_first,
         record_tags,
@@ -147,6 +149,9 @@ _LAZY = {
     "SchemaChange": "atdata_core.schema",
     # lexicon documents of a plugin's own records and union members, so they validate too
     "register_lexicon": "atdata_core.lexicon",
+    # the record validator: strict before writing, tolerant (with warnings) when reading (DESIGN D6)
+    "validate_record": "atdata_core.lexicon",
+    "LexiconWarning": "atdata_core.lexicon",
     # index selection rules
     "newest_first": "atdata_core.index._select",
     "record_tags": "atdata_core.index._select",
