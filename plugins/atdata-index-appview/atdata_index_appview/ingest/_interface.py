@@ -41,6 +41,7 @@ class RecordOp:
     cid: str | None  # the record's CID (None for delete)
     record: dict | None  # the record in JSON form (bytes -> {"$bytes": b64}, links -> {"$link": cid}); None for delete
     raw: bytes | None  # the record's DAG-CBOR block exactly as published; None for delete
+    warnings: tuple[str, ...] = ()  # deviations the tolerant validator accepted (DESIGN D6), one line each
 
 
 @attrs.frozen
