@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copyreg
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, dataclass_transform
 
 from ._codec_compiler import codec_of, decoder_for, sample_codec
 from ._dict_sample import DictSample, values_equal
@@ -77,6 +77,8 @@ __all__ = [
 # --------------------------------------------------------------------------- the decorator
 
 
+# Type checkers treat a @packable class as the dataclass it becomes (constructor arguments, fields).
+@dataclass_transform(field_specifiers=(dataclasses.field, dataclasses.Field))
 def packable(cls: type | None = None, /, **dataclass_kwargs: Any) -> Any:
     """Make an annotated class a sample type (a dataclass with a wire codec).
 
