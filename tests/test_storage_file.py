@@ -109,16 +109,16 @@ def test_open_shard_with_an_unknown_scheme_names_what_to_install(monkeypatch):
     # named all the same (the core alone says "pip install atdata-storage-s3": tests/test_plugins.py).
     from atdata_core.plugins import reset_plugins
 
-    monkeypatch.setenv("ATDATA_PLUGINS_DENY", "atdata-storage-s3")
+    monkeypatch.setenv("ATDATA_PLUGINS_DENY", "atdata-storage-s3,atdata-storage-blob")
     reset_plugins()
     try:
         with pytest.raises(MissingImplementation, match=r"atdata-storage-s3"):
             open_shard("s3://bucket/data-000000.tar")
+        with pytest.raises(MissingImplementation, match=r"atdata-storage-blob"):
+            open_shard("atblob://did:plc:abc/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
     finally:
         monkeypatch.delenv("ATDATA_PLUGINS_DENY")
         reset_plugins()
-    with pytest.raises(MissingImplementation, match=r"atdata-storage-blob"):
-        open_shard("at://did:plc:abc/blob/bafyrei")
     with pytest.raises(MissingImplementation, match=r"gopher://"):
         open_shard("gopher://host/a.tar")
 

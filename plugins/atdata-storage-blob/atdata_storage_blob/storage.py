@@ -132,8 +132,14 @@ def _not_found(err: XrpcError) -> bool:
     )
 
 
+_lexicon_registered = False
+
+
 def _register_lexicon() -> None:
     """Make the ``shardBlob`` lexicon known, so its records are validated before they are written."""
+    global _lexicon_registered
+    if _lexicon_registered:
+        return
     import json
     from importlib.resources import files
 
@@ -145,7 +151,8 @@ def _register_lexicon() -> None:
     try:
         register_lexicon(json.loads(text))
     except RecordError:
-        pass  # registered already: by another instance of this backend in this process
+        pass  # registered already, by another thread
+    _lexicon_registered = True
 
 
 class BlobStorage(StorageBase):
@@ -176,7 +183,6 @@ class BlobStorage(StorageBase):
         self._path_locks: dict[str, threading.Lock] = {}
         # url -> blob ref of what this process placed, so to_storage_record need not ask again
         self._placed: dict[str, dict[str, Any]] = {}
-        _register_lexicon()
 
     def __repr__(self) -> str:
         return f"BlobStorage(accounts={sorted(self._given) or 'saved sessions'})"
@@ -213,6 +219,7 @@ class BlobStorage(StorageBase):
 
     def _writing_client(self, did: str) -> Client:
         self._fork_check()
+        _register_lexicon()  # before the first shardBlob record is written, so it is validated
         with self._lock:
             client = self._given.get(did) or self._writers.get(did)
             if client is None:
