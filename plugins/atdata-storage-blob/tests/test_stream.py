@@ -142,7 +142,7 @@ def test_urls_name_a_repository_by_did_and_a_blob_or_a_path_below_it():
     shard = BlobUrl.parse(f"atblob://{did}/mnist/{CID}")
     assert shard.cid is None and shard.path == f"mnist/{CID}"
     assert str(BlobUrl.parse(f"atblob://{did}/a/", folder=True)) == f"atblob://{did}/a"
-    for bad in (f"atblob://alice.test/a.tar", f"atblob://{did}", f"atblob://{did}/a/../b.tar",
+    for bad in ("atblob://alice.test/a.tar", f"atblob://{did}", f"atblob://{did}/a/../b.tar",
                 f"atblob://{did}/a//b.tar", f"s3://{did}/a.tar", f"atblob://{did}/a\nb.tar"):
         with pytest.raises(StorageError):
             BlobUrl.parse(bad)
