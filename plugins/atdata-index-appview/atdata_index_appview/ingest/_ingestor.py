@@ -1,0 +1,668 @@
+"""The event handling of ingestion: from a verified event to a store transaction.
+
+:class:`Ingestor` is fed firehose frames (:meth:`Ingestor.handle_frame`) by
+the subscription, and repositories by backfill. For each event it decides,
+verifies and writes:
+
+- ``#commit``: skipped when its ``rev`` is not above the repository's stored
+  rev (a replay, or a commit a resync already covered); skipped cheaply when
+  it touches no ``science.alt.dataset.*`` record of a repository the store
+  does not track. Otherwise the CAR is read with every block checked against
+  its CID, the commit's signature verified against the account's key, and
+  each of our operations proven against the signed tree (the record under
+  the key is the one the operation names; a deleted key is absent). Records
+  are validated tolerantly (DESIGN D6); an invalid one is quarantined with
+  the reason and removed from the index, the rest apply in one transaction
+  with the rev and the cursor. A commit whose ``since`` is not the stored rev
+  means events were missed: the repository is resynced instead.
+- ``tooBig`` commits, ``#sync`` and ``#info OutdatedCursor``: a resync of the
+  repository (``getRepo`` from its own PDS, verified, the tree walked), or of
+  every repository of the host for ``OutdatedCursor``, done a step at a time
+  between events (:meth:`Ingestor.work`).
+- ``#identity``: the account's DID document is asked again and its handle,
+  once verified, stored; ``#account``: the account's records hidden while it
+  is not active.
+
+No event can stop the stream: what fails verification or validation is
+counted and skipped, the cursor moves past it, and an unexpected error while
+handling one event is logged and counted (``event_errors``). Only the store
+failing stops ingestion (:class:`StoreFailed`), since then nothing can be
+written, the cursor included.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import libipld
+
+from atdata_core.errors import IdentityError, NetworkError, NetworkPolicyError, XrpcError
+from atdata_core.plugins import NAMESPACE, AtUri
+
+from atdata_index_appview.ingest._car import BadBlock, Car, CarError, cid_string, read_car
+from atdata_index_appview.ingest._cbor import CborError, record_json, unsigned_commit
+from atdata_index_appview.ingest._frames import (
+    AccountEvent,
+    CommitEvent,
+    ErrorFrame,
+    Event,
+    FrameError,
+    IdentityEvent,
+    InfoEvent,
+    SyncEvent,
+    UnknownEvent,
+    decode_frame,
+)
+from atdata_index_appview.ingest._identities import Identities, Known
+from atdata_index_appview.ingest._interface import CommitBatch, IngestStore, RecordOp
+from atdata_index_appview.ingest._mst import MstError, lookup, walk
+from atdata_index_appview.ingest._settings import IngestSettings, host_url
+
+__all__ = ["Ingestor", "StoreFailed"]
+
+logger = logging.getLogger("atdata_index_appview.ingest")
+
+_PREFIX = NAMESPACE + "."
+# Every key of the namespace sorts between these two: '.' (0x2e) is followed by '/' (0x2f).
+_LOW, _HIGH = _PREFIX.encode(), (NAMESPACE + "/").encode()
+_GONE = {"RepoNotFound", "RepoTakendown", "RepoDeactivated", "RepoSuspended"}
+_FLUSH_SECONDS = 1.0
+_MAX_BACKOFF = 3600.0
+
+
+class StoreFailed(RuntimeError):
+    """The store raised while ingestion wrote to it; ingestion stops, nothing was skipped."""
+
+
+class _Rejected(Exception):
+    """An event (or a repository) that fails a check: counted under ``metric``, not indexed."""
+
+    def __init__(self, metric: str, reason: str):
+        super().__init__(reason)
+        self.metric = metric
+        self.reason = reason
+
+
+class _Unavailable(Exception):
+    """Something the event needs (a DID document, a repository) could not be fetched now."""
+
+
+@attrs.define
+class _Deferred:
+    due: float
+    source: str
+    reason: str
+    attempts: int = 0
+
+
+def in_namespace(path: str) -> bool:
+    return path.startswith(_PREFIX)
+
+
+class Ingestor:
+    """Turns events into store writes. Not thread-safe: one thread feeds it.
+
+    ``client``: a toolkit ``Client`` (its identity resolver and network policy
+    are used; default: an anonymous one from the configuration).
+    """
+
+    def __init__(
+        self,
+        store: IngestStore,
+        *,
+        settings: IngestSettings | None = None,
+        client: Any = None,
+        identities: Identities | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if client is None:
+            from atdata_core.plugins import Client
+
+            client = Client.anonymous()
+        self.store = store
+        self.settings = settings or IngestSettings()
+        self.client = client
+        self.clock = clock
+        self.identities = identities or Identities(client.identity, ttl=self.settings.identity_ttl, clock=clock)
+        self.counts: Counter[str] = Counter()  # since the last flush
+        self.totals: Counter[str] = Counter()  # since this ingestor began
+        self._pending: dict[str, int] = {}
+        self._flushed_at = clock()
+        self._last_resync: dict[str, float] = {}
+        self._deferred: dict[str, _Deferred] = {}
+        self._jobs: deque[Iterator[None]] = deque()
+
+    # ------------------------------------------------------------------ entry points
+
+    def handle_frame(self, source: str, data: Any) -> None:
+        """One websocket message from ``source``."""
+        try:
+            event = decode_frame(data)
+        except FrameError as err:
+            self.handle_undecodable(source, str(err))
+            return
+        self.handle_event(source, event)
+
+    def handle_undecodable(self, source: str, reason: str) -> None:
+        self._count("undecodable")
+        logger.warning("%s: a frame did not decode and was skipped: %s", source, reason[:300])
+
+    def handle_event(self, source: str, event: Event) -> None:
+        """One decoded event from ``source``; never raises but :class:`StoreFailed`."""
+        self._count("events")
+        try:
+            if isinstance(event, CommitEvent):
+                self._commit(source, event)
+            elif isinstance(event, SyncEvent):
+                self._sync(source, event)
+            elif isinstance(event, IdentityEvent):
+                self._identity(source, event)
+            elif isinstance(event, AccountEvent):
+                self._account(source, event)
+            elif isinstance(event, InfoEvent):
+                self._info(source, event)
+            elif isinstance(event, ErrorFrame):
+                self._count("error_frames")
+                logger.warning("%s answered with an error: %s %s", source, event.error[:100], (event.message or "")[:300])
+            elif isinstance(event, UnknownEvent):
+                self._count("unknown_events")
+                if event.seq is not None:
+                    self._advance(source, event.seq)
+        except StoreFailed:
+            raise
+        except Exception:  # one event, however strange, must not stop the stream
+            self._count("event_errors")
+            logger.exception("%s: handling an event failed; it was skipped", source)
+            seq = getattr(event, "seq", None)
+            if isinstance(seq, int):
+                self._advance(source, seq)
+        self.maybe_flush()
+
+    def flush(self) -> None:
+        """Write the cursors of events that held nothing to index, and the counts."""
+        for source, seq in list(self._pending.items()):
+            self._store_call("advance", source, seq)
+            del self._pending[source]
+        counts, self.counts = self.counts, Counter()
+        for metric, n in counts.items():
+            self._store_call("count", metric, n)
+        self._flushed_at = self.clock()
+
+    def maybe_flush(self) -> None:
+        if self.clock() - self._flushed_at >= _FLUSH_SECONDS:
+            self.flush()
+
+    def work(self) -> bool:
+        """One step of the waiting work: a deferred resync that is due, or a step of a host
+        resync. Returns False when there was nothing to do."""
+        now = self.clock()
+        due = [did for did, item in self._deferred.items() if item.due <= now]
+        if due:
+            did = min(due, key=lambda d: self._deferred[d].due)
+            item = self._deferred.pop(did)
+            self._resync(did, item.source, None, item.reason, attempts=item.attempts, throttle=False)
+            self.maybe_flush()
+            return True
+        while self._jobs:
+            try:
+                next(self._jobs[0])
+            except StopIteration:
+                self._jobs.popleft()
+                continue
+            except StoreFailed:
+                raise
+            except Exception:
+                self._count("event_errors")
+                logger.exception("a host resync failed and was abandoned")
+                self._jobs.popleft()
+                continue
+            self.maybe_flush()
+            return True
+        return False
+
+    @property
+    def waiting(self) -> int:
+        """Resyncs deferred and host resyncs under way."""
+        return len(self._deferred) + len(self._jobs)
+
+    # ------------------------------------------------------------------ events
+
+    def _commit(self, source: str, event: CommitEvent) -> None:
+        did = event.repo
+        stored = self._store_call("repo_rev", did)
+        if stored is not None and event.rev <= stored:
+            self._count("stale_commits")
+            self._advance(source, event.seq)
+            return
+        ours = [op for op in event.ops if in_namespace(op.path)]
+        if not ours and stored is None:
+            self._advance(source, event.seq)
+            return
+        self._count("commits")
+        if event.too_big:
+            self._resync(did, source, event.seq, "tooBig")
+            return
+        try:
+            car = _read_car(event.blocks)
+            if not car.roots or car.roots[0] != event.commit:
+                raise _Rejected("bad_commit", "the CAR's root is not the commit the event names")
+            commit = self._verified_commit(did, car, event.commit, event.rev)
+            if stored is not None and event.since != stored:
+                # Events of this repository were missed (or refused): read it whole.
+                logger.info("%s: %s moved from %s to %s, but the index holds %s; resyncing",
+                            source, did, event.since, event.rev, stored)
+                self._resync(did, source, event.seq, "gap")
+                return
+            ops, quarantined = self._commit_ops(did, car, commit["data"], ours)
+        except _Rejected as err:
+            self._reject(source, event.seq, did, err)
+            if stored is None and ours:
+                self._defer(did, source, "a refused commit")
+            return
+        except _Unavailable as err:
+            self._count("identity_unavailable")
+            logger.warning("%s: the commit %s of %s waits for a resync: %s", source, event.rev, did, err)
+            self._advance(source, event.seq)
+            self._defer(did, source, "identity unavailable")
+            return
+        self._write(CommitBatch(source=source, seq=event.seq, did=did, rev=event.rev, ops=tuple(ops)), quarantined)
+
+    def _sync(self, source: str, event: SyncEvent) -> None:
+        stored = self._store_call("repo_rev", event.did)
+        if stored is not None and event.rev <= stored:
+            self._count("stale_commits")
+            self._advance(source, event.seq)
+            return
+        try:
+            car = _read_car(event.blocks)
+            if not car.roots:
+                raise _Rejected("bad_commit", "the #sync CAR has no root")
+            self._verified_commit(event.did, car, car.roots[0], event.rev)
+        except _Rejected as err:
+            self._reject(source, event.seq, event.did, err)
+            return
+        except _Unavailable as err:
+            self._count("identity_unavailable")
+            self._advance(source, event.seq)
+            self._defer(event.did, source, f"#sync, identity unavailable: {err}")
+            return
+        self._resync(event.did, source, event.seq, "sync")
+
+    def _identity(self, source: str, event: IdentityEvent) -> None:
+        self._count("identity_events")
+        if self._store_call("repo_rev", event.did) is None:
+            self.identities.forget(event.did)  # not ours: look it up when it first matters
+        else:
+            try:
+                known = self.identities.refresh(event.did)
+            except IdentityError as err:
+                self._count("bad_identity")
+                logger.warning("%s: #identity of %s: %s", source, event.did, err)
+            except NetworkError as err:
+                self._count("identity_unavailable")
+                logger.warning("%s: #identity of %s could not be looked up: %s", source, event.did, err)
+            else:
+                if known.handle_checked:
+                    self._store_call("set_handle", event.did, known.handle)
+                    self._count("handle_updates")
+        self._advance(source, event.seq)
+
+    def _account(self, source: str, event: AccountEvent) -> None:
+        self._count("account_events")
+        if self._store_call("repo_rev", event.did) is not None:
+            self._store_call("set_account_active", event.did, event.active)
+        self._advance(source, event.seq)
+
+    def _info(self, source: str, event: InfoEvent) -> None:
+        self._count("info_events")
+        logger.warning("%s: #info %s %s", source, event.name[:100], (event.message or "")[:300])
+        if event.name == "OutdatedCursor":
+            # Events were dropped before the cursor: every repository of the host may be behind.
+            self._jobs.append(self._host_steps(source, reason="OutdatedCursor"))
+
+    # ------------------------------------------------------------------ verification
+
+    def _verified_commit(self, did: str, car: Car, cid: bytes, rev: str | None) -> dict:
+        """The commit object ``cid`` of ``car``, its signature checked against ``did``'s key."""
+        block = car.blocks.get(cid)
+        if block is None:
+            raise _Rejected("bad_commit", "the commit block is not in the CAR")
+        try:
+            commit = libipld.decode_dag_cbor(block)
+            signed, signature = unsigned_commit(block)
+        except (ValueError, RecursionError) as err:
+            raise _Rejected("bad_commit", f"the commit does not decode: {err}") from None
+        if (
+            not isinstance(commit, dict) or commit.get("did") != did or not isinstance(commit.get("rev"), str)
+            or not isinstance(commit.get("data"), bytes) or commit.get("version") not in (2, 3)
+        ):
+            raise _Rejected("bad_commit", f"the commit is not a version 3 commit of {did}")
+        if rev is not None and commit["rev"] != rev:
+            raise _Rejected("bad_commit", f"the event says rev {rev[:20]!r}, the commit {commit['rev'][:20]!r}")
+        known = self._account_of(did)
+        if known.key is None:
+            raise _Rejected("bad_identity", f"{did} has no usable signing key: {known.key_problem}")
+        if not known.key.verify(signed, signature):
+            rotated = self.identities.retry_key(did)
+            if rotated is None or not rotated.verify(signed, signature):
+                raise _Rejected("bad_signature", f"the commit {commit['rev'][:20]} is not signed by {did}'s key")
+        return commit
+
+    def _account_of(self, did: str) -> Known:
+        try:
+            known, fresh = self.identities.get(did)
+        except IdentityError as err:
+            raise _Rejected("bad_identity", str(err)) from None
+        except NetworkError as err:
+            raise _Unavailable(str(err)) from None
+        if fresh and known.handle_checked:
+            self._store_call("set_handle", did, known.handle)
+        return known
+
+    def _commit_ops(self, did: str, car: Car, root: bytes, ours: list) -> tuple[list[RecordOp], list[tuple]]:
+        """The commit's operations of our namespace, each proven against the signed tree."""
+        ops: list[RecordOp] = []
+        quarantined: list[tuple] = []
+        for op in ours:
+            try:
+                proven = lookup(car.blocks, root, op.path.encode("utf-8"))
+            except MstError as err:
+                raise _Rejected("bad_commit", f"{op.path[:200]}: {err}") from None
+            if op.action == "delete":
+                if proven is not None:
+                    raise _Rejected("bad_commit", f"{op.path[:200]} is deleted, but the signed tree still holds it")
+                ops.append(RecordOp(action="delete", uri=_uri(did, op.path), cid=None, record=None, raw=None))
+                continue
+            if op.cid is None or proven != op.cid:
+                raise _Rejected("bad_commit", f"{op.path[:200]}: the signed tree holds another record than the op says")
+            raw = car.blocks.get(op.cid)
+            if raw is None:
+                raise _Rejected("bad_commit", f"{op.path[:200]}: the record's block is not in the CAR")
+            self._record_op(op.action, did, op.path, op.cid, raw, ops, quarantined)
+        return ops, quarantined
+
+    def _record_op(self, action: str, did: str, path: str, cid: bytes, raw: bytes, ops: list, quarantined: list) -> None:
+        """Append the op for one record, or its removal and its quarantine when it is not valid."""
+        uri = _uri(did, path)
+        try:
+            collection, _ = _split_path(did, path)
+            record = _decode_record(raw)
+            warnings = _validate(record, collection)
+        except _Invalid as err:
+            ops.append(RecordOp(action="delete", uri=uri, cid=None, record=None, raw=None))
+            quarantined.append((uri, err.reason, bytes(raw)))
+            return
+        ops.append(RecordOp(action=action, uri=uri, cid=cid_string(cid), record=record, raw=bytes(raw),
+                            warnings=warnings))
+
+    # ------------------------------------------------------------------ resync
+
+    def resync(self, did: str, *, source: str | None = None) -> bool:
+        """Read the repository ``did`` whole from its PDS and make the index match it; False when it
+        could not be read (counted and logged)."""
+        return self._resync(did, source or "backfill", None, "backfill", throttle=False)
+
+    def resync_host(self, host: str) -> None:
+        """Resync every repository ``host`` lists (``com.atproto.sync.listRepos``) whose rev differs
+        from the index's, now."""
+        for _ in self._host_steps(host_url(host), reason="backfill"):
+            self.maybe_flush()
+
+    def _resync(
+        self, did: str, source: str, seq: int | None, reason: str, *, attempts: int = 0, throttle: bool = True
+    ) -> bool:
+        now = self.clock()
+        last = self._last_resync.get(did)
+        interval = self.settings.resync_interval
+        if throttle and last is not None and now - last < interval:
+            self._defer(did, source, reason, due=last + interval)
+            if seq is not None:
+                self._advance(source, seq)
+            return False
+        if len(self._last_resync) > 100_000:
+            self._last_resync = {d: t for d, t in self._last_resync.items() if now - t < interval}
+        self._last_resync[did] = now
+        self._count("resyncs")
+        try:
+            self._resync_now(did, source, seq)
+            return True
+        except _Rejected as err:
+            self._reject(source, seq, did, err)
+        except _Unavailable as err:
+            self._count("resync_failed")
+            logger.warning("resync of %s (%s) failed: %s", did, reason, err)
+            self._defer(did, source, reason, attempts=attempts + 1)
+            if seq is not None:
+                self._advance(source, seq)
+        return False
+
+    def _resync_now(self, did: str, source: str, seq: int | None) -> None:
+        car, root = self._fetch_repo(did)
+        commit = self._verified_commit(did, car, root, None)
+        rev = commit["rev"]
+        stored = self._store_call("repo_rev", did)
+        ops: list[RecordOp] = []
+        quarantined: list[tuple] = []
+        if stored is None or rev > stored:
+            try:
+                for key, cid in walk(car.blocks, commit["data"], _LOW, _HIGH):
+                    raw = car.blocks.get(cid)
+                    if raw is None:
+                        raise _Rejected("bad_repo", f"the record {key[:200]!r} of {did} is not in the repository's CAR")
+                    path = key.decode("utf-8", errors="replace")
+                    self._record_op("create", did, path, cid, raw, ops, quarantined)
+            except MstError as err:
+                raise _Rejected("bad_repo", f"the repository tree of {did} is malformed: {err}") from None
+        if stored is None and not ops and not quarantined:
+            # Nothing of ours in a repository the index does not track: keep it untracked.
+            if seq is not None:
+                self._advance(source, seq)
+            return
+        if stored is not None and rev <= stored:
+            self._count("resync_current")
+            if seq is not None:
+                self._advance(source, seq)
+            return
+        kept = [op for op in ops if op.action != "delete"]
+        self._write(CommitBatch(source=source, seq=seq, did=did, rev=rev, ops=tuple(kept), snapshot=True), quarantined)
+
+    def _fetch_repo(self, did: str) -> tuple[Car, bytes]:
+        known = self._account_of(did)
+        if not known.pds_url:
+            raise _Rejected("bad_identity", f"the DID document of {did} names no PDS")
+        try:
+            pds = self.client.identity.checked_pds(did, known.pds_url)
+        except NetworkPolicyError as err:
+            raise _Rejected("refused_host", str(err)) from None
+        limit = self.settings.max_repo_bytes
+        try:
+            response = self.client.call(
+                "com.atproto.sync.getRepo", params={"did": did}, pds_url=pds, network=self.client.network, stream=True
+            )
+            try:
+                chunks, size = [], 0
+                for chunk in response.iter_content(1 << 20):
+                    size += len(chunk)
+                    if size > limit:
+                        raise _Rejected("repo_too_big", f"the repository of {did} is over {limit} bytes")
+                    chunks.append(chunk)
+            finally:
+                response.close()
+        except XrpcError as err:
+            if err.error in _GONE:
+                raise _Rejected("repo_unavailable", f"{did}: {err.error}") from None
+            raise _Unavailable(str(err)) from None
+        except NetworkPolicyError as err:
+            raise _Rejected("refused_host", str(err)) from None
+        except NetworkError as err:
+            raise _Unavailable(str(err)) from None
+        except OSError as err:  # the connection dropped while reading the body
+            raise _Unavailable(f"reading the repository of {did}: {err}") from None
+        car = _read_car(b"".join(chunks))
+        if len(car.roots) != 1:
+            raise _Rejected("bad_repo", f"the repository CAR of {did} has {len(car.roots)} roots, not 1")
+        return car, car.roots[0]
+
+    def _host_steps(self, host: str, *, reason: str) -> Iterator[None]:
+        """Resync the repositories ``host`` lists whose rev the index lacks, one per step."""
+        cursor = None
+        while True:
+            try:
+                page = self.client.call(
+                    "com.atproto.sync.listRepos", params={"limit": 500, "cursor": cursor}, pds_url=host
+                ).json()
+            except (NetworkError, ValueError) as err:
+                self._count("resync_failed")
+                logger.warning("listing the repositories of %s failed (%s): %s", host, reason, err)
+                return
+            repos = page.get("repos") if isinstance(page, dict) else None
+            if not isinstance(repos, list):
+                logger.warning("%s answered listRepos without a list of repos", host)
+                return
+            for repo in repos:
+                did = repo.get("did") if isinstance(repo, dict) else None
+                if not isinstance(did, str) or not did.startswith("did:"):
+                    continue
+                if repo.get("active") is False:
+                    if self._store_call("repo_rev", did) is not None:
+                        self._store_call("set_account_active", did, False)
+                    continue
+                stored = self._store_call("repo_rev", did)
+                rev = repo.get("rev")
+                if stored is not None and isinstance(rev, str) and rev <= stored:
+                    continue
+                self._resync(did, host, None, reason, throttle=False)
+                yield
+            cursor = page.get("cursor")
+            if not repos or not isinstance(cursor, str) or not cursor:
+                return
+            yield
+
+    def _defer(self, did: str, source: str, reason: str, *, due: float | None = None, attempts: int = 0) -> None:
+        if due is None:
+            due = self.clock() + min(_MAX_BACKOFF, max(self.settings.resync_interval, 1.0) * 2 ** min(attempts, 12))
+        current = self._deferred.get(did)
+        if current is None or due < current.due:
+            self._deferred[did] = _Deferred(due=due, source=source, reason=reason, attempts=attempts)
+
+    # ------------------------------------------------------------------ writing
+
+    def _write(self, batch: CommitBatch, quarantined: list[tuple]) -> None:
+        refused: list[tuple] = []
+        try:
+            self.store.apply(batch)
+        except Exception as err:
+            logger.warning("the store refused the commit %s of %s (%s); applying it record by record",
+                           batch.rev, batch.did, err)
+            refused = self._write_each(batch)
+            quarantined = [*quarantined, *refused]
+        if batch.seq is not None and self._pending.get(batch.source, -1) <= batch.seq:
+            self._pending.pop(batch.source, None)
+        for uri, reason, raw in quarantined:
+            self._store_call("quarantine", batch.source, batch.seq, uri, reason, raw)
+            logger.info("quarantined %s: %s", uri[:300], reason[:300])
+        written = sum(op.action != "delete" for op in batch.ops)
+        self._count("records_indexed", written - len(refused))
+        self._count("records_deleted", len(batch.ops) - written)
+        self._count("quarantined", len(quarantined))
+        self._count("warnings", sum(len(op.warnings) for op in batch.ops))
+
+    def _write_each(self, batch: CommitBatch) -> list[tuple]:
+        """A batch the store refused, one op at a time; the ops it refuses again are quarantined.
+        Raises :class:`StoreFailed` when the store takes nothing at all."""
+        refused = []
+        first = attrs.evolve(batch, seq=None, ops=())
+        try:
+            self.store.apply(first)  # for a snapshot: clears what the repository no longer holds
+        except Exception as err:
+            raise StoreFailed(f"the store failed: {err}") from err
+        for op in batch.ops:
+            try:
+                self.store.apply(attrs.evolve(batch, seq=None, ops=(op,), snapshot=False))
+            except Exception as err:
+                self._count("store_refused")
+                refused.append((op.uri, f"the index store refused it: {str(err)[:300]}", op.raw))
+                try:
+                    self.store.apply(attrs.evolve(batch, seq=None, snapshot=False, ops=(
+                        RecordOp(action="delete", uri=op.uri, cid=None, record=None, raw=None),)))
+                except Exception as err2:
+                    raise StoreFailed(f"the store failed: {err2}") from err2
+        if batch.seq is not None:
+            self._store_call("advance", batch.source, batch.seq)
+        return refused
+
+    def _reject(self, source: str, seq: int | None, did: str, err: _Rejected) -> None:
+        self._count(err.metric)
+        logger.warning("%s: refused an event of %s (%s): %s", source, did, err.metric, err.reason[:300])
+        if seq is not None:
+            self._advance(source, seq)
+
+    def _advance(self, source: str, seq: int) -> None:
+        self._pending[source] = seq
+
+    def note(self, metric: str, n: int = 1) -> None:
+        """Count something that happened (written to the store's stats at the next flush)."""
+        if n:
+            self.counts[metric] += n
+            self.totals[metric] += n
+
+    _count = note
+
+    def _store_call(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self.store, method)(*args)
+        except Exception as err:
+            raise StoreFailed(f"the store failed in {method}: {err}") from err
+
+
+class _Invalid(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _uri(did: str, path: str) -> str:
+    return f"at://{did}/{path}"
+
+
+def _split_path(did: str, path: str) -> tuple[str, str]:
+    collection, _, rkey = path.partition("/")
+    try:
+        AtUri.record(did, collection, rkey)
+    except Exception as err:
+        raise _Invalid(f"the record path {path[:200]!r} is not collection/record-key: {err}") from None
+    return collection, rkey
+
+
+def _validate(record: dict, collection: str) -> tuple[str, ...]:
+    from atdata_core.plugins import validate_record
+
+    declared = record.get("$type")
+    if declared is not None and declared != collection:
+        raise _Invalid(f"the record's $type {str(declared)[:200]!r} is not its collection {collection}")
+    try:
+        warnings = validate_record(record, collection, strict=False)
+    except Exception as err:  # ValidationError, and anything a hostile record provokes
+        raise _Invalid(str(err)[:1000]) from None
+    return tuple(str(w)[:1000] for w in warnings)
+
+
+def _read_car(data: bytes) -> Car:
+    try:
+        return read_car(data)
+    except BadBlock as err:
+        raise _Rejected("bad_block", str(err)) from None
+    except CarError as err:
+        raise _Rejected("bad_car", str(err)) from None
+
+
+def _decode_record(raw: bytes) -> dict:
+    try:
+        return record_json(raw)
+    except CborError as err:
+        raise _Invalid(f"the record does not decode: {err}") from None

@@ -1,0 +1,110 @@
+"""The two things the CLI runs: following firehoses (:func:`run_ingest`) and backfill (:func:`backfill`)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from atdata_index_appview.ingest._firehose import EVENT, OVERSIZED, UNDECODABLE, FirehoseReader
+from atdata_index_appview.ingest._ingestor import Ingestor
+from atdata_index_appview.ingest._interface import IngestStore
+from atdata_index_appview.ingest._settings import IngestSettings, host_url
+
+__all__ = ["backfill", "run_ingest"]
+
+logger = logging.getLogger("atdata_index_appview.ingest")
+
+# Under a steady stream, waiting resyncs still get a turn this often (events between turns).
+_WORK_EVERY = 64
+
+
+def run_ingest(
+    settings: IngestSettings,
+    store: IngestStore,
+    *,
+    stop_event: threading.Event,
+    client: Any = None,
+    on_ready: Callable[[list[FirehoseReader]], None] | None = None,
+) -> Counter:
+    """Follow every host of ``settings.subscribe`` into ``store`` until ``stop_event`` is set.
+
+    ``settings``: :class:`IngestSettings`, or the plugin's ``[appview]`` settings (the fields
+    they share are read from them).
+
+    Each host is read from the cursor the store saved for it (from its oldest
+    kept event when there is none and ``settings.replay``, else from now).
+    Store calls happen on the calling thread only. Returns the counts of
+    what happened (``records_indexed``, ``quarantined``, ``bad_signature``...),
+    which were also written to the store. Raises
+    :class:`~atdata_index_appview.ingest.StoreFailed` when the store fails
+    (after stopping the readers), since then nothing more can be saved.
+    ``on_ready`` is called with the started readers (tests wait on their
+    ``connected`` event).
+    """
+    settings = IngestSettings.of(settings)
+    if not settings.subscribe:
+        raise ValueError("no host to follow: give the PDSes or relays to follow in the subscribe setting ([appview] subscribe)")
+    ingestor = Ingestor(store, settings=settings, client=client)
+    events: queue.Queue = queue.Queue(maxsize=settings.queue_size)
+    halt = threading.Event()
+    readers = []
+    for host in settings.subscribe:
+        cursor = store.cursor(host)
+        if cursor is None and settings.replay:
+            cursor = 0
+        readers.append(FirehoseReader(host, cursor, events, halt, settings))
+    for reader in readers:
+        reader.start()
+    if on_ready is not None:
+        on_ready(readers)
+    handled = 0
+    try:
+        while not stop_event.is_set():
+            try:
+                source, kind, payload = events.get(timeout=0.05 if ingestor.waiting else 0.2)
+            except queue.Empty:
+                if not ingestor.work():
+                    ingestor.maybe_flush()
+                continue
+            if kind == EVENT:
+                ingestor.handle_event(source, payload)
+            elif kind == UNDECODABLE:
+                ingestor.handle_undecodable(source, payload)
+            elif kind == OVERSIZED:
+                ingestor.note("oversized")
+            handled += 1
+            if handled % _WORK_EVERY == 0 and ingestor.waiting:
+                ingestor.work()
+    finally:
+        halt.set()
+        for reader in readers:
+            reader.join(timeout=5)
+        try:
+            ingestor.flush()
+        except Exception:
+            logger.exception("saving the last counts and cursors failed")
+    return ingestor.totals
+
+
+def backfill(
+    settings: IngestSettings, store: IngestStore, dids_or_hosts: Iterable[str], *, client: Any = None
+) -> Counter:
+    """Index whole repositories now: each DID (or handle) named, and every repository of each host
+    named (``https://pds.example.com``: ``com.atproto.sync.listRepos``, then ``getRepo`` of each
+    whose rev the index lacks). Returns the counts, as :func:`run_ingest` does."""
+    settings = IngestSettings.of(settings)
+    ingestor = Ingestor(store, settings=settings, client=client)
+    for item in dids_or_hosts:
+        item = item.strip()
+        if "://" in item:
+            ingestor.resync_host(host_url(item))
+        else:
+            did = item if item.startswith("did:") else ingestor.client.identity.resolve_handle(item)
+            ingestor.resync(did)
+        ingestor.flush()
+    ingestor.flush()
+    return ingestor.totals
