@@ -55,7 +55,7 @@ def test_generated_source_defines_the_same_sample_type(generated_module):
     assert cls.__doc__ == 'All "types".'
     assert "features: Annotated[NDArray[np.float32], {'shape': (None, 64)}]" in source
     assert "image: NDArray[np.uint8]" in source
-    assert "caption: Optional[str] = None" in source
+    assert "caption: str | None = None" in source
     assert source.index("class Point") < source.index("class Every")
 
 
@@ -106,7 +106,7 @@ def test_an_optional_array_with_a_shape_is_written_so_that_python_3_11_can_impor
 
     record = schema_record(Masked, name="com.example.masked", version="1.0.0")
     source = generate_python(record)
-    assert "mask: Annotated[Optional[NDArray[np.uint8]], {'shape': (None, 3)}] = None" in source
+    assert "mask: Annotated[NDArray[np.uint8] | None, {'shape': (None, 3)}] = None" in source
     cls = generated_module(source).Masked
     assert same_fields(sample_type_from_record(record), cls)
     assert fmt.schema_from_type(cls) == record["schema"]

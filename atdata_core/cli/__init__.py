@@ -31,6 +31,8 @@ class _Group(click.Group):
         "list": ("atdata_core.cli._federation", "list_cmd"),
         "schema": ("atdata_core.cli._federation", "schema"),
         "load": ("atdata_core.cli._federation", "load_cmd"),
+        "codegen": ("atdata_core.cli._codegen", "codegen_cmd"),
+        "lens": ("atdata_core.cli._lens", "lens_group"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -356,6 +356,29 @@ def _published_schema(ref: str) -> tuple[str, Any]:
     return found.uri, found.value
 
 
+def _account_and_id(ref: str, index: Any) -> tuple[str, str]:
+    """(repository DID, schema id) of ``@handle/schema.id`` or a schema record's at:// URI."""
+    if ref.startswith("at://"):
+        from atdata_core.plugins import AtUri
+        from atdata_core.schema._versions import version_of
+
+        uri = AtUri.parse(ref)
+        did = index.resolve_repo(uri.authority)
+        found = index.get_record(str(uri.with_authority(did)))
+        identity = version_of(found)
+        if identity is None:
+            raise click.ClickException(f"{safe_text(ref)} is not a schema record with a name and version")
+        return did, identity[0]
+    if ref.startswith("@") and "/" in ref:
+        account, _, rest = ref[1:].partition("/")
+        schema_id, _, version = rest.partition("@")
+        if version:
+            raise click.UsageError(f"{safe_text(ref)}: --all-versions takes a schema id without @version")
+        return index.resolve_repo(account), schema_id
+    raise click.BadParameter(f"{safe_text(ref)}: give an at:// URI, @handle/schema.id or a JSON file")
+
+
+
 @schema.command("show")
 @click.argument("ref")
 @click.option("--python", "as_python", is_flag=True, help="Print a Python module defining the sample class.")
@@ -388,6 +411,51 @@ def schema_diff(old: str, new: str) -> None:
         echo(f"  {change}")
     if not changes:
         click.echo("  no changes")
+
+
+@schema.command("versions")
+@click.argument("ref")
+@click.option("--changes", "show_changes", is_flag=True, help="List every change under each version.")
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+def schema_versions_cmd(ref: str, show_changes: bool, as_json: bool) -> None:
+    """List the versions of a schema id with their change class against the previous one.
+
+    REF: @handle/schema.id (a @version is ignored) or the at:// URI of one of
+    its versions. A version whose number promises less than its change (a
+    breaking change under a minor bump, possible in records other clients
+    wrote) is marked "understated".
+    """
+    from atdata_core._loading import index_for
+    from atdata_core.schema import schema_versions, version_history
+
+    index = index_for(None)
+    base = ref
+    if ref.startswith("@") and "/" in ref:
+        account, _, rest = ref[1:].partition("/")
+        base = f"@{account}/{rest.partition('@')[0]}"
+    repo, schema_id = _account_and_id(base, index)
+    history = version_history(schema_versions(index, repo, schema_id))
+    if as_json:
+        _echo_json([
+            {"version": step.version, "uri": step.uri, "change": step.kind, "changes": list(step.changes),
+             "understated": step.understated, "note": step.note}
+            for step in history
+        ])
+        return
+    if not history:
+        raise click.ClickException(f"no versions of {safe_text(schema_id)} are published by {safe_text(repo)}")
+    echo(f"{schema_id}  ({repo})")
+    for step in history:
+        if step.kind is None and step.note is None:
+            change = "first version"
+        elif step.kind is None:
+            change = f"unknown ({step.note})"
+        else:
+            change = f"{step.kind} change" + ("  [understated: the version number promises less]" if step.understated else "")
+        echo(f"  {step.version:<14} {change}  {step.uri}")
+        if show_changes:
+            for line in step.changes:
+                echo(f"      {line}")
 
 
 # --------------------------------------------------------------------------- load

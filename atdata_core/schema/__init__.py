@@ -18,7 +18,7 @@ fields do not show (``SchemaFormat.format_changes``).
 from __future__ import annotations
 
 from atdata_core._nsids import SCHEMA_NSID
-from atdata_core.schema._codegen import generate_python
+from atdata_core.schema._codegen import generate_package, generate_python
 from atdata_core.schema._compat import (
     ChangeKind,
     SchemaChange,
@@ -42,12 +42,20 @@ from atdata_core.schema._jsonschema import (
     JsonSchemaFormat,
     ndarray_ref,
 )
+from atdata_core.schema._proto import proto_files, render_proto3
 from atdata_core.schema._record import (
     LAYOUT_VERSION,
     clear_type_cache,
     format_for_record,
     sample_type_from_record,
     schema_record,
+)
+from atdata_core.schema._versions import (
+    SchemaIdentity,
+    VersionStep,
+    schema_identity,
+    schema_versions,
+    version_history,
 )
 
 __all__ = [
@@ -60,6 +68,8 @@ __all__ = [
     "ChangeKind",
     "JsonSchemaFormat",
     "SchemaChange",
+    "SchemaIdentity",
+    "VersionStep",
     "check_compatible",
     "check_version_bump",
     "classify_change",
@@ -70,11 +80,17 @@ __all__ = [
     "diff_schemas",
     "field_mismatches",
     "format_for_record",
+    "generate_package",
     "generate_python",
     "ndarray_ref",
+    "proto_files",
+    "render_proto3",
     "sample_type_from_record",
     "schema_changes",
+    "schema_identity",
     "schema_record",
+    "schema_versions",
+    "version_history",
 ]
 
 JSON_SCHEMA_TYPE = SCHEMA_TYPE
