@@ -1,0 +1,710 @@
+"""The SQL both stores share: every query and write, written once.
+
+:class:`SqlStore` is the store contract over a DB-API connection; the SQLite
+and PostgreSQL stores supply connections, their migrations and the few
+clauses that differ (how a word is found in indexed text, how a whole word of
+a name is tested). SQL is written with ``?`` placeholders; the PostgreSQL store
+turns them into ``%s``.
+
+Pages are keyset pages in the order ``(score,) sort_time, uri``, all
+descending, and the score of a search depends on the record and the query
+only: a row present from the first page to the last is returned exactly once,
+whatever is indexed meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+from atdata_core.errors import AtdataError
+from atdata_core.plugins import ENTRY_NSID, LABEL_NSID, SCHEMA_NSID, AtUri
+
+from atdata_index_appview.ingest import CommitBatch, RecordOp
+from atdata_index_appview.store._model import (
+    MAX_TAG_CHARS,
+    Page,
+    PageKey,
+    StoredRecord,
+    derive,
+    fold,
+    is_plain_word,
+    record_json,
+    schema_name_of,
+)
+
+__all__ = ["SqlStore", "StoreError"]
+
+log = logging.getLogger("atdata_index_appview.store")
+
+_COLUMNS = "uri, did, collection, rkey, cid, value, indexed_at, sort_time"
+
+
+class StoreError(AtdataError):
+    """The AppView's store cannot be opened or used (unreachable, migrated by a newer version...)."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _clean(text: Any, limit: int) -> str:
+    return str(text)[:limit].replace("\x00", "")
+
+
+def _nul(*values: Any) -> bool:
+    """Whether a text holds a NUL character: no such key is ever stored (PostgreSQL text cannot hold one)."""
+    return any(isinstance(value, str) and "\x00" in value for value in values)
+
+
+class _Db:
+    """One connection, with the store's placeholder style."""
+
+    def __init__(self, conn: Any, placeholder: str):
+        self.conn = conn
+        self._ph = placeholder
+
+    def _sql(self, sql: str) -> str:
+        return sql if self._ph == "?" else sql.replace("?", self._ph)
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        cursor = self.conn.execute(self._sql(sql), tuple(params))
+        rows = cursor.fetchall()
+        return [tuple(row) for row in rows]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+        rows = self.all(sql, params)
+        return rows[0] if rows else None
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(self._sql(sql), tuple(params))
+
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = [tuple(row) for row in rows]
+        if rows:
+            self.conn.cursor().executemany(self._sql(sql), rows)
+
+
+class _Pool:
+    """At most ``size`` connections, each used by one thread at a time."""
+
+    def __init__(self, connect: Callable[[], Any], size: int, is_broken: Callable[[Any], bool]):
+        self._connect = connect
+        self._is_broken = is_broken
+        self._idle: queue.LifoQueue = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        if self._closed:
+            raise StoreError("the store is closed")
+        self._slots.acquire()
+        conn = None
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = self._connect()
+                with self._lock:
+                    self._all.append(conn)
+            yield conn
+        except BaseException:
+            if conn is not None and self._is_broken(conn):
+                self._discard(conn)
+                conn = None
+            raise
+        finally:
+            if conn is not None:
+                self._idle.put(conn)
+            self._slots.release()
+
+    def _discard(self, conn: Any) -> None:
+        with self._lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is dropped either way
+            pass
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+class SqlStore:
+    """The AppView's index in a SQL database: the write side ingestion uses
+    (:class:`~atdata_index_appview.ingest.IngestStore`) and the reads the API makes."""
+
+    #: "sqlite" or "postgresql"
+    dialect: str = ""
+    #: (version, name, statements) in order; set by each store
+    migrations: Sequence[tuple[int, str, Sequence[str]]] = ()
+    _placeholder = "?"
+    _instr = "instr"
+
+    def __init__(self, connect: Callable[[], Any], *, pool_size: int = 8):
+        self._pool = _Pool(connect, pool_size, self._is_broken)
+        self._write_lock = threading.Lock()
+        self._migrate()
+
+    # ------------------------------------------------------------------ plumbing (per dialect)
+
+    def _is_broken(self, conn: Any) -> bool:
+        return False
+
+    @contextmanager
+    def _transaction(self, conn: Any) -> Iterator[None]:
+        raise NotImplementedError
+
+    def _lock_migrations(self, db: _Db) -> None:
+        """Keep two processes from migrating at once (inside the migration transaction)."""
+
+    def _text_filter(self, words: Sequence[str]) -> tuple[str, list[Any]]:
+        """A clause true exactly when every word occurs in ``search_f``, as fast as the store can make it."""
+        clauses = [f"{self._instr}(search_f, ?) > 0" for _ in words]
+        return " AND ".join(clauses), list(words)
+
+    def _name_word_test(self, word: str) -> tuple[str, list[Any]]:
+        """A clause true when ``word`` is a whole word of the name."""
+        return f"{self._instr}(name_words, ?) > 0", [f" {word} "]
+
+    def close(self) -> None:
+        """Close every connection."""
+        self._pool.close()
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[_Db]:
+        with self._pool.connection() as conn:
+            yield _Db(conn, self._placeholder)
+
+    @contextmanager
+    def _write(self) -> Iterator[_Db]:
+        with self._write_lock, self._pool.connection() as conn, self._transaction(conn):
+            yield _Db(conn, self._placeholder)
+
+    # ------------------------------------------------------------------ migrations
+
+    def _migrate(self) -> None:
+        with self._write() as db:
+            self._lock_migrations(db)
+            db.run(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            row = db.one("SELECT MAX(version) FROM schema_migrations")
+            have = row[0] if row and row[0] is not None else 0
+            latest = self.migrations[-1][0] if self.migrations else 0
+            if have > latest:
+                raise StoreError(
+                    f"the store is at schema version {have}, newer than this atdata-index-appview knows ({latest}); "
+                    "upgrade atdata-index-appview"
+                )
+            for version, name, statements in self.migrations:
+                if version <= have:
+                    continue
+                for statement in statements:
+                    db.run(statement)
+                db.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", (version, name, _now()))
+
+    def schema_version(self) -> int:
+        """The last migration applied."""
+        with self._read() as db:
+            row = db.one("SELECT MAX(version) FROM schema_migrations")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    # ------------------------------------------------------------------ the write side (IngestStore)
+
+    def apply(self, batch: CommitBatch) -> None:
+        """Write one commit's operations, the repository's revision and the cursor, in one transaction.
+
+        Operations apply as they come (create and update replace the record,
+        delete removes it; both are idempotent, so replaying a commit changes
+        nothing). A *snapshot* batch (a whole repository read again) also
+        removes the repository's records it does not hold. A batch older than
+        the revision already recorded for its repository is a replay of
+        something superseded: its operations are skipped. The cursor of
+        ``batch.source`` moves to ``batch.seq`` unless that is None.
+        """
+        with self._write() as db:
+            if _nul(batch.did, batch.rev):
+                log.warning("skipping a commit of a repository whose DID or rev holds a NUL character")
+                if batch.seq is not None:
+                    self._set_cursor(db, batch.source, batch.seq)
+                return
+            account = db.one("SELECT rev, active FROM accounts WHERE did = ?", (batch.did,))
+            current_rev = account[0] if account else None
+            replay = current_rev is not None and batch.rev < current_rev
+            if not replay:
+                visible = 1 if account is None or account[1] else 0
+                if getattr(batch, "snapshot", False):
+                    self._clear_repo_except(db, batch.did, {op.uri for op in batch.ops if op.action != "delete"})
+                for op in batch.ops:
+                    self._apply_op(db, batch.did, op, visible)
+                if account is None:
+                    db.run(
+                        "INSERT INTO accounts (did, active, rev, updated_at) VALUES (?, 1, ?, ?)",
+                        (batch.did, batch.rev, _now()),
+                    )
+                else:
+                    db.run("UPDATE accounts SET rev = ?, updated_at = ? WHERE did = ?", (batch.rev, _now(), batch.did))
+            if batch.seq is not None:
+                self._set_cursor(db, batch.source, batch.seq)
+
+    def _clear_repo_except(self, db: _Db, did: str, keep: set[str]) -> None:
+        rows = db.all("SELECT uri, collection FROM records WHERE did = ?", (did,))
+        gone = [(uri, collection) for uri, collection in rows if uri not in keep]
+        for uri, collection in gone:
+            self._delete(db, uri, collection)
+
+    def _delete(self, db: _Db, uri: str, collection: str) -> None:
+        db.run("DELETE FROM records WHERE uri = ?", (uri,))
+        db.run("DELETE FROM record_tags WHERE uri = ?", (uri,))
+        if collection == SCHEMA_NSID:
+            self._refresh_schema_name(db, uri, None)
+
+    def _apply_op(self, db: _Db, did: str, op: RecordOp, visible: int) -> None:
+        if _nul(op.uri, op.cid):
+            log.warning("skipping an operation whose URI or CID holds a NUL character")
+            return
+        try:
+            parsed = AtUri.parse(op.uri)
+        except Exception:  # noqa: BLE001 - ingestion made the URI; a bad one is skipped, never fatal
+            log.warning("skipping an operation on a malformed URI %r", op.uri[:300])
+            return
+        if parsed.authority != did or not parsed.collection or not parsed.rkey:
+            log.warning("skipping an operation on %r: not a record of %s", op.uri[:300], did)
+            return
+        collection, rkey = parsed.collection, parsed.rkey
+        if op.action == "delete":
+            self._delete(db, op.uri, collection)
+            return
+        if op.action not in ("create", "update") or not isinstance(op.record, Mapping):
+            log.warning("skipping a %r operation on %s without a record", op.action, op.uri[:300])
+            return
+        try:
+            text = record_json(op.record)
+        except ValueError as err:
+            log.warning("skipping %s: %s", op.uri[:300], err)
+            return
+        derived = derive(collection, rkey, op.record)
+        warnings = [str(w)[:1000] for w in getattr(op, "warnings", ()) or ()][:50]
+        schema_f = ""
+        if collection == ENTRY_NSID:
+            row = db.one(
+                "SELECT name FROM records WHERE uri = ? AND collection = ?", (derived.ref_a or "", SCHEMA_NSID)
+            )
+            schema_f = schema_name_of(derived.ref_a, row[0] if row else None)
+        db.run(
+            "INSERT INTO records (uri, did, collection, rkey, cid, value, raw, warnings, indexed_at, sort_time, visible, "
+            "name, name_f, name_words, description_f, tags_f, schema_f, search_f, ref_a, ref_b, version, schema_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (uri) DO UPDATE SET cid = excluded.cid, value = excluded.value, raw = excluded.raw, "
+            "warnings = excluded.warnings, "
+            "indexed_at = excluded.indexed_at, sort_time = excluded.sort_time, visible = excluded.visible, "
+            "name = excluded.name, name_f = excluded.name_f, name_words = excluded.name_words, "
+            "description_f = excluded.description_f, tags_f = excluded.tags_f, schema_f = excluded.schema_f, "
+            "search_f = excluded.search_f, ref_a = excluded.ref_a, ref_b = excluded.ref_b, "
+            "version = excluded.version, schema_id = excluded.schema_id",
+            (
+                op.uri, did, collection, rkey, op.cid, text, op.raw, json.dumps(warnings) if warnings else None,
+                _now(), derived.sort_time, visible,
+                derived.name, derived.name_f, derived.name_words, derived.description_f, derived.tags_f, schema_f,
+                derived.search_text(schema_f), derived.ref_a, derived.ref_b, derived.version, derived.schema_id,
+            ),
+        )
+        db.run("DELETE FROM record_tags WHERE uri = ?", (op.uri,))
+        db.many("INSERT INTO record_tags (uri, tag) VALUES (?, ?)", [(op.uri, tag) for tag in derived.tags])
+        db.run("DELETE FROM quarantine WHERE uri = ?", (op.uri,))
+        if collection == SCHEMA_NSID:
+            self._refresh_schema_name(db, op.uri, derived.name)
+
+    def _refresh_schema_name(self, db: _Db, schema_uri: str, name: str | None) -> None:
+        """Entries are searched by their schema's name: keep it current when the schema comes or goes."""
+        schema_f = schema_name_of(schema_uri, name)
+        rows = db.all(
+            "SELECT uri, name_f, tags_f, description_f FROM records WHERE collection = ? AND ref_a = ? AND schema_f <> ?",
+            (ENTRY_NSID, schema_uri, schema_f),
+        )
+        for uri, name_f, tags_f, description_f in rows:
+            search_f = "\n".join((name_f, tags_f.strip("\n"), schema_f, description_f))
+            db.run("UPDATE records SET schema_f = ?, search_f = ? WHERE uri = ?", (schema_f, search_f, uri))
+
+    def _set_cursor(self, db: _Db, source: str, seq: int) -> None:
+        db.run(
+            "INSERT INTO cursors (source, seq, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (source) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
+            (_clean(source, 2000), int(seq), _now()),
+        )
+
+    def quarantine(self, source: str, seq: int | None, uri: str, reason: str, raw: bytes | None) -> None:
+        """Keep a record that did not validate aside with the reason; move the cursor unless ``seq`` is None.
+
+        The URI no longer names what was indexed there (its publisher replaced
+        it with something invalid), so an earlier version is removed. One entry
+        is kept per URI, the latest; indexing a valid record there later clears it.
+        """
+        uri = _clean(uri, 8192)
+        with self._write() as db:
+            db.run("DELETE FROM quarantine WHERE uri = ?", (uri,))
+            db.run(
+                "INSERT INTO quarantine (uri, source, seq, reason, raw, at) VALUES (?, ?, ?, ?, ?, ?)",
+                (uri, _clean(source, 2000), seq, _clean(reason, 4000), raw, _now()),
+            )
+            row = db.one("SELECT collection FROM records WHERE uri = ?", (uri,))
+            if row:
+                self._delete(db, uri, row[0])
+            if seq is not None:
+                self._set_cursor(db, source, seq)
+
+    def advance(self, source: str, seq: int) -> None:
+        """Move the cursor of ``source`` to ``seq`` (an event that indexed nothing)."""
+        with self._write() as db:
+            self._set_cursor(db, source, seq)
+
+    def cursor(self, source: str) -> int | None:
+        """The last firehose sequence number applied from ``source``."""
+        with self._read() as db:
+            row = db.one("SELECT seq FROM cursors WHERE source = ?", (_clean(source, 2000),))
+        return int(row[0]) if row else None
+
+    def repo_rev(self, did: str) -> str | None:
+        """The revision of the last commit applied for ``did``."""
+        if _nul(did):
+            return None
+        with self._read() as db:
+            row = db.one("SELECT rev FROM accounts WHERE did = ?", (did,))
+        return row[0] if row else None
+
+    def set_handle(self, did: str, handle: str | None) -> None:
+        """Record the account's handle; another account that claimed it loses it (a handle names one account)."""
+        handle = _clean(handle, 2000).strip().lstrip("@") if isinstance(handle, str) else None
+        handle = handle or None
+        handle_f = handle.lower() if handle else None
+        if _nul(did):
+            return
+        with self._write() as db:
+            if handle_f:
+                db.run(
+                    "UPDATE accounts SET handle = NULL, handle_f = NULL, updated_at = ? WHERE handle_f = ? AND did <> ?",
+                    (_now(), handle_f, did),
+                )
+            db.run(
+                "INSERT INTO accounts (did, handle, handle_f, active, updated_at) VALUES (?, ?, ?, 1, ?) "
+                "ON CONFLICT (did) DO UPDATE SET handle = excluded.handle, handle_f = excluded.handle_f, "
+                "updated_at = excluded.updated_at",
+                (did, handle, handle_f, _now()),
+            )
+
+    def set_account_active(self, did: str, active: bool) -> None:
+        """Hide (False) or show again (True) every record of the account."""
+        flag = 1 if active else 0
+        if _nul(did):
+            return
+        with self._write() as db:
+            db.run(
+                "INSERT INTO accounts (did, active, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (did) DO UPDATE SET active = excluded.active, updated_at = excluded.updated_at",
+                (did, flag, _now()),
+            )
+            db.run("UPDATE records SET visible = ? WHERE did = ?", (flag, did))
+
+    def count(self, metric: str, n: int = 1) -> None:
+        """Add ``n`` to a statistic."""
+        with self._write() as db:
+            db.run(
+                "INSERT INTO stats (metric, value) VALUES (?, ?) "
+                "ON CONFLICT (metric) DO UPDATE SET value = stats.value + excluded.value",
+                (_clean(metric, 200), int(n)),
+            )
+
+    # ------------------------------------------------------------------ reads
+
+    def _records(self, rows: Iterable[tuple], ranked: bool = False) -> list[StoredRecord]:
+        return [
+            StoredRecord(
+                uri=row[0], did=row[1], collection=row[2], rkey=row[3], cid=row[4], json=row[5],
+                indexed_at=row[6], sort_time=row[7], score=int(row[8]) if ranked else 0,
+            )
+            for row in rows
+        ]
+
+    def get(self, uri: str) -> StoredRecord | None:
+        """The visible record at ``uri`` (a DID authority), or None."""
+        if _nul(uri):
+            return None
+        with self._read() as db:
+            rows = db.all(f"SELECT {_COLUMNS} FROM records WHERE uri = ? AND visible = 1", (uri,))
+        found = self._records(rows)
+        return found[0] if found else None
+
+    def get_many(self, uris: Sequence[str]) -> dict[str, StoredRecord]:
+        """The visible records among ``uris``, by URI."""
+        uris = [uri for uri in uris if not _nul(uri)]
+        if not uris:
+            return {}
+        marks = ", ".join("?" for _ in uris)
+        with self._read() as db:
+            rows = db.all(f"SELECT {_COLUMNS} FROM records WHERE uri IN ({marks}) AND visible = 1", list(uris))
+        return {record.uri: record for record in self._records(rows)}
+
+    def raw(self, uri: str) -> bytes | None:
+        """The record's DAG-CBOR block as published, or None."""
+        if _nul(uri):
+            return None
+        with self._read() as db:
+            row = db.one("SELECT raw FROM records WHERE uri = ? AND visible = 1", (uri,))
+        return bytes(row[0]) if row and row[0] is not None else None
+
+    def list_records(
+        self,
+        collection: str,
+        *,
+        did: str | None = None,
+        ref_a: str | None = None,
+        ref_b: str | None = None,
+        query: str | None = None,
+        tags: Sequence[str] = (),
+        after: PageKey | None = None,
+        limit: int = 50,
+    ) -> Page:
+        """Records of a collection, newest ``createdAt`` first, keyset-paged.
+
+        ``ref_a`` / ``ref_b`` keep records referring to a URI (an entry's
+        schema; a lens's source and target schemas; a label's dataset).
+        ``query`` keeps records whose name or description contains it,
+        ignoring case; ``tags`` records carrying every tag.
+        """
+        where = ["collection = ?", "visible = 1"]
+        params: list[Any] = [collection]
+        if not self._filters(where, params, did=did, ref_a=ref_a, ref_b=ref_b, tags=tags):
+            return Page((), None)
+        phrase = fold(query) if query else ""
+        if phrase:
+            clause, values = self._text_filter([phrase])
+            where.append(clause)
+            params.extend(values)
+            where.append(f"({self._instr}(name_f, ?) > 0 OR {self._instr}(description_f, ?) > 0)")
+            params.extend([phrase, phrase])
+        if after is not None:
+            where.append("(sort_time, uri) < (?, ?)")
+            params.extend([after.sort_time, after.uri])
+        sql = (
+            f"SELECT {_COLUMNS} FROM records WHERE {' AND '.join(where)} "
+            "ORDER BY sort_time DESC, uri DESC LIMIT ?"
+        )
+        with self._read() as db:
+            rows = db.all(sql, [*params, limit + 1])
+        return self._page(self._records(rows), limit, ranked=False)
+
+    def search_entries(
+        self,
+        words: Sequence[str],
+        *,
+        did: str | None = None,
+        schema_ref: str | None = None,
+        tags: Sequence[str] = (),
+        after: PageKey | None = None,
+        limit: int = 25,
+    ) -> Page:
+        """Dataset entries whose name, tags, schema name or description hold every word, best first.
+
+        ``words`` are folded (see :func:`~atdata_index_appview.store.search_words`).
+        The order is the score (see below), then newest ``createdAt``, then URI.
+        A word scores 10 as a whole word of the name, else 6 within the name;
+        5 as a whole tag, else 3 within a tag; 2 in the schema name; 1 in the
+        description. An entry whose name is the whole query scores 20 more.
+        """
+        where = ["collection = ?", "visible = 1"]
+        params: list[Any] = [ENTRY_NSID]
+        if not self._filters(where, params, did=did, ref_a=schema_ref, tags=tags):
+            return Page((), None)
+        words = [word for word in words if word]
+        if words:
+            clause, values = self._text_filter(words)
+            where.append(clause)
+            params.extend(values)
+        score_sql, score_params = self._score(words)
+        inner = f"SELECT {_COLUMNS}, {score_sql} AS score FROM records WHERE {' AND '.join(where)}"
+        outer_where = ""
+        outer_params: list[Any] = []
+        if after is not None:
+            outer_where = "WHERE (score, sort_time, uri) < (?, ?, ?)"
+            outer_params = [after.score or 0, after.sort_time, after.uri]
+        sql = (
+            f"SELECT {_COLUMNS}, score FROM ({inner}) AS found {outer_where} "
+            "ORDER BY score DESC, sort_time DESC, uri DESC LIMIT ?"
+        )
+        with self._read() as db:
+            rows = db.all(sql, [*score_params, *params, *outer_params, limit + 1])
+        return self._page(self._records(rows, ranked=True), limit, ranked=True)
+
+    def _score(self, words: Sequence[str]) -> tuple[str, list[Any]]:
+        if not words:
+            return "0", []
+        instr = self._instr
+        parts: list[str] = []
+        params: list[Any] = []
+        for word in words:
+            if is_plain_word(word):
+                test, values = self._name_word_test(word)
+                parts.append(f"(CASE WHEN {test} THEN 10 WHEN {instr}(name_f, ?) > 0 THEN 6 ELSE 0 END)")
+                params.extend([*values, word])
+            else:
+                parts.append(f"(CASE WHEN {instr}(name_f, ?) > 0 THEN 6 ELSE 0 END)")
+                params.append(word)
+            parts.append(f"(CASE WHEN {instr}(tags_f, ?) > 0 THEN 5 WHEN {instr}(tags_f, ?) > 0 THEN 3 ELSE 0 END)")
+            params.extend([f"\n{word}\n", word])
+            parts.append(f"(CASE WHEN {instr}(schema_f, ?) > 0 THEN 2 ELSE 0 END)")
+            params.append(word)
+            parts.append(f"(CASE WHEN {instr}(description_f, ?) > 0 THEN 1 ELSE 0 END)")
+            params.append(word)
+        parts.append("(CASE WHEN name_f = ? THEN 20 ELSE 0 END)")
+        params.append(" ".join(words))
+        return "(" + " + ".join(parts) + ")", params
+
+    def _filters(
+        self,
+        where: list[str],
+        params: list[Any],
+        *,
+        did: str | None = None,
+        ref_a: str | None = None,
+        ref_b: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> bool:
+        """Add the common filters; False when they can match nothing."""
+        if _nul(did, ref_a, ref_b):
+            return False
+        if did is not None:
+            where.append("did = ?")
+            params.append(did)
+        if ref_a is not None:
+            where.append("ref_a = ?")
+            params.append(ref_a)
+        if ref_b is not None:
+            where.append("ref_b = ?")
+            params.append(ref_b)
+        for tag in dict.fromkeys(tags):
+            if len(tag) > MAX_TAG_CHARS or "\x00" in tag:
+                return False  # never indexed, so carried by nothing
+            where.append("uri IN (SELECT uri FROM record_tags WHERE tag = ?)")
+            params.append(tag)
+        return True
+
+    @staticmethod
+    def _page(records: list[StoredRecord], limit: int, *, ranked: bool) -> Page:
+        if len(records) > limit:
+            records = records[:limit]
+            return Page(tuple(records), records[-1].key(ranked))
+        return Page(tuple(records), None)
+
+    def schema_candidates(self, did: str, schema_id: str) -> list[StoredRecord]:
+        """Schema records of ``did`` keyed ``{schema_id}:...`` or named ``schema_id`` (select among them)."""
+        if _nul(did, schema_id):
+            return []
+        with self._read() as db:
+            rows = db.all(
+                f"SELECT {_COLUMNS} FROM records WHERE did = ? AND collection = ? AND visible = 1 "
+                "AND (schema_id = ? OR name = ?)",
+                (did, SCHEMA_NSID, schema_id, schema_id),
+            )
+        return self._records(rows)
+
+    def label_candidates(self, did: str, name: str) -> list[StoredRecord]:
+        """Label records of ``did`` called ``name``."""
+        if _nul(did, name):
+            return []
+        with self._read() as db:
+            rows = db.all(
+                f"SELECT {_COLUMNS} FROM records WHERE did = ? AND collection = ? AND visible = 1 AND name = ?",
+                (did, LABEL_NSID, name),
+            )
+        return self._records(rows)
+
+    # ------------------------------------------------------------------ accounts and service state
+
+    def did_for_handle(self, handle: str) -> str | None:
+        """The DID of the account that last claimed ``handle`` (any case), or None."""
+        handle_f = handle.strip().lstrip("@").lower()
+        if not handle_f or _nul(handle_f):
+            return None
+        with self._read() as db:
+            row = db.one(
+                "SELECT did FROM accounts WHERE handle_f = ? ORDER BY updated_at DESC LIMIT 1", (handle_f,)
+            )
+        return row[0] if row else None
+
+    def handle_of(self, did: str) -> str | None:
+        """The handle last recorded for ``did``."""
+        if _nul(did):
+            return None
+        with self._read() as db:
+            row = db.one("SELECT handle FROM accounts WHERE did = ?", (did,))
+        return row[0] if row else None
+
+    def account_active(self, did: str) -> bool:
+        """False when the account was hidden (an inactive ``#account`` status)."""
+        if _nul(did):
+            return True
+        with self._read() as db:
+            row = db.one("SELECT active FROM accounts WHERE did = ?", (did,))
+        return bool(row[0]) if row else True
+
+    def record_counts(self) -> dict[str, int]:
+        """How many visible records each collection holds."""
+        with self._read() as db:
+            rows = db.all("SELECT collection, COUNT(*) FROM records WHERE visible = 1 GROUP BY collection")
+        return {collection: int(n) for collection, n in rows}
+
+    def stats(self) -> dict[str, int]:
+        """The statistics counted so far (``count``)."""
+        with self._read() as db:
+            rows = db.all("SELECT metric, value FROM stats")
+        return {metric: int(value) for metric, value in rows}
+
+    def quarantine_size(self) -> int:
+        """How many records are kept aside now."""
+        with self._read() as db:
+            row = db.one("SELECT COUNT(*) FROM quarantine")
+        return int(row[0]) if row else 0
+
+    def cursors(self) -> dict[str, tuple[int, str]]:
+        """Every source's cursor and when it last moved."""
+        with self._read() as db:
+            rows = db.all("SELECT source, seq, updated_at FROM cursors")
+        return {source: (int(seq), updated) for source, seq, updated in rows}
+
+    def quarantined(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The most recent records kept aside, newest first."""
+        with self._read() as db:
+            rows = db.all(
+                "SELECT source, seq, uri, reason, at FROM quarantine ORDER BY at DESC, uri DESC LIMIT ?", (int(limit),)
+            )
+        return [dict(zip(("source", "seq", "uri", "reason", "at"), row)) for row in rows]
+
+    def ping(self) -> None:
+        """Raise unless the database answers."""
+        with self._read() as db:
+            db.one("SELECT 1")

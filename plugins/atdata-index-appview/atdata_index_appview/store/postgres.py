@@ -1,0 +1,152 @@
+"""The PostgreSQL store, for deployments that outgrow one machine.
+
+Text search uses both of PostgreSQL's tools: trigram matching (``pg_trgm``,
+a GIN index on the folded search text) finds every word as a substring, and
+full-text search (a ``tsvector`` of the name's words, GIN-indexed) tells a
+whole word of a name from a piece of one when ranking. Text columns that are
+ordered or compared use the ``C`` collation, so the order of pages is byte
+order whatever the database's locale (and the same as the SQLite store's).
+
+Needs ``pg_trgm`` (in PostgreSQL's contrib, trusted since PostgreSQL 13: the
+database's owner may create it; the first migration does).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from atdata_index_appview.store._sql import SqlStore, StoreError, _Db
+
+__all__ = ["PostgresStore"]
+
+_C = 'COLLATE "C"'
+
+_V1 = [
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    f"""CREATE TABLE records (
+        id BIGSERIAL PRIMARY KEY,
+        uri TEXT {_C} NOT NULL UNIQUE,
+        did TEXT {_C} NOT NULL,
+        collection TEXT {_C} NOT NULL,
+        rkey TEXT {_C} NOT NULL,
+        cid TEXT,
+        value TEXT NOT NULL,
+        raw BYTEA,
+        warnings TEXT,
+        indexed_at TEXT {_C} NOT NULL,
+        sort_time TEXT {_C} NOT NULL,
+        visible SMALLINT NOT NULL DEFAULT 1,
+        name TEXT {_C} NOT NULL DEFAULT '',
+        name_f TEXT {_C} NOT NULL DEFAULT '',
+        name_words TEXT {_C} NOT NULL DEFAULT ' ',
+        description_f TEXT {_C} NOT NULL DEFAULT '',
+        tags_f TEXT {_C} NOT NULL DEFAULT '',
+        schema_f TEXT {_C} NOT NULL DEFAULT '',
+        search_f TEXT {_C} NOT NULL DEFAULT '',
+        ref_a TEXT {_C},
+        ref_b TEXT {_C},
+        version TEXT {_C},
+        schema_id TEXT {_C},
+        name_tsv TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, name_words)) STORED
+    )""",
+    "CREATE INDEX records_by_time ON records (collection, sort_time DESC, uri DESC)",
+    "CREATE INDEX records_by_repo ON records (did, collection, sort_time DESC, uri DESC)",
+    "CREATE INDEX records_by_ref_a ON records (collection, ref_a)",
+    "CREATE INDEX records_by_ref_b ON records (collection, ref_b)",
+    "CREATE INDEX records_by_schema_id ON records (did, collection, schema_id)",
+    "CREATE INDEX records_by_name ON records (did, collection, name)",
+    "CREATE INDEX records_search_trgm ON records USING gin (search_f gin_trgm_ops)",
+    "CREATE INDEX records_name_tsv ON records USING gin (name_tsv)",
+    f"CREATE TABLE record_tags (uri TEXT {_C} NOT NULL, tag TEXT {_C} NOT NULL, PRIMARY KEY (uri, tag))",
+    "CREATE INDEX record_tags_by_tag ON record_tags (tag, uri)",
+    f"""CREATE TABLE accounts (
+        did TEXT {_C} PRIMARY KEY,
+        handle TEXT,
+        handle_f TEXT {_C},
+        active SMALLINT NOT NULL DEFAULT 1,
+        rev TEXT {_C},
+        updated_at TEXT {_C} NOT NULL
+    )""",
+    "CREATE INDEX accounts_by_handle ON accounts (handle_f)",
+    f"CREATE TABLE cursors (source TEXT {_C} PRIMARY KEY, seq BIGINT NOT NULL, updated_at TEXT NOT NULL)",
+    f"""CREATE TABLE quarantine (
+        uri TEXT {_C} PRIMARY KEY,
+        source TEXT NOT NULL,
+        seq BIGINT,
+        reason TEXT NOT NULL,
+        raw BYTEA,
+        at TEXT {_C} NOT NULL
+    )""",
+    "CREATE INDEX quarantine_by_time ON quarantine (at)",
+    f"CREATE TABLE stats (metric TEXT {_C} PRIMARY KEY, value BIGINT NOT NULL)",
+]
+
+#: Versioned migrations: (version, name, statements). Append; never edit one that shipped.
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "records, tags, trigram and full-text indexes, accounts, cursors, quarantine, stats", _V1),
+]
+
+# An arbitrary constant: the advisory lock that keeps two processes from migrating at once.
+_MIGRATION_LOCK = 0x61746461  # "atda"
+
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def _like_pattern(word: str) -> str:
+    """``%word%`` with ``\\``, ``%`` and ``_`` escaped: the user's text is never a wildcard."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+class PostgresStore(SqlStore):
+    """The AppView's index in a PostgreSQL database (``postgresql://user:password@host:port/database``)."""
+
+    dialect = "postgresql"
+    migrations = MIGRATIONS
+    _placeholder = "%s"
+    _instr = "strpos"
+
+    def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: float = 10.0):
+        self.url = url
+        self._connect_timeout = connect_timeout
+        super().__init__(self._connect, pool_size=pool_size)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redact(self.url)!r})"
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)))
+        except psycopg.Error as err:
+            raise StoreError(f"cannot connect to the AppView store {redact(self.url)}: {err}") from err
+
+    def _is_broken(self, conn: Any) -> bool:
+        return bool(conn.closed or getattr(conn, "broken", False))
+
+    @contextmanager
+    def _transaction(self, conn: Any) -> Iterator[None]:
+        with conn.transaction():
+            yield
+
+    def _lock_migrations(self, db: _Db) -> None:
+        db.run("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+
+    def _text_filter(self, words: Sequence[str]) -> tuple[str, list[Any]]:
+        # LIKE on the trigram-indexed column: the index finds candidates for words of 3+ characters.
+        clauses = ["search_f LIKE ? ESCAPE '\\'" for _ in words]
+        return " AND ".join(clauses), [_like_pattern(word) for word in words]
+
+    def _name_word_test(self, word: str) -> tuple[str, list[Any]]:
+        # Full-text: the word (letters, digits and _ only; checked by the caller) as a lexeme of the name.
+        return "name_tsv @@ to_tsquery('simple'::regconfig, ?)", [f"'{word}'"]
+

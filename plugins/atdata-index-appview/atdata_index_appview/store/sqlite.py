@@ -1,0 +1,154 @@
+"""The embedded store: one SQLite file, text search through an FTS5 trigram index.
+
+Write-ahead logging lets the API read while ingestion writes; every commit of
+ingestion is one transaction (records, revision, cursor), so a process killed
+at any moment leaves the file at a commit boundary. The trigram index finds
+any substring of three characters or more; shorter words are matched by a scan
+of the rows the other conditions leave.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from atdata_index_appview.store._sql import SqlStore, StoreError
+
+__all__ = ["SqliteStore"]
+
+_V1 = [
+    """CREATE TABLE records (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        uri TEXT NOT NULL UNIQUE,
+        did TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        rkey TEXT NOT NULL,
+        cid TEXT,
+        value TEXT NOT NULL,
+        raw BLOB,
+        warnings TEXT,
+        indexed_at TEXT NOT NULL,
+        sort_time TEXT NOT NULL,
+        visible INTEGER NOT NULL DEFAULT 1,
+        name TEXT NOT NULL DEFAULT '',
+        name_f TEXT NOT NULL DEFAULT '',
+        name_words TEXT NOT NULL DEFAULT ' ',
+        description_f TEXT NOT NULL DEFAULT '',
+        tags_f TEXT NOT NULL DEFAULT '',
+        schema_f TEXT NOT NULL DEFAULT '',
+        search_f TEXT NOT NULL DEFAULT '',
+        ref_a TEXT,
+        ref_b TEXT,
+        version TEXT,
+        schema_id TEXT
+    )""",
+    "CREATE INDEX records_by_time ON records (collection, sort_time DESC, uri DESC)",
+    "CREATE INDEX records_by_repo ON records (did, collection, sort_time DESC, uri DESC)",
+    "CREATE INDEX records_by_ref_a ON records (collection, ref_a)",
+    "CREATE INDEX records_by_ref_b ON records (collection, ref_b)",
+    "CREATE INDEX records_by_schema_id ON records (did, collection, schema_id)",
+    "CREATE INDEX records_by_name ON records (did, collection, name)",
+    "CREATE TABLE record_tags (uri TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (uri, tag)) WITHOUT ROWID",
+    "CREATE INDEX record_tags_by_tag ON record_tags (tag, uri)",
+    "CREATE VIRTUAL TABLE records_fts USING fts5(search_f, content='records', content_rowid='id', tokenize='trigram')",
+    """CREATE TRIGGER records_fts_insert AFTER INSERT ON records BEGIN
+        INSERT INTO records_fts (rowid, search_f) VALUES (new.id, new.search_f);
+    END""",
+    """CREATE TRIGGER records_fts_delete AFTER DELETE ON records BEGIN
+        INSERT INTO records_fts (records_fts, rowid, search_f) VALUES ('delete', old.id, old.search_f);
+    END""",
+    """CREATE TRIGGER records_fts_update AFTER UPDATE OF search_f ON records BEGIN
+        INSERT INTO records_fts (records_fts, rowid, search_f) VALUES ('delete', old.id, old.search_f);
+        INSERT INTO records_fts (rowid, search_f) VALUES (new.id, new.search_f);
+    END""",
+    """CREATE TABLE accounts (
+        did TEXT PRIMARY KEY,
+        handle TEXT,
+        handle_f TEXT,
+        active INTEGER NOT NULL DEFAULT 1,
+        rev TEXT,
+        updated_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX accounts_by_handle ON accounts (handle_f)",
+    "CREATE TABLE cursors (source TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at TEXT NOT NULL)",
+    """CREATE TABLE quarantine (
+        uri TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        seq INTEGER,
+        reason TEXT NOT NULL,
+        raw BLOB,
+        at TEXT NOT NULL
+    )""",
+    "CREATE INDEX quarantine_by_time ON quarantine (at)",
+    "CREATE TABLE stats (metric TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+]
+
+#: Versioned migrations: (version, name, statements). Append; never edit one that shipped.
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "records, tags, trigram text index, accounts, cursors, quarantine, stats", _V1),
+]
+
+
+def _fts_string(text: str) -> str:
+    """``text`` as an FTS5 string: between double quotes, a double quote doubled. Nothing in it is syntax."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+class SqliteStore(SqlStore):
+    """The AppView's index in one SQLite file (created, with its folder, when missing)."""
+
+    dialect = "sqlite"
+    migrations = MIGRATIONS
+
+    def __init__(self, path: str | Path, *, pool_size: int = 8):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create the folder of the AppView store {self.path}: {err}") from err
+        if sqlite3.sqlite_version_info < (3, 34, 0):
+            raise StoreError(
+                f"the AppView's SQLite store needs SQLite 3.34 or newer (FTS5 trigram index); "
+                f"this Python has {sqlite3.sqlite_version}"
+            )
+        super().__init__(self._connect, pool_size=pool_size)
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA busy_timeout = 30000")
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot open the AppView store {self.path}: {err}") from err
+        return conn
+
+    @contextmanager
+    def _transaction(self, conn: Any) -> Iterator[None]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _text_filter(self, words: Sequence[str]) -> tuple[str, list[Any]]:
+        # The trigram index finds substrings of 3 characters or more; shorter words are tested row by row.
+        indexed = [word for word in words if len(word) >= 3]
+        short = [word for word in words if len(word) < 3]
+        clauses: list[str] = []
+        params: list[Any] = []
+        if indexed:
+            clauses.append("id IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)")
+            params.append(" AND ".join(_fts_string(word) for word in indexed))
+        for word in short:
+            clauses.append("instr(search_f, ?) > 0")
+            params.append(word)
+        return " AND ".join(clauses), params

@@ -1,0 +1,542 @@
+"""The store conformance suite: the SQLite and the PostgreSQL store, the same tests.
+
+Every test here runs against both (the ``store`` fixture), so the stores agree
+on what is written in one transaction, what matches a search, how results are
+ranked and how pages are cut.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from atdata_core.errors import RecordNotFound
+from atdata_core.plugins import ENTRY_NSID, LABEL_NSID, LENS_NSID, SCHEMA_NSID, select_label, select_schema
+
+from atdata_index_appview.ingest import CommitBatch, IngestStore
+from atdata_index_appview.store import StoreError, decode_cursor, encode_cursor, open_store, search_words
+from atdata_index_appview.store._model import record_json
+
+REPO = "did:plc:appviewtests0000000000000"
+OTHER = "did:plc:someoneelse00000000000000"
+SCHEMA_URI = f"at://{REPO}/{SCHEMA_NSID}/com.example.image:1.0.0"
+
+
+def schema(name="com.example.image", version="1.0.0", created="2025-01-01T00:00:00Z", **extra):
+    record = {
+        "$type": SCHEMA_NSID, "name": name, "version": version, "schemaType": "jsonSchema",
+        "schema": {"$type": "science.alt.dataset.schema#jsonSchemaFormat", "$schema": "http://json-schema.org/draft-07/schema#",
+                   "type": "object", "properties": {"label": {"type": "string"}}},
+        "createdAt": created,
+    }
+    record.update(extra)
+    return record
+
+
+def entry(name, created="2025-02-01T00:00:00Z", tags=(), description=None, schema_ref=SCHEMA_URI, **extra):
+    record = {
+        "$type": ENTRY_NSID, "name": name, "schemaRef": schema_ref,
+        "storage": {"$type": "science.alt.dataset.storageHttp",
+                    "shards": [{"url": "https://data.example.com/a.tar", "checksum": {"algorithm": "sha256", "digest": "ab" * 32}}]},
+        "createdAt": created,
+    }
+    if tags:
+        record["tags"] = list(tags)
+    if description is not None:
+        record["description"] = description
+    record.update(extra)
+    return record
+
+
+def uris(page):
+    return [record.uri for record in page.records]
+
+
+def every_page(fetch, limit):
+    """All records of a listing, page by page, through encoded cursors."""
+    seen, after, pages = [], None, 0
+    while True:
+        page = fetch(after=after, limit=limit)
+        seen.extend(page.records)
+        pages += 1
+        assert pages < 1000
+        if page.next is None:
+            return seen
+        ranked = page.next.score is not None
+        after = decode_cursor(encode_cursor(page.next), ranked=ranked)
+
+
+# ---------------------------------------------------------------------------- opening and migrations
+
+
+def test_a_store_is_an_ingest_store_at_the_latest_schema_version(store):
+    assert isinstance(store, IngestStore)
+    assert store.schema_version() == store.migrations[-1][0]
+
+
+def test_reopening_keeps_what_was_written(store_url, make_op, commit):
+    with open_store(store_url) as first:
+        commit(first, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("mnist"))], seq=7)
+    with open_store(store_url) as second:
+        assert second.cursor("https://pds.test") == 7
+        assert second.get(f"at://{REPO}/{ENTRY_NSID}/3kaaaaaaaaa2a").value["name"] == "mnist"
+
+
+def test_a_store_migrated_by_a_newer_version_is_refused(store_url):
+    with open_store(store_url) as opened:
+        with opened._write() as db:
+            db.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", (999, "future", "now"))
+    with pytest.raises(StoreError, match="newer"):
+        open_store(store_url)
+
+
+def test_store_urls():
+    from atdata_index_appview.store import parse_store_url
+
+    assert parse_store_url("sqlite:///rel/a.db") == ("sqlite", "rel/a.db")
+    assert parse_store_url("sqlite:////abs/a.db") == ("sqlite", "/abs/a.db")
+    assert parse_store_url("/abs/a.db") == ("sqlite", "/abs/a.db")
+    assert parse_store_url("postgresql://u:p@db:5432/x") == ("postgresql", "postgresql://u:p@db:5432/x")
+    for bad in ("", "mysql://x/y", "sqlite://", "postgresql:///nohost"):
+        with pytest.raises(ValueError):
+            parse_store_url(bad)
+
+
+# ---------------------------------------------------------------------------- the write side
+
+
+def test_records_are_kept_as_published(store, make_op, commit):
+    record = entry("mnist", description="digits ✍ \u0000 and a NUL", metadata={"$bytes": "gaFhAQ"}, extra={"z": 1, "a": [1, 2]})
+    op = make_op(ENTRY_NSID, "3kaaaaaaaaa2a", record)
+    commit(store, [op])
+    found = store.get(op.uri)
+    assert found.json == record_json(record)  # the JSON text, byte for byte
+    assert list(found.value) == list(record)  # keys in the record's order
+    assert found.value == record
+    assert found.cid == op.cid
+    assert store.raw(op.uri) == op.raw  # the DAG-CBOR block as published
+
+
+def test_apply_moves_rev_and_cursor_with_the_records(store, make_op, commit):
+    batch = commit(store, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("a"))], seq=41, rev="3laaaaaaaaa2a")
+    assert store.cursor(batch.source) == 41
+    assert store.repo_rev(REPO) == "3laaaaaaaaa2a"
+    assert store.cursor("https://elsewhere.test") is None
+    assert store.repo_rev(OTHER) is None
+
+
+def test_a_batch_is_one_transaction(store, make_op, commit, monkeypatch):
+    commit(store, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("before"))], seq=1, rev="3laaaaaaaaa2a")
+    original = type(store)._apply_op
+    calls = []
+
+    def failing(self, db, did, op, visible):
+        calls.append(op.uri)
+        if len(calls) == 2:
+            raise RuntimeError("the disk is gone")
+        return original(self, db, did, op, visible)
+
+    monkeypatch.setattr(type(store), "_apply_op", failing)
+    ops = [make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("first")), make_op(ENTRY_NSID, "3kccccccccc2a", entry("second")),
+           make_op(ENTRY_NSID, "3kaaaaaaaaa2a", None)]
+    with pytest.raises(RuntimeError):
+        commit(store, ops, seq=2, rev="3lbbbbbbbbb2a")
+    monkeypatch.undo()
+    assert store.cursor("https://pds.test") == 1
+    assert store.repo_rev(REPO) == "3laaaaaaaaa2a"
+    assert store.get(ops[0].uri) is None
+    assert store.get(f"at://{REPO}/{ENTRY_NSID}/3kaaaaaaaaa2a").value["name"] == "before"
+
+
+def test_update_replaces_and_delete_removes(store, make_op, commit):
+    uri = make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("old", tags=["x"])).uri
+    commit(store, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("old", tags=["x"]))])
+    commit(store, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("new", tags=["y"]), action="update")])
+    assert store.get(uri).value["name"] == "new"
+    assert uris(store.list_records(ENTRY_NSID, tags=["x"])) == []
+    assert uris(store.list_records(ENTRY_NSID, tags=["y"])) == [uri]
+    assert uris(store.search_entries(search_words("old"))) == []
+    commit(store, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", None)])
+    commit(store, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", None)])  # a delete of nothing is a no-op
+    assert store.get(uri) is None
+    assert uris(store.search_entries(search_words("new"))) == []
+    assert store.record_counts() == {}
+
+
+def test_replaying_a_commit_changes_nothing(store, make_op, commit):
+    op = make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("mnist", tags=["vision"]))
+    batch = commit(store, [op], seq=5)
+    store.apply(batch)
+    store.apply(batch)
+    assert uris(store.list_records(ENTRY_NSID)) == [op.uri]
+    assert uris(store.list_records(ENTRY_NSID, tags=["vision"])) == [op.uri]
+    assert uris(store.search_entries(search_words("mnist"))) == [op.uri]
+
+
+def test_a_batch_older_than_the_repository_is_skipped_but_moves_the_cursor(store, make_op, commit):
+    commit(store, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("current"))], seq=10, rev="3lzzzzzzzzz2a")
+    commit(store, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("stale"))], seq=11, rev="3laaaaaaaaa2a")
+    assert store.get(f"at://{REPO}/{ENTRY_NSID}/3kaaaaaaaaa2a").value["name"] == "current"
+    assert store.repo_rev(REPO) == "3lzzzzzzzzz2a"
+    assert store.cursor("https://pds.test") == 11
+
+
+def test_a_backfill_batch_leaves_the_cursor(store, make_op, commit):
+    commit(store, [], seq=3)
+    commit(store, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("x"))], seq=None)
+    assert store.cursor("https://pds.test") == 3
+    assert store.get(f"at://{REPO}/{ENTRY_NSID}/3kaaaaaaaaa2a") is not None
+    store.advance("https://pds.test", 9)
+    assert store.cursor("https://pds.test") == 9
+
+
+def test_a_snapshot_removes_what_the_repository_no_longer_holds(store, make_op, commit):
+    commit(store, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("a")), make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("b"))])
+    commit(store, [make_op(ENTRY_NSID, "3kccccccccc2a", entry("c"), repo=OTHER)], repo=OTHER)
+    commit(store, [make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("b2"))], seq=None, snapshot=True)
+    assert [r.value["name"] for r in store.list_records(ENTRY_NSID).records] == ["c", "b2"]
+
+
+def test_operations_on_another_repository_or_malformed_uris_are_skipped(store, make_op, commit):
+    stranger = make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("not yours"), repo=OTHER)
+    malformed = make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("x"))
+    malformed = type(malformed)(action="create", uri="at:/nonsense", cid=None, record=entry("x"), raw=None)
+    commit(store, [stranger, malformed, make_op(ENTRY_NSID, "3kccccccccc2a", entry("mine"))], seq=4)
+    assert [r.value["name"] for r in store.list_records(ENTRY_NSID).records] == ["mine"]
+    assert store.cursor("https://pds.test") == 4
+
+
+def test_handles(store):
+    store.set_handle(REPO, "Alice.Test")
+    assert store.did_for_handle("alice.test") == REPO
+    assert store.did_for_handle("@ALICE.test") == REPO
+    assert store.handle_of(REPO) == "Alice.Test"
+    store.set_handle(OTHER, "alice.test")  # the handle moved to another account
+    assert store.did_for_handle("alice.test") == OTHER
+    assert store.handle_of(REPO) is None
+    store.set_handle(OTHER, None)
+    assert store.did_for_handle("alice.test") is None
+    assert store.did_for_handle("") is None
+
+
+def test_an_inactive_account_is_hidden_until_active_again(store, make_op, commit):
+    op = make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("mnist", tags=["vision"]))
+    commit(store, [op])
+    store.set_account_active(REPO, False)
+    assert store.get(op.uri) is None
+    assert uris(store.list_records(ENTRY_NSID)) == []
+    assert uris(store.search_entries(search_words("mnist"))) == []
+    later = make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("later"))
+    commit(store, [later])  # written while inactive: hidden too
+    assert store.get(later.uri) is None
+    assert store.record_counts() == {}
+    store.set_account_active(REPO, True)
+    assert set(uris(store.list_records(ENTRY_NSID))) == {op.uri, later.uri}
+
+
+def test_quarantine(store, make_op, commit):
+    op = make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("valid first"))
+    commit(store, [op], seq=1)
+    store.quarantine("https://pds.test", 2, op.uri, "name: expected a string", b"\xa1")
+    assert store.get(op.uri) is None  # the invalid version replaced it
+    assert store.cursor("https://pds.test") == 2
+    store.quarantine("https://pds.test", None, op.uri, "still invalid", None)
+    assert store.cursor("https://pds.test") == 2
+    assert store.quarantine_size() == 1
+    assert store.quarantined()[0]["reason"] == "still invalid"
+    commit(store, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("valid again"))], seq=3)
+    assert store.quarantine_size() == 0
+    store.quarantine("src\x00", 4, "at://x\x00", "reason with \x00 NUL", None)  # kept, without NULs
+    assert store.quarantine_size() == 1
+
+
+def test_counts(store):
+    store.count("records_indexed", 3)
+    store.count("records_indexed")
+    store.count("bad_signature", 2)
+    assert store.stats() == {"records_indexed": 4, "bad_signature": 2}
+
+
+def test_reads_while_ingestion_writes(store, make_op):
+    errors = []
+    stop = threading.Event()
+
+    def read():
+        while not stop.is_set():
+            try:
+                store.search_entries(search_words("dataset"), limit=5)
+                store.list_records(ENTRY_NSID, limit=5)
+            except Exception as err:  # noqa: BLE001
+                errors.append(err)
+                return
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for thread in readers:
+        thread.start()
+    try:
+        for i in range(60):
+            store.apply(CommitBatch(source="s", seq=i, did=REPO, rev=f"3l{i:011d}",
+                                    ops=(make_op(ENTRY_NSID, f"3k{i:011d}", entry(f"dataset {i}")),)))
+    finally:
+        stop.set()
+        for thread in readers:
+            thread.join(timeout=30)
+    assert errors == []
+    assert len(every_page(lambda **kw: store.list_records(ENTRY_NSID, **kw), 25)) == 60
+
+
+# ---------------------------------------------------------------------------- listing
+
+
+@pytest.fixture
+def population(store, make_op, commit):
+    """Schemas, entries, lenses and labels of two accounts."""
+    commit(store, [
+        make_op(SCHEMA_NSID, "com.example.image:1.0.0", schema(created="2025-01-01T00:00:00Z", metadata={"tags": ["images"]})),
+        make_op(SCHEMA_NSID, "com.example.image:1.10.0", schema(version="1.10.0", created="2025-01-02T00:00:00Z")),
+        make_op(SCHEMA_NSID, "com.example.image:1.2.0", schema(version="1.2.0", created="2025-01-03T00:00:00Z")),
+        make_op(SCHEMA_NSID, "3kschemaaaa2a", schema(name="com.example.audio", version="2.0.0", created="2025-01-04T00:00:00Z")),
+        make_op(ENTRY_NSID, "3kentryaaaa2a", entry("MNIST train", "2025-02-01T00:00:00Z", ["vision", "digits"], "Handwritten digits")),
+        make_op(ENTRY_NSID, "3kentrybbbb2a", entry("speech-commands", "2025-02-02T00:00:00Z", ["audio"], "Spoken digits, MNIST-like")),
+        make_op(ENTRY_NSID, "3kentrycccc2a", entry("cifar-10", "2025-02-03T00:00:00Z", ["vision"])),
+        make_op(LENS_NSID, "3klensaaaaa2a", {"$type": LENS_NSID, "name": "image to audio", "sourceSchema": SCHEMA_URI,
+                                             "targetSchema": "at://did:plc:x/science.alt.dataset.schema/b:1.0.0",
+                                             "createdAt": "2025-03-01T00:00:00Z"}),
+        make_op(LABEL_NSID, "3klabelaaaa2a", {"$type": LABEL_NSID, "name": "stable", "version": "1.0.0",
+                                              "datasetUri": f"at://{REPO}/{ENTRY_NSID}/3kentryaaaa2a", "createdAt": "2025-03-01T00:00:00Z"}),
+        make_op(LABEL_NSID, "3klabelbbbb2a", {"$type": LABEL_NSID, "name": "stable", "version": "2.0.0",
+                                              "datasetUri": f"at://{REPO}/{ENTRY_NSID}/3kentrycccc2a", "createdAt": "2025-03-02T00:00:00Z"}),
+    ])
+    commit(store, [make_op(ENTRY_NSID, "3kentrydddd2a", entry("other people's digits", "2025-02-04T00:00:00Z", ["vision"], repo=OTHER), repo=OTHER)],
+           repo=OTHER)
+    return store
+
+
+def names(records):
+    return [record.value["name"] for record in records]
+
+
+def test_listing_is_newest_first(population):
+    assert names(population.list_records(ENTRY_NSID).records) == [
+        "other people's digits", "cifar-10", "speech-commands", "MNIST train"]
+    assert names(population.list_records(ENTRY_NSID, did=REPO).records) == ["cifar-10", "speech-commands", "MNIST train"]
+    assert population.list_records(ENTRY_NSID, did="did:plc:nobody").records == ()
+
+
+def test_listing_filters(population):
+    assert names(population.list_records(ENTRY_NSID, tags=["vision", "digits"]).records) == ["MNIST train"]
+    assert names(population.list_records(ENTRY_NSID, tags=["vision"], did=REPO).records) == ["cifar-10", "MNIST train"]
+    assert names(population.list_records(SCHEMA_NSID, tags=["images"]).records) == ["com.example.image"]  # metadata.tags
+    assert names(population.list_records(ENTRY_NSID, query="mnist").records) == ["speech-commands", "MNIST train"]
+    assert names(population.list_records(ENTRY_NSID, query="DIGITS, mnist").records) == ["speech-commands"]  # a phrase
+    assert names(population.list_records(LENS_NSID, ref_a=SCHEMA_URI).records) == ["image to audio"]
+    assert names(population.list_records(LENS_NSID, ref_b=SCHEMA_URI).records) == []
+    assert names(population.list_records(ENTRY_NSID, ref_a="at://nothing").records) == []
+
+
+def test_listing_pages_return_every_record_once(store, make_op, commit):
+    # Many records with the same createdAt: the URI breaks the tie, so no page boundary loses or repeats one.
+    ops = [make_op(ENTRY_NSID, f"3k{i:011d}", entry(f"d{i}", "2025-05-05T00:00:00Z" if i % 3 else "2025-05-06T00:00:00Z"))
+           for i in range(53)]
+    commit(store, ops)
+    for limit in (1, 7, 50, 100):
+        seen = every_page(lambda **kw: store.list_records(ENTRY_NSID, **kw), limit)
+        assert sorted(r.uri for r in seen) == sorted(op.uri for op in ops)
+        assert len(seen) == 53
+
+
+def test_times_in_other_zones_sort_by_the_moment(store, make_op, commit):
+    commit(store, [
+        make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("noon utc", "2025-01-01T12:00:00Z")),
+        make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("earlier, east", "2025-01-01T13:00:00+02:00")),
+        make_op(ENTRY_NSID, "3kccccccccc2a", entry("a fraction later", "2025-01-01T12:00:00.5Z")),
+        make_op(ENTRY_NSID, "3kddddddddd2a", entry("no usable time", "yesterday")),
+    ])
+    assert names(store.list_records(ENTRY_NSID).records) == ["a fraction later", "noon utc", "earlier, east", "no usable time"]
+
+
+def test_resolution_candidates(population):
+    found = select_schema([r.indexed() for r in population.schema_candidates(REPO, "com.example.image")], REPO, "com.example.image")
+    assert found.value["version"] == "1.10.0"  # semver, not string order
+    audio = population.schema_candidates(REPO, "com.example.audio")
+    assert [r.rkey for r in audio] == ["3kschemaaaa2a"]  # another client's key, found by name
+    assert population.schema_candidates(OTHER, "com.example.image") == []
+    labels = [r.indexed() for r in population.label_candidates(REPO, "stable")]
+    assert select_label(labels, REPO, "stable").value["version"] == "2.0.0"
+    with pytest.raises(RecordNotFound):
+        select_label([r.indexed() for r in population.label_candidates(REPO, "nightly")], REPO, "nightly")
+
+
+def test_record_counts(population):
+    assert population.record_counts() == {ENTRY_NSID: 4, SCHEMA_NSID: 4, LENS_NSID: 1, LABEL_NSID: 2}
+
+
+# ---------------------------------------------------------------------------- search
+
+
+def test_search_matches_every_word_anywhere(population):
+    # The name (10), then a tag and the description (5 + 1), then the description alone (1).
+    assert names(population.search_entries(search_words("digits")).records) == [
+        "other people's digits", "MNIST train", "speech-commands"]
+    assert names(population.search_entries(search_words("digits hand")).records) == ["MNIST train"]
+    assert names(population.search_entries(search_words("mnist")).records) == ["MNIST train", "speech-commands"]
+    assert names(population.search_entries(search_words("nothing-like-this")).records) == []
+
+
+def test_search_finds_substrings_and_short_words(population):
+    assert names(population.search_entries(search_words("ifar")).records) == ["cifar-10"]
+    assert names(population.search_entries(search_words("10")).records) == ["cifar-10"]
+    assert names(population.search_entries(search_words("-1")).records) == ["cifar-10"]
+    # Every entry's schema is com.example.image: a one-letter word of it matches them all.
+    assert len(population.search_entries(search_words("x")).records) == 4
+
+
+def test_search_by_tag_schema_and_author(population):
+    assert names(population.search_entries(search_words("audio")).records) == ["speech-commands"]
+    # The schema's name is searched: every entry of com.example.image.
+    assert len(population.search_entries(search_words("com.example.image")).records) == 4
+    assert names(population.search_entries([], tags=["vision"], did=REPO).records) == ["cifar-10", "MNIST train"]
+    assert names(population.search_entries(search_words("digits"), did=OTHER).records) == ["other people's digits"]
+    assert names(population.search_entries([], schema_ref="at://nothing").records) == []
+
+
+def test_ranking(store, make_op, commit):
+    commit(store, [
+        make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("weather stations", description="global temperature readings")),
+        make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("temperature", "2024-01-01T00:00:00Z")),
+        make_op(ENTRY_NSID, "3kccccccccc2a", entry("temperatures of oceans")),
+        make_op(ENTRY_NSID, "3kddddddddd2a", entry("ocean buoys", tags=["temperature"])),
+        make_op(ENTRY_NSID, "3keeeeeeeee2a", entry("ocean floats", tags=["sea-temperature"])),
+        make_op(ENTRY_NSID, "3kfffffffff2a", entry("climate", schema_ref=f"at://{REPO}/{SCHEMA_NSID}/org.temperature.reading:1.0.0")),
+    ])
+    ranked = store.search_entries(search_words("Temperature"))
+    assert names(ranked.records) == [
+        "temperature",             # the whole name (10 + 20), though the oldest
+        "temperatures of oceans",  # within the name (6)
+        "ocean buoys",             # a whole tag (5)
+        "ocean floats",            # within a tag (3)
+        "climate",                 # the schema's name (2)
+        "weather stations",        # the description (1)
+    ]
+    assert [r.score for r in ranked.records] == [30, 6, 5, 3, 2, 1]
+    # Word by word: a whole word of the name and a whole tag (10 + 5), a whole word and a piece of a
+    # tag (10 + 3), two pieces of the name (6 + 6).
+    both = store.search_entries(search_words("ocean temperature")).records
+    assert names(both) == ["ocean buoys", "ocean floats", "temperatures of oceans"]
+    assert [r.score for r in both] == [15, 13, 12]
+
+
+def test_ranked_pages_return_every_match_once_while_records_arrive(store, make_op, commit):
+    ops = []
+    for i in range(40):
+        name = ["galaxy survey", "galaxy", "survey of galaxies", "stars"][i % 4]
+        ops.append(make_op(ENTRY_NSID, f"3k{i:011d}", entry(f"{name} {i}", f"2025-0{1 + i % 5}-01T00:00:00Z",
+                                                              tags=["galaxy"] if i % 3 == 0 else [])))
+    commit(store, ops)
+    expected = {r.uri for r in store.search_entries(search_words("galax"), limit=100).records}
+    assert len(expected) == 34  # 30 by name, 4 "stars" by their tag
+    seen, after, new = [], None, 0
+    while True:
+        page = store.search_entries(search_words("galax"), after=after, limit=4)
+        seen.extend(r.uri for r in page.records)
+        # Records arriving between pages, scoring above, between and below what was returned.
+        commit(store, [make_op(ENTRY_NSID, f"3n{new:011d}", entry(f"galaxy {new}", "2026-01-01T00:00:00Z"))])
+        new += 1
+        if page.next is None:
+            break
+        after = decode_cursor(encode_cursor(page.next), ranked=True)
+    assert len(seen) == len(set(seen))
+    assert expected <= set(seen)
+
+
+@pytest.mark.parametrize("text", [
+    "%", "_", "\\", "%%", "a%b", "50%", "under_score", "\\%", "'", "''", "\"", "\"\"", "' OR 1=1 --", "\"; DROP TABLE records; --",
+    "*", "mni*", "NEAR(a b)", "a AND b", "a OR b", "NOT a", "-a", "^a", "a:b", "name:mnist", "(", ")", "{a}", "[a]",
+    "a\"b", "\u0000", "\ufffd", "\U0001f600", "é", "\u200b", "a" * 5000,
+])
+def test_hostile_search_text_is_only_text(store, make_op, commit, text):
+    commit(store, [
+        make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry(f"literal {text} inside")),
+        make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("plain dataset")),
+    ])
+    words = search_words(text)
+    found = names(store.search_entries(words).records)
+    listed = names(store.list_records(ENTRY_NSID, query=text).records)
+    if words:
+        assert "plain dataset" not in found or all(w in "plain dataset" for w in words)
+        assert f"literal {text} inside" in found or "\x00" in text
+    assert "plain dataset" not in listed or text.replace("\x00", "").casefold() in "plain dataset"
+
+
+def test_wildcards_do_not_match_anything_else(population):
+    assert names(population.search_entries(search_words("%")).records) == []
+    assert names(population.search_entries(search_words("_")).records) == []
+    assert names(population.list_records(ENTRY_NSID, query="%").records) == []
+    assert names(population.list_records(ENTRY_NSID, query="c_far").records) == []
+
+
+def test_case_is_folded_in_every_script(store, make_op, commit):
+    commit(store, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("ÄPFEL und Straße", description="ΣΟΦΊΑ"))])
+    for text in ("äpfel", "STRASSE", "straße", "σοφία"):
+        assert names(store.search_entries(search_words(text)).records) == ["ÄPFEL und Straße"], text
+    assert names(store.list_records(ENTRY_NSID, query="äpfel UND").records) == ["ÄPFEL und Straße"]
+
+
+def test_too_many_words():
+    with pytest.raises(ValueError):
+        search_words(" ".join(f"w{i}" for i in range(100)))
+    assert search_words("a a a A") == ["a"]
+
+
+def test_hostile_records_are_stored_and_searchable(store, make_op, commit):
+    hostile = [
+        entry(123, tags=[1, None, "ok"]),  # wrong types: kept, matched as nothing
+        {"$type": ENTRY_NSID},  # nothing but a type
+        entry("x" * 200_000, description="y" * 200_000),  # past every limit
+        entry("tags galore", tags=[f"t{i}" for i in range(5000)] + ["z" * 10_000]),
+        entry("nul\x00name", tags=["nul\x00tag"], description="\x00"),
+        entry("weird time", created="9999-99-99T99:99:99Z"),
+        entry("nested", metadata={"a": {"b": {"c": [[[[]]]]}}}),
+    ]
+    commit(store, [make_op(ENTRY_NSID, f"3k{i:011d}", record) for i, record in enumerate(hostile)])
+    assert len(every_page(lambda **kw: store.list_records(ENTRY_NSID, **kw), 3)) == len(hostile)
+    assert names(store.search_entries(search_words("galore")).records) == ["tags galore"]
+    assert names(store.search_entries([], tags=["t0"]).records) == ["tags galore"]
+    # At most 100 tags of a record are indexed (the lexicon allows 30): a flood of tags costs little.
+    assert names(store.search_entries([], tags=["t4999"]).records) == []
+    assert names(store.search_entries(search_words("nulname")).records) == ["nul\x00name"]
+    assert names(store.search_entries([], tags=["ok"]).records) == [123]
+
+
+def test_an_entry_is_found_by_the_name_of_its_schema_whenever_that_arrives(store, make_op, commit):
+    ref = f"at://{REPO}/{SCHEMA_NSID}/3kschemaaaa2a"  # a TID key: the name only comes with the schema record
+    commit(store, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("readings", schema_ref=ref))])
+    assert names(store.search_entries(search_words("org.example.weather")).records) == []
+    commit(store, [make_op(SCHEMA_NSID, "3kschemaaaa2a", schema(name="org.example.weather"))])
+    assert names(store.search_entries(search_words("weather")).records) == ["readings"]
+    commit(store, [make_op(SCHEMA_NSID, "3kschemaaaa2a", None)])
+    assert names(store.search_entries(search_words("weather")).records) == []
+
+
+def test_cursors_refuse_what_this_store_did_not_make():
+    from atdata_index_appview.store import PageKey
+
+    key = PageKey(sort_time="2025-01-01T00:00:00.000000Z", uri="at://x/y/z", score=3)
+    assert decode_cursor(encode_cursor(key), ranked=True) == key
+    listing = PageKey(sort_time="", uri="at://x/y/z")
+    assert decode_cursor(encode_cursor(listing), ranked=False) == listing
+    for bad in ("", "!!!", "a" * 20_000, "bnVsbA", "WzEsbnVsbF0", encode_cursor(key).upper()):
+        with pytest.raises(ValueError):
+            decode_cursor(bad, ranked=True)
+    with pytest.raises(ValueError):
+        decode_cursor(encode_cursor(key), ranked=False)
+    with pytest.raises(ValueError):
+        decode_cursor(encode_cursor(listing), ranked=True)
+    import base64
+
+    for body in ([1, -1, "", "u"], [1, True, "", "u"], [1, 2**40, "", "u"], [2, 0, "", "u"], [1, 0, 5, "u"], [1, 0, "", "\u0000"]):
+        text = base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+        with pytest.raises(ValueError):
+            decode_cursor(text, ranked=True)
