@@ -35,7 +35,9 @@ kind of failure::
     │   ├── NoLensPath               no chain of lenses connects two types
     │   ├── AmbiguousLens            two lenses for the same pair, and no preference given
     │   ├── LensLawViolation         a lens breaks GetPut or PutGet on some sample
-    │   └── LensExecutionRefused     an executor will not run a lens's code
+    │   ├── LensExecutionRefused     an executor will not run a lens's code (not installed, not trusted)
+    │   └── NoMigrationPath          no migration lenses lead from a dataset's schema version to the class's
+    │                                (also an IncompatibleSchema)
     └── SandboxError                 the local PDS sandbox could not be installed, started or stopped
 """
 
@@ -223,6 +225,14 @@ class LensLawViolation(LensError, AssertionError):
 
 class LensExecutionRefused(LensError):
     """A lens executor refused to run a lens's code (not installed, not trusted)."""
+
+
+class NoMigrationPath(IncompatibleSchema, NoLensPath):
+    """A dataset of one version of a schema was loaded as another, and no migration lens path connects them.
+
+    Both an :class:`IncompatibleSchema` (the class cannot read the samples) and
+    a :class:`NoLensPath`; the message names both versions.
+    """
 
 
 class SandboxError(AtdataError):
