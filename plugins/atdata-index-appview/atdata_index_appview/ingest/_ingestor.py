@@ -303,6 +303,9 @@ class Ingestor:
             except IdentityError as err:
                 self._count("bad_identity")
                 logger.warning("%s: #identity of %s: %s", source, event.did, err)
+            except NetworkPolicyError as err:
+                self._count("refused_host")
+                logger.warning("%s: #identity of %s: %s", source, event.did, err)
             except NetworkError as err:
                 self._count("identity_unavailable")
                 logger.warning("%s: #identity of %s could not be looked up: %s", source, event.did, err)
@@ -358,6 +361,8 @@ class Ingestor:
             known, fresh = self.identities.get(did)
         except IdentityError as err:
             raise _Rejected("bad_identity", str(err)) from None
+        except NetworkPolicyError as err:  # a did:web host the network policy refuses: for good
+            raise _Rejected("refused_host", str(err)) from None
         except NetworkError as err:
             raise _Unavailable(str(err)) from None
         if fresh and known.handle_checked:
