@@ -85,10 +85,19 @@ class Resolved:
     sample_type: type
     shards: list[ShardRef] = attrs.field(repr=False)
     warnings: tuple[Any, ...] = ()
+    #: When the class asked for stands for another version of the schema: the migration lens from
+    #: ``sample_type`` (the class the shards are read as) to it (atdata_core.lenses._migration).
+    migration: Any = None
 
 
-def resolve(ref: str, sample_type: type | None = None, *, index: IndexProvider | str | None = None) -> Resolved:
-    """Resolve a reference to its entry, schema, sample class and shard list (no shard is read)."""
+def resolve(
+    ref: str, sample_type: type | None = None, *, index: IndexProvider | str | None = None, lenses: Any = ()
+) -> Resolved:
+    """Resolve a reference to its entry, schema, sample class and shard list (no shard is read).
+
+    A ``sample_type`` of another version of the entry's schema gets the
+    migration lens to it (``Resolved.migration``; ``lenses`` are migration
+    lenses you pass, see :func:`load`)."""
     from atdata_core.index._select import newest_first
     from atdata_core.records import EntryRecord, read_record, to_record
 
@@ -128,12 +137,18 @@ def resolve(ref: str, sample_type: type | None = None, *, index: IndexProvider |
 
     schema_found = _get(provider, AtUri.parse(entry.schema_ref))
     schema_value = dict(schema_found.value)
-    from atdata_core.schema import check_compatible, sample_type_from_record
+    from atdata_core.schema import sample_type_from_record
 
+    migration = None
     if sample_type is None:
         sample_type = sample_type_from_record(schema_value)
     else:
-        check_compatible(sample_type, schema_value)
+        # check_compatible, or the migration lens from the dataset's schema version to the class's.
+        from atdata_core.lenses._migration import plan_migration
+
+        migration = plan_migration(provider, schema_found, sample_type, lenses=lenses)
+        if migration is not None:
+            sample_type = migration.source
 
     # A known member is re-serialised from its model (tolerated deviations smoothed out);
     # an unknown one goes to its plugin as it was read.
@@ -157,6 +172,7 @@ def resolve(ref: str, sample_type: type | None = None, *, index: IndexProvider |
         sample_type=sample_type,
         shards=shards,
         warnings=tuple(warnings),
+        migration=migration,
     )
 
 
@@ -167,6 +183,7 @@ def load(
     verify: bool = True,
     on_error: Any = "raise",
     index: IndexProvider | str | None = None,
+    lenses: Any = (),
 ) -> Any:
     """A published dataset as a typed :class:`~atdata_core.Dataset`.
 
@@ -181,12 +198,20 @@ def load(
     kind nobody installed raises :class:`~atdata_core.errors.MissingImplementation`
     naming the distribution to install.
 
+    A class of another version of the dataset's schema (generated code names
+    its version in ``__atdata_schema__``) gets the samples through the
+    migration lenses between the versions (DESIGN D5): yours in ``lenses``
+    (Lens objects or lens records' ``at://`` URIs, run as passed explicitly),
+    then ones registered locally, then ones published by the schema's
+    repository or DIDs you trust, each run only if the lens executor's trust
+    policy allows it. No path raises :class:`~atdata_core.errors.NoMigrationPath`.
+
     >>> ds = atdata_core.load("@alice.example.com/mnist")          # doctest: +SKIP
     >>> len(ds), next(iter(ds)).label                               # doctest: +SKIP
     """
     from atdata_core.dataset import Dataset
 
-    resolved = resolve(ref, sample_type, index=index)
+    resolved = resolve(ref, sample_type, index=index, lenses=lenses)
     size = resolved.entry.size
     if verify:
         unverifiable = [shard.url for shard in resolved.shards if not shard.sha256]
@@ -204,33 +229,31 @@ def load(
         num_bytes=size.bytes if size is not None else None,
         origin=resolved.entry_uri,
     )
+    if resolved.migration is not None:
+        from atdata_core.lenses import LensGraph
+
+        dataset = dataset.as_type(resolved.migration.view, graph=LensGraph([resolved.migration]))
     _remember(resolved)
     return dataset
 
 
 def load_lens(ref: str, *, index: IndexProvider | str | None = None, executor: Any = None, source_type: Any = None,
-              view_type: Any = None) -> Any:
+              view_type: Any = None, trust: bool = False) -> Any:
     """A published lens record (``at://`` URI) as a :class:`~atdata_core.lenses.Lens`.
 
-    The code it references runs only if a lens executor agrees to run it (the
-    built-in one: installed Python code matching the pinned commit, DESIGN D3);
-    otherwise :class:`~atdata_core.errors.LensExecutionRefused` says why.
+    The code it references runs only if a lens executor agrees to run it
+    (the built-in one: installed Python code matching the pinned commit, and
+    trusted: its author in ``[lens] trusted_dids``, its commit pinned, a
+    ``lensVerification`` by a DID you trust covering it, or ``trust=True``,
+    you passing this lens explicitly; DESIGN D3); otherwise
+    :class:`~atdata_core.errors.LensExecutionRefused` says why, and nothing of
+    it was imported.
     """
-    from atdata_core.plugins import lens_executor
-    from atdata_core.records import LensRecord, read_record
+    from atdata_core.lenses._published import load_published_lens
 
-    provider = index_for(index)
-    uri = AtUri.parse(ref)
-    did = provider.resolve_repo(uri.authority)
-    found = provider.get_record(str(uri.with_authority(did)))
-    _, warnings = read_record(dict(found.value), LensRecord)
-    warn_deviations(found, warnings)
-    value = dict(found.value)
-    if executor is None:
-        getter = value.get("getterCode")
-        language = (getter.get("language") if isinstance(getter, Mapping) else None) or "python"
-        executor = lens_executor(language=str(language))
-    return executor.load_lens(value, source_type=source_type, view_type=view_type, author=did)
+    return load_published_lens(
+        index_for(index), ref, executor=executor, trust=trust, source_type=source_type, view_type=view_type
+    )
 
 
 # --------------------------------------------------------------------------- internals

@@ -49,6 +49,7 @@ import attrs
 from atdata_core._nsids import ENTRY_NSID as ENTRY
 from atdata_core._nsids import LABEL_NSID as LABEL
 from atdata_core._nsids import LENS_NSID as LENS
+from atdata_core._nsids import LENS_VERIFICATION_NSID as LENS_VERIFICATION
 from atdata_core._nsids import SCHEMA_NSID as SCHEMA
 from atdata_core.errors import IncompatibleSchema, RecordNotFound, ValidationError, XrpcError
 
@@ -58,9 +59,12 @@ __all__ = [
     "ENTRY",
     "LENS",
     "LABEL",
+    "LENS_VERIFICATION",
+    "VERIFICATION_METHODS",
     "publish_dataset",
     "publish_label",
     "publish_lens",
+    "publish_lens_verification",
     "publish_schema",
     "publish_storage",
     "publishing_backends",
@@ -585,6 +589,110 @@ def publish_lens(
         )
     )
     return _published(client.create_record(LENS, record), record)
+
+
+#: Verification methods the lexicon knows (``science.alt.dataset.verificationMethod``); others are allowed.
+VERIFICATION_METHODS = ("automatedTest", "codeReview", "formalProof", "signedHash")
+
+
+def publish_lens_verification(
+    client: Any,
+    lens: Any,
+    *,
+    samples: Iterable[Any] | None = None,
+    views: Iterable[Any] | None = None,
+    method: str = "automatedTest",
+    description: str | None = None,
+    index: Any = None,
+    executor: Any = None,
+    eq: Any = None,
+) -> Published:
+    """Vouch for a lens: a ``lensVerification`` in your repository covering this version of it and its code.
+
+    ``lens`` is the lens record's ``at://`` URI (or its :class:`Published`).
+    With ``method="automatedTest"`` the lens is loaded (you pass it
+    explicitly, so its installed code runs) and the lens laws, GetPut and
+    PutGet, are checked on ``samples`` (and ``views``, see
+    :func:`~atdata_core.lenses.check_lens_laws`); a violation raises
+    :class:`~atdata_core.errors.LensLawViolation` and nothing is published.
+    Samples of another class with the same fields (a dataset loaded without
+    a class) are turned into the lens's source class first. Other methods
+    (``"codeReview"``, ``"formalProof"``, ``"signedHash"``) record your word
+    without running anything.
+
+    Either way the record holds the lens record's CID as ``lensCommit`` (the
+    version of the record you verified: a later edit is not covered) and, as
+    ``codeHash``, the sha256 of the getter and putter source installed here,
+    read from the files (:func:`~atdata_core.executors.lens_code_hash`).
+    Whoever trusts your DID (``[lens] trusted_dids``) then runs this lens when
+    their installed code hashes the same.
+    """
+    from atdata_core._loading import index_for
+    from atdata_core.errors import LensError
+    from atdata_core.lenses import check_lens_laws
+    from atdata_core.lenses._migration import retype
+    from atdata_core.lenses._published import call_supported, published_lens
+    from atdata_core.records import LensVerificationRecord, ShardChecksum, write_record
+
+    if not isinstance(method, str) or not method:
+        raise ValidationError(f"a verification method is a name such as {VERIFICATION_METHODS}, got {method!r}",
+                              path="$.verificationMethod", rule="type", nsid=LENS_VERIFICATION)
+    uri = lens.uri if isinstance(lens, Published) else lens
+    provider = index_for(index)
+    found = published_lens(provider, str(uri), verifiers=())
+    value = dict(found.value)
+    if executor is None:
+        from atdata_core.plugins import lens_executor
+
+        executor = lens_executor(language=found.language)
+    hasher = getattr(executor, "code_hash", None)
+    if not callable(hasher):
+        raise LensError(
+            f"the lens executor {executor!r} cannot hash the installed code of {found.uri}, so no verification of "
+            "its code can be recorded"
+        )
+    digest = hasher(value)
+    lens_commit = found.cid or _single_commit(value)
+    if not lens_commit:
+        raise LensError(
+            f"{found.uri}: neither the record's CID nor one commit for its getter and putter is known, so the "
+            "verification could not say which version of the lens it covers"
+        )
+
+    if method == "automatedTest":
+        sample_list = list(samples or [])
+        if not sample_list:
+            raise LensError("an automatedTest verification checks the lens laws on samples: pass samples=")
+        loaded = call_supported(
+            executor.load_lens, value, author=found.author, uri=found.uri, cid=found.cid, explicit=True
+        )
+        typed = [retype(sample, loaded.source) for sample in sample_list]
+        typed_views = None if views is None else [retype(view, loaded.view) for view in views]
+        report = check_lens_laws(loaded, typed, typed_views, eq=eq)
+        text = description or (
+            f"automatedTest by atdata-core: {report}. codeHash: sha256 of the getter and putter source"
+        )
+    else:
+        text = description or f"{method}; codeHash: sha256 of the getter and putter source"
+    record = write_record(
+        LensVerificationRecord(
+            lens=found.uri,
+            lens_commit=lens_commit,
+            verification_method=method,
+            code_hash=ShardChecksum("sha256", digest),
+            description=text[:1000],
+        )
+    )
+    _own_did(client)
+    return _published(client.create_record(LENS_VERIFICATION, record), record)
+
+
+def _single_commit(lens_record: Mapping[str, Any]) -> str | None:
+    commits = {
+        code.get("commit") for code in (lens_record.get("getterCode"), lens_record.get("putterCode"))
+        if isinstance(code, Mapping)
+    }
+    return next(iter(commits)) if len(commits) == 1 and all(isinstance(c, str) and c for c in commits) else None
 
 
 def publish_label(

@@ -43,7 +43,7 @@ def plain_install(tmp_path, monkeypatch):
 
 def test_loads_a_lens_record_whose_code_is_installed_at_the_pinned_commit(lens_repo):
     module = lens_repo.module()
-    loaded = PythonLensExecutor().load_lens(lens_repo.record(), source_type=module.Meters, view_type=module.Feet)
+    loaded = PythonLensExecutor().load_lens(lens_repo.record(), source_type=module.Meters, view_type=module.Feet, explicit=True)
     assert isinstance(loaded, Lens)
     assert (loaded.source, loaded.view, loaded.name) == (module.Meters, module.Feet, "meters_to_feet")
     assert loaded.get(module.Meters(1.0)).value == pytest.approx(3.28084)
@@ -54,7 +54,7 @@ def test_loads_a_lens_record_whose_code_is_installed_at_the_pinned_commit(lens_r
 
 def test_loaded_lens_takes_its_types_from_the_installed_lens_when_not_given(lens_repo):
     module = lens_repo.module()
-    loaded = PythonLensExecutor().load_lens(lens_repo.record())
+    loaded = PythonLensExecutor().load_lens(lens_repo.record(), explicit=True)
     assert (loaded.source, loaded.view) == (module.Meters, module.Feet)
     graph = LensGraph([loaded])
     assert graph.find_lens(module.Meters, module.Feet) is loaded
@@ -65,28 +65,28 @@ def test_a_later_commit_that_leaves_the_file_alone_still_matches(lens_repo):
     (lens_repo.root / "README.md").write_text("more\n")
     git(lens_repo.root, "add", "README.md")
     git(lens_repo.root, "commit", "-q", "-m", "docs")
-    loaded = PythonLensExecutor().load_lens(lens_repo.record(commit=first))
+    loaded = PythonLensExecutor().load_lens(lens_repo.record(commit=first), explicit=True)
     assert loaded.get(lens_repo.module().Meters(2.0)).value == pytest.approx(6.56168)
 
 
 def test_an_abbreviated_commit_is_accepted(lens_repo):
-    loaded = PythonLensExecutor().load_lens(lens_repo.record(commit=lens_repo.commit[:10]))
+    loaded = PythonLensExecutor().load_lens(lens_repo.record(commit=lens_repo.commit[:10]), explicit=True)
     assert "identical to commit" in loaded.provenance[0]
 
 
 def test_a_single_reference_loads_the_named_function(lens_repo):
     executor = PythonLensExecutor()
-    double = executor.load(lens_repo.ref("double"))
+    double = executor.load(lens_repo.ref("double"), explicit=True)
     assert double(21) == 42
     module = lens_repo.module()
     # a name bound to a @lens object: the getter, or the putter when the name is the putter's
-    assert executor.load(lens_repo.ref("to_feet")) is module.to_feet.getter
-    assert executor.load(lens_repo.ref("to_feet_put")) is module.to_feet.putter_function
+    assert executor.load(lens_repo.ref("to_feet"), explicit=True) is module.to_feet.getter
+    assert executor.load(lens_repo.ref("to_feet_put"), explicit=True) is module.to_feet.putter_function
 
 
 def test_dotted_module_form_of_other_clients_is_read(lens_repo):
     ref = dict(lens_repo.ref("double"), path=f"{lens_repo.package}.lenses:double")
-    assert PythonLensExecutor().load(ref)(4) == 8
+    assert PythonLensExecutor().load(ref, explicit=True)(4) == 8
 
 
 def test_src_layout_paths_find_the_module_by_its_file(tmp_path, monkeypatch):
@@ -99,7 +99,7 @@ def test_src_layout_paths_find_the_module_by_its_file(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(repo.root))
     try:
         ref = {"repository": ORIGIN, "commit": commit, "path": f"src/{repo.package}/lenses.py:double"}
-        assert PythonLensExecutor().load(ref)(5) == 10
+        assert PythonLensExecutor().load(ref, explicit=True)(5) == 10
     finally:
         forget_modules(repo.package)
 
@@ -120,7 +120,7 @@ def test_loads_the_example_lens_of_this_repository_at_its_last_commit(tmp_path, 
         "putterCode": {"repository": ORIGIN, "commit": commit, "path": f"{relpath}:red_channel_put"},
     }
     loaded = PythonLensExecutor().load_lens(
-        record, source_type=lens_example.RGBImage, view_type=lens_example.RedChannel
+        record, source_type=lens_example.RGBImage, view_type=lens_example.RedChannel, explicit=True,
     )
     rng = np.random.default_rng(1)
     images = [lens_example.RGBImage(rng.integers(0, 255, (3, 3, 3), dtype=np.uint8), f"img{i}") for i in range(3)]
@@ -130,7 +130,7 @@ def test_loads_the_example_lens_of_this_repository_at_its_last_commit(tmp_path, 
         "getterCode": {"repository": ORIGIN, "commit": commit, "path": f"{relpath}:label_of"},
         "putterCode": {"repository": ORIGIN, "commit": commit, "path": f"{relpath}:label_put"},
     }
-    label = PythonLensExecutor().load_lens(plain, source_type=lens_example.RGBImage, view_type=str)
+    label = PythonLensExecutor().load_lens(plain, source_type=lens_example.RGBImage, view_type=str, explicit=True)
     assert label.get(images[0]) == "img0"
 
 
@@ -214,13 +214,13 @@ def test_refuses_a_function_the_installed_module_does_not_have(lens_repo):
 
 def test_refuses_a_function_defined_in_another_file(lens_repo):
     with pytest.raises(LensExecutionRefused) as caught:
-        PythonLensExecutor().load(lens_repo.ref("borrowed"))
+        PythonLensExecutor().load(lens_repo.ref("borrowed"), explicit=True)
     assert "defined in" in str(caught.value) and "helpers.py" in str(caught.value)
 
 
 def test_refuses_a_name_that_is_not_a_function(lens_repo):
     with pytest.raises(LensExecutionRefused, match="is a type, not a function"):
-        PythonLensExecutor().load(lens_repo.ref("Meters"))
+        PythonLensExecutor().load(lens_repo.ref("Meters"), explicit=True)
 
 
 def test_refuses_a_file_changed_since_the_pinned_commit(lens_repo):
@@ -273,8 +273,8 @@ def test_a_record_level_language_is_honoured(lens_repo):
 
 def test_unverifiable_install_runs_by_default_and_is_refused_when_verification_is_required(plain_install):
     ref = plain_install.ref("double", commit="c" * 40)
-    assert PythonLensExecutor().load(ref)(3) == 6
-    loaded = PythonLensExecutor().load_lens(plain_install.record(commit="c" * 40))
+    assert PythonLensExecutor().load(ref, explicit=True)(3) == 6
+    loaded = PythonLensExecutor().load_lens(plain_install.record(commit="c" * 40), explicit=True)
     assert "not verifiable" in loaded.provenance[0]
     with pytest.raises(LensExecutionRefused, match="require_verified_commit is true"):
         PythonLensExecutor(PythonExecutorSettings(require_verified_commit=True)).load(ref)
@@ -285,8 +285,12 @@ def test_unverifiable_install_runs_by_default_and_is_refused_when_verification_i
 
 class TestPythonLensExecutorConformance(LensExecutorConformance):
     @pytest.fixture
-    def lens_executor(self):
-        return PythonLensExecutor()
+    def lens_executor(self, trusted_author):
+        return PythonLensExecutor(PythonExecutorSettings(trusted_dids={trusted_author}))
+
+    @pytest.fixture
+    def trusted_author(self):
+        return "did:plc:conformance-trusted"
 
     @pytest.fixture
     def runnable_code(self, lens_repo):
@@ -323,7 +327,7 @@ def test_the_executor_is_built_by_the_registry_from_its_descriptor(lens_repo):
     with plugin_registered(ExecutorPlugin(), name="python-executor-test"):
         executor = lens_executor("python-under-test")
     assert isinstance(executor, PythonLensExecutor) and executor.require_verified_commit
-    assert executor.load(lens_repo.ref("double"))(2) == 4
+    assert executor.load(lens_repo.ref("double"), explicit=True)(2) == 4
     with pytest.raises(LensExecutionRefused, match="pins no commit and \\[lens\\] require_verified_commit is true"):
         executor.load(lens_repo.ref("double", commit=None) | {"commit": ""})
 
@@ -333,7 +337,7 @@ def test_the_builtin_plugin_provides_it_for_python_code(lens_repo):
 
     executor = lens_executor(language="python")
     assert isinstance(executor, PythonLensExecutor)
-    assert executor.load_lens(lens_repo.record()).get(lens_repo.module().Meters(1.0)).value == pytest.approx(3.28084)
+    assert executor.load_lens(lens_repo.record(), explicit=True).get(lens_repo.module().Meters(1.0)).value == pytest.approx(3.28084)
 
 
 # ---------------------------------------------------------------------- deciding before importing
@@ -372,7 +376,7 @@ def test_a_vcs_install_is_verified_by_the_distribution_that_installed_the_file(t
     monkeypatch.syspath_prepend(str(repo.root))
     strict = PythonExecutorSettings(require_verified_commit=True)
     try:
-        loaded = PythonLensExecutor(strict).load_lens(repo.record(commit=commit))
+        loaded = PythonLensExecutor(strict).load_lens(repo.record(commit=commit), explicit=True)
         assert f"installed from {ORIGIN} at commit {commit[:12]}" in loaded.provenance[0]
         with pytest.raises(LensExecutionRefused, match=f"at commit {commit[:12]}, not eeeeeeeeeeee"):
             PythonLensExecutor(strict).load(repo.ref("double", commit="e" * 40))

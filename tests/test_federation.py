@@ -157,7 +157,7 @@ def test_bob_loads_by_handle_and_name_with_his_own_class(published, bob):
 
 
 def test_bob_applies_alices_lens(published, bob):
-    lens = load_lens(published["lens"].uri)
+    lens = load_lens(published["lens"].uri, trust=True)  # bob passes it explicitly: he trusts no one yet
     assert lens.source is RGBImage and lens.view is RedChannel
     # through the lens graph, on his own class
     red = list(atdata_core.load(published["entry"].uri, RGBImage).as_type(RedChannel, graph=LensGraph([lens])))

@@ -138,7 +138,7 @@ def test_an_installed_package_is_not_imported_for_a_reference_it_cannot_satisfy(
         )
     assert [m for m in markers if m.exists()] == [] and top not in sys.modules
     # the same reference, allowed: now (and only now) the package runs
-    assert PythonLensExecutor().load(reference(f"{top}/inner/lenses.py:get"))(7) == 7
+    assert PythonLensExecutor().load(reference(f"{top}/inner/lenses.py:get"), explicit=True)(7) == 7
     assert all(m.exists() for m in markers)
 
 
@@ -193,7 +193,7 @@ def test_the_working_directory_is_a_code_source_only_when_the_user_opts_in(tmp_p
     finally:
         reset_plugins()
     assert executor.settings.allow_working_directory
-    assert executor.load(reference(f"{name}.py:get"))("x") == "x"
+    assert executor.load(reference(f"{name}.py:get"), explicit=True)("x") == "x"
     assert marker.exists()
 
 
@@ -654,7 +654,7 @@ def test_a_reference_cannot_reach_past_the_function_its_file_defines(tmp_path, m
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(LensExecutionRefused, match="dunder|not a function|defined in"):
-        PythonLensExecutor().load(reference(f"{name}.py:{function}"))
+        PythonLensExecutor().load(reference(f"{name}.py:{function}"), explicit=True)  # even when you ask
 
 
 def test_preview_and_inspect_escape_keys_and_values_of_a_strangers_shard(tmp_path):

@@ -63,10 +63,10 @@ def test_published_references_load_back_through_the_executor(lens_repo):
     )
     record = to_record(record_object)
     assert record["getterCode"]["path"] == f"{lens_repo.package}/lenses.py:to_feet"
-    loaded = PythonLensExecutor().load_lens(record, source_type=module.Meters, view_type=module.Feet)
+    loaded = PythonLensExecutor().load_lens(record, source_type=module.Meters, view_type=module.Feet, explicit=True)
     assert loaded.get(module.Meters(10.0)).value == pytest.approx(32.8084)
     assert loaded.put(module.Feet(32.8084), module.Meters(0.0)).value == pytest.approx(10.0)
-    assert PythonLensExecutor().load(record["getterCode"]) is module.to_feet.getter
+    assert PythonLensExecutor().load(record["getterCode"], explicit=True) is module.to_feet.getter
 
 
 @needs_git

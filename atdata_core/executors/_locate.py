@@ -34,6 +34,7 @@ import ast
 import importlib.machinery
 import inspect
 import os
+import re
 import sys
 import sysconfig
 from collections.abc import Callable, Iterable
@@ -47,6 +48,7 @@ from atdata_core.lenses._code import CodePath
 
 __all__ = [
     "Bindings",
+    "function_source",
     "Located",
     "locate_module",
     "pick_function",
@@ -373,6 +375,42 @@ def read_bindings(file: Path) -> Bindings:
 
     visit(tree.body)
     return Bindings(frozenset(names), tuple(sorted(set(functions))))
+
+
+def function_source(file: Path, function: str, role: str) -> str | None:
+    """The source of the function a code path names, as written in ``file``, read without importing it.
+
+    ``function`` is the path's function part (``to_gray``, or ``Class.method``).
+    The definition runs from its first decorator to its last line, dedented,
+    with ``\n`` line ends. When one name has two definitions (a ``@lens``
+    getter and a ``.putter`` of the same name), ``role`` picks the first
+    (``"get"``) or the last (``"put"``). None when no ``def`` of that name is
+    at module level (or in the named class): a name bound otherwise has no
+    source of its own to hash.
+    """
+    import textwrap
+
+    try:
+        data = file.read_bytes()
+        tree = ast.parse(data, filename=str(file))
+        text = data.decode("utf-8")
+    except (OSError, SyntaxError, ValueError):
+        return None
+    scope: list[ast.stmt] = tree.body
+    *owners, name = function.split(".")
+    for owner in owners:
+        classes = [node for node in scope if isinstance(node, ast.ClassDef) and node.name == owner]
+        if not classes:
+            return None
+        scope = classes[-1].body
+    defs = [node for node in scope if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name]
+    if not defs:
+        return None
+    node = defs[-1] if role == "put" else defs[0]
+    first = min([node.lineno, *(decorator.lineno for decorator in node.decorator_list)])
+    # Python's own line ends only (str.splitlines also splits at form feeds and U+2028, which ast does not count).
+    lines = re.split(r"\r\n|\r|\n", text)[first - 1 : node.end_lineno]
+    return textwrap.dedent("\n".join(lines)) + "\n"
 
 
 def _target_names(target: ast.expr) -> set[str]:

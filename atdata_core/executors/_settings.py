@@ -3,8 +3,8 @@
 ::
 
     [lens]
-    trusted_dids = ["did:plc:abc..."]            # authors whose remote code may ever be fetched
-    pinned_commits = ["https://github.com/me/lenses@3f2a9c1d"]   # commits you reviewed
+    trusted_dids = ["did:plc:abc..."]            # authors and verifiers whose lenses may run
+    pinned_commits = ["https://github.com/me/lenses@3f2a9c1d..."]   # commits you reviewed
     require_verified_commit = true               # refuse installed code whose commit cannot be checked
     allow_working_directory = false              # never run lens code found in the folder you are in
 
@@ -47,11 +47,13 @@ def _check_pins(instance: Any, attribute: attrs.Attribute, value: frozenset[str]
 class PythonExecutorSettings:
     """What the built-in Python lens executor may run.
 
-    ``trusted_dids``: DIDs of record authors whose remote code you would run.
-    ``pinned_commits``: ``"<repository>@<commit>"`` strings (or bare commits)
-    you reviewed. Remote code needs both a trusted author and a pinned commit,
-    and fetching it is not implemented yet, so today they only shape the
-    refusal message. ``require_verified_commit``: refuse installed code whose
+    ``trusted_dids``: DIDs whose lenses may run: lens records they wrote, and
+    lenses their ``lensVerification`` records vouch for (code hash and lens
+    version). ``pinned_commits``: ``"<repository>@<commit>"`` strings (or bare
+    commits, in full) you reviewed; installed code at such a commit may run.
+    Installed code needs one of these (or the lens passed explicitly); remote
+    code, when fetching it exists, will need both a trusted author and a
+    pinned commit. ``require_verified_commit``: refuse installed code whose
     commit cannot be checked (not a git checkout, not a VCS install) instead
     of running it with an "unverified" provenance note.
     ``allow_working_directory``: let lens code be found in the current working

@@ -32,6 +32,12 @@ class LensExecutorConformance:
         ``(lens_record, source, expected_view)``: a lens record whose getter
         maps ``source`` to ``expected_view``. Defaults to a record whose
         ``getterCode`` is ``runnable_code`` (which must then take one argument).
+    ``trusted_author`` (optional)
+        A DID the ``lens_executor``'s trust policy trusts: code it published
+        runs without being passed explicitly. Without it, that check is skipped.
+
+    Runnable code runs when passed explicitly (``explicit=True``); the same
+    code published by an author nobody trusts is refused (DESIGN D3).
 
     Class attribute: ``language`` (default ``"python"``), a language it runs.
     """
@@ -59,23 +65,42 @@ class LensExecutorConformance:
 
     # ------------------------------------------------------------------ load(code)
 
-    def test_runs_a_runnable_reference(self, lens_executor, runnable_code):
+    @pytest.fixture
+    def trusted_author(self) -> str | None:
+        return None
+
+    def test_runs_a_runnable_reference_passed_explicitly(self, lens_executor, runnable_code):
         code, args, expected = runnable_code
-        function = lens_executor.load(code)
+        function = lens_executor.load(code, explicit=True)
         assert callable(function)
         assert function(*args) == expected
 
     def test_load_takes_the_author(self, lens_executor, runnable_code):
         code, args, expected = runnable_code
-        assert lens_executor.load(dict(code), author=None)(*args) == expected
+        assert lens_executor.load(dict(code), author=None, explicit=True)(*args) == expected
+
+    def test_refuses_runnable_code_of_an_untrusted_author(self, lens_executor, runnable_code):
+        code, _, _ = runnable_code
+        with pytest.raises(LensExecutionRefused) as caught:
+            lens_executor.load(dict(code), author="did:plc:conformance-untrusted")
+        assert code["path"] in str(caught.value)
+        with pytest.raises(LensExecutionRefused):
+            lens_executor.load(dict(code))  # no author known, not passed explicitly
+
+    def test_runs_code_of_a_trusted_author(self, lens_executor, runnable_code, trusted_author):
+        if trusted_author is None:
+            pytest.skip("no trusted_author fixture: the executor under test trusts no DID")
+        code, args, expected = runnable_code
+        assert lens_executor.load(dict(code), author=trusted_author)(*args) == expected
 
     def test_loading_twice_gives_the_same_behaviour(self, lens_executor, runnable_code):
         code, args, expected = runnable_code
-        assert lens_executor.load(dict(code))(*args) == lens_executor.load(dict(code))(*args) == expected
+        first = lens_executor.load(dict(code), explicit=True)
+        assert first(*args) == lens_executor.load(dict(code), explicit=True)(*args) == expected
 
     def test_refuses_and_names_the_reference(self, lens_executor, refused_code):
         with pytest.raises(LensExecutionRefused) as caught:
-            lens_executor.load(refused_code)
+            lens_executor.load(refused_code, explicit=True)
         assert refused_code["path"] in str(caught.value)
 
     @pytest.mark.parametrize(
@@ -89,40 +114,45 @@ class LensExecutorConformance:
     )
     def test_refuses_malformed_references(self, lens_executor, runnable_code, broken):
         with pytest.raises(LensExecutionRefused):
-            lens_executor.load(broken)
+            lens_executor.load(broken, explicit=True)
 
     def test_refuses_another_language(self, lens_executor, runnable_code):
         code = dict(runnable_code[0], language="cobol-conformance-check")
         with pytest.raises(LensExecutionRefused):
-            lens_executor.load(code)
+            lens_executor.load(code, explicit=True)
 
     # ------------------------------------------------------------------ load_lens(record)
 
     def test_load_lens_gives_a_lens_between_the_types_asked_for(self, lens_executor, runnable_lens):
         record, source, expected = runnable_lens
         loaded = lens_executor.load_lens(
-            record, source_type=type(source), view_type=type(expected), author="did:plc:conformance"
+            record, source_type=type(source), view_type=type(expected), author="did:plc:conformance", explicit=True
         )
         assert isinstance(loaded, _lens_class())
         assert (loaded.source, loaded.view) == (type(source), type(expected))
         assert loaded.get(source) == expected
         assert loaded(source) == expected
 
+    def test_load_lens_refuses_a_record_of_an_untrusted_author(self, lens_executor, runnable_lens):
+        record, source, expected = runnable_lens
+        with pytest.raises(LensExecutionRefused):
+            lens_executor.load_lens(record, author="did:plc:conformance-untrusted", verifications=())
+
     def test_load_lens_refuses_a_record_whose_getter_is_refused(self, lens_executor, runnable_lens, refused_code):
         record = dict(runnable_lens[0], getterCode=refused_code)
         with pytest.raises(LensExecutionRefused) as caught:
-            lens_executor.load_lens(record)
+            lens_executor.load_lens(record, explicit=True)
         assert refused_code["path"] in str(caught.value)
 
     def test_load_lens_refuses_a_record_whose_putter_is_refused(self, lens_executor, runnable_lens, refused_code):
         record = dict(runnable_lens[0], putterCode=refused_code)
         with pytest.raises(LensExecutionRefused) as caught:
-            lens_executor.load_lens(record)
+            lens_executor.load_lens(record, explicit=True)
         assert refused_code["path"] in str(caught.value)
 
     def test_load_lens_refuses_a_record_without_a_getter(self, lens_executor):
         with pytest.raises(LensExecutionRefused):
-            lens_executor.load_lens({"name": "no_getter"})
+            lens_executor.load_lens({"name": "no_getter"}, explicit=True)
 
     def test_load_lens_honours_the_record_language(self, lens_executor, runnable_lens):
         record = dict(runnable_lens[0], language="cobol-conformance-check")
@@ -130,4 +160,4 @@ class LensExecutorConformance:
         if "putterCode" in record:
             record["putterCode"] = {k: v for k, v in record["putterCode"].items() if k != "language"}
         with pytest.raises(LensExecutionRefused):
-            lens_executor.load_lens(record)
+            lens_executor.load_lens(record, explicit=True)
