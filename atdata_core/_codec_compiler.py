@@ -20,12 +20,21 @@ converts what the wire format allows and raises
 
 Maps built in Python (``Sample.from_map(...)``) may also hold numpy scalars,
 which convert to the field's type by the same rules.
+
+The decoder itself is generated Python source (one assignment and one type
+test per field, the object filled without going through ``__init__``):
+the checks are the same as the general loop's, which still runs whenever
+the generated one meets anything it does not expect, so that every error
+message comes from one place. A member's bytes are unpacked and decoded in
+one call (:meth:`SampleCodec.from_member`), and members that share a layout
+decode a batch at a time into columns (:class:`ColumnBatch`).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
+import msgpack
 import numpy as np
 
 from ._dict_sample import DictSample
@@ -42,10 +51,10 @@ from ._fields import (
     is_packable,
     sample_fields,
 )
-from .codec import decode_ndarray, encode_ndarray, pack_map, unpack_map
+from .codec import LARGE_MEMBER, NPY_MAGIC, decode_ndarray, encode_ndarray, pack_map, unpack_map, unpack_member
 from .errors import SampleDecodeError, SampleTypeError
 
-__all__ = ["SampleCodec", "codec_of", "sample_codec", "decoder_for"]
+__all__ = ["ColumnBatch", "SampleCodec", "codec_of", "sample_codec", "decoder_for", "member_decoder"]
 
 _CODEC_ATTR = "__atdata_codec__"
 
@@ -223,9 +232,18 @@ _SCALAR_CONVERTERS: dict[type, Callable[[Any], Any]] = {
 
 
 class SampleCodec:
-    """The compiled encoder/decoder of one sample class (built once, on first use)."""
+    """The compiled encoder/decoder of one sample class (built once, on first use).
 
-    __slots__ = ("cls", "fields", "_enc", "_dec", "_required", "_defaults", "_slots")
+    ``from_map(data)`` builds a sample from a decoded map; ``from_member(data)``
+    from a member's msgpack bytes (see :func:`~atdata_core.codec.unpack_member`).
+    Both raise :class:`SampleDecodeError` naming the field for a value the
+    field does not take.
+    """
+
+    __slots__ = (
+        "cls", "fields", "_enc", "_dec", "_required", "_defaults", "_slots", "_views", "from_map", "from_member",
+        "batchable",
+    )
 
     def __init__(self, cls: type, fields: tuple[Field, ...]):
         self.cls = cls
@@ -239,6 +257,11 @@ class SampleCodec:
             if not f.required:
                 self._defaults[f.name] = f.default
         self._slots = not hasattr(cls, "__dict__") or "__slots__" in cls.__dict__
+        # fields whose binary values may stay views of a large member: arrays, which are views anyway
+        self._views = frozenset(f.name for f in fields if _is_array(f.type))
+        # a batch decodes into columns when every sample is its fields and nothing more
+        self.batchable = getattr(cls, "__post_init__", None) is None
+        self.from_map, self.from_member = _compile(self)
 
     def to_map(self, obj: Any) -> dict[str, Any]:
         out = {}
@@ -250,7 +273,8 @@ class SampleCodec:
     def to_bytes(self, obj: Any) -> bytes:
         return pack_map(self.to_map(obj))
 
-    def from_map(self, data: dict[str, Any]) -> Any:
+    def from_map_checked(self, data: dict[str, Any]) -> Any:
+        """``from_map`` as a plain loop over the fields: where defaults and errors are handled."""
         if not isinstance(data, dict):
             raise SampleDecodeError(f"{self.cls.__name__}: expected a map, found {type(data).__name__}")
         values = {}
@@ -288,7 +312,227 @@ class SampleCodec:
         return obj
 
     def from_bytes(self, data: bytes) -> Any:
-        return self.from_map(unpack_map(data))
+        return self.from_member(data)
+
+    def columns(self) -> "ColumnBatch":
+        """An empty :class:`ColumnBatch` for samples of this class."""
+        return ColumnBatch(self)
+
+
+def _is_array(ft: FieldType) -> bool:
+    return isinstance(ft, Array) or (isinstance(ft, Optional) and isinstance(ft.inner, Array))
+
+
+def _compile(codec: SampleCodec) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """``(from_map, from_member)`` of a codec as generated functions.
+
+    Each field is one lookup and, unless the value has exactly the type the
+    field usually holds, one call to its converter. Anything unexpected (a
+    missing field, a value the converter refuses, not a map at all) hands the
+    map to :meth:`SampleCodec.from_map_checked`, which applies defaults or
+    raises the error naming the field.
+    """
+    cls = codec.cls
+    env: dict[str, Any] = {
+        "_cls": cls,
+        "_make": cls.__new__,
+        "_checked": codec.from_map_checked,
+        "_unpackb": msgpack.unpackb,
+        "_unpack_map": unpack_map,
+        "_unpack_member": unpack_member,
+        "_LARGE": LARGE_MEMBER,
+        "_views": codec._views,
+        "_setattr": object.__setattr__,
+        "dict": dict,
+        "type": type,
+        "len": len,
+    }
+    fields = []
+    for i, (name, kind, dec) in enumerate(codec._dec):
+        env[f"_k{i}"] = kind
+        env[f"_d{i}"] = dec
+        fields.append(f"        v{i} = data[{name!r}]")
+        if dec is not None:
+            if kind is None:
+                fields.append(f"        v{i} = _d{i}(v{i})")
+            else:
+                fields.append(f"        if type(v{i}) is not _k{i}:\n            v{i} = _d{i}(v{i})")
+    if codec._slots:
+        build = [f"    _setattr(obj, {name!r}, v{i})" for i, (name, _, _) in enumerate(codec._dec)]
+    else:
+        items = ", ".join(f"{name!r}: v{i}" for i, (name, _, _) in enumerate(codec._dec))
+        build = [f"    obj.__dict__.update({{{items}}})"] if items else []
+    post = ["    obj.__post_init__()"] if getattr(cls, "__post_init__", None) is not None else []
+    decode = [
+        "    if type(data) is not dict:",
+        "        return _checked(data)",
+        "    try:",
+        *(fields or ["        pass"]),
+        "    except Exception:",
+        "        return _checked(data)",
+        "    obj = _make(_cls)",
+        *build,
+        *post,
+        "    return obj",
+    ]
+    source = "\n".join(
+        [
+            "def from_map(data):",
+            *decode,
+            "",
+            "def from_member(member):",
+            "    if len(member) < _LARGE:",
+            "        try:",
+            "            data = _unpackb(member, raw=False, strict_map_key=False)",
+            "        except Exception:",
+            "            data = None",
+            "        if type(data) is not dict:",
+            "            data = _unpack_map(member)",
+            "    else:",
+            "        data = _unpack_member(member, _views)",
+            *decode,
+        ]
+    )
+    exec(compile(source, f"<atdata codec of {cls.__qualname__}>", "exec"), env)
+    env["from_map"].__atdata_codec__ = codec
+    return env["from_map"], env["from_member"]
+
+
+class ColumnBatch:
+    """Members decoded straight into columns while they share one layout.
+
+    :meth:`add` takes a member's bytes and returns False, leaving the batch as
+    it was, unless the member unpacks to a map holding every field, each
+    value passing the field's checks, and every array having byte for byte
+    the same header (dtype and shape) and length as the batch's first. Array
+    payloads are then copied once, into one column per field, when
+    :meth:`take` ends the batch; the samples themselves are built only if
+    asked for (:attr:`SampleBatch.samples`).
+    """
+
+    def __init__(self, codec: SampleCodec):
+        self.codec = codec
+        self._maps: list[dict[str, Any]] = []
+        arrays = [i for i, f in enumerate(codec.fields) if isinstance(f.type, Array)]
+        self._arrays = arrays
+        self._layouts: list[tuple[bytes, int, int, np.dtype, tuple[int, ...]] | None] = [None] * len(arrays)
+        self._columns: list[list[Any]] = [[] for _ in codec._dec]
+        self.add = self._compile()
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+    def _compile(self) -> Callable[[Any], bool]:
+        codec = self.codec
+        env: dict[str, Any] = {
+            "_unpackb": msgpack.unpackb,
+            "_unpack_member": unpack_member,
+            "_LARGE": LARGE_MEMBER,
+            "_views": codec._views,
+            "_maps": self._maps.append,
+            "_first": self._first_layout,
+            "_layouts": self._layouts,
+            "bytes": bytes,
+            "memoryview": memoryview,
+            "dict": dict,
+            "type": type,
+            "len": len,
+            "Exception": Exception,
+        }
+        lines = [
+            "def add(member):",
+            "    try:",
+            "        if len(member) < _LARGE:",
+            "            data = _unpackb(member, raw=False, strict_map_key=False)",
+            "            if type(data) is not dict:",
+            "                return False",
+            "        else:",
+            "            data = _unpack_member(member, _views)",
+        ]
+        appends = []
+        slot = {index: n for n, index in enumerate(self._arrays)}
+        for i, (name, kind, dec) in enumerate(codec._dec):
+            env[f"_c{i}"] = self._columns[i].append
+            lines.append(f"        v{i} = data[{name!r}]")
+            if i in slot:
+                n = slot[i]
+                # the header (dtype and shape) is the first member's, byte for byte, and so is the length
+                lines += [
+                    f"        lay = _layouts[{n}]",
+                    f"        if lay is None:",
+                    f"            lay = _first({n}, v{i})",
+                    f"        if len(v{i}) != lay[2]:",
+                    "            return False",
+                    f"        if type(v{i}) is bytes:",
+                    f"            if not v{i}.startswith(lay[0]):",
+                    "                return False",
+                    f"            p{i} = memoryview(v{i})[lay[1]:]",
+                    f"        elif type(v{i}) is memoryview and v{i}[:lay[1]] == lay[0]:",
+                    f"            p{i} = v{i}[lay[1]:]",
+                    "        else:",
+                    "            return False",
+                ]
+                appends.append(f"    _c{i}(p{i})")
+                continue
+            env[f"_k{i}"] = kind
+            env[f"_d{i}"] = dec
+            if dec is not None:
+                if kind is None:
+                    lines.append(f"        v{i} = _d{i}(v{i})")
+                else:
+                    lines.append(f"        if type(v{i}) is not _k{i}:\n            v{i} = _d{i}(v{i})")
+            appends.append(f"    _c{i}(v{i})")
+        lines += ["    except Exception:", "        return False", *appends, "    _maps(data)", "    return True"]
+        exec(compile("\n".join(lines), f"<atdata columns of {codec.cls.__qualname__}>", "exec"), env)
+        return env["add"]
+
+    def _first_layout(self, n: int, value: Any) -> tuple[bytes, int, int, np.dtype, tuple[int, ...]]:
+        """The layout of the batch's first array in field ``n``: checked in full, then the template."""
+        if type(value) not in (bytes, memoryview) or value[:6] == NPY_MAGIC:
+            raise SampleDecodeError("not a compact array")  # the sample-by-sample path decides
+        array = decode_ndarray(value)
+        offset = len(value) - array.nbytes
+        layout = (bytes(value[:offset]), offset, len(value), array.dtype, array.shape)
+        self._layouts[n] = layout
+        return layout
+
+    def take(self, sample_type: type | None = None) -> Any:
+        """The batch so far as a :class:`~atdata_core.SampleBatch`, and an empty batch again."""
+        from ._batch import SampleBatch
+
+        codec = self.codec
+        size = len(self._maps)
+        columns: dict[str, Any] = {}
+        values: dict[str, list[Any]] = {}
+        arrays = set(self._arrays)
+        for i, (name, _, _) in enumerate(codec._dec):
+            column = self._columns[i]
+            if i in arrays:
+                layout = self._layouts[self._arrays.index(i)]
+                data = bytearray().join(column)
+                columns[name] = np.frombuffer(data, dtype=layout[3]).reshape((size, *layout[4]))
+            else:
+                values[name] = column[:]
+            column.clear()
+        maps = self._maps[:]
+        self._maps.clear()
+        for n in range(len(self._layouts)):
+            self._layouts[n] = None
+        from_map = codec.from_map
+        return SampleBatch._from_columns(
+            size, sample_type or codec.cls, columns, values, lambda: [from_map(m) for m in maps]
+        )
+
+    def samples(self) -> list[Any]:
+        """The samples added so far, one by one (they all decode), and an empty batch again."""
+        from_map = self.codec.from_map
+        samples = [from_map(m) for m in self._maps]
+        self._maps.clear()
+        for column in self._columns:
+            column.clear()
+        for n in range(len(self._layouts)):
+            self._layouts[n] = None
+        return samples
 
 
 def _fresh(default: Any) -> Any:
@@ -318,3 +562,38 @@ def decoder_for(cls: type | None) -> Callable[[dict[str, Any]], Any]:
     if not is_packable(cls):
         raise SampleTypeError(f"{cls!r} is not a sample type; decorate it with @atdata_core.packable")
     return codec_of(cls).from_map
+
+
+def member_decoder(decode: Callable[[dict[str, Any]], Any]) -> Callable[[Any], Any]:
+    """A function from a member's msgpack bytes to a sample, for a function from a decoded map to one.
+
+    The ``from_map`` of a sample class (or of its codec) gives the class's
+    :meth:`SampleCodec.from_member`, which unpacks and decodes in one call;
+    any other ``decode`` is called on :func:`~atdata_core.codec.unpack_map`'s map.
+    """
+    codec = _codec_behind(decode)
+    if codec is not None:
+        return codec.from_member
+
+    def from_member(data: Any) -> Any:
+        return decode(unpack_map(data))
+
+    return from_member
+
+
+def _codec_behind(decode: Any) -> SampleCodec | None:
+    """The codec whose ``from_map`` ``decode`` is: a codec's own, or a sample class's ``from_map``."""
+    codec = getattr(decode, "__atdata_codec__", None)
+    if isinstance(codec, SampleCodec):
+        return codec
+    owner = getattr(decode, "__self__", None)
+    func = getattr(decode, "__func__", None)
+    if (
+        func is not None
+        and func.__name__ == "_from_map_method"
+        and func.__module__ == "atdata_core.sample"
+        and isinstance(owner, type)
+        and is_packable(owner)
+    ):
+        return codec_of(owner)
+    return None

@@ -14,14 +14,23 @@ pickle). Object arrays are refused both ways: they cannot be read back without
 running code.
 
 Decoding is zero-copy: the returned array is a read-only view over the bytes
-msgpack produced. Call ``arr.copy()`` if you need to write to it.
+it was decoded from. Call ``arr.copy()`` if you need to write to it, or to keep
+it without those bytes.
+
+Lifetime of those bytes: a member smaller than :data:`LARGE_MEMBER` is unpacked
+by msgpack, which copies each binary value, so an array views its own bytes.
+A larger member is unpacked by :func:`unpack_member` without copying its
+arrays: each stays a view of the buffer the shard reader read the member into
+(a ``bytes`` object of a few MiB, or of the member itself), which it keeps
+alive. The reader never reuses or writes to a buffer once read, so such a
+view stays valid and unchanged for as long as it lives.
 """
 
 from __future__ import annotations
 
 import ast
 import struct
-from typing import Any
+from typing import Any, Container
 
 import msgpack
 import numpy as np
@@ -29,18 +38,27 @@ import numpy as np
 from .errors import SampleDecodeError, SampleTypeError
 
 __all__ = [
+    "LARGE_MEMBER",
     "NPY_MAGIC",
     "encode_ndarray",
     "decode_ndarray",
     "looks_like_ndarray",
     "pack_map",
     "unpack_map",
+    "unpack_member",
 ]
 
 NPY_MAGIC = b"\x93NUMPY"
 
 _dtype_cache: dict[bytes, np.dtype] = {}
 _shape_structs = [struct.Struct(f"<{n}q") for n in range(33)]
+# Compact headers already checked, by their exact bytes: (dtype, shape, length of the whole value).
+# A header of the same bytes over a value of the same length passes the same checks.
+_layout_cache: dict[bytes, tuple[np.dtype, tuple[int, ...], int]] = {}
+_LAYOUT_CACHE_BOUND = 1024
+
+#: Members of at least this many bytes are unpacked without copying their arrays (see :func:`unpack_member`).
+LARGE_MEMBER = 512 << 10
 
 
 def encode_ndarray(array: np.ndarray) -> bytes:
@@ -81,6 +99,19 @@ def decode_ndarray(buf: bytes | bytearray | memoryview) -> np.ndarray:
         return _decode_npy(buf)
     try:
         n = buf[0]
+        offset = 2 + n + 8 * buf[1 + n]
+    except IndexError:
+        offset = 0
+    if offset:
+        layout = _layout_cache.get(bytes(buf[:offset]))
+        if layout is not None and layout[2] == len(buf):
+            return np.ndarray(layout[1], layout[0], buf, offset)
+    return _decode_compact(buf)
+
+
+def _decode_compact(buf: bytes | bytearray | memoryview) -> np.ndarray:
+    try:
+        n = buf[0]
         dkey = bytes(buf[1 : 1 + n])
         dtype = _dtype_cache.get(dkey)
         if dtype is None:
@@ -96,7 +127,11 @@ def decode_ndarray(buf: bytes | bytearray | memoryview) -> np.ndarray:
     except struct.error as exc:
         raise SampleDecodeError(f"array header is truncated ({len(buf)} bytes)") from exc
     count = _element_count(shape, dtype, len(buf) - offset, "array header")
-    return np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape)
+    array = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape)
+    if len(_layout_cache) >= _LAYOUT_CACHE_BOUND:
+        _layout_cache.clear()
+    _layout_cache[bytes(buf[:offset])] = (dtype, shape, len(buf))
+    return array
 
 
 def _element_count(shape: tuple[Any, ...], dtype: np.dtype, actual: int, what: str) -> int:
@@ -236,3 +271,108 @@ def unpack_map(data: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SampleDecodeError(f"a sample must be a msgpack map, found {type(value).__name__}")
     return value
+
+
+def unpack_member(data: bytes | memoryview, views: Container[str] = ()) -> dict[str, Any]:
+    """msgpack-decode one member into a map, as :func:`unpack_map` does, or raise :class:`SampleDecodeError`.
+
+    In a member of at least :data:`LARGE_MEMBER` bytes whose map holds only
+    strings, numbers, booleans, nil and binary values, the binary values of
+    the keys in ``views`` stay read-only views of ``data`` instead of being
+    copied (the others are ``bytes``, as msgpack gives them). Any other member
+    is unpacked by msgpack, as is every member that is not such a map, so
+    every error is msgpack's own.
+    """
+    if len(data) >= LARGE_MEMBER:
+        value = _unpack_flat_map(memoryview(data), views)
+        if value is not None:
+            return value
+    return unpack_map(data)
+
+
+_FLOAT64 = struct.Struct(">d")
+_FLOAT32 = struct.Struct(">f")
+
+
+def _unpack_flat_map(view: memoryview, views: Container[str]) -> dict[str, Any] | None:
+    """A msgpack map of flat values with binary values as views; None for anything else (msgpack decides)."""
+    try:
+        first = view[0]
+        if 0x80 <= first <= 0x8F:
+            count, pos = first & 0x0F, 1
+        elif first == 0xDE:
+            count, pos = int.from_bytes(view[1:3], "big"), 3
+        elif first == 0xDF:
+            count, pos = int.from_bytes(view[1:5], "big"), 5
+        else:
+            return None
+        if count > 256:
+            return None  # samples have a few fields; a long map is msgpack's work
+        end = len(view)
+        out: dict[str, Any] = {}
+        for _ in range(count):
+            kind = view[pos]
+            if 0xA0 <= kind <= 0xBF:
+                start, stop = pos + 1, pos + 1 + (kind & 0x1F)
+            elif kind == 0xD9:
+                start = pos + 2
+                stop = start + view[pos + 1]
+            elif kind == 0xDA:
+                start = pos + 3
+                stop = start + int.from_bytes(view[pos + 1 : start], "big")
+            elif kind == 0xDB:
+                start = pos + 5
+                stop = start + int.from_bytes(view[pos + 1 : start], "big")
+            else:
+                return None  # a key that is not a string
+            if stop > end:
+                return None
+            key = str(view[start:stop], "utf-8")
+            pos = stop
+            kind = view[pos]
+            if 0xC4 <= kind <= 0xC6 or 0xA0 <= kind <= 0xBF or 0xD9 <= kind <= 0xDB:  # bin or str
+                if kind <= 0xBF:
+                    start, length = pos + 1, kind & 0x1F
+                else:
+                    width = 1 << ((kind - 0xC4) if kind <= 0xC6 else (kind - 0xD9))
+                    start = pos + 1 + width
+                    length = int.from_bytes(view[pos + 1 : start], "big")
+                stop = start + length
+                if stop > end:
+                    return None
+                if kind <= 0xBF or kind >= 0xD9:
+                    out[key] = str(view[start:stop], "utf-8")
+                elif key in views:
+                    out[key] = view[start:stop].toreadonly()
+                else:
+                    out[key] = bytes(view[start:stop])
+                pos = stop
+            elif kind <= 0x7F:
+                out[key] = kind
+                pos += 1
+            elif kind >= 0xE0:
+                out[key] = kind - 0x100
+                pos += 1
+            elif kind == 0xCB:
+                out[key] = _FLOAT64.unpack_from(view, pos + 1)[0]
+                pos += 9
+            elif kind == 0xCA:
+                out[key] = _FLOAT32.unpack_from(view, pos + 1)[0]
+                pos += 5
+            elif kind == 0xC0 or kind == 0xC2 or kind == 0xC3:
+                out[key] = None if kind == 0xC0 else kind == 0xC3
+                pos += 1
+            elif 0xCC <= kind <= 0xD3:  # unsigned and signed integers of 1 to 8 bytes
+                width = 1 << ((kind - 0xCC) & 3)
+                stop = pos + 1 + width
+                if stop > end:
+                    return None
+                out[key] = int.from_bytes(view[pos + 1 : stop], "big", signed=kind >= 0xD0)
+                pos = stop
+            else:
+                return None  # arrays, maps, extensions: msgpack reads the member
+        if pos != end:
+            return None  # trailing bytes: msgpack's error
+        return out
+    except (IndexError, ValueError, struct.error):  # truncated, or not UTF-8: msgpack's error
+        return None

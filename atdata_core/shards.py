@@ -28,8 +28,10 @@ import struct
 import tempfile
 import time
 import warnings
+import zlib
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Iterator, Literal, Union
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Literal, Union
 
 from .codec import pack_map, unpack_map
 from .errors import (
@@ -68,6 +70,9 @@ _MAX_META_BYTES = 1 << 20
 _MAX_TRAILING_BYTES = 1 << 20
 # No single read asks for more, so a size claimed by a header allocates only what arrives.
 _READ_CHUNK = 1 << 24
+# A stream that says how long it is (a regular file) is read this much at a time; any other
+# exactly as far as its members say. Each read is a fresh buffer, never written to again.
+_CHUNK = 4 << 20
 
 # Member types: regular files yield their data; links, devices, directories and fifos
 # carry none (whatever their size field says, as tarfile reads them); the rest is skipped.
@@ -225,7 +230,7 @@ def _read_exact(read: Callable[[int], bytes], size: int, chunk: int = _READ_CHUN
     if size <= chunk:
         data = read(size)
         if len(data) == size or not data:
-            return data
+            return data if type(data) is bytes else bytes(data)
         parts = [data]
         remaining = size - len(data)
     else:
@@ -240,37 +245,176 @@ def _read_exact(read: Callable[[int], bytes], size: int, chunk: int = _READ_CHUN
     return b"".join(parts)
 
 
-def _read_head(stream: BinaryIO, limit: int) -> bytes:
-    """All of ``stream`` when it holds at most ``limit`` bytes, else its first ``limit + 1``.
-
-    A regular file says its size, and is read in one call; any other stream is
-    read a MiB at a time, so memory follows the bytes that arrive.
-    """
+def _known_length(stream: Any) -> int | None:
+    """How many bytes ``stream`` still holds, when it can tell cheaply: a regular file, or a
+    stream with a ``length`` (bytes left to read, such as an HTTP body's announced length)."""
     try:
         info = os.fstat(stream.fileno())
-        remaining = info.st_size - stream.tell() if stat.S_ISREG(info.st_mode) else -1
     except (AttributeError, OSError, ValueError):  # no file descriptor (io.UnsupportedOperation is an OSError)
-        remaining = -1
-    if 0 <= remaining <= limit:
-        return _read_exact(stream.read, remaining, chunk=max(remaining, 1))
-    buffer = bytearray()
-    while len(buffer) <= limit:
-        part = stream.read(min(limit + 1 - len(buffer), 1 << 20))
-        if not part:
-            break
-        buffer += part
-    return bytes(buffer)
+        info = None
+    if info is not None:
+        return max(info.st_size - stream.tell(), 0) if stat.S_ISREG(info.st_mode) else None
+    for holder in (stream, getattr(stream, "raw", None)):
+        length = getattr(holder, "length", None)
+        if type(length) is int and length >= 0:
+            return length
+    return None
 
 
-def _skip(read: Callable[[int], bytes], size: int) -> int:
-    """Read past ``size`` bytes without keeping them; how many there were."""
-    skipped = 0
-    while skipped < size:
-        part = read(min(size - skipped, 1 << 20))
+def _read_head(read: Callable[[int], bytes], limit: int, known: int | None) -> tuple[list[bytes], int]:
+    """The first bytes of a stream, as buffers of at most :data:`_CHUNK`, and how many there are:
+    all of it when it holds at most ``limit`` bytes, else its first ``limit + 1``.
+
+    A stream that says how much it holds (a regular file) is read no further
+    than that; any other a chunk at a time, so memory follows the bytes that arrive.
+    """
+    chunks = []
+    total = 0
+    want = limit + 1 if known is None or known > limit else known
+    while total < want:
+        part = _read_exact(read, min(want - total, _CHUNK))
         if not part:
             break
-        skipped += len(part)
-    return skipped
+        chunks.append(part)
+        total += len(part)
+    return chunks, total
+
+
+class _Source:
+    """The bytes of one shard as the tar scanner asks for them, in buffers that are never reused.
+
+    ``window(buf, pos, need)`` returns a buffer holding the next ``need``
+    bytes from ``pos`` (fewer only at the end of the stream). A stream whose
+    length is known (``hint``: a regular file, a recorded size) is read
+    :data:`_CHUNK` bytes at a time; past that length, and for any other
+    stream, exactly as far as the members say, so that nothing is read past
+    the end-of-archive marker. Every buffer is a fresh ``bytes`` object that
+    nothing writes to again, so a decoded array may stay a view of it.
+    """
+
+    __slots__ = ("_read", "_hint", "_queue", "_hash", "taken", "end")
+
+    def __init__(
+        self, read: Callable[[int], bytes] | None, hint: int | None = None, chunks: Iterable[bytes] = (), hasher: Any = None
+    ):
+        self._read = read
+        self._hint = hint
+        self._queue: deque[tuple[bytes, int]] = deque((chunk, 0) for chunk in chunks if chunk)
+        self._hash = hasher
+        self.taken = sum(len(chunk) for chunk, _ in self._queue)  # bytes taken from the stream so far
+        self.end = 0  # the stream offset just past the first end-of-archive block, once found
+
+    def _fetch(self, want: int) -> bytes:
+        read = self._read
+        if read is None:
+            return b""
+        hint = self._hint
+        if hint:
+            data = _read_exact(read, max(want, min(_CHUNK, hint)))
+            self._hint = hint - len(data) if hint > len(data) else 0
+        else:
+            data = _read_exact(read, want)
+        if data:
+            self.taken += len(data)
+            if self._hash is not None:
+                self._hash.update(data)
+        return data
+
+    def window(self, buf: bytes, pos: int, need: int, ahead: int = 0) -> tuple[bytes, int]:
+        """``(buffer, start)`` holding the ``need`` bytes that follow ``buf[pos:]`` in the stream, starting
+        with those; fewer only at its end. ``ahead`` more are asked for when the stream is read exactly
+        (the next member's header, with a member's data)."""
+        have = len(buf) - pos
+        queue = self._queue
+        if not have:
+            if queue:
+                buf, pos = queue.popleft()
+            else:
+                buf, pos = self._fetch(need + ahead), 0
+            have = len(buf) - pos
+            if have >= need or not have:
+                return buf, pos
+        # the bytes asked for run over the end of this buffer: join them (only these, not the next buffer)
+        parts = [buf[pos:] if pos else buf]
+        while have < need:
+            if queue:
+                more, start = queue.popleft()
+            else:
+                more, start = self._fetch(need - have + ahead), 0
+                if not more:
+                    break
+            take = need - have
+            if len(more) - start > take:
+                parts.append(more[start : start + take])
+                queue.appendleft((more, start + take))
+                have = need
+            else:
+                parts.append(more[start:] if start else more)
+                have += len(more) - start
+        return b"".join(parts), 0
+
+    def skip(self, count: int) -> int:
+        """Pass over ``count`` bytes (after the current window) without keeping them; how many there were."""
+        skipped = 0
+        queue = self._queue
+        while skipped < count:
+            if queue:
+                data, start = queue.popleft()
+            else:
+                data, start = self._fetch(min(count - skipped, 1 << 20)), 0
+                if not data:
+                    break
+            left = count - skipped
+            if len(data) - start > left:
+                queue.appendleft((data, start + left))
+                return count
+            skipped += len(data) - start
+        return skipped
+
+    def drain(self, *, shard: str, limit: int = _MAX_TRAILING_BYTES) -> None:
+        """Take what is left of the stream (hashing it), which may be at most ``limit`` bytes past
+        the end-of-archive marker; more is :class:`ShardError`, not padding."""
+        self._queue.clear()
+        self._hint = None  # read exactly: past the marker only the padding is expected
+        beyond = self.taken - self.end
+        while beyond <= limit:
+            data = self._fetch(min(limit + 1 - beyond, 1 << 20))
+            if not data:
+                return
+            beyond += len(data)
+        raise ShardError(
+            f"more than {limit:,} bytes follow the end-of-archive marker: not tar padding "
+            "(data appended to the shard, or endless input); the shard cannot be verified",
+            shard=shard,
+        )
+
+
+# Header fields repeat from member to member (a writer's sizes, checksums of same-shaped
+# headers): their parsed values are kept, up to a bound, so each is parsed and checked once.
+_CHECKSUM_FIELDS: dict[bytes, tuple[int, int]] = {}
+_SIZE_FIELDS: dict[bytes, int] = {}
+_FIELD_CACHE_BOUND = 4096
+
+_REGULAR_KIND = (0x30, 0x00, 0x37)  # b"0", b"\0", b"7"
+_NO_DATA_KIND = (0x31, 0x32, 0x33, 0x34, 0x35, 0x36)  # b"1" to b"6"
+_META_KIND = (0x78, 0x67, 0x4C, 0x4B)  # b"x", b"g", b"L", b"K"
+
+
+def _checksum_field(field: bytes, shard: str, offset: int) -> tuple[int, int]:
+    """The stored checksum of a header and the sum of the field's own bytes (which the checksum counts as spaces)."""
+    value = (_header_number(field, "checksum", shard, offset), sum(field))
+    if len(_CHECKSUM_FIELDS) >= _FIELD_CACHE_BOUND:
+        _CHECKSUM_FIELDS.clear()
+    _CHECKSUM_FIELDS[field] = value
+    return value
+
+
+def _size_field(field: bytes, shard: str, offset: int, member: str) -> int:
+    size = _header_number(field, "size", shard, offset, member)
+    if len(_SIZE_FIELDS) >= _FIELD_CACHE_BOUND:
+        _SIZE_FIELDS.clear()
+    _SIZE_FIELDS[field] = size
+    return size
 
 
 def iter_members(
@@ -281,64 +425,110 @@ def iter_members(
     Raises :class:`ShardError` naming the shard (and member) when the archive
     is truncated, a header is corrupt, a member claims more than
     ``max_member_bytes``, or the end-of-archive marker is missing. Nothing is
-    read past the end-of-archive marker.
+    read past the end-of-archive marker, except from a stream that says how
+    long it is (a regular file), which may be read a few MiB ahead, never
+    past its end.
     """
-    return _members(stream.read, shard, max_member_bytes, None)
+    source = _Source(stream.read, _known_length(stream))
+    return ((name, bytes(data)) for name, data in _scan(source, shard, max_member_bytes, None))
 
 
-def _members(
-    read: Callable[[int], bytes], shard: str, max_member_bytes: int, suffix: str | None
-) -> Iterator[tuple[str, bytes]]:
-    """The members of a tar stream; with ``suffix``, only the names ending with it (the rest are skipped)."""
+def _scan(source: _Source, shard: str, max_member_bytes: int, suffix: str | None) -> Iterator[tuple[str, memoryview]]:
+    """The members of a tar stream as ``(name, view of its data)``; with ``suffix``, only the names
+    ending with it (the others are passed over).
+
+    Every header is checked as :mod:`tarfile` would (checksum, octal fields, types), and the
+    whole header sum is taken in two C calls: ``zlib.adler32`` of 256 bytes is one plus their
+    sum exactly, as 256 bytes sum to at most 65,280, below its modulus.
+    """
+    adler = zlib.adler32
+    checksums = _CHECKSUM_FIELDS
+    sizes = _SIZE_FIELDS
+    buf = b""
+    pos = 0
+    view: memoryview | None = None
     offset = 0
     long_name: str | None = None  # from a pax header or a GNU long name, for the next member
     long_size: int | None = None  # from a pax header, for the next member
     while True:
-        header = read(BLOCK)
-        if len(header) < BLOCK:
-            if not header and offset == 0:
-                raise ShardError("empty file: not a tar archive", shard=shard)
-            raise ShardError(
-                f"truncated at byte {offset + len(header)}: the archive ends without its "
-                "end-of-archive marker (an interrupted download or copy?)",
-                shard=shard,
-            )
-        if header == _ZERO_BLOCK:
+        if len(buf) - pos < BLOCK:
+            buf, pos = source.window(buf, pos, BLOCK)
+            view = None
+            if len(buf) - pos < BLOCK:
+                got = len(buf) - pos
+                if not got and offset == 0:
+                    raise ShardError("empty file: not a tar archive", shard=shard)
+                raise ShardError(
+                    f"truncated at byte {offset + got}: the archive ends without its "
+                    "end-of-archive marker (an interrupted download or copy?)",
+                    shard=shard,
+                )
+        header = buf[pos : pos + BLOCK]
+        if header[0] == 0 and header == _ZERO_BLOCK:
+            source.end = offset + BLOCK
             return
-        stored = _header_number(header[148:156], "checksum", shard, offset)
-        if stored != sum(header) - sum(header[148:156]) + 256:
-            _check_signed_sum(header, stored, shard, offset)
-        kind = header[156:157]
-        regular = kind in _REGULAR
-        if not regular and kind in _META:
-            data, next_offset = _meta_member(read, header, kind, shard, offset)
-            if kind == _PAX:
-                path, size = _pax_records(data, shard, offset)
-                if path is not None:
-                    long_name = path
-                if size is not None:
-                    long_size = size
-            elif kind == _GNU_LONG_NAME:
-                nul = data.find(b"\0")
-                long_name = (data if nul < 0 else data[:nul]).decode("utf-8", "surrogateescape")
-            offset = next_offset
+        field = header[148:156]
+        stored = checksums.get(field)
+        if stored is None:
+            stored = _checksum_field(field, shard, offset)
+        if (adler(header[:256]) & 0xFFFF) + (adler(header[256:]) & 0xFFFF) - stored[1] + 254 != stored[0]:
+            _check_signed_sum(header, stored[0], shard, offset)
+        kind = header[156]
+        regular = kind in _REGULAR_KIND
+        if not regular and kind in _META_KIND:
+            size = _header_number(header[124:136], "size", shard, offset)
+            if size > _MAX_META_BYTES:
+                raise ShardError(
+                    f"tar metadata member (pax header or long name) at byte {offset} claims {size:,} bytes, "
+                    f"more than the {_MAX_META_BYTES:,} allowed: the shard is damaged or hostile",
+                    shard=shard,
+                )
+            pos += BLOCK
+            span = size + (-size % BLOCK)
+            if kind == 0x78 or kind == 0x4C:  # a pax header or a GNU long name: read it
+                if len(buf) - pos < span:
+                    buf, pos = source.window(buf, pos, span)
+                    view = None
+                    if len(buf) - pos < span:
+                        raise ShardError(f"truncated inside the tar metadata member at byte {offset}", shard=shard)
+                data = buf[pos : pos + size]
+                pos += span
+                if kind == 0x78:
+                    path, pax_size = _pax_records(data, shard, offset)
+                    if path is not None:
+                        long_name = path
+                    if pax_size is not None:
+                        long_size = pax_size
+                else:
+                    nul = data.find(b"\0")
+                    long_name = (data if nul < 0 else data[:nul]).decode("utf-8", "surrogateescape")
+            elif len(buf) - pos >= span:
+                pos += span
+            else:
+                have = len(buf) - pos
+                buf, pos, view = b"", 0, None
+                if have + source.skip(span - have) < span:
+                    raise ShardError(f"truncated inside the tar metadata member at byte {offset}", shard=shard)
+            offset += BLOCK + span
             continue
         if long_name is None:
-            name_field = header[:100]
-            nul = name_field.find(b"\0")
-            raw = name_field if nul < 0 else name_field[:nul]
-            if header[257:262] == b"ustar" and header[345] != 0:
-                prefix = header[345:500]
-                nul = prefix.find(b"\0")
-                raw = (prefix if nul < 0 else prefix[:nul]) + b"/" + raw
+            nul = header.find(b"\0", 0, 100)
+            raw = header[: nul if nul >= 0 else 100]
+            if header[345] != 0 and header[257:262] == b"ustar":
+                nul = header.find(b"\0", 345, 500)
+                raw = header[345 : nul if nul >= 0 else 500] + b"/" + raw
             name = raw.decode("utf-8", "surrogateescape")
         else:
             name, long_name = long_name, None
         if long_size is None:
-            size = _header_number(header[124:136], "size", shard, offset, name)
+            field = header[124:136]
+            size = sizes.get(field)
+            if size is None:
+                size = _size_field(field, shard, offset, name)
         else:
             size, long_size = long_size, None
-        if not regular and kind in _NO_DATA:
+        if not regular and kind in _NO_DATA_KIND:
+            pos += BLOCK
             offset += BLOCK
             continue
         if size > max_member_bytes:
@@ -348,29 +538,38 @@ def _members(
                 shard=shard,
                 member=name,
             )
-        pad = -size % BLOCK
+        pos += BLOCK
+        span = size + (-size % BLOCK)
         if regular and (suffix is None or name.endswith(suffix)):
-            data = read(size) if size <= _READ_CHUNK else b""
-            if len(data) != size:
-                data = data + _read_exact(read, size - len(data)) if data else _read_exact(read, size)
-                if len(data) < size:
-                    raise ShardError(
-                        f"truncated: member declares {size} bytes but only {len(data)} remain",
-                        shard=shard,
-                        member=name,
-                    )
-            if pad and len(read(pad)) < pad:
-                raise ShardError("truncated inside the padding after this member", shard=shard, member=name)
-            offset += BLOCK + size + pad
-            yield name, data
+            if len(buf) - pos < span:
+                buf, pos = source.window(buf, pos, span, BLOCK)
+                view = None
+                got = len(buf) - pos
+                if got < span:
+                    if got < size:
+                        raise ShardError(
+                            f"truncated: member declares {size} bytes but only {got} remain", shard=shard, member=name
+                        )
+                    raise ShardError("truncated inside the padding after this member", shard=shard, member=name)
+            if view is None:
+                view = memoryview(buf)
+            data_view = view[pos : pos + size]
+            pos += span
+            offset += BLOCK + span
+            yield name, data_view
             continue
         # directories, links and members of other types or names carry no samples
-        got = _skip(read, size + pad)
-        if got < size + pad:
-            raise ShardError(
-                f"truncated: member declares {size} bytes but only {min(got, size)} remain", shard=shard, member=name
-            )
-        offset += BLOCK + size + pad
+        if len(buf) - pos >= span:
+            pos += span
+        else:
+            have = len(buf) - pos
+            buf, pos, view = b"", 0, None
+            got = have + source.skip(span - have)
+            if got < span:
+                raise ShardError(
+                    f"truncated: member declares {size} bytes but only {min(got, size)} remain", shard=shard, member=name
+                )
+        offset += BLOCK + span
 
 
 def _check_signed_sum(header: bytes, stored: int, shard: str, offset: int) -> None:
@@ -378,29 +577,6 @@ def _check_signed_sum(header: bytes, stored: int, shard: str, offset: int) -> No
     if stored != sum(_SIGNED_HEADER.unpack(header)) + 256:
         actual = sum(header) - sum(header[148:156]) + 256
         raise _corrupt(offset, f"checksum {stored} != computed {actual}", shard)
-
-
-def _meta_member(
-    read: Callable[[int], bytes], header: bytes, kind: bytes, shard: str, offset: int
-) -> tuple[bytes, int]:
-    """Read a pax header or GNU long name member: its data (empty when unused) and the next offset."""
-    size = _header_number(header[124:136], "size", shard, offset)
-    if size > _MAX_META_BYTES:
-        raise ShardError(
-            f"tar metadata member (pax header or long name) at byte {offset} claims {size:,} bytes, "
-            f"more than the {_MAX_META_BYTES:,} allowed: the shard is damaged or hostile",
-            shard=shard,
-        )
-    pad = -size % BLOCK
-    if kind == _PAX or kind == _GNU_LONG_NAME:
-        data = _read_exact(read, size)
-        if len(data) < size or (pad and len(read(pad)) < pad):
-            raise ShardError(f"truncated inside the tar metadata member at byte {offset}", shard=shard)
-    else:
-        data = b""
-        if _skip(read, size + pad) < size + pad:
-            raise ShardError(f"truncated inside the tar metadata member at byte {offset}", shard=shard)
-    return data, offset + BLOCK + size + pad
 
 
 class HashingReader:
@@ -454,26 +630,6 @@ class HashingReader:
         self._stream.close()
 
 
-class _Chained:
-    """Read ``head`` (bytes already read from ``stream``), then the rest of ``stream``."""
-
-    __slots__ = ("_head", "_stream")
-
-    def __init__(self, head: bytes, stream: BinaryIO):
-        self._head: io.BytesIO | None = io.BytesIO(head)
-        self._stream = stream
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head is None:
-            return self._stream.read(n)
-        data = self._head.read(n)
-        if n < 0 or len(data) < n:
-            self._head = None
-            more = self._stream.read(-1 if n < 0 else n - len(data))
-            return data + more if data else more
-        return data
-
-
 class _Bounded:
     """Read at most ``limit`` bytes of ``stream``: a shard of recorded size is never read past it."""
 
@@ -513,13 +669,12 @@ _DECODE_FAULTS = (ValueError, TypeError, KeyError, IndexError, AttributeError, A
 
 
 def _decoded(
-    members: Iterator[tuple[str, bytes]], decode: Callable[[dict[str, Any]], Any], shard: str, on_error: OnError
+    members: Iterator[tuple[str, Any]], decode: Callable[[Any], Any], shard: str, on_error: OnError
 ) -> Iterator[Any]:
-    """Decode the ``.msgpack`` members; a member that does not decode goes to ``on_error``."""
-    unpack = unpack_map
+    """Decode the members with ``decode`` (member bytes to sample); one that does not decode goes to ``on_error``."""
     for name, data in members:
         try:
-            sample = decode(unpack(data))
+            sample = decode(data)
         except SampleDecodeError as exc:
             handle_error(exc.located(shard, name), on_error)
             continue
@@ -576,47 +731,69 @@ def iter_samples(
       :class:`ChecksumError` (or :class:`ShardError`) whatever ``on_error``
       says, and the message says how many samples had been yielded.
 
-    Nothing past the end-of-archive marker is read without ``checksum``; with
-    it, at most 1 MiB (the archive's padding), or up to ``size`` when given.
+    Nothing past the end-of-archive marker is read without ``checksum`` (from
+    a regular file, at most a few MiB past it, never past the file's end);
+    with it, at most 1 MiB (the archive's padding), or up to ``size`` when given.
+
+    Arrays of at least 512 KiB are views of the bytes read for their member
+    (see :func:`atdata_core.codec.unpack_member`); smaller ones of their own bytes.
     """
-    limits = limits or _DEFAULT_LIMITS
+    from ._codec_compiler import member_decoder
+
+    members = _shard_members(stream, shard, on_error, checksum, size, limits or _DEFAULT_LIMITS)
+    return _decoded(members, member_decoder(decode), shard, on_error)
+
+
+def _shard_members(
+    stream: BinaryIO, shard: str, on_error: OnError, checksum: str | None, size: int | None, limits: ShardLimits
+) -> Iterator[tuple[str, memoryview]]:
+    """The ``.msgpack`` members of one shard under the checksum policy of :func:`iter_samples`."""
     if not checksum:
         try:
-            yield from _decoded(_members(stream.read, shard, limits.max_member_bytes, ".msgpack"), decode, shard, on_error)
+            source = _Source(stream.read, size if size is not None else _known_length(stream))
+            yield from _scan(source, shard, limits.max_member_bytes, ".msgpack")
         except _SHARD_FAULTS as exc:
             handle_error(_read_failure(exc, shard), on_error)
         return
     expected = checksum.lower()
     buffered = limits.verify_buffer_bytes
-    head = b""
+    hasher = hashlib.sha256()
+    read = stream.read
+    head: list[bytes] = []
     if size is None or size <= buffered:
         # small enough to verify before anything is handed out
         try:
-            head = _read_head(stream, buffered) if size is None else _read_exact(stream.read, size, chunk=max(size, 1))
+            head, total = _read_head(read, buffered, size if size is not None else _known_length(stream))
         except _SHARD_FAULTS as exc:
             handle_error(_read_failure(exc, shard), on_error)
             return
-        if size is not None or len(head) <= buffered:
-            actual = hashlib.sha256(head).hexdigest()
+        for chunk in head:
+            hasher.update(chunk)
+        if size is not None or total <= buffered:
+            actual = hasher.hexdigest()
             if actual != expected:
                 handle_error(ChecksumError(shard, expected, actual), on_error)
                 return
-            members = _members(io.BytesIO(head).read, shard, limits.max_member_bytes, ".msgpack")
             try:
-                yield from _decoded(members, decode, shard, on_error)
+                yield from _scan(_Source(None, chunks=head), shard, limits.max_member_bytes, ".msgpack")
             except ShardError as exc:  # verified, but not a readable tar: the publisher's shard is bad
                 handle_error(exc, on_error)
             return
-    source: Any = _Chained(head, stream) if head else stream
     if size is not None:
-        source = _Bounded(source, size)
-    reader = HashingReader(source)
+        read = _Bounded(stream, size).read
+        hint: int | None = size
+    else:
+        hint = _known_length(stream)
+    source = _Source(read, hint, chunks=head, hasher=hasher)
     yielded = 0
     try:
-        for sample in _decoded(_members(reader.read, shard, limits.max_member_bytes, ".msgpack"), decode, shard, on_error):
+        for member in _scan(source, shard, limits.max_member_bytes, ".msgpack"):
             yielded += 1
-            yield sample
-        reader.verify(expected, shard=shard)
+            yield member
+        source.drain(shard=shard)
+        actual = hasher.hexdigest()
+        if actual != expected:
+            raise ChecksumError(shard, expected, actual, hasher.name)
     except _SHARD_FAULTS as exc:
         error = _read_failure(exc, shard)
         if not yielded:
