@@ -19,9 +19,10 @@ the same versions:
 2. lenses registered locally with ``@lens`` between classes that name their
    schema versions;
 3. lens records published by the schema's own repository, then by the DIDs in
-   ``[lens] trusted_dids``: their code runs only when the lens executor's
-   trust policy allows it (:mod:`atdata_core.executors`), decided before
-   anything is imported, and only for the lenses on the path.
+   ``[lens] trusted_dids``, then lens records anyone published that a trusted
+   DID's ``lensVerification`` names: their code runs only when the lens
+   executor's trust policy allows it (:mod:`atdata_core.executors`), decided
+   before anything is imported, and only for the lenses on the path.
 
 Each step's lens receives samples as its own source class (fields copied
 from the class the data was read as, when they differ) and the last result
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from atdata_core._aturi import AtUri
-from atdata_core._nsids import LENS_NSID, SCHEMA_NSID
+from atdata_core._nsids import LENS_NSID, LENS_VERIFICATION_NSID, SCHEMA_NSID
 from atdata_core.errors import (
     AmbiguousLens,
     AtdataError,
@@ -247,6 +248,28 @@ def _edges(provider: IndexProvider, repo: str, schema_id: str, explicit: list[Le
             if key not in newest or created > newest[key][0]:
                 newest[key] = (created, edge)
     edges += [edge for _, edge in newest.values()]
+
+    # Lenses someone else published that a DID you trust verified: found through the verifications.
+    listed = {edge.record for edge in edges if isinstance(edge.record, str)}
+    for did in trusted_dids():
+        try:
+            verifications = provider.list_records(LENS_VERIFICATION_NSID, repo=did)
+        except AtdataError as err:
+            log.warning("lens verifications of %s could not be listed: %s", did, err)
+            continue
+        for item in verifications:
+            target = item.value.get("lens") if isinstance(item.value, Mapping) else None
+            if not isinstance(target, str) or target in listed:
+                continue
+            listed.add(target)
+            try:
+                found = provider.get_record(target)
+            except AtdataError:
+                continue
+            value = found.value if isinstance(found.value, Mapping) else {}
+            pair = _record_versions(provider, value, schema_id) if value.get("$type", LENS_NSID) == LENS_NSID else None
+            if pair is not None:
+                edges.append(_Edge(*pair, _TRUSTED, record=found.uri, label=f"{found.uri} (verified by {did})"))
     return edges
 
 
