@@ -114,7 +114,9 @@ def test_publish_list_show_and_load(alice, shard_server):
     assert record["name"] == "com.example.rgb" and set(record["schema"]["properties"]) == {"pixels", "label"}
     python = run("schema", "show", f"@{alice.handle}/com.example.rgb", "--python").output
     namespace: dict = {}
-    exec(compile(python, "generated.py", "exec"), namespace)
+    # dont_inherit: this file's `from __future__ import annotations` must not reach the generated module
+    # (string annotations in a namespace that is no module hide its ClassVar from dataclasses).
+    exec(compile(python, "generated.py", "exec", dont_inherit=True), namespace)
     assert "Rgb" in namespace
 
     for ref in (entry_uri, f"@{alice.handle}/tiny", f"@{alice.handle}/tiny@v1"):
