@@ -94,6 +94,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from atdata_core.atproto import Client, Identity, IdentityResolver, RetryPolicy, resolve_identity
     from atdata_core._netpolicy import NetworkPolicy, RecordUrl
     from atdata_core.config import AtprotoSettings, Config, HttpSettings, NetworkSettings
+    from atdata_core.executors._trust import TrustDecision, TrustPolicy, lens_code_hash
     from atdata_core.lexicon import LexiconWarning, register_lexicon, validate_record
     from atdata_core.index._select import (
         newest_first,
@@ -170,6 +171,10 @@ _LAZY = {
     # the network policy for URLs and hosts named by other people's records (DESIGN D8)
     "NetworkPolicy": "atdata_core._netpolicy",
     "RecordUrl": "atdata_core._netpolicy",
+    # the trust decision for lens code, which an executor of any language can decide with (DESIGN D3)
+    "TrustDecision": "atdata_core.executors._trust",
+    "TrustPolicy": "atdata_core.executors._trust",
+    "lens_code_hash": "atdata_core.executors._trust",
     # the ATProto client
     "Client": "atdata_core.atproto",
     "Identity": "atdata_core.atproto",
