@@ -1,4 +1,4 @@
-"""Publishing: schemas, dataset entries, lenses and labels as records in your own repository.
+"""Publishing: schemas, dataset entries, lenses, lens verifications and labels as records in your own repository.
 
 Shard bytes are placed by a storage backend (``ShardWriter`` writing to
 ``https://``, ``s3://``, ``atblob://``..., or :func:`publish_dataset` placing

@@ -378,7 +378,6 @@ def _account_and_id(ref: str, index: Any) -> tuple[str, str]:
     raise click.BadParameter(f"{safe_text(ref)}: give an at:// URI, @handle/schema.id or a JSON file")
 
 
-
 @schema.command("show")
 @click.argument("ref")
 @click.option("--python", "as_python", is_flag=True, help="Print a Python module defining the sample class.")
