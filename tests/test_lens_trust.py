@@ -273,3 +273,57 @@ def test_trust_policy_decisions_compare_strings_only():
     assert policy.decide(author=MALLORY, code=[(ORIGIN, "a" * 40), (ORIGIN.removesuffix(".git"), "A" * 40)]).allowed
     refused = policy.decide(author=MALLORY, code=[(ORIGIN, "a" * 40), (ORIGIN, "b" * 40)])
     assert not refused.allowed and MALLORY in refused.reason
+
+
+# ====================================================================== atdata lens trust edits the user file
+
+
+def test_lens_trust_edits_only_its_key_of_the_user_configuration(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from atdata_core.cli import cli
+    from atdata_core.plugins import reset_plugins
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "# my settings\n[index]\ndefault = \"pds\"\n\n[lens]\n# reviewed by hand\ntrusted_dids = [\n"
+        f"    \"{BOB}\",  # bob\n]\nrequire_verified_commit = true\n\n[http]\nretries = 3\n"
+    )
+    monkeypatch.setenv("ATDATA_CONFIG", str(config))
+    monkeypatch.delenv("ATDATA_LENS_TRUSTED_DIDS", raising=False)
+    reset_plugins()
+    try:
+        result = CliRunner().invoke(cli, ["lens", "trust", ALICE])
+        assert result.exit_code == 0, result.output
+        text = config.read_text()
+        assert f'trusted_dids = ["{BOB}", "{ALICE}"]\n' in text
+        for kept in ("# my settings", "[index]", "# reviewed by hand", "require_verified_commit = true", "retries = 3"):
+            assert kept in text
+        reset_plugins()
+        listed = CliRunner().invoke(cli, ["lens", "trust"]).output
+        assert ALICE in listed and BOB in listed and str(config) in listed
+        assert CliRunner().invoke(cli, ["lens", "trust", "--remove", BOB]).exit_code == 0
+        assert f'trusted_dids = ["{ALICE}"]' in config.read_text()
+        missing = CliRunner().invoke(cli, ["lens", "trust", "--remove", BOB])
+        assert missing.exit_code == 1 and "is not in [lens] trusted_dids" in missing.output
+    finally:
+        reset_plugins()
+
+
+def test_lens_trust_adds_a_lens_section_to_a_file_without_one(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from atdata_core.cli import cli
+    from atdata_core.plugins import reset_plugins
+
+    config = tmp_path / "fresh" / "config.toml"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "fresh-home"))
+    monkeypatch.setenv("ATDATA_CONFIG", str(config))
+    config.parent.mkdir()
+    config.write_text('[index]\ndefault = "pds"')
+    reset_plugins()
+    try:
+        assert CliRunner().invoke(cli, ["lens", "trust", ALICE]).exit_code == 0
+        assert config.read_text() == f'[index]\ndefault = "pds"\n\n[lens]\ntrusted_dids = ["{ALICE}"]\n'
+    finally:
+        reset_plugins()

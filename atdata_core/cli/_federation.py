@@ -388,7 +388,7 @@ def schema_show(ref: str, as_python: bool) -> None:
     uri, record = _schema_record(ref)
     if as_python:
         # Record text inside the module is escaped by the writer, which parses the module before returning it.
-        click.echo(generate_python(record), nl=False)
+        click.echo(generate_python(record, uri=uri if uri.startswith("at://") else None), nl=False)
         return
     echo(f"# {uri}")
     _echo_json(record)

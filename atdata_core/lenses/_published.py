@@ -88,7 +88,7 @@ def find_verifications(provider: IndexProvider, lens_uri: str, verifiers: Iterab
             continue
         for item in listed:
             value = item.value if isinstance(item.value, Mapping) else None
-            if value is None or _lens_key(value.get("lens")) != wanted or AtUri.parse(item.uri).did != did:
+            if value is None or _lens_key(value.get("lens")) != wanted or _authority(item.uri) != did:
                 continue
             try:
                 validate_record(dict(value), LENS_VERIFICATION_NSID, strict=False)
@@ -188,6 +188,12 @@ def refused_in_context(err: LensExecutionRefused, context: str) -> LensExecution
     new = LensExecutionRefused(f"{context}: {err}")
     new.__cause__ = err
     return new
+
+
+def _authority(uri: Any) -> str | None:
+    if not isinstance(uri, str) or not uri.startswith("at://"):
+        return None
+    return uri[len("at://"):].split("/", 1)[0]
 
 
 def _lens_key(uri: Any) -> tuple[str, ...] | None:
