@@ -60,6 +60,14 @@ def pg_server() -> Iterator[PostgresServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def pg_template(pg_server) -> str:
+    """A database migrated once, which each test's database copies (faster than migrating each)."""
+    url = pg_server.create_database("appview_template")
+    open_store(url, pool_size=1).close()
+    return "appview_template"
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request, tmp_path) -> Iterator[str]:
     """The URL of an empty store of each kind."""
@@ -67,7 +75,7 @@ def store_url(request, tmp_path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'appview.db'}"
         return
     server: PostgresServer = request.getfixturevalue("pg_server")
-    url = server.create_database()
+    url = server.create_database(template=request.getfixturevalue("pg_template"))
     yield url
     server.drop_database(url)
 

@@ -66,7 +66,9 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, *, timeout
     """Serve ``app`` from a background thread on ``host:port`` (0: a free port); returns once it answers."""
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP. Without it a
+    # response written in two parts waits for the client's delayed ACK (40 ms a request on keep-alive).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
