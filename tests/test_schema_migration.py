@@ -187,3 +187,15 @@ def test_retype_copies_fields_by_name_nested_samples_too():
     assert value == TempV1(celsius=1.5, station=Station("a"))
     with pytest.raises(Exception, match="has no field 'kelvin'"):
         retype(value, TempV2)
+
+
+def test_a_lens_record_to_the_same_id_in_another_repository_is_not_a_migration(index):
+    other = "did:plc:other0000000000000000"
+    code = {"repository": "https://example.com/x.git", "commit": "a" * 40, "path": "x/m.py:f", "language": "python"}
+    index.put_record(f"at://{OWNER}/science.alt.dataset.lens/3lensrecord22", {
+        "$type": "science.alt.dataset.lens", "name": "to_their_v2",
+        "sourceSchema": f"at://{OWNER}/{SCHEMA}/{ID}:1.0.0", "targetSchema": f"at://{other}/{SCHEMA}/{ID}:2.0.0",
+        "getterCode": code, "putterCode": code, "createdAt": "2026-01-01T00:00:00.000Z",
+    })
+    with pytest.raises(NoMigrationPath, match=f"no migration lenses between versions of {ID} were found"):
+        plan_migration(index, schema_of(index, "1.0.0"), TempV2, graph=LensGraph())

@@ -204,7 +204,7 @@ def _edges(provider: IndexProvider, repo: str, schema_id: str, explicit: list[Le
     edges: list[_Edge] = []
     for item in explicit:
         if isinstance(item, Lens):
-            pair = _class_versions(item, schema_id)
+            pair = _class_versions(item, schema_id, repo)
             if pair is None:
                 raise LensError(
                     f"the lens {item.name} passed to migrate {schema_id} connects {type_name(item.source)} and "
@@ -214,7 +214,7 @@ def _edges(provider: IndexProvider, repo: str, schema_id: str, explicit: list[Le
             edges.append(_Edge(*pair, _EXPLICIT, lens=item, label=f"lens {item.name} ({_SOURCES[_EXPLICIT]})"))
         elif isinstance(item, str):
             lens = published_lens(provider, item)
-            pair = _record_versions(provider, lens.value, schema_id)
+            pair = _record_versions(provider, lens.value, schema_id, repo)
             if pair is None:
                 raise LensError(f"the lens {item} passed to migrate {schema_id} does not connect two of its versions")
             edges.append(_Edge(*pair, _EXPLICIT, record=lens, label=f"{lens.uri} ({_SOURCES[_EXPLICIT]})"))
@@ -223,7 +223,7 @@ def _edges(provider: IndexProvider, repo: str, schema_id: str, explicit: list[Le
 
     for item in graph.lenses():
         if len(item.steps) == 1 and schema_identity(item.source) is not None:
-            pair = _class_versions(item, schema_id)
+            pair = _class_versions(item, schema_id, repo)
             if pair is not None:
                 edges.append(_Edge(*pair, _LOCAL, lens=item, label=f"lens {item.qualified_name} ({_SOURCES[_LOCAL]})"))
 
@@ -237,7 +237,7 @@ def _edges(provider: IndexProvider, repo: str, schema_id: str, explicit: list[Le
             continue
         for found in listed:
             value = found.value if isinstance(found.value, Mapping) else {}
-            pair = _record_versions(provider, value, schema_id)
+            pair = _record_versions(provider, value, schema_id, repo)
             if pair is None:
                 continue
             # Read with its verifications only when it is on the path.
@@ -267,33 +267,53 @@ def _edges(provider: IndexProvider, repo: str, schema_id: str, explicit: list[Le
             except AtdataError:
                 continue
             value = found.value if isinstance(found.value, Mapping) else {}
-            pair = _record_versions(provider, value, schema_id) if value.get("$type", LENS_NSID) == LENS_NSID else None
+            pair = _record_versions(provider, value, schema_id, repo) if value.get("$type", LENS_NSID) == LENS_NSID else None
             if pair is not None:
                 edges.append(_Edge(*pair, _TRUSTED, record=found.uri, label=f"{found.uri} (verified by {did})"))
     return edges
 
 
-def _class_versions(item: Lens, schema_id: str) -> tuple[str, str] | None:
+def _class_versions(item: Lens, schema_id: str, repo: str) -> tuple[str, str] | None:
+    """(source version, target version) of a lens between classes naming two versions of the schema, else None."""
     from atdata_core.schema import schema_identity
 
-    source, view = schema_identity(item.source), schema_identity(item.view)
-    if source is None or view is None or source.schema_id != schema_id or view.schema_id != schema_id:
-        return None
-    return source.version, view.version
+    pair = []
+    for cls in (item.source, item.view):
+        identity = schema_identity(cls)
+        if identity is None or identity.schema_id != schema_id or not _same_repo(identity.uri, repo):
+            return None
+        pair.append(identity.version)
+    return (pair[0], pair[1]) if pair[0] != pair[1] else None
 
 
-def _record_versions(provider: IndexProvider, value: Mapping[str, Any], schema_id: str) -> tuple[str, str] | None:
-    """(source version, target version) of a lens record between two versions of ``schema_id``, else None."""
+def _same_repo(uri: str | None, repo: str) -> bool:
+    """A class that names the record it came from must name one of this repository (one schema is one repo's)."""
+    if uri is None:
+        return True
+    try:
+        return AtUri.parse(uri).authority == repo
+    except AtdataError:
+        return False
+
+
+def _record_versions(
+    provider: IndexProvider, value: Mapping[str, Any], schema_id: str, repo: str
+) -> tuple[str, str] | None:
+    """(source version, target version) of a lens record between two versions of ``schema_id`` in ``repo``.
+
+    A schema is (repository, id, version): a lens to a record of the same id in
+    another repository migrates to a different schema, and is not one of these.
+    """
     versions = []
     for key in ("sourceSchema", "targetSchema"):
-        identity = _schema_ref_identity(provider, value.get(key))
+        identity = _schema_ref_identity(provider, value.get(key), repo)
         if identity is None or identity[0] != schema_id:
             return None
         versions.append(identity[1])
     return (versions[0], versions[1]) if versions[0] != versions[1] else None
 
 
-def _schema_ref_identity(provider: IndexProvider, ref: Any) -> tuple[str, str] | None:
+def _schema_ref_identity(provider: IndexProvider, ref: Any, repo: str) -> tuple[str, str] | None:
     from atdata_core.plugins import IndexedRecord
     from atdata_core.records import parse_schema_rkey
     from atdata_core.schema._versions import version_of
@@ -302,15 +322,16 @@ def _schema_ref_identity(provider: IndexProvider, ref: Any) -> tuple[str, str] |
         return None
     try:
         uri = AtUri.parse(ref)
+        did = uri.authority if uri.authority.startswith("did:") else provider.resolve_repo(uri.authority)
     except AtdataError:
         return None
-    if uri.collection != SCHEMA_NSID or not uri.rkey:
+    if uri.collection != SCHEMA_NSID or not uri.rkey or did != repo:
         return None
     parsed = parse_schema_rkey(uri.rkey)
     if parsed is not None:
         return parsed
     try:  # a schema record another client keyed by TID: its name and version say
-        found = provider.get_record(str(uri.with_authority(provider.resolve_repo(uri.authority))))
+        found = provider.get_record(str(uri.with_authority(did)))
     except AtdataError:
         return None
     return version_of(IndexedRecord(found.uri, found.value, found.cid))
