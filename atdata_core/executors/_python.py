@@ -252,7 +252,10 @@ class PythonLensExecutor:
         return getter, putter
 
     def _untrusted_message(self, asked: str, decision: TrustDecision, author: str | None, *, lens: bool) -> str:
-        ways = ["pass it explicitly (atdata_core.load_lens(uri, trust=True), or load(..., lenses=[uri]))"]
+        ways = [
+            "pass it explicitly (atdata_core.load_lens(uri, trust=True), or load(..., lenses=[uri]))" if lens
+            else "pass it explicitly (load(code, explicit=True))"
+        ]
         if author:
             ways.append(f"trust its author (atdata lens trust {author}, which adds it to [lens] trusted_dids)")
         ways.append("pin its commit in [lens] pinned_commits after reviewing the code")
