@@ -84,6 +84,10 @@ class AppViewSettings:
         The URL users reach the service at, when it sits behind a proxy.
     ``subscribe``
         Firehose hosts (relays or PDSes, ``https://`` or ``wss://``) to follow.
+    ``replay``, ``max_frame_bytes``, ``max_repo_bytes``, ``identity_ttl``, ``resync_interval``, ``queue_size``
+        How ingestion follows them: see
+        :class:`~atdata_index_appview.ingest.IngestSettings`, which reads
+        these fields (with the same defaults) and checks them.
     """
 
     url: str = attrs.field(default="", validator=_http_url)
@@ -98,6 +102,12 @@ class AppViewSettings:
     did: str = ""
     public_url: str = attrs.field(default="", validator=_http_url)
     subscribe: list[str] = attrs.field(factory=list)
+    replay: bool = False
+    max_frame_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_positive)
+    max_repo_bytes: int = attrs.field(default=512 * 1024 * 1024, validator=_positive)
+    identity_ttl: float = attrs.field(default=3600.0, validator=_positive)
+    resync_interval: float = attrs.field(default=60.0, validator=_non_negative)
+    queue_size: int = attrs.field(default=1024, validator=_positive)
 
     def store_url(self) -> str:
         """The store URL to open: ``store``, else the default SQLite file."""
