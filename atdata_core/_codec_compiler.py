@@ -335,7 +335,7 @@ def _compile(codec: SampleCodec) -> tuple[Callable[[Any], Any], Callable[[Any], 
     cls = codec.cls
     env: dict[str, Any] = {
         "_cls": cls,
-        "_make": cls.__new__,
+        "_make": object.__new__ if cls.__new__ is object.__new__ else cls.__new__,
         "_checked": codec.from_map_checked,
         "_unpackb": msgpack.unpackb,
         "_unpack_map": unpack_map,
@@ -343,25 +343,41 @@ def _compile(codec: SampleCodec) -> tuple[Callable[[Any], Any], Callable[[Any], 
         "_LARGE": LARGE_MEMBER,
         "_views": codec._views,
         "_setattr": object.__setattr__,
+        "_ndarray": np.ndarray,
         "dict": dict,
         "type": type,
         "len": len,
+        "bytes": bytes,
     }
     fields = []
-    for i, (name, kind, dec) in enumerate(codec._dec):
+    for i, ((name, kind, dec), field) in enumerate(zip(codec._dec, codec.fields)):
         env[f"_k{i}"] = kind
         env[f"_d{i}"] = dec
         fields.append(f"        v{i} = data[{name!r}]")
-        if dec is not None:
+        if isinstance(field.type, Array):
+            # The last compact header this field decoded, (header, its length, value length, shape,
+            # dtype), swapped whole: a value with the same header and length passes the same checks.
+            layout = [(b"", 0, -1, (), None)]
+            env[f"_A{i}"] = layout
+            env[f"_d{i}"] = _array_learner(layout)
+            fields.append(
+                f"        a = _A{i}[0]\n"
+                f"        if type(v{i}) is bytes and len(v{i}) == a[2] and v{i}.startswith(a[0]):\n"
+                f"            v{i} = _ndarray(a[3], a[4], v{i}, a[1])\n"
+                f"        else:\n"
+                f"            v{i} = _d{i}(v{i})"
+            )
+        elif dec is not None:
             if kind is None:
                 fields.append(f"        v{i} = _d{i}(v{i})")
             else:
                 fields.append(f"        if type(v{i}) is not _k{i}:\n            v{i} = _d{i}(v{i})")
     if codec._slots:
         build = [f"    _setattr(obj, {name!r}, v{i})" for i, (name, _, _) in enumerate(codec._dec)]
+    elif codec._dec:
+        build = ["    d = obj.__dict__", *(f"    d[{name!r}] = v{i}" for i, (name, _, _) in enumerate(codec._dec))]
     else:
-        items = ", ".join(f"{name!r}: v{i}" for i, (name, _, _) in enumerate(codec._dec))
-        build = [f"    obj.__dict__.update({{{items}}})"] if items else []
+        build = []
     post = ["    obj.__post_init__()"] if getattr(cls, "__post_init__", None) is not None else []
     decode = [
         "    if type(data) is not dict:",
@@ -396,6 +412,19 @@ def _compile(codec: SampleCodec) -> tuple[Callable[[Any], Any], Callable[[Any], 
     exec(compile(source, f"<atdata codec of {cls.__qualname__}>", "exec"), env)
     env["from_map"].__atdata_codec__ = codec
     return env["from_map"], env["from_member"]
+
+
+def _array_learner(layout: list[Any]) -> Callable[[Any], np.ndarray]:
+    """Decode an array value in full, and keep its compact header in ``layout`` for the next one."""
+
+    def decode(value: Any) -> np.ndarray:
+        array = _decode_array_value(value)
+        if type(value) is bytes and value[:6] != NPY_MAGIC:
+            offset = len(value) - array.nbytes
+            layout[0] = (value[:offset], offset, len(value), array.shape, array.dtype)
+        return array
+
+    return decode
 
 
 class ColumnBatch:

@@ -16,12 +16,13 @@ import warnings
 from typing import Any, Callable, Generic, Iterator, NamedTuple, TypeVar
 
 from ._batch import SampleBatch
-from ._codec_compiler import decoder_for
+from ._codec_compiler import SampleCodec, codec_of, decoder_for, member_decoder
 from ._consumers import check_rank, dataloader_worker, node_rank
+from ._fields import is_packable
 from ._shard_sources import open_shard
 from ._shardref import ShardRef
 from .errors import AtdataError, NetworkError, StorageError
-from .shards import OnError, ShardLimits, handle_error, iter_samples
+from .shards import OnError, ShardLimits, _decode_member, _decoded, _shard_members, _verify_ahead, handle_error
 
 __all__ = ["Pipeline"]
 
@@ -177,10 +178,37 @@ class Pipeline(Generic[T]):
                     RuntimeWarning,
                     stacklevel=2,
                 )
-        samples = self._samples(rank, world, worker, workers)
         if self.batch_size is None:
-            return samples
+            return self._samples(rank, world, worker, workers)
+        codec = self._column_codec()
+        if codec is not None:
+            members = self._members(rank, world, worker, workers)
+            return _column_batches(members, codec, self.batch_size, self.drop_last, self.dataset)
+        samples = self._samples(rank, world, worker, workers)
         return _batches(samples, self.batch_size, self.drop_last, self.dataset._out_type)
+
+    def _column_codec(self) -> SampleCodec | None:
+        """The codec that decodes this pipeline's batches straight into columns, if one can.
+
+        In order, with no stages between reading and batching, batches are the
+        samples as decoded, so they can be decoded a batch at a time (the
+        checks are the same; see :class:`~atdata_core._codec_compiler.ColumnBatch`).
+        """
+        ds = self.dataset
+        if self.shuffle or ds._stages or ds._decode_type is not ds._out_type or not is_packable(ds._decode_type):
+            return None
+        codec = codec_of(ds._decode_type)
+        return codec if codec.batchable else None
+
+    def _members(self, rank: int, world: int, worker: int, workers: int) -> Iterator[tuple[str, str, Any]]:
+        """``(shard, member name, member bytes)`` of every ``.msgpack`` member this consumer reads, epoch after epoch."""
+        epoch = self.epoch
+        last = None if self.epochs is None else epoch + self.epochs
+        ds = self.dataset
+        while last is None or epoch < last:
+            refs = self.shards_for(epoch, rank, world, worker, workers)
+            yield from _read_members(refs, ds._on_error, ShardLimits.from_config())
+            epoch += 1
 
     def _samples(self, rank: int, world: int, worker: int, workers: int) -> Iterator[Any]:
         epoch = self.epoch
@@ -228,19 +256,137 @@ def _derived_seed(*parts: Any) -> int:
 def _read_shards(
     refs: list[ShardRef], decode: Callable[[dict[str, Any]], Any], on_error: OnError, limits: ShardLimits
 ) -> Iterator[Any]:
-    for ref in refs:
+    from_member = member_decoder(decode)
+    for ref, stream, head, tick in _open_shards(refs, on_error, limits):
+        members = _shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, tick=tick)
+        yield from _decoded(members, from_member, ref.url, on_error)
+
+
+def _read_members(refs: list[ShardRef], on_error: OnError, limits: ShardLimits) -> Iterator[tuple[str, str, Any]]:
+    for ref, stream, head, tick in _open_shards(refs, on_error, limits):
+        url = ref.url
+        for name, data in _shard_members(stream, url, on_error, ref.sha256, ref.size, limits, head=head, tick=tick):
+            yield url, name, data
+
+
+def _open_shards(
+    refs: list[ShardRef], on_error: OnError, limits: ShardLimits
+) -> Iterator[tuple[ShardRef, Any, Any, Callable[[], None] | None]]:
+    """``(ref, stream, head, tick)`` for each shard in turn, closed once the next is asked for.
+
+    A shard that cannot be opened goes to ``on_error``, in its turn. When the
+    next shard will be verified before its first sample is used, it is opened
+    and read ahead: ``tick`` reads one more buffer of it, and the current
+    shard's reader calls it once per buffer it takes, so the next shard's
+    bytes arrive (and are hashed, on the hashing thread) while this one is
+    decoded. Its ``head`` holds what was read ahead.
+    """
+    ahead: _Ahead | None = None
+    try:
+        for i, ref in enumerate(refs):
+            current = ahead if ahead is not None else _Ahead(ref, limits)
+            ahead = None
+            if i + 1 < len(refs) and _verified_first(refs[i + 1], limits):
+                ahead = _Ahead(refs[i + 1], limits)
+            try:
+                stream = current.open()
+            except (StorageError, NetworkError, OSError) as exc:
+                current.close()
+                error = exc if isinstance(exc, AtdataError) else StorageError(f"cannot open shard {ref.url}: {exc}")
+                handle_error(error, on_error)
+                continue
+            try:
+                yield ref, stream, current.head, ahead.step if ahead is not None else None
+            finally:
+                current.close()
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+def _verified_first(ref: ShardRef, limits: ShardLimits) -> bool:
+    """Whether a shard is read whole and verified before its first sample (see :func:`iter_samples`)."""
+    return bool(ref.sha256) and (ref.size is None or ref.size <= limits.verify_buffer_bytes)
+
+
+class _Ahead:
+    """A shard opened, and its start read and hashed, before its turn (see :func:`_open_shards`)."""
+
+    __slots__ = ("ref", "limits", "stream", "head", "error", "started")
+
+    def __init__(self, ref: ShardRef, limits: ShardLimits):
+        self.ref = ref
+        self.limits = limits
+        self.stream: Any = None
+        self.head: Any = None
+        self.error: BaseException | None = None
+        self.started = False
+
+    def _start(self) -> None:
+        self.started = True
         try:
-            stream = open_shard(ref.url)
+            self.stream = open_shard(self.ref.url)
         except (StorageError, NetworkError, OSError) as exc:
-            error = exc if isinstance(exc, AtdataError) else StorageError(f"cannot open shard {ref.url}: {exc}")
-            handle_error(error, on_error)
+            self.error = exc
+            return
+        self.head = _verify_ahead(self.stream, self.ref.sha256, self.ref.size, self.limits)
+
+    def step(self) -> None:
+        if not self.started:
+            self._start()
+        if self.head is not None:
+            self.head.step()
+
+    def open(self) -> Any:
+        """The shard's stream, in its turn; raises what opening it raised."""
+        if not self.started:
+            self._start()
+        if self.error is not None:
+            raise self.error
+        return self.stream
+
+    def close(self) -> None:
+        if self.head is not None:
+            self.head.close()
+        if self.stream is not None:
+            self.stream.close()
+
+
+def _column_batches(
+    members: Iterator[tuple[str, str, Any]], codec: SampleCodec, size: int, drop_last: bool, dataset: Any
+) -> Iterator[SampleBatch[Any]]:
+    """Batches of ``size`` samples, decoded into columns while the members share a layout.
+
+    A member that does not fit the batch's columns is decoded on its own, as
+    an unbatched read would (errors go to ``on_error`` in member order), and
+    the rest of that batch is a list of samples. The batches are the same as
+    :func:`_batches` makes, sample for sample.
+    """
+    on_error = dataset._on_error
+    sample_type = dataset._out_type
+    columns = codec.columns()
+    add = columns.add
+    from_member = codec.from_member
+    pending: list[Any] = []  # samples decoded one by one: this batch does not share one layout
+    for shard, name, data in members:
+        if not pending and add(data):
+            if len(columns) == size:
+                yield columns.take(sample_type)
             continue
-        try:
-            yield from iter_samples(
-                stream, decode, shard=ref.url, on_error=on_error, checksum=ref.sha256, size=ref.size, limits=limits
-            )
-        finally:
-            stream.close()
+        pending = columns.samples() if not pending else pending
+        sample = _decode_member(from_member, data, shard, name, on_error)
+        if sample is _decode_member.SKIPPED:
+            continue
+        pending.append(sample)
+        if len(pending) == size:
+            yield SampleBatch(pending, sample_type)
+            pending = []
+    if drop_last:
+        return
+    if len(columns):
+        yield columns.take(sample_type)
+    elif pending:
+        yield SampleBatch(pending, sample_type)
 
 
 def _shuffle_buffer(it: Iterator[Any], size: int, rng: random.Random) -> Iterator[Any]:

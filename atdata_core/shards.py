@@ -71,8 +71,12 @@ _MAX_TRAILING_BYTES = 1 << 20
 # No single read asks for more, so a size claimed by a header allocates only what arrives.
 _READ_CHUNK = 1 << 24
 # A stream that says how long it is (a regular file) is read this much at a time; any other
-# exactly as far as its members say. Each read is a fresh buffer, never written to again.
-_CHUNK = 4 << 20
+# exactly as far as its members say. Each read is a fresh buffer, never written to again. A
+# buffer this size stays in a core's L2 cache while its members are parsed and unpacked.
+_CHUNK = 1 << 20
+# Hashing: buffers of at least this size go to the hashing thread, at most this many waiting.
+_HASH_ON_THREAD = 256 << 10
+_HASH_BACKLOG = 32
 
 # Member types: regular files yield their data; links, devices, directories and fifos
 # carry none (whatever their size field says, as tarfile reads them); the rest is skipped.
@@ -261,23 +265,113 @@ def _known_length(stream: Any) -> int | None:
     return None
 
 
-def _read_head(read: Callable[[int], bytes], limit: int, known: int | None) -> tuple[list[bytes], int]:
-    """The first bytes of a stream, as buffers of at most :data:`_CHUNK`, and how many there are:
-    all of it when it holds at most ``limit`` bytes, else its first ``limit + 1``.
+class _Hasher:
+    """The sha256 of a shard's bytes, computed on a thread of its own while the reading thread decodes.
 
-    A stream that says how much it holds (a regular file) is read no further
-    than that; any other a chunk at a time, so memory follows the bytes that arrive.
+    hashlib releases the GIL while it hashes a large buffer, so the hash runs
+    on another core. Buffers are handed over as they are read, in order; at
+    most :data:`_HASH_BACKLOG` of them wait, so a reader faster than the hash
+    waits for it rather than piling up memory. :meth:`hexdigest` waits for
+    every buffer to be hashed. Small amounts are hashed on the spot.
     """
-    chunks = []
-    total = 0
-    want = limit + 1 if known is None or known > limit else known
-    while total < want:
-        part = _read_exact(read, min(want - total, _CHUNK))
+
+    __slots__ = ("_hash", "_queue", "_room", "_thread")
+    name = "sha256"
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._queue: Any = None
+        self._room: Any = None
+        self._thread: Any = None
+
+    def update(self, data: bytes) -> None:
+        if self._thread is None:
+            if len(data) < _HASH_ON_THREAD:
+                self._hash.update(data)
+                return
+            import queue
+            import threading
+
+            self._queue = queue.SimpleQueue()
+            self._room = threading.Semaphore(_HASH_BACKLOG)
+            self._thread = threading.Thread(target=self._run, name="atdata-shard-sha256", daemon=True)
+            self._thread.start()
+        self._room.acquire()
+        self._queue.put(data)
+
+    def _run(self) -> None:
+        take, update, done = self._queue.get, self._hash.update, self._room.release
+        while True:
+            data = take()
+            if data is None:
+                return
+            update(data)
+            done()
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self._hash.hexdigest()
+
+    def close(self) -> None:
+        """Wait until the buffers handed over are hashed, and end the thread."""
+        thread = self._thread
+        if thread is not None:
+            self._thread = None
+            self._queue.put(None)
+            thread.join()
+
+
+class _Head:
+    """The start of a shard to verify, read a chunk at a time and hashed on the way.
+
+    It holds the whole shard when that is at most ``limit`` bytes (or exactly
+    ``size`` bytes, the recorded size, when that is within the limit), else
+    its first ``limit + 1`` bytes. A stream that says how much it holds (a
+    regular file) is read no further than that; any other a chunk at a time,
+    so memory follows the bytes that arrive. :meth:`step` reads one chunk, so
+    that the next shard can be read and hashed while this one is decoded; a
+    failure to read is kept and raised by :meth:`finish`.
+    """
+
+    __slots__ = ("_read", "_want", "chunks", "total", "hasher", "_done", "_error")
+
+    def __init__(self, stream: BinaryIO, limit: int, size: int | None):
+        known = size if size is not None else _known_length(stream)
+        self._read = stream.read
+        self._want = limit + 1 if known is None or known > limit else known
+        self.chunks: list[bytes] = []
+        self.total = 0
+        self.hasher = _Hasher()
+        self._done = self._want == 0
+        self._error: BaseException | None = None
+
+    def step(self) -> None:
+        """Read (and hand to the hash) one more chunk, unless all is read."""
+        if self._done:
+            return
+        try:
+            part = _read_exact(self._read, min(self._want - self.total, _CHUNK))
+        except _SHARD_FAULTS as exc:
+            self._error, self._done = exc, True
+            return
         if not part:
-            break
-        chunks.append(part)
-        total += len(part)
-    return chunks, total
+            self._done = True
+            return
+        self.chunks.append(part)
+        self.total += len(part)
+        self.hasher.update(part)
+        if self.total >= self._want:
+            self._done = True
+
+    def finish(self) -> None:
+        while not self._done:
+            self.step()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        self.hasher.close()
+        self.chunks = []
 
 
 class _Source:
@@ -292,15 +386,22 @@ class _Source:
     nothing writes to again, so a decoded array may stay a view of it.
     """
 
-    __slots__ = ("_read", "_hint", "_queue", "_hash", "taken", "end")
+    __slots__ = ("_read", "_hint", "_queue", "_hash", "_tick", "taken", "end")
 
     def __init__(
-        self, read: Callable[[int], bytes] | None, hint: int | None = None, chunks: Iterable[bytes] = (), hasher: Any = None
+        self,
+        read: Callable[[int], bytes] | None,
+        hint: int | None = None,
+        chunks: Iterable[bytes] = (),
+        hasher: Any = None,
+        tick: Callable[[], None] | None = None,
     ):
         self._read = read
         self._hint = hint
         self._queue: deque[tuple[bytes, int]] = deque((chunk, 0) for chunk in chunks if chunk)
         self._hash = hasher
+        # called once per buffer taken: reads the next shard ahead, in step with this one
+        self._tick = tick
         self.taken = sum(len(chunk) for chunk, _ in self._queue)  # bytes taken from the stream so far
         self.end = 0  # the stream offset just past the first end-of-archive block, once found
 
@@ -326,6 +427,8 @@ class _Source:
         (the next member's header, with a member's data)."""
         have = len(buf) - pos
         queue = self._queue
+        if self._tick is not None:
+            self._tick()
         if not have:
             if queue:
                 buf, pos = queue.popleft()
@@ -675,17 +778,33 @@ def _decoded(
     for name, data in members:
         try:
             sample = decode(data)
-        except SampleDecodeError as exc:
-            handle_error(exc.located(shard, name), on_error)
-            continue
-        except _DECODE_FAULTS as exc:
-            if isinstance(exc, AtdataError):
-                raise
-            error = SampleDecodeError(f"cannot decode the sample ({type(exc).__name__}: {exc})", shard=shard, member=name)
-            error.__cause__ = exc
-            handle_error(error, on_error)
+        except _DECODE_FAULTS + (SampleDecodeError,) as exc:
+            handle_error(_decode_failure(exc, shard, name), on_error)
             continue
         yield sample
+
+
+def _decode_failure(exc: BaseException, shard: str, name: str) -> AtdataError:
+    """The error to report for a member that did not decode (an atdata error other than a sample's is re-raised)."""
+    if isinstance(exc, SampleDecodeError):
+        return exc.located(shard, name)
+    if isinstance(exc, AtdataError):
+        raise exc
+    error = SampleDecodeError(f"cannot decode the sample ({type(exc).__name__}: {exc})", shard=shard, member=name)
+    error.__cause__ = exc
+    return error
+
+
+def _decode_member(decode: Callable[[Any], Any], data: Any, shard: str, name: str, on_error: OnError) -> Any:
+    """``decode(data)``, or :attr:`_decode_member.SKIPPED` once a failure went to ``on_error``, as :func:`iter_samples` does."""
+    try:
+        return decode(data)
+    except _DECODE_FAULTS + (SampleDecodeError,) as exc:
+        handle_error(_decode_failure(exc, shard, name), on_error)
+        return _decode_member.SKIPPED
+
+
+_decode_member.SKIPPED = object()  # type: ignore[attr-defined]
 
 
 def _read_failure(exc: BaseException, shard: str) -> AtdataError:
@@ -745,70 +864,95 @@ def iter_samples(
 
 
 def _shard_members(
-    stream: BinaryIO, shard: str, on_error: OnError, checksum: str | None, size: int | None, limits: ShardLimits
+    stream: BinaryIO,
+    shard: str,
+    on_error: OnError,
+    checksum: str | None,
+    size: int | None,
+    limits: ShardLimits,
+    *,
+    head: _Head | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> Iterator[tuple[str, memoryview]]:
-    """The ``.msgpack`` members of one shard under the checksum policy of :func:`iter_samples`."""
+    """The ``.msgpack`` members of one shard under the checksum policy of :func:`iter_samples`.
+
+    ``head``: the start of this shard, read ahead (:func:`_verify_ahead`).
+    ``tick``: called once per buffer of this shard taken, to read the next
+    shard ahead meanwhile.
+    """
     if not checksum:
         try:
-            source = _Source(stream.read, size if size is not None else _known_length(stream))
+            source = _Source(stream.read, size if size is not None else _known_length(stream), tick=tick)
             yield from _scan(source, shard, limits.max_member_bytes, ".msgpack")
         except _SHARD_FAULTS as exc:
             handle_error(_read_failure(exc, shard), on_error)
         return
     expected = checksum.lower()
     buffered = limits.verify_buffer_bytes
-    hasher = hashlib.sha256()
     read = stream.read
-    head: list[bytes] = []
-    if size is None or size <= buffered:
-        # small enough to verify before anything is handed out
+    chunks: list[bytes] = []
+    if head is None and (size is None or size <= buffered):
+        head = _Head(stream, buffered, size)
+    hasher = head.hasher if head is not None else _Hasher()
+    try:
+        if head is not None:
+            # small enough to verify before anything is handed out
+            try:
+                head.finish()
+            except _SHARD_FAULTS as exc:
+                handle_error(_read_failure(exc, shard), on_error)
+                return
+            chunks, total = head.chunks, head.total
+            if size is not None or total <= buffered:
+                actual = hasher.hexdigest()
+                if actual != expected:
+                    handle_error(ChecksumError(shard, expected, actual), on_error)
+                    return
+                try:
+                    yield from _scan(_Source(None, chunks=chunks, tick=tick), shard, limits.max_member_bytes, ".msgpack")
+                except ShardError as exc:  # verified, but not a readable tar: the publisher's shard is bad
+                    handle_error(exc, on_error)
+                return
+        if size is not None:
+            read = _Bounded(stream, size).read
+            hint: int | None = size
+        else:
+            hint = _known_length(stream)
+        source = _Source(read, hint, chunks=chunks, hasher=hasher, tick=tick)
+        del chunks
+        yielded = 0
         try:
-            head, total = _read_head(read, buffered, size if size is not None else _known_length(stream))
-        except _SHARD_FAULTS as exc:
-            handle_error(_read_failure(exc, shard), on_error)
-            return
-        for chunk in head:
-            hasher.update(chunk)
-        if size is not None or total <= buffered:
+            for member in _scan(source, shard, limits.max_member_bytes, ".msgpack"):
+                yielded += 1
+                yield member
+            source.drain(shard=shard)
             actual = hasher.hexdigest()
             if actual != expected:
-                handle_error(ChecksumError(shard, expected, actual), on_error)
+                raise ChecksumError(shard, expected, actual, hasher.name)
+        except _SHARD_FAULTS as exc:
+            error = _read_failure(exc, shard)
+            if not yielded:
+                handle_error(error, on_error)
                 return
-            try:
-                yield from _scan(_Source(None, chunks=head), shard, limits.max_member_bytes, ".msgpack")
-            except ShardError as exc:  # verified, but not a readable tar: the publisher's shard is bad
-                handle_error(exc, on_error)
-            return
-    if size is not None:
-        read = _Bounded(stream, size).read
-        hint: int | None = size
-    else:
-        hint = _known_length(stream)
-    source = _Source(read, hint, chunks=head, hasher=hasher)
-    yielded = 0
-    try:
-        for member in _scan(source, shard, limits.max_member_bytes, ".msgpack"):
-            yielded += 1
-            yield member
-        source.drain(shard=shard)
-        actual = hasher.hexdigest()
-        if actual != expected:
-            raise ChecksumError(shard, expected, actual, hasher.name)
-    except _SHARD_FAULTS as exc:
-        error = _read_failure(exc, shard)
-        if not yielded:
-            handle_error(error, on_error)
-            return
-        note = (
-            f"{yielded} of its samples were yielded before this was found: the shard is larger than "
-            f"[shards] verify_buffer_bytes ({buffered:,} bytes), so it was verified as it streamed. "
-            "Discard what was read from it"
-        )
-        if isinstance(error, ChecksumError):
-            raise ChecksumError(shard, error.expected, error.actual, error.algorithm, note=note) from None
-        reason = error.reason if isinstance(error, ShardError) else str(error)
-        late = ShardError(f"{reason}. {note}", shard=shard, member=getattr(error, "member", None))
-        raise late from exc
+            note = (
+                f"{yielded} of its samples were yielded before this was found: the shard is larger than "
+                f"[shards] verify_buffer_bytes ({buffered:,} bytes), so it was verified as it streamed. "
+                "Discard what was read from it"
+            )
+            if isinstance(error, ChecksumError):
+                raise ChecksumError(shard, error.expected, error.actual, error.algorithm, note=note) from None
+            reason = error.reason if isinstance(error, ShardError) else str(error)
+            late = ShardError(f"{reason}. {note}", shard=shard, member=getattr(error, "member", None))
+            raise late from exc
+    finally:
+        hasher.close()
+
+
+def _verify_ahead(stream: BinaryIO, checksum: str | None, size: int | None, limits: ShardLimits) -> _Head | None:
+    """A :class:`_Head` to read a shard ahead of its turn when it will be verified before use, else None."""
+    if not checksum or (size is not None and size > limits.verify_buffer_bytes):
+        return None
+    return _Head(stream, limits.verify_buffer_bytes, size)
 
 
 # --------------------------------------------------------------------------- writing

@@ -103,6 +103,16 @@ def get_registry() -> Registry:
         return state.registry
 
 
+def discovered() -> bool:
+    """Whether this process has discovered plugins (nothing is discovered by asking).
+
+    Plain local paths open with the core's file backend until then (see
+    :func:`atdata_core.storage.open_shard`): discovery imports every
+    installed plugin, tens of milliseconds in every fresh process.
+    """
+    return _state is not None
+
+
 def reset_plugins() -> None:
     """Forget the process-wide manager; the next use discovers plugins again with fresh configuration."""
     global _state

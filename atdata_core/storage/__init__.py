@@ -13,6 +13,8 @@ subclasses :class:`StorageBase`: it writes five primitives and inherits
 from __future__ import annotations
 
 import os
+import re
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -21,6 +23,9 @@ from atdata_core.storage._source import MAX_EXPANSION, expand_braces, expand_sou
 
 if TYPE_CHECKING:
     from atdata_core.plugins import StorageBackend
+
+# a URL scheme as the plugin registry reads one (plain paths have none)
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
 __all__ = [
     "MAX_EXPANSION",
@@ -47,10 +52,54 @@ def open_shard(url: str | os.PathLike[str]) -> BinaryIO:
 
     Raises :class:`~atdata_core.errors.StorageNotFound` when there is no such
     shard and :class:`~atdata_core.errors.MissingImplementation` (naming what
-    to install) when no backend handles the scheme.
+    to install) when no backend handles the scheme. A plain path or ``file://``
+    URL opens without discovering plugins, unless configuration chooses another
+    backend for them (see :func:`atdata_core.plugins._manager.local_file_storage`).
     """
     text = os.fspath(url)
-    return storage_for(text).open(text)
+    backend = _local_file_storage(text)
+    if backend is None:
+        backend = storage_for(text)
+    return backend.open(text)
+
+
+_LOCAL_SCHEMES = ("", "file")
+_local_files: Any = None
+
+
+def _local_file_storage(url: str) -> Any:
+    """The core's file backend for a plain path or ``file://`` URL, without discovering plugins.
+
+    It is what discovery would choose, unless the configuration says
+    otherwise: None (discover, and choose as always) once this process has
+    discovered plugins, for any other URL, when ``[storage.select]`` names a
+    backend for plain paths or ``file://``, and when the core's own plugin
+    (``builtin``, ``atdata-core``) is deny-listed. Another plugin registering
+    plain paths would make discovery fail with a duplicate until
+    ``[storage.select]`` chooses one, so none takes local paths over without
+    that setting. Not even the plugin machinery is imported on this path.
+    """
+    global _local_files
+    manager = sys.modules.get("atdata_core.plugins._manager")
+    if manager is not None and manager.discovered():
+        return None
+    match = _SCHEME.match(url)
+    if match is not None and match.group(1).lower() not in _LOCAL_SCHEMES:
+        return None
+    from atdata_core.config import load_config
+
+    config = load_config()
+    deny = {name.strip().lower().replace("_", "-").replace(".", "-") for name in config.get_list("plugins.deny")}
+    if "builtin" in deny or "atdata-core" in deny:
+        return None
+    select = config.get("storage.select")
+    if isinstance(select, dict) and any(key in select for key in _LOCAL_SCHEMES):
+        return None
+    if _local_files is None:
+        from atdata_core.storage.file import FileStorage
+
+        _local_files = FileStorage(config)
+    return _local_files
 
 
 def put_shard(local_path: str | os.PathLike[str], url: str) -> str:

@@ -19,7 +19,6 @@ import uuid
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote
 
-from atdata_core._netpolicy import RecordUrl
 from atdata_core.errors import NetworkPolicyError, StorageError, StorageNotFound
 from atdata_core.storage._base import StorageBase
 
@@ -44,6 +43,10 @@ def local_path(url: str | os.PathLike[str]) -> str:
 
 
 def _refuse_record_url(url: Any) -> None:
+    if type(url) is str:
+        return  # a plain str is never a RecordUrl (a str subclass): opening a path needs no policy module
+    from atdata_core._netpolicy import RecordUrl
+
     if isinstance(url, RecordUrl):
         named = f" by {url.named_by}" if url.named_by else " by a record"
         raise NetworkPolicyError(
