@@ -341,16 +341,26 @@ def serve_frames(frames: list[tuple[int | None, bytes | str]]) -> Iterator[str]:
     """A firehose on a loopback port playing ``frames`` (``(seq, message)``); yields its base URL.
 
     A subscriber with ``cursor=n`` gets the frames whose seq is above ``n``
-    (and those without a seq), then the connection stays open. Frames added to
-    the list later are sent to subscribers that connect later.
+    (and those without a seq that follow one of them), then the connection stays open; a cursor above
+    every seq is answered with a ``FutureCursor`` error, as a PDS does. Frames
+    added to the list later are sent to subscribers that connect later.
     """
     from websockets.sync.server import serve
 
     def handler(websocket: Any) -> None:
         query = parse_qs(urlsplit(websocket.request.path).query)
         cursor = int(query["cursor"][0]) if "cursor" in query else None
-        for seq, message in list(frames):
-            if cursor is None or seq is None or seq > cursor:
+        playing = list(frames)
+        last = max((seq for seq, _ in playing if seq is not None), default=0)
+        if cursor is not None and cursor > last:
+            websocket.send(frame("error", {"error": "FutureCursor", "message": "Cursor in the future."}))
+            websocket.close()
+            return
+        position = 0.0
+        for seq, message in playing:
+            # A frame without a seq sits just after the frame before it.
+            position = seq if seq is not None else position + 0.5
+            if cursor is None or position > cursor:
                 websocket.send(message)
         try:
             for _ in websocket:
@@ -360,7 +370,7 @@ def serve_frames(frames: list[tuple[int | None, bytes | str]]) -> Iterator[str]:
 
     with serve(handler, "127.0.0.1", 0, max_size=None) as server:
         port = server.socket.getsockname()[1]
-        thread = threading.Thread(target=server.serve_forever, args=(0.02,), name="crafted firehose", daemon=True)
+        thread = threading.Thread(target=server.serve_forever, name="crafted firehose", daemon=True)
         thread.start()
         try:
             yield f"http://localhost:{port}"
