@@ -22,6 +22,13 @@ Decoded arrays are read-only views over the shard bytes; a tensor made from
 one gets its own copy. Stacked batch arrays are already fresh and are shared
 with the tensor without a copy.
 
+Plugins: local shards open without plugin discovery. When the shards need a
+storage plugin (``http://``, ``s3://``...), plugins are discovered once, when
+the ``TorchDataset`` is made, so that forked DataLoader workers inherit them
+instead of discovering them again at every epoch. Spawned workers start
+afresh and discover once each: give the DataLoader ``persistent_workers=True``
+to do that once per run rather than once per epoch.
+
 Example::
 
     from torch.utils.data import DataLoader
@@ -124,6 +131,7 @@ class TorchDataset(torch.utils.data.IterableDataset):
         self._node: tuple[int, int] | None = None
         if pipeline.world_size is None and _distributed_ready():
             self._node = (torch.distributed.get_rank(), torch.distributed.get_world_size())
+        _discover_for_workers(pipeline)
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch the next iteration reads (changes a shuffled order)."""
@@ -140,6 +148,19 @@ class TorchDataset(torch.utils.data.IterableDataset):
 
     def __repr__(self) -> str:
         return f"TorchDataset({self.pipeline!r})"
+
+
+def _discover_for_workers(pipeline: Pipeline[Any]) -> None:
+    """Discover plugins now, in the process that starts the workers, if any shard's storage needs them."""
+    from .storage import _local_file_storage
+
+    schemes: dict[str, str] = {}
+    for ref in pipeline.dataset._shards:
+        schemes.setdefault(ref.url.split("://", 1)[0].lower() if "://" in ref.url else "", ref.url)
+    if any(_local_file_storage(url) is None for url in schemes.values()):
+        from .plugins import get_registry
+
+        get_registry()
 
 
 def _distributed_ready() -> bool:

@@ -113,3 +113,121 @@ def test_unpack_map_refuses_non_maps_and_garbage():
         unpack_map(b"\xc1\xc1\xc1")
     with pytest.raises(SampleDecodeError, match="not valid msgpack"):
         unpack_map(msgpack.packb({"a": "b" * 100})[:-10])
+
+
+# --------------------------------------------------------------------------- large members, unpacked without copies
+
+
+def _plain(value):
+    """A decoded map with views made bytes, to compare with what msgpack gives."""
+    return {k: bytes(v) if isinstance(v, memoryview) else v for k, v in value.items()}
+
+
+def test_a_large_member_keeps_its_arrays_as_views_of_the_member():
+    import atdata_core.codec as codec
+
+    image = np.arange(1 << 18, dtype="<f4").reshape(512, 512)  # 1 MiB
+    data = pack_map({"image": image, "label": "x", "blob": b"abc", "n": -3, "f": 0.5, "none": None, "ok": True})
+    assert len(data) >= codec.LARGE_MEMBER
+    value = codec.unpack_member(data, views={"image"})
+    assert isinstance(value["image"], memoryview) and value["image"].readonly
+    assert type(value["blob"]) is bytes  # not an array field: a copy, as msgpack gives it
+    assert _plain(value) == unpack_map(data)
+    array = decode_ndarray(value["image"])
+    assert np.array_equal(array, image) and not array.flags.writeable
+    assert np.shares_memory(array, np.frombuffer(data, np.uint8))  # a view of the member's bytes, no copy
+
+
+def test_property_unpack_member_agrees_with_msgpack_on_any_bytes(monkeypatch):
+    """With every member counted as large, the view-keeping unpacker gives msgpack's map or its error."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    import atdata_core.codec as codec
+
+    monkeypatch.setattr(codec, "LARGE_MEMBER", 0)
+    floats = st.floats(allow_nan=False, width=32)  # packed as float32 or float64 alike
+    flat = st.none() | st.booleans() | st.integers(-(1 << 63), (1 << 64) - 1) | floats | st.text(max_size=40) | st.binary(max_size=300)
+    value = flat | st.lists(flat, max_size=3) | st.dictionaries(st.text(max_size=5), flat, max_size=3)
+    maps = st.builds(
+        lambda m, single: msgpack.packb(m, use_bin_type=True, use_single_float=single),
+        st.dictionaries(st.text(max_size=12) | st.integers(-5, 5), value, max_size=6),
+        st.booleans(),
+    )
+    mutated = st.tuples(maps, st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=4), st.integers(0, 400)).map(
+        lambda t: _mutate(*t)
+    )
+
+    @settings(max_examples=400, deadline=None, database=None)
+    @given(st.one_of(maps, mutated, st.binary(max_size=200)))
+    def check(data):
+        try:
+            expected = unpack_map(data)
+        except SampleDecodeError:
+            with pytest.raises(SampleDecodeError):
+                codec.unpack_member(data, views={"a", "b", ""})
+            return
+        got = codec.unpack_member(data, views={"a", "b", ""})
+        assert _plain(got) == expected
+
+    check()
+
+
+def _mutate(data, changes, cut):
+    data = bytearray(data)
+    for pos, byte in changes:
+        if pos < len(data):
+            data[pos] = byte
+    return bytes(data[: max(cut, 1)] if cut < len(data) else data)
+
+
+def test_compact_headers_checked_once_still_refuse_a_wrong_length():
+    first = encode_ndarray(np.zeros((4, 4), dtype="<f4"))
+    decode_ndarray(first)  # the header is now known
+    with pytest.raises(SampleDecodeError, match="payload holds"):
+        decode_ndarray(first[:-4])
+    with pytest.raises(SampleDecodeError, match="payload holds"):
+        decode_ndarray(first + b"\0\0\0\0")
+    assert decode_ndarray(first).shape == (4, 4)
+
+
+def test_property_large_members_decode_like_small_ones(monkeypatch):
+    """A sample class reading every member as large (arrays as views) decodes and refuses as one reading none so."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    import atdata_core
+    import atdata_core._codec_compiler as compiler
+
+    def make():
+        @atdata_core.packable
+        class Item:
+            image: np.ndarray
+            label: str
+            value: float
+            blob: bytes | None = None
+
+        Item.from_bytes(pack_map({"image": np.zeros(1), "label": "", "value": 0.0}))  # compiles its codec now
+        return Item
+
+    small = make()
+    monkeypatch.setattr(compiler, "LARGE_MEMBER", 0)
+    large = make()
+    arrays = st.sampled_from([np.zeros((2, 3), "<f4"), np.arange(5, dtype=">i8"), np.zeros(0, "|u1")]).map(encode_ndarray)
+    values = st.none() | st.booleans() | st.integers(-5, 300) | st.floats(allow_nan=False) | st.text(max_size=5) | st.binary(max_size=20) | arrays
+    maps = st.dictionaries(st.sampled_from(["image", "label", "value", "blob", "other"]), values, max_size=5).map(pack_map)
+
+    def outcome(cls, data):
+        try:
+            sample = cls.from_bytes(data)
+        except SampleDecodeError as exc:
+            return ("error", str(exc).replace("large", "").replace("small", ""))
+        image = sample.image
+        return ("ok", image.dtype.str, image.shape, image.tobytes(), sample.label, sample.value, sample.blob)
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(st.one_of(maps, st.binary(max_size=60)))
+    def check(data):
+        assert outcome(small, data) == outcome(large, data)
+
+    check()

@@ -239,6 +239,111 @@ def test_batch_of_ragged_arrays_stays_a_list_and_missing_fields_are_named():
         batch.y
 
 
+def _by_sample(batches):
+    """What a user sees of batches: every column, and every sample's fields."""
+    out = []
+    for batch in batches:
+        columns = {name: (batch[name].dtype.str, batch[name].shape, batch[name].tobytes()) if isinstance(batch[name], np.ndarray)
+                   else [a.tobytes() if isinstance(a, np.ndarray) else a for a in batch[name]] for name in batch.fields()}
+        samples = [(s.image.tobytes(), s.image.shape, s.label, s.value) for s in batch]
+        out.append((len(batch), columns, samples))
+    return out
+
+
+def _one_by_one(ds, **kwargs):
+    # a map stage keeps the pipeline from decoding batches into columns: samples are batched one by one
+    return ds.map(lambda sample: sample).ordered(**kwargs)
+
+
+def test_batches_decoded_into_columns_are_the_batches_of_the_samples(shards):
+    ds = Dataset[Item](shards)
+    columns = list(ds.ordered(batch_size=6))
+    assert _by_sample(columns) == _by_sample(_one_by_one(ds, batch_size=6))
+    batch = columns[0]
+    assert batch.sample_type is Item and repr(batch) == "SampleBatch[Item](6 samples)"
+    # the column is an array of its own (writable, what torch shares without a copy), not a sample's view
+    assert batch.image.flags.writeable and batch.image.flags.c_contiguous and batch.image.flags.owndata is False
+    first = batch[0]
+    assert not first.image.flags.writeable and not np.shares_memory(first.image, batch.image)
+    batch.image[0] = 99
+    assert first.image[0, 0] == 0 and batch[0].image[0, 0] == 0
+    assert batch.label == [f"item-{i}" for i in range(6)] and batch.value == [i / 2 for i in range(6)]
+    assert pickle.loads(pickle.dumps(batch))[5].label == "item-5"
+    assert [len(b) for b in Dataset[Item](shards).ordered(batch_size=16, drop_last=True)] == [16, 16]
+
+
+def test_a_batch_whose_arrays_differ_in_shape_is_the_same_either_way(tmp_path):
+    with ShardWriter(str(tmp_path / "mixed-%03d.tar"), maxcount=100) as sink:
+        for i in range(20):
+            shape = (2, 3) if i % 7 else (3, 2)  # samples 0, 7 and 14 differ
+            dtype = np.int16 if i != 9 else np.int32
+            sink.write(Item(np.full(shape, i, dtype=dtype), f"item-{i}", i / 2))
+    ds = Dataset[Item](sink.shards)
+    batches = list(ds.ordered(batch_size=4))
+    assert _by_sample(batches) == _by_sample(_one_by_one(ds, batch_size=4))
+    # samples 0, 7 and 14 are (3, 2), sample 9 is int32: their batches' arrays stay lists
+    assert [type(b.image) for b in batches] == [list, list, list, list, np.ndarray]
+    assert batches[4].image.shape == (4, 2, 3)
+
+
+def test_members_that_do_not_decode_in_a_batch_go_to_on_error_in_member_order(tmp_path):
+    from atdata_core.codec import encode_ndarray
+
+    with ShardWriter(str(tmp_path / "bad-%03d.tar"), maxcount=7) as sink:
+        for i in range(20):
+            if i in (3, 4, 11):
+                sink.write({"image": encode_ndarray(np.zeros((2, 3), np.int16)), "label": i, "value": 1.0})
+            elif i == 15:
+                sink.write({"label": "no image", "value": 1.0})
+            elif i == 17:
+                sink.write({"image": encode_ndarray(np.zeros((2, 3), np.int16)), "label": "int", "value": 3})  # coerced
+            else:
+                sink.write(Item(np.full((2, 3), i, dtype=np.int16), f"item-{i}", i / 2))
+    results = []
+    for make in (lambda ds: ds.ordered(batch_size=4), lambda ds: _one_by_one(ds, batch_size=4)):
+        errors = []
+        ds = Dataset[Item](sink.shards, on_error=errors.append)
+        results.append((_by_sample(make(ds)), [str(e) for e in errors]))
+    assert results[0] == results[1]
+    got, errors = results[0]
+    assert [size for size, *_ in got] == [4, 4, 4, 4]
+    assert [e.split("member ")[1].split(":")[0] for e in errors] == [
+        "0000000003.msgpack", "0000000004.msgpack", "0000000011.msgpack", "0000000015.msgpack"
+    ]
+    with pytest.raises(atdata_core.errors.SampleDecodeError, match="0000000003.msgpack"):
+        list(Dataset[Item](sink.shards).ordered(batch_size=4))
+
+
+def test_plain_local_paths_open_without_discovering_plugins(shards, monkeypatch):
+    from atdata_core.errors import MissingImplementation
+    from atdata_core.plugins import reset_plugins
+    from atdata_core.plugins._manager import discovered
+
+    reset_plugins()
+    try:
+        assert len(list(Dataset[Item]([s.url for s in shards]))) == 40
+        assert not discovered()
+        # the configuration can still choose: a backend selected for plain paths is found by discovery
+        monkeypatch.setenv("ATDATA_CONFIG", str(_config_file(shards, '[storage.select]\n"" = "file"\n')))
+        assert len(list(Dataset[Item]([s.url for s in shards]))) == 40
+        assert discovered()
+        reset_plugins()
+        monkeypatch.setenv("ATDATA_PLUGINS_DENY", "builtin")
+        monkeypatch.delenv("ATDATA_CONFIG")
+        with pytest.raises(MissingImplementation, match="plain paths"):
+            list(Dataset[Item]([s.url for s in shards]))
+    finally:
+        monkeypatch.delenv("ATDATA_PLUGINS_DENY", raising=False)
+        reset_plugins()
+
+
+def _config_file(shards, text):
+    path = os.path.join(os.path.dirname(shards[0].url), "config.toml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def test_shuffled_batches_cover_every_sample_once(shards):
     seen = [v for b in Dataset[Item](shards).shuffled(seed=3, buffer=10, batch_size=7) for v in values(b)]
     assert sorted(seen) == list(range(40))

@@ -194,3 +194,52 @@ def test_without_torch_the_adapter_names_the_extra(shards):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert "pip install 'atdata-core[torch]'" in out.stdout
+
+
+def _discoveries_in_workers(ds, monkeypatch):
+    """How many times each DataLoader worker discovered plugins, over two epochs (fresh workers each)."""
+    from atdata_core.plugins import _manager
+
+    calls = {"n": 0}
+    discover = _manager._discover
+
+    def counting(config):
+        calls["n"] += 1
+        return discover(config)
+
+    monkeypatch.setattr(_manager, "_discover", counting)
+    torch_ds = ds.map(lambda sample: calls["n"]).torch()
+    parent = calls["n"]
+    seen = [int(n) for _ in range(2) for n in DataLoader(torch_ds, batch_size=None, num_workers=2)]
+    return parent, seen
+
+
+def test_dataloader_workers_read_local_shards_without_discovering_plugins(shards, monkeypatch):
+    from atdata_core.plugins import reset_plugins
+
+    reset_plugins()
+    try:
+        parent, seen = _discoveries_in_workers(Dataset[Item](shards), monkeypatch)
+        assert len(seen) == 120
+        assert parent == 0 and set(seen) == {0}
+    finally:
+        reset_plugins()
+
+
+def test_dataloader_workers_inherit_plugins_discovered_for_remote_shards(shard_server, shards, monkeypatch):
+    import shutil
+
+    from atdata_core.plugins import reset_plugins
+
+    folder, base = shard_server
+    for info in shards:
+        shutil.copy(info.url, folder / os.path.basename(info.url))
+    urls = [f"{base}/{os.path.basename(info.url)}" for info in shards]
+    reset_plugins()
+    try:
+        parent, seen = _discoveries_in_workers(Dataset[Item](urls), monkeypatch)
+        assert len(seen) == 120
+        # discovered once, by the process that made the TorchDataset; no worker discovers again
+        assert parent == 1 and set(seen) == {1}
+    finally:
+        reset_plugins()
