@@ -13,7 +13,10 @@ follows, instead of one account's PDS at a time::
 When the AppView cannot be reached (refused, timing out, failing with a 5xx
 after ``[appview] retries``), each call is answered by the core's ``pds``
 index instead (``[appview] fallback``, on by default), and the AppView is not
-asked again for ``[appview] retry_after`` seconds. The PDS answers questions
+asked again for ``[appview] retry_after`` seconds. An AppView that lacks a
+method this provider uses (another federation's, answering 404 or 501 without
+one of the lexicons' errors) stays in use; the calls it cannot answer go to
+the PDS index. The PDS answers questions
 about one account at a time: a search across the network then needs a
 ``repo``, and says so.
 
@@ -120,6 +123,12 @@ class AppViewIndex:
         try:
             return ask()
         except XrpcError as err:
+            if err.status in (404, 501) and not self._not_found(err) and self.settings.fallback:
+                # An AppView without this method (another implementation, an older version): not an
+                # outage, so it stays in use for what it does answer.
+                log.info("the AppView at %s cannot answer %s (%s); %s from the accounts' PDSes",
+                         self.url, err.method, err.error, what)
+                return fallback(self.fallback)
             if err.status < 500:
                 raise
             failure: NetworkError = err

@@ -207,3 +207,30 @@ def test_the_provider_needs_a_url(monkeypatch):
     reset_plugins()
     with pytest.raises(ConfigError, match="url"):
         index_provider("appview")
+
+
+def test_an_appview_without_these_methods_stays_in_use_for_the_rest(tmp_path):
+    """Another implementation (a FastAPI service answers 404 {"detail": ...} for a path it lacks)."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    asked = []
+
+    async def resolve_schema(request):
+        asked.append("resolveSchema")
+        record = {"$type": SCHEMA_NSID, "name": "com.example.image", "version": "2.0.0", "createdAt": "2025-01-01T00:00:00Z"}
+        return JSONResponse({"uri": f"at://{CONFORMANCE_REPO}/{SCHEMA_NSID}/com.example.image:2.0.0", "cid": "", "record": record})
+
+    async def missing(request, exc):
+        return JSONResponse({"detail": "Not Found"}, status_code=404)
+
+    app = Starlette(routes=[Route("/xrpc/science.alt.dataset.resolveSchema", resolve_schema)], exception_handlers={404: missing})
+    fallback = MemoryIndex(_fallback_records())
+    with serve_in_thread(app) as server:
+        provider = AppViewIndex(AppViewSettings(url=server.url), fallback=fallback)
+        assert provider.get_record(f"at://{CONFORMANCE_REPO}/{ENTRY_NSID}/3kaaaaaaaaa2a").value["name"] == "mnist"
+        assert provider.resolve_schema(CONFORMANCE_REPO, "com.example.image").value["version"] == "2.0.0"
+        assert [r.value["name"] for r in provider.list_records(ENTRY_NSID, repo=CONFORMANCE_REPO)] == ["mnist"]
+    assert asked == ["resolveSchema"]
+    assert fallback.calls == ["get_record", "list_records"]
