@@ -289,6 +289,15 @@ def test_a_sync_event_resyncs_a_repository_that_moved_on(harness):
     assert harness.store.stats["resyncs"] == 1 and harness.store.stats["stale_commits"] == 1
 
 
+def test_a_sync_event_of_a_repository_with_nothing_of_ours_fetches_nothing(harness):
+    bob = harness.account()
+    head = bob.commit([("create", "app.bsky.feed.post/3kaaa", {"text": "hello"})])
+    harness.feed(frame("#sync", {"seq": 1, "did": bob.did, "rev": head.rev,
+                                 "blocks": car_bytes([head.cid], [head.blocks[0]])}))
+    assert harness.store.stats["resyncs"] == 0 and harness.store.stats["sync_untracked"] == 1
+    assert harness.store.cursor(SOURCE) == 1
+
+
 def test_a_sync_event_with_a_forged_commit_fetches_nothing(harness):
     alice = harness.account()
     harness.commit(alice, [("create", f"{LABEL}/3kaaa", label())])

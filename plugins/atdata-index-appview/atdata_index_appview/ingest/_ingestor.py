@@ -15,10 +15,12 @@ verifies and writes:
   the reason and removed from the index, the rest apply in one transaction
   with the rev and the cursor. A commit whose ``since`` is not the stored rev
   means events were missed: the repository is resynced instead.
-- ``tooBig`` commits, ``#sync`` and ``#info OutdatedCursor``: a resync of the
-  repository (``getRepo`` from its own PDS, verified, the tree walked), or of
-  every repository of the host for ``OutdatedCursor``, done a step at a time
-  between events (:meth:`Ingestor.work`).
+- ``tooBig`` commits, ``#sync`` of a repository the index tracks, and
+  ``#info OutdatedCursor``: a resync of the repository (``getRepo`` from its
+  own PDS, verified, the tree walked), or of every repository of the host for
+  ``OutdatedCursor``, done a step at a time between events
+  (:meth:`Ingestor.work`). A repository is tracked once it held a record of
+  ours; a ``#sync`` of any other (every new account sends one) costs nothing.
 - ``#identity``: the account's DID document is asked again and its handle,
   once verified, stored; ``#account``: the account's records hidden while it
   is not active.
@@ -274,7 +276,13 @@ class Ingestor:
 
     def _sync(self, source: str, event: SyncEvent) -> None:
         stored = self._store_call("repo_rev", event.did)
-        if stored is not None and event.rev <= stored:
+        if stored is None:
+            # Not a repository of ours (every new account announces itself so): nothing to be out of
+            # step with. Records it held before this host was followed are backfill's business.
+            self._count("sync_untracked")
+            self._advance(source, event.seq)
+            return
+        if event.rev <= stored:
             self._count("stale_commits")
             self._advance(source, event.seq)
             return
