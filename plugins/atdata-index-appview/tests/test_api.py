@@ -288,6 +288,7 @@ def test_health_and_metrics(client, store, indexed):
     store.quarantine("https://pds.test", None, f"at://{REPO}/{ENTRY_NSID}/3kbadbadbad2a", "name: expected a string", None)
     health = client.get("/xrpc/_health").json()
     assert health["store"] == "ok" and health["cursors"]["https://pds.test"]["seq"] == 2
+    assert 0 <= health["cursors"]["https://pds.test"]["secondsSinceUpdate"] < 60
     metrics = client.get("/metrics").text
     assert "atdata_appview_records_indexed_total 12" in metrics
     assert "atdata_appview_quarantined_records 1" in metrics

@@ -35,6 +35,17 @@ _HEADERS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
 MAX_QUERY_BYTES = 64 * 1024
 
 
+def _seconds_since(stamp: str, now: float) -> float | None:
+    """Seconds from a store timestamp (``2025-01-02T03:04:05.000000Z``) to ``now``: how far a firehose lags."""
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
+    return round(max(0.0, now - moment.timestamp()), 1)
+
+
 def _json(body: Any, status: int = 200) -> Response:
     return Response(dumps(body), status_code=status, media_type="application/json", headers=_HEADERS)
 
@@ -89,7 +100,8 @@ def create_app(
             store.ping()
             now = time.time()
             cursors = {
-                source: {"seq": seq, "updatedAt": updated} for source, (seq, updated) in store.cursors().items()
+                source: {"seq": seq, "updatedAt": updated, "secondsSinceUpdate": _seconds_since(updated, now)}
+                for source, (seq, updated) in store.cursors().items()
             }
             return {"version": version, "store": "ok", "uptime": round(now - started, 1), "cursors": cursors}
 
