@@ -190,7 +190,7 @@ def test_missing_implementations_name_the_distribution_to_install():
     with pytest.raises(MissingImplementation, match="pip install atdata-schema-protobuf"):
         registry.schema_formats.for_union_type("science.alt.dataset.protobufFormat")
     with pytest.raises(MissingImplementation, match="pip install atdata-index-appview"):
-        index_provider("appview")
+        registry.index_providers.named("appview")
     with pytest.raises(MissingImplementation, match=r"no storage backend .*nope:// URLs.*registered: .*https://"):
         storage_backend("nope://x")
     # It is a StorageError too, so storage callers catch it without knowing about plugins.
