@@ -540,3 +540,12 @@ def test_cursors_refuse_what_this_store_did_not_make():
         text = base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
         with pytest.raises(ValueError):
             decode_cursor(text, ranked=True)
+
+
+def test_a_search_without_words_pages_in_time_order(store, make_op, commit):
+    ops = [make_op(ENTRY_NSID, f"3k{i:011d}", entry(f"d{i}", f"2025-03-0{1 + i % 3}T00:00:00Z", tags=["t"] if i % 2 else []))
+           for i in range(41)]
+    commit(store, ops)
+    seen = every_page(lambda **kw: store.search_entries([], tags=["t"], **kw), 6)
+    assert [r.uri for r in seen] == [r.uri for r in store.list_records(ENTRY_NSID, tags=["t"], limit=100).records]
+    assert len(seen) == 20 and all(r.score == 0 for r in seen)

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+import attrs
+
 from atdata_core.errors import AtdataError
 from atdata_core.plugins import ENTRY_NSID, LABEL_NSID, SCHEMA_NSID, AtUri
 
@@ -536,15 +538,24 @@ class SqlStore:
         5 as a whole tag, else 3 within a tag; 2 in the schema name; 1 in the
         description. An entry whose name is the whole query scores 20 more.
         """
+        words = [word for word in words if word]
+        if not words:
+            # Every score is 0: the listing's order, which the time index serves without sorting every match.
+            page = self.list_records(
+                ENTRY_NSID, did=did, ref_a=schema_ref, tags=tags, limit=limit,
+                after=None if after is None else PageKey(sort_time=after.sort_time, uri=after.uri),
+            )
+            if after is not None and (after.score or 0) > 0:
+                page = Page((), None)  # past a positive score, an empty query has nothing left
+            ranked = tuple(attrs.evolve(record, score=0) for record in page.records)
+            return Page(ranked, None if page.next is None else attrs.evolve(page.next, score=0))
         where = ["collection = ?", "visible = 1"]
         params: list[Any] = [ENTRY_NSID]
         if not self._filters(where, params, did=did, ref_a=schema_ref, tags=tags):
             return Page((), None)
-        words = [word for word in words if word]
-        if words:
-            clause, values = self._text_filter(words)
-            where.append(clause)
-            params.extend(values)
+        clause, values = self._text_filter(words)
+        where.append(clause)
+        params.extend(values)
         score_sql, score_params = self._score(words)
         inner = f"SELECT {_COLUMNS}, {score_sql} AS score FROM records WHERE {' AND '.join(where)}"
         outer_where = ""
