@@ -311,3 +311,31 @@ def test_unknown_methods_and_paths(client):
     response = client.post(f"/xrpc/{NS}.listEntries", content=b"{}")
     assert response.status_code == 405 and response.json()["error"] == "InvalidRequest"
     assert json.loads(client.get(f"/xrpc/{NS}.describeService").content)["did"]
+
+
+def _lens(name, source, target, created="2025-03-01T00:00:00Z"):
+    code = {"repository": "https://github.com/x/y", "commit": "a" * 40, "path": "m/f.py:f"}
+    return {"$type": LENS_NSID, "name": name, "sourceSchema": source, "targetSchema": target,
+            "getterCode": code, "putterCode": code, "createdAt": created}
+
+
+def test_lens_path(client, store, make_op, commit):
+    a, b, c, d, e = (f"at://{REPO}/{SCHEMA_NSID}/com.example.{x}:1.0.0" for x in "abcde")
+    commit(store, [
+        make_op(LENS_NSID, "3klensaaaaa2a", _lens("a->b", a, b)),
+        make_op(LENS_NSID, "3klensbbbbb2a", _lens("b->c", b, c)),
+        make_op(LENS_NSID, "3klensccccc2a", _lens("c->d", c, d)),
+        make_op(LENS_NSID, "3klensddddd2a", _lens("a->c old", a, c, "2024-01-01T00:00:00Z")),
+        make_op(LENS_NSID, "3klenseeeee2a", _lens("a->c new", a, c, "2025-06-01T00:00:00Z")),
+        make_op(LENS_NSID, "3klensfffff2a", _lens("d->a", d, a)),
+    ])
+    store.set_handle(REPO, "alice.test")
+    assert names(call(client, "getLensPath", sourceSchema=a, targetSchema=d)["lenses"]) == ["a->c new", "c->d"]
+    assert names(call(client, "getLensPath", sourceSchema=a, targetSchema=b)["lenses"]) == ["a->b"]
+    assert names(call(client, "getLensPath", sourceSchema=d, targetSchema=c)["lenses"]) == ["d->a", "a->c new"]
+    assert call(client, "getLensPath", sourceSchema=a, targetSchema=a)["lenses"] == []
+    by_handle = f"at://alice.test/{SCHEMA_NSID}/com.example.d:1.0.0"
+    assert names(call(client, "getLensPath", sourceSchema=a, targetSchema=by_handle)["lenses"]) == ["a->c new", "c->d"]
+    assert call(client, "getLensPath", 404, sourceSchema=b, targetSchema=e)["error"] == "NoLensPath"
+    assert call(client, "getLensPath", 404, sourceSchema=a, targetSchema=d, maxHops=1)["error"] == "NoLensPath"
+    assert call(client, "getLensPath", 400, sourceSchema=a, targetSchema=d, maxHops=9)["error"] == "InvalidRequest"

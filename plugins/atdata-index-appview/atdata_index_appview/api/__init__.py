@@ -14,6 +14,7 @@ Query methods, under ``/xrpc/``:
 ``science.alt.dataset.resolveBlobs``    download URLs of blob-stored shards
 ``science.alt.dataset.listLenses``      lenses, by ``repo`` and source / target schema
 ``science.alt.dataset.searchLenses``    lenses by source / target schema, across repositories
+``science.alt.dataset.getLensPath``     the shortest chain of lenses from one schema to another
 ``science.alt.dataset.describeService`` the service's DID, collections and record counts
 ``science.alt.dataset.getRecord``       any indexed record as published (``{uri, cid, value}``)
 ``science.alt.dataset.listRecords``     any collection, with the filters every atdata index shares

@@ -34,6 +34,9 @@ __all__ = ["Methods", "XrpcFailure"]
 log = logging.getLogger("atdata_index_appview.api")
 
 _CID = re.compile(r"^[a-zA-Z0-9]{8,256}$")
+#: getLensPath follows at most this many lenses out of one schema, and visits at most this many schemas.
+_MAX_LENSES_PER_SCHEMA = 200
+_MAX_SCHEMAS_VISITED = 5000
 
 
 class XrpcFailure(Exception):
@@ -102,6 +105,7 @@ class Methods:
             "science.alt.dataset.resolveBlobs": self.resolve_blobs,
             "science.alt.dataset.listLenses": self.list_lenses,
             "science.alt.dataset.searchLenses": self.search_lenses,
+            "science.alt.dataset.getLensPath": self.get_lens_path,
             "science.alt.dataset.describeService": self.describe_service,
             "science.alt.dataset.getRecord": self.get_record,
             "science.alt.dataset.listRecords": self.list_records,
@@ -300,6 +304,47 @@ class Methods:
             LENS_NSID, {**params, "repo": None}, "lenses",
             ref_a=params.get("sourceSchema"), ref_b=params.get("targetSchema"),
         )
+
+    def get_lens_path(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Breadth-first over lenses by their source schema; bounded, so a tangle of lenses costs little."""
+        source = self._schema_uri(params["sourceSchema"])
+        target = self._schema_uri(params["targetSchema"])
+        if source == target:
+            return {"lenses": []}
+        came_from: dict[str, tuple[str, StoredRecord]] = {}
+        frontier = [source]
+        seen = {source}
+        for _ in range(params["maxHops"]):
+            following: list[str] = []
+            for node in frontier:
+                for lens in self.store.list_records(LENS_NSID, ref_a=node, limit=_MAX_LENSES_PER_SCHEMA).records:
+                    step = lens.value.get("targetSchema")
+                    if not isinstance(step, str) or step in seen:
+                        continue
+                    seen.add(step)
+                    came_from[step] = (node, lens)
+                    if step == target:
+                        chain: list[StoredRecord] = []
+                        while step != source:
+                            step, used = came_from[step]
+                            chain.append(used)
+                        return {"lenses": [view(lens) for lens in reversed(chain)]}
+                    following.append(step)
+                    if len(seen) > _MAX_SCHEMAS_VISITED:
+                        raise not_found("NoLensPath", "no chain of lenses found among the schemas this search may visit")
+            frontier = following
+            if not frontier:
+                break
+        raise not_found(
+            "NoLensPath", f"no chain of at most {params['maxHops']} indexed lenses leads from {source} to {target}"
+        )
+
+    def _schema_uri(self, text: str) -> str:
+        parsed = AtUri.parse(text)
+        did = self.did_of(parsed.authority)
+        if did is None or not parsed.collection or not parsed.rkey:
+            return text
+        return str(AtUri.record(did, parsed.collection, parsed.rkey))
 
     # ------------------------------------------------------------------ any record
 
