@@ -433,18 +433,29 @@ class ColumnBatch:
     :meth:`add` takes a member's bytes and returns False, leaving the batch as
     it was, unless the member unpacks to a map holding every field, each
     value passing the field's checks, and every array having byte for byte
-    the same header (dtype and shape) and length as the batch's first. Array
-    payloads are then copied once, into one column per field, when
-    :meth:`take` ends the batch; the samples themselves are built only if
-    asked for (:attr:`SampleBatch.samples`).
+    the same header (dtype and shape) and length as the batch's (the first
+    array of a layout is checked in full). Array payloads are copied once,
+    into one column per field, when :meth:`take` ends the batch; the samples
+    themselves are built only if asked for (:attr:`SampleBatch.samples`).
+
+    Members that begin alike are not even unpacked whole: once a member whose
+    map starts with an array field has been added, the bytes up to that
+    array's payload (map header, key, binary header, array header) are the
+    template. A member starting with exactly those bytes has that array, of
+    that length, as its first value: msgpack unpacks only the rest (the
+    other fields, as a map of one fewer entry, which must hold nothing more),
+    and the payload goes to the column without the copy msgpack would make.
     """
 
     def __init__(self, codec: SampleCodec):
         self.codec = codec
         self._maps: list[dict[str, Any]] = []
-        arrays = [i for i, f in enumerate(codec.fields) if isinstance(f.type, Array)]
-        self._arrays = arrays
-        self._layouts: list[tuple[bytes, int, int, np.dtype, tuple[int, ...]] | None] = [None] * len(arrays)
+        self._arrays = [i for i, f in enumerate(codec.fields) if isinstance(f.type, Array)]
+        # per field: the layout of its arrays, (header, header length, value length, dtype, shape)
+        self._layouts: list[tuple[bytes, int, int, np.dtype, tuple[int, ...]] | None] = [None] * len(codec._dec)
+        # [template or None, whether one was looked for since the layouts last changed]; a template is
+        # (leading bytes, their length, end of the array, map header of the rest, start of the array value)
+        self._template: list[Any] = [None, False]
         self._columns: list[list[Any]] = [[] for _ in codec._dec]
         self.add = self._compile()
 
@@ -458,9 +469,12 @@ class ColumnBatch:
             "_unpack_member": unpack_member,
             "_LARGE": LARGE_MEMBER,
             "_views": codec._views,
+            "_mapslist": self._maps,
             "_maps": self._maps.append,
             "_first": self._first_layout,
+            "_learn": self._learn_template,
             "_layouts": self._layouts,
+            "_template": self._template,
             "bytes": bytes,
             "memoryview": memoryview,
             "dict": dict,
@@ -468,8 +482,69 @@ class ColumnBatch:
             "len": len,
             "Exception": Exception,
         }
-        lines = [
-            "def add(member):",
+        arrays = set(self._arrays)
+
+        def checks(indent: str, skip: int | None) -> tuple[list[str], list[str]]:
+            lines, appends = [], []
+            for i, (name, kind, dec) in enumerate(codec._dec):
+                if i == skip:
+                    appends.append(f"    _c{i}(p{i})")
+                    continue
+                lines.append(f"{indent}v{i} = data[{name!r}]")
+                if i in arrays:
+                    # the header (dtype and shape) and the length are the batch's, byte for byte
+                    lines += [
+                        f"{indent}lay = _layouts[{i}]",
+                        f"{indent}if type(v{i}) is bytes:",
+                        f"{indent}    if lay is None or len(v{i}) != lay[2] or not v{i}.startswith(lay[0]):",
+                        f"{indent}        if _mapslist:",
+                        f"{indent}            return False",
+                        f"{indent}        lay = _first({i}, v{i})",
+                        f"{indent}    p{i} = memoryview(v{i})[lay[1]:]",
+                        f"{indent}else:",
+                        f"{indent}    if lay is None or len(v{i}) != lay[2] or v{i}[:lay[1]] != lay[0]:",
+                        f"{indent}        if _mapslist:",
+                        f"{indent}            return False",
+                        f"{indent}        lay = _first({i}, v{i})",
+                        f"{indent}    p{i} = v{i}[lay[1]:]",
+                    ]
+                    appends.append(f"    _c{i}(p{i})")
+                    continue
+                env[f"_k{i}"] = kind
+                env[f"_d{i}"] = dec
+                if dec is not None:
+                    if kind is None:
+                        lines.append(f"{indent}v{i} = _d{i}(v{i})")
+                    else:
+                        lines += [f"{indent}if type(v{i}) is not _k{i}:", f"{indent}    v{i} = _d{i}(v{i})"]
+                appends.append(f"    _c{i}(v{i})")
+            return lines, appends
+
+        for i in range(len(codec._dec)):
+            env[f"_c{i}"] = self._columns[i].append
+        source = ["def add(member):", "    t = _template[0]", "    if t is not None and member[:t[1]] == t[0]:"]
+        for j in self._arrays:
+            name = codec._dec[j][0]
+            lines, appends = checks("            ", j)
+            source += [
+                f"        if t[5] == {j}:",
+                "            if len(member) < t[2]:",
+                "                return False",
+                "            try:",
+                "                data = _unpackb(t[3] + bytes(member[t[2]:]), raw=False, strict_map_key=False)",
+                f"                if type(data) is not dict or {name!r} in data:",
+                "                    return False",
+                *["    " + line for line in lines],
+                "            except Exception:",
+                "                return False",
+                f"            p{j} = member[t[1]:t[2]]",
+                f"            data[{name!r}] = member[t[4]:t[2]]",
+                *["        " + line for line in appends],
+                "            _maps(data)",
+                "            return True",
+            ]
+        lines, appends = checks("        ", None)
+        source += [
             "    try:",
             "        if len(member) < _LARGE:",
             "            data = _unpackb(member, raw=False, strict_map_key=False)",
@@ -477,53 +552,61 @@ class ColumnBatch:
             "                return False",
             "        else:",
             "            data = _unpack_member(member, _views)",
+            *lines,
+            "    except Exception:",
+            "        return False",
+            *appends,
+            "    _maps(data)",
+            "    if not _template[1]:",
+            "        _learn(member)",
+            "    return True",
         ]
-        appends = []
-        slot = {index: n for n, index in enumerate(self._arrays)}
-        for i, (name, kind, dec) in enumerate(codec._dec):
-            env[f"_c{i}"] = self._columns[i].append
-            lines.append(f"        v{i} = data[{name!r}]")
-            if i in slot:
-                n = slot[i]
-                # the header (dtype and shape) is the first member's, byte for byte, and so is the length
-                lines += [
-                    f"        lay = _layouts[{n}]",
-                    f"        if lay is None:",
-                    f"            lay = _first({n}, v{i})",
-                    f"        if len(v{i}) != lay[2]:",
-                    "            return False",
-                    f"        if type(v{i}) is bytes:",
-                    f"            if not v{i}.startswith(lay[0]):",
-                    "                return False",
-                    f"            p{i} = memoryview(v{i})[lay[1]:]",
-                    f"        elif type(v{i}) is memoryview and v{i}[:lay[1]] == lay[0]:",
-                    f"            p{i} = v{i}[lay[1]:]",
-                    "        else:",
-                    "            return False",
-                ]
-                appends.append(f"    _c{i}(p{i})")
-                continue
-            env[f"_k{i}"] = kind
-            env[f"_d{i}"] = dec
-            if dec is not None:
-                if kind is None:
-                    lines.append(f"        v{i} = _d{i}(v{i})")
-                else:
-                    lines.append(f"        if type(v{i}) is not _k{i}:\n            v{i} = _d{i}(v{i})")
-            appends.append(f"    _c{i}(v{i})")
-        lines += ["    except Exception:", "        return False", *appends, "    _maps(data)", "    return True"]
-        exec(compile("\n".join(lines), f"<atdata columns of {codec.cls.__qualname__}>", "exec"), env)
+        exec(compile("\n".join(source), f"<atdata columns of {codec.cls.__qualname__}>", "exec"), env)
         return env["add"]
 
-    def _first_layout(self, n: int, value: Any) -> tuple[bytes, int, int, np.dtype, tuple[int, ...]]:
-        """The layout of the batch's first array in field ``n``: checked in full, then the template."""
+    def _first_layout(self, i: int, value: Any) -> tuple[bytes, int, int, np.dtype, tuple[int, ...]]:
+        """The layout of the arrays of field ``i`` from now on: this value's, checked in full."""
         if type(value) not in (bytes, memoryview) or value[:6] == NPY_MAGIC:
             raise SampleDecodeError("not a compact array")  # the sample-by-sample path decides
         array = decode_ndarray(value)
         offset = len(value) - array.nbytes
         layout = (bytes(value[:offset]), offset, len(value), array.dtype, array.shape)
-        self._layouts[n] = layout
+        self._layouts[i] = layout
+        self._template[0], self._template[1] = None, False
         return layout
+
+    def _learn_template(self, member: Any) -> None:
+        """Keep the leading bytes of a member just added, if its map starts with an array field."""
+        self._template[1] = True
+        view = memoryview(member)
+        first = view[0]
+        if 0x81 <= first <= 0x8F:
+            count, pos = first & 0x0F, 1
+        elif first == 0xDE:
+            count, pos = int.from_bytes(view[1:3], "big"), 3
+        else:
+            return
+        kind = view[pos]
+        if not 0xA0 <= kind <= 0xBF:
+            return
+        key_end = pos + 1 + (kind & 0x1F)
+        key = bytes(view[pos + 1 : key_end])
+        for j in self._arrays:
+            name = self.codec._dec[j][0]
+            layout = self._layouts[j]
+            if layout is None or key != name.encode("utf-8"):
+                continue
+            kind = view[key_end]
+            width = {0xC4: 1, 0xC5: 2, 0xC6: 4}.get(kind)
+            if width is None or int.from_bytes(view[key_end + 1 : key_end + 1 + width], "big") != layout[2]:
+                return
+            value_start = key_end + 1 + width
+            lead = value_start + layout[1]
+            end = value_start + layout[2]
+            rest = count - 1
+            header = bytes((0x80 | rest,)) if rest < 16 else b"\xde" + rest.to_bytes(2, "big")
+            self._template[0] = (bytes(view[:lead]), lead, end, header, value_start, j)
+            return
 
     def take(self, sample_type: type | None = None) -> Any:
         """The batch so far as a :class:`~atdata_core.SampleBatch`, and an empty batch again."""
@@ -533,11 +616,10 @@ class ColumnBatch:
         size = len(self._maps)
         columns: dict[str, Any] = {}
         values: dict[str, list[Any]] = {}
-        arrays = set(self._arrays)
         for i, (name, _, _) in enumerate(codec._dec):
             column = self._columns[i]
-            if i in arrays:
-                layout = self._layouts[self._arrays.index(i)]
+            layout = self._layouts[i]
+            if layout is not None:
                 data = bytearray().join(column)
                 columns[name] = np.frombuffer(data, dtype=layout[3]).reshape((size, *layout[4]))
             else:
@@ -545,8 +627,6 @@ class ColumnBatch:
             column.clear()
         maps = self._maps[:]
         self._maps.clear()
-        for n in range(len(self._layouts)):
-            self._layouts[n] = None
         from_map = codec.from_map
         return SampleBatch._from_columns(
             size, sample_type or codec.cls, columns, values, lambda: [from_map(m) for m in maps]
@@ -559,8 +639,6 @@ class ColumnBatch:
         self._maps.clear()
         for column in self._columns:
             column.clear()
-        for n in range(len(self._layouts)):
-            self._layouts[n] = None
         return samples
 
 

@@ -182,8 +182,8 @@ class Pipeline(Generic[T]):
             return self._samples(rank, world, worker, workers)
         codec = self._column_codec()
         if codec is not None:
-            members = self._members(rank, world, worker, workers)
-            return _column_batches(members, codec, self.batch_size, self.drop_last, self.dataset)
+            shards = self._shard_members(rank, world, worker, workers)
+            return _column_batches(shards, codec, self.batch_size, self.drop_last, self.dataset)
         samples = self._samples(rank, world, worker, workers)
         return _batches(samples, self.batch_size, self.drop_last, self.dataset._out_type)
 
@@ -200,14 +200,17 @@ class Pipeline(Generic[T]):
         codec = codec_of(ds._decode_type)
         return codec if codec.batchable else None
 
-    def _members(self, rank: int, world: int, worker: int, workers: int) -> Iterator[tuple[str, str, Any]]:
-        """``(shard, member name, member bytes)`` of every ``.msgpack`` member this consumer reads, epoch after epoch."""
+    def _shard_members(self, rank: int, world: int, worker: int, workers: int) -> Iterator[tuple[str, Iterator[Any]]]:
+        """``(shard, its members)`` for every shard this consumer reads, epoch after epoch; the
+        members (``(name, bytes)`` of each ``.msgpack`` member) are to be read before the next shard."""
         epoch = self.epoch
         last = None if self.epochs is None else epoch + self.epochs
-        ds = self.dataset
+        on_error = self.dataset._on_error
         while last is None or epoch < last:
+            limits = ShardLimits.from_config()
             refs = self.shards_for(epoch, rank, world, worker, workers)
-            yield from _read_members(refs, ds._on_error, ShardLimits.from_config())
+            for ref, stream, head, tick in _open_shards(refs, on_error, limits):
+                yield ref.url, _shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, tick=tick)
             epoch += 1
 
     def _samples(self, rank: int, world: int, worker: int, workers: int) -> Iterator[Any]:
@@ -260,13 +263,6 @@ def _read_shards(
     for ref, stream, head, tick in _open_shards(refs, on_error, limits):
         members = _shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, tick=tick)
         yield from _decoded(members, from_member, ref.url, on_error)
-
-
-def _read_members(refs: list[ShardRef], on_error: OnError, limits: ShardLimits) -> Iterator[tuple[str, str, Any]]:
-    for ref, stream, head, tick in _open_shards(refs, on_error, limits):
-        url = ref.url
-        for name, data in _shard_members(stream, url, on_error, ref.sha256, ref.size, limits, head=head, tick=tick):
-            yield url, name, data
 
 
 def _open_shards(
@@ -353,7 +349,7 @@ class _Ahead:
 
 
 def _column_batches(
-    members: Iterator[tuple[str, str, Any]], codec: SampleCodec, size: int, drop_last: bool, dataset: Any
+    shards: Iterator[tuple[str, Iterator[Any]]], codec: SampleCodec, size: int, drop_last: bool, dataset: Any
 ) -> Iterator[SampleBatch[Any]]:
     """Batches of ``size`` samples, decoded into columns while the members share a layout.
 
@@ -367,23 +363,30 @@ def _column_batches(
     columns = codec.columns()
     add = columns.add
     from_member = codec.from_member
+    skipped = _decode_member.SKIPPED
+    count = 0  # members in the columns
     pending: list[Any] = []  # samples decoded one by one: this batch does not share one layout
-    for shard, name, data in members:
-        if not pending and add(data):
-            if len(columns) == size:
-                yield columns.take(sample_type)
-            continue
-        pending = columns.samples() if not pending else pending
-        sample = _decode_member(from_member, data, shard, name, on_error)
-        if sample is _decode_member.SKIPPED:
-            continue
-        pending.append(sample)
-        if len(pending) == size:
-            yield SampleBatch(pending, sample_type)
-            pending = []
+    for shard, members in shards:
+        for name, data in members:
+            if not pending and add(data):
+                count += 1
+                if count == size:
+                    count = 0
+                    yield columns.take(sample_type)
+                continue
+            if not pending:
+                pending = columns.samples()
+                count = 0
+            sample = _decode_member(from_member, data, shard, name, on_error)
+            if sample is skipped:
+                continue
+            pending.append(sample)
+            if len(pending) == size:
+                yield SampleBatch(pending, sample_type)
+                pending = []
     if drop_last:
         return
-    if len(columns):
+    if count:
         yield columns.take(sample_type)
     elif pending:
         yield SampleBatch(pending, sample_type)

@@ -74,6 +74,9 @@ _READ_CHUNK = 1 << 24
 # exactly as far as its members say. Each read is a fresh buffer, never written to again. A
 # buffer this size stays in a core's L2 cache while its members are parsed and unpacked.
 _CHUNK = 1 << 20
+# A shard to verify before use is read in larger buffers: each is hashed in one call on the
+# hashing thread, which needs the GIL back only between calls.
+_HEAD_CHUNK = 4 << 20
 # Hashing: buffers of at least this size go to the hashing thread, at most this many waiting.
 _HASH_ON_THREAD = 256 << 10
 _HASH_BACKLOG = 32
@@ -350,7 +353,7 @@ class _Head:
         if self._done:
             return
         try:
-            part = _read_exact(self._read, min(self._want - self.total, _CHUNK))
+            part = _read_exact(self._read, min(self._want - self.total, _HEAD_CHUNK))
         except _SHARD_FAULTS as exc:
             self._error, self._done = exc, True
             return
@@ -405,13 +408,15 @@ class _Source:
         self.taken = sum(len(chunk) for chunk, _ in self._queue)  # bytes taken from the stream so far
         self.end = 0  # the stream offset just past the first end-of-archive block, once found
 
-    def _fetch(self, want: int) -> bytes:
+    def _fetch(self, want: int, exact: bool = False) -> bytes:
+        """The next bytes of the stream: ``want`` of them, or a whole chunk when the stream's
+        length is known and ``exact`` is not asked for (fewer only at its end)."""
         read = self._read
         if read is None:
             return b""
         hint = self._hint
         if hint:
-            data = _read_exact(read, max(want, min(_CHUNK, hint)))
+            data = _read_exact(read, want if exact else max(want, min(_CHUNK, hint)))
             self._hint = hint - len(data) if hint > len(data) else 0
         else:
             data = _read_exact(read, want)
@@ -443,7 +448,9 @@ class _Source:
             if queue:
                 more, start = queue.popleft()
             else:
-                more, start = self._fetch(need - have + ahead), 0
+                # the rest of a member as large as a chunk comes alone (with the next header): the
+                # members after it are then read one buffer each, never joined again
+                more, start = self._fetch(need - have + ahead, need >= _CHUNK), 0
                 if not more:
                     break
             take = need - have
