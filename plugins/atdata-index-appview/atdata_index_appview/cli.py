@@ -101,7 +101,8 @@ def serve(store: str | None, host: str | None, port: int | None, subscribe: tupl
         return resolver.identity.resolve_did(did).pds_url
 
     app = create_app(index, service_did=settings.service_did(), pds_of=pds_of, version=_version())
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", access_log=False, lifespan="off")
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", access_log=False,
+                            lifespan="off", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     stop = threading.Event()
     failure: list[BaseException] = []

@@ -21,6 +21,9 @@ Query methods, under ``/xrpc/``:
 ``com.atproto.identity.resolveHandle``  the DID of a handle the AppView has indexed
 =====================================  ==========================================================
 
+``science.alt.dataset.subscribeChanges`` (a websocket) streams every change
+of the index from a ``cursor`` (see :mod:`atdata_index_appview.api._changes`).
+
 ``/xrpc/_health`` reports the store and the firehose cursors; ``/metrics``
 the counts, in Prometheus' text format. Paged methods take ``limit`` and
 ``cursor`` and answer a ``cursor`` while there is more; a cursor is opaque.
@@ -72,7 +75,7 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, *, timeout
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="appview-api", daemon=True)
     thread.start()

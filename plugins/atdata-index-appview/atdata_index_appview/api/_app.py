@@ -19,8 +19,10 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
+from atdata_index_appview.api._changes import ChangeStreams
 from atdata_index_appview.api._methods import RESOLVE_HANDLE, Methods, XrpcFailure
 from atdata_index_appview.api._params import ParamError, method_document, parse_params, register_plugin_lexicons
 from atdata_index_appview.api._views import dumps
@@ -60,11 +62,15 @@ def create_app(
     service_did: str = "did:web:localhost",
     pds_of: Callable[[str], str | None] | None = None,
     version: str = "",
+    poll: float = 0.2,
+    keepalive: float = 30.0,
 ) -> Starlette:
     """The AppView's web application over ``store``.
 
     ``service_did`` is what ``describeService`` reports; ``pds_of(did)``
     finds an account's PDS for ``resolveBlobs`` (see :class:`Methods`).
+    ``subscribeChanges`` looks for new changes every ``poll`` seconds and
+    sends a keepalive after ``keepalive`` quiet ones.
     """
     register_plugin_lexicons()
     methods = Methods(store, service_did=service_did, pds_of=pds_of)
@@ -136,7 +142,13 @@ def create_app(
         log.exception("unhandled error", exc_info=exc)
         return _failure(500, "InternalServerError", "the AppView failed to answer; the fault is logged")
 
+    streams = ChangeStreams(store, poll=poll, keepalive=keepalive)
+
+    async def subscribe_changes(websocket: WebSocket) -> None:
+        await streams(websocket)
+
     routes = [
+        WebSocketRoute("/xrpc/science.alt.dataset.subscribeChanges", subscribe_changes),
         Route("/xrpc/_health", health, methods=["GET", "HEAD"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/xrpc/{nsid}", xrpc, methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),

@@ -84,13 +84,13 @@ def register_plugin_lexicons() -> None:
             pass  # already registered by an earlier app in this process
 
 
-def method_document(nsid: str) -> dict[str, Any] | None:
-    """The ``main`` definition of a query method, or None if no document declares one."""
+def method_document(nsid: str, kind: str = "query") -> dict[str, Any] | None:
+    """The ``main`` definition of a method of ``kind`` (``query``, ``subscription``), or None if no document declares one."""
     doc = _all_documents().get(nsid)
     if doc is None:
         return None
     main = doc.get("defs", {}).get("main")
-    return main if isinstance(main, dict) and main.get("type") == "query" else None
+    return main if isinstance(main, dict) and main.get("type") == kind else None
 
 
 def _check_format(fmt: str | None, value: str) -> str | None:

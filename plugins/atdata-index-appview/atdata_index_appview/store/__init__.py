@@ -32,9 +32,10 @@ from atdata_index_appview.store._model import (
     normalize_time,
     search_words,
 )
-from atdata_index_appview.store._sql import SqlStore, StoreError
+from atdata_index_appview.store._sql import Change, SqlStore, StoreError
 
 __all__ = [
+    "Change",
     "MAX_WORDS",
     "Page",
     "PageKey",

@@ -41,11 +41,26 @@ from atdata_index_appview.store._model import (
     schema_name_of,
 )
 
-__all__ = ["SqlStore", "StoreError"]
+__all__ = ["Change", "SqlStore", "StoreError"]
 
 log = logging.getLogger("atdata_index_appview.store")
 
 _COLUMNS = "uri, did, collection, rkey, cid, value, indexed_at, sort_time"
+
+
+@attrs.frozen
+class Change:
+    """One change of what readers see: a record created, updated or deleted (``value``: its JSON text)."""
+
+    seq: int
+    action: str
+    uri: str
+    did: str
+    collection: str
+    rkey: str
+    cid: str | None
+    value: str | None
+    at: str
 
 
 class StoreError(AtdataError):
@@ -160,9 +175,13 @@ class SqlStore:
     _placeholder = "?"
     _instr = "instr"
 
+    #: How many changes the log keeps for subscribers that resume from a cursor.
+    changes_kept = 100_000
+
     def __init__(self, connect: Callable[[], Any], *, pool_size: int = 8):
         self._pool = _Pool(connect, pool_size, self._is_broken)
         self._write_lock = threading.Lock()
+        self._emitted = 0
         self._migrate()
 
     # ------------------------------------------------------------------ plumbing (per dialect)
@@ -281,6 +300,11 @@ class SqlStore:
             self._delete(db, uri, collection)
 
     def _delete(self, db: _Db, uri: str, collection: str) -> None:
+        row = db.one("SELECT did, rkey, visible FROM records WHERE uri = ?", (uri,))
+        if row is None:
+            return
+        if row[2]:
+            self._emit(db, "delete", uri, row[0], collection, row[1], None, None)
         db.run("DELETE FROM records WHERE uri = ?", (uri,))
         db.run("DELETE FROM record_tags WHERE uri = ?", (uri,))
         if collection == SCHEMA_NSID:
@@ -339,6 +363,8 @@ class SqlStore:
         db.run("DELETE FROM record_tags WHERE uri = ?", (op.uri,))
         db.many("INSERT INTO record_tags (uri, tag) VALUES (?, ?)", [(op.uri, tag) for tag in derived.tags])
         db.run("DELETE FROM quarantine WHERE uri = ?", (op.uri,))
+        if visible:
+            self._emit(db, op.action, op.uri, did, collection, rkey, op.cid, text)
         if collection == SCHEMA_NSID:
             self._refresh_schema_name(db, op.uri, derived.name)
 
@@ -359,6 +385,19 @@ class SqlStore:
             "ON CONFLICT (source) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
             (_clean(source, 2000), int(seq), _now()),
         )
+
+    def _emit(self, db: _Db, action: str, uri: str, did: str, collection: str, rkey: str, cid: str | None,
+              value: str | None) -> None:
+        """Log a change of what readers see, in the transaction that makes it (subscribeChanges streams the log)."""
+        db.run(
+            "INSERT INTO changes (action, uri, did, collection, rkey, cid, value, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (action, uri, did, collection, rkey, cid, value, _now()),
+        )
+        self._emitted += 1
+        if self._emitted % 1024 == 0:
+            row = db.one("SELECT MAX(seq) FROM changes")
+            if row and row[0] is not None:
+                db.run("DELETE FROM changes WHERE seq <= ?", (int(row[0]) - self.changes_kept,))
 
     def quarantine(self, source: str, seq: int | None, uri: str, reason: str, raw: bytes | None) -> None:
         """Keep a record that did not validate aside with the reason; move the cursor unless ``seq`` is None.
@@ -430,7 +469,15 @@ class SqlStore:
                 "ON CONFLICT (did) DO UPDATE SET active = excluded.active, updated_at = excluded.updated_at",
                 (did, flag, _now()),
             )
+            # Followers of the change stream see the account's records go and come back.
+            changed = db.all(
+                "SELECT uri, collection, rkey, cid, value FROM records WHERE did = ? AND visible <> ? ORDER BY id",
+                (did, flag),
+            )
             db.run("UPDATE records SET visible = ? WHERE did = ?", (flag, did))
+            for uri, collection, rkey, cid, value in changed:
+                self._emit(db, "create" if active else "delete", uri, did, collection, rkey,
+                           cid if active else None, value if active else None)
 
     def count(self, metric: str, n: int = 1) -> None:
         """Add ``n`` to a statistic."""
@@ -653,6 +700,26 @@ class SqlStore:
                 (did, LABEL_NSID, name),
             )
         return self._records(rows)
+
+    # ------------------------------------------------------------------ the change log
+
+    def changes_after(self, seq: int, *, limit: int = 500) -> list[Change]:
+        """Changes of what readers see with a sequence number above ``seq``, oldest first."""
+        with self._read() as db:
+            rows = db.all(
+                "SELECT seq, action, uri, did, collection, rkey, cid, value, at FROM changes WHERE seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (int(seq), int(limit)),
+            )
+        return [Change(*row) for row in rows]
+
+    def change_bounds(self) -> tuple[int, int]:
+        """``(oldest, newest)`` sequence numbers the log holds; ``(0, 0)`` when it is empty."""
+        with self._read() as db:
+            row = db.one("SELECT MIN(seq), MAX(seq) FROM changes")
+        if not row or row[1] is None:
+            return 0, 0  # nothing changed yet (pruning always keeps the newest changes)
+        return int(row[0]), int(row[1])
 
     # ------------------------------------------------------------------ accounts and service state
 

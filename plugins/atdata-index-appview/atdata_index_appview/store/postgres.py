@@ -84,9 +84,24 @@ _V1 = [
     f"CREATE TABLE stats (metric TEXT {_C} PRIMARY KEY, value BIGINT NOT NULL)",
 ]
 
+_V2 = [
+    f"""CREATE TABLE changes (
+        seq BIGSERIAL PRIMARY KEY,
+        action TEXT NOT NULL,
+        uri TEXT {_C} NOT NULL,
+        did TEXT {_C} NOT NULL,
+        collection TEXT {_C} NOT NULL,
+        rkey TEXT {_C} NOT NULL,
+        cid TEXT,
+        value TEXT,
+        at TEXT NOT NULL
+    )""",
+]
+
 #: Versioned migrations: (version, name, statements). Append; never edit one that shipped.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "records, tags, trigram and full-text indexes, accounts, cursors, quarantine, stats", _V1),
+    (2, "changes: what subscribeChanges streams", _V2),
 ]
 
 # An arbitrary constant: the advisory lock that keeps two processes from migrating at once.

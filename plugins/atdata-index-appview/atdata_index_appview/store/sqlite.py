@@ -86,9 +86,24 @@ _V1 = [
     "CREATE TABLE stats (metric TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 ]
 
+_V2 = [
+    """CREATE TABLE changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        action TEXT NOT NULL,
+        uri TEXT NOT NULL,
+        did TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        rkey TEXT NOT NULL,
+        cid TEXT,
+        value TEXT,
+        at TEXT NOT NULL
+    )""",
+]
+
 #: Versioned migrations: (version, name, statements). Append; never edit one that shipped.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "records, tags, trigram text index, accounts, cursors, quarantine, stats", _V1),
+    (2, "changes: what subscribeChanges streams", _V2),
 ]
 
 
