@@ -117,6 +117,15 @@ def test_updates_and_deletes_apply_in_rev_order_and_replays_change_nothing(harne
     assert [action for action, *_ in harness.store.applied] == ["create", "update", "delete"]
 
 
+def test_a_key_written_twice_in_one_commit_ends_at_its_last_write(harness):
+    alice = harness.account()
+    harness.commit(alice, [("create", f"{LABEL}/3kaaa", label("first")), ("update", f"{LABEL}/3kaaa", label("last")),
+                           ("create", f"{LABEL}/3kbbb", label()), ("delete", f"{LABEL}/3kbbb", None)])
+    assert harness.uris() == {uri(alice, f"{LABEL}/3kaaa")}
+    assert harness.store.records[uri(alice, f"{LABEL}/3kaaa")].record["name"] == "last"
+    assert harness.store.stats["bad_commit"] == 0
+
+
 def test_valid_records_of_every_type_are_indexed_and_deviations_kept_as_warnings(harness):
     alice = harness.account()
     entry = {

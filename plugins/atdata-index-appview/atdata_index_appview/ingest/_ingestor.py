@@ -238,6 +238,8 @@ class Ingestor:
         did = event.repo
         stored = self._store_call("repo_rev", did)
         if stored is not None and event.rev <= stored:
+            logger.debug("%s: the commit %s of %s is not newer than the index's %s; skipped",
+                         source, event.rev[:20], did, stored)
             self._count("stale_commits")
             self._advance(source, event.seq)
             return
@@ -378,10 +380,15 @@ class Ingestor:
         return known
 
     def _commit_ops(self, did: str, car: Car, root: bytes, ours: list) -> tuple[list[RecordOp], list[tuple]]:
-        """The commit's operations of our namespace, each proven against the signed tree."""
+        """The commit's operations of our namespace, each proven against the signed tree.
+
+        One ``applyWrites`` may write a key twice (create, then update or delete): the tree holds
+        the last write only, and the last write is all the index needs.
+        """
         ops: list[RecordOp] = []
         quarantined: list[tuple] = []
-        for op in ours:
+        last = {op.path: op for op in ours}
+        for op in last.values():
             try:
                 proven = lookup(car.blocks, root, op.path.encode("utf-8"))
             except MstError as err:
