@@ -544,3 +544,85 @@ def test_the_torch_adapter_and_the_dataset_module_do_not_import_each_other():
             imported.update(alias.name for alias in node.names)
     assert ".dataset" not in imported and "atdata_core.dataset" not in imported
     assert "._pipeline" in imported  # it does read the pipeline it wraps
+
+
+@atdata_core.packable
+class OnlyImage:
+    image: np.ndarray
+
+
+@pytest.mark.parametrize("cls", [Item, OnlyImage])
+def test_property_column_batches_decode_and_refuse_as_samples_do(cls):
+    """Members sharing a leading layout, with any bytes after it, batch into columns exactly as sample by sample."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from atdata_core._codec_compiler import codec_of
+    from atdata_core._pipeline import _batches, _column_batches
+    from atdata_core.codec import encode_ndarray, pack_map
+    from atdata_core.shards import _decoded
+
+    codec = codec_of(cls)
+    image = encode_ndarray(np.arange(6, dtype=np.int16).reshape(2, 3))
+    names = [f.name for f in codec.fields if f.name != "image"]
+    values = st.none() | st.booleans() | st.integers(-3, 300) | st.floats(allow_nan=False) | st.text(max_size=4) | st.binary(max_size=8)
+
+    def member(rest, count):
+        # the map header says `count` entries; the image first, then the pairs of `rest`
+        body = msgpack_pack(rest)
+        return bytes((0x80 | count,)) + msgpack_pack("image") + msgpack_pack(image) + body[1:]
+
+    fields = st.fixed_dictionaries({"label": st.text(max_size=6), "value": st.floats(allow_nan=False)}) if names else st.just({})
+    extra = st.dictionaries(st.just("extra"), values, max_size=1)
+    valid = st.builds(lambda f, e: member({**f, **e}, 1 + len(f) + len(e)), fields, extra)
+    rests = st.dictionaries(st.sampled_from(["label", "value", "image", "extra"]), values | st.just(image), max_size=4)
+    members = st.one_of(
+        valid,
+        st.builds(member, rests, st.integers(1, 4)),
+        st.tuples(valid, st.integers(0, 60)).map(lambda t: t[0][: t[1]]),  # truncated
+        st.tuples(valid, st.binary(min_size=1, max_size=4)).map(lambda t: t[0] + t[1]),  # trailing bytes
+        st.tuples(valid, st.integers(0, 40), st.integers(0, 255)).map(lambda t: t[0][: t[1]] + bytes([t[2]]) + t[0][t[1] + 1 :]),
+    )
+
+    class Source:
+        _on_error = None
+        _out_type = cls
+
+    def by_sample(batches):
+        return [(len(b), [(s.image.tobytes(), s.image.shape, [getattr(s, n) for n in names]) for s in b],
+                 {n: b[n].tobytes() if isinstance(b[n], np.ndarray) else [getattr(a, "shape", a) for a in b[n]] for n in b.fields()})
+                for b in batches]
+
+    def compare(payloads, size):
+        keys = [f"{i:04d}.msgpack" for i in range(len(payloads))]
+        outcomes = []
+        for way in ("columns", "samples"):
+            errors = []
+            Source._on_error = errors.append
+            pairs = [(key, memoryview(data)) for key, data in zip(keys, payloads)]
+            if way == "columns":
+                batches = _column_batches(iter([("s.tar", iter(pairs))]), codec, size, False, Source)
+            else:
+                batches = _batches(_decoded(iter(pairs), codec.from_member, "s.tar", errors.append), size, False, cls)
+            outcomes.append((by_sample(list(batches)), [str(e) for e in errors]))
+        assert outcomes[0] == outcomes[1]
+        return outcomes[0]
+
+    # after a member with an extra key, one whose extra key is a second image: msgpack keeps the
+    # last, so the first image must not be taken for it
+    base = {"label": "a", "value": 1.0} if names else {}
+    _, errors = compare([member({**base, "extra": 1}, 2 + len(names)), member({**base, "image": 5}, 2 + len(names))], 2)
+    assert len(errors) == 1 and "0001.msgpack" in errors[0]
+
+    @settings(max_examples=250, deadline=None, database=None)
+    @given(st.lists(members, max_size=14), st.integers(1, 5))
+    def check(payloads, size):
+        compare(payloads, size)
+
+    check()
+
+
+def msgpack_pack(value):
+    import msgpack
+
+    return msgpack.packb(value, use_bin_type=True)
