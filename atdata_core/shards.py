@@ -77,6 +77,8 @@ _CHUNK = 1 << 20
 # A shard to verify before use is read in larger buffers: each is hashed in one call on the
 # hashing thread, which needs the GIL back only between calls.
 _HEAD_CHUNK = 4 << 20
+# Network streams of known length are read this many chunks ahead, on a thread of their own.
+_READ_AHEAD = 8
 # Hashing: buffers of at least this size go to the hashing thread, at most this many waiting.
 _HASH_ON_THREAD = 256 << 10
 _HASH_BACKLOG = 32
@@ -322,6 +324,102 @@ class _Hasher:
             self._thread = None
             self._queue.put(None)
             thread.join()
+
+
+class _ReadAhead:
+    """A stream of known length read on a thread of its own, :data:`_CHUNK` bytes at a time.
+
+    For network streams: the download goes on while the reading thread
+    decodes (a socket read releases the GIL), instead of one after the other.
+    The thread reads at most ``length`` bytes (the length the stream
+    announced), and at most :data:`_READ_AHEAD` chunks wait to be taken;
+    :meth:`read` hands them out in order, raises what reading raised, and
+    past ``length`` reads the stream itself. :meth:`close` stops the thread
+    before the stream may be closed.
+    """
+
+    __slots__ = ("_read", "_queue", "_stop", "_thread", "_chunk", "_start", "_ended")
+
+    def __init__(self, read: Callable[[int], bytes], length: int):
+        import queue
+        import threading
+
+        self._read = read
+        self._queue: Any = queue.Queue(maxsize=_READ_AHEAD)
+        self._stop = threading.Event()
+        self._chunk = b""
+        self._start = 0
+        self._ended = False
+        self._thread = threading.Thread(target=self._run, args=(length,), name="atdata-shard-read", daemon=True)
+        self._thread.start()
+
+    def _run(self, left: int) -> None:
+        try:
+            while left > 0 and not self._stop.is_set():
+                data = _read_exact(self._read, min(_CHUNK, left))
+                if not data:
+                    break
+                left -= len(data)
+                self._put(data)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, which raises it
+            self._put(exc)
+            return
+        self._put(None)
+
+    def _put(self, item: Any) -> None:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, n: int) -> bytes:
+        if self._start >= len(self._chunk):
+            if self._ended:
+                return self._read(n)
+            item = self._queue.get()
+            if item is None:
+                self._ended = True
+                return self._read(n)
+            if isinstance(item, BaseException):
+                self._ended = True
+                raise item
+            self._chunk, self._start = item, 0
+            # Let the reading thread have the GIL now: it needs it after every socket read, and a
+            # thread that is busy decoding gives it up only every switch interval (5 ms) otherwise.
+            _yield_gil(0)
+        chunk, start = self._chunk, self._start
+        if start == 0 and len(chunk) <= n:
+            self._chunk = b""
+            return chunk
+        self._start = start + n
+        return chunk[start : start + n]
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            while True:
+                self._queue.get_nowait()
+        except Exception:  # queue.Empty: nothing left to unblock
+            pass
+        self._thread.join()
+
+
+_yield_gil = time.sleep
+
+
+def _network_length(stream: Any) -> int | None:
+    """The announced length of a stream that is not a regular file (a network body), if it has one."""
+    try:
+        if stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            return None
+    except (AttributeError, OSError, ValueError):
+        pass
+    length = _known_length(stream)
+    return length if length else None
 
 
 class _Head:
@@ -888,11 +986,21 @@ def _shard_members(
     shard ahead meanwhile.
     """
     if not checksum:
+        ahead = None
         try:
-            source = _Source(stream.read, size if size is not None else _known_length(stream), tick=tick)
+            hint = size if size is not None else _known_length(stream)
+            read = stream.read
+            length = _network_length(stream)
+            if length is not None:
+                ahead = _ReadAhead(read, length if size is None else min(size, length))
+                read = ahead.read
+            source = _Source(read, hint, tick=tick)
             yield from _scan(source, shard, limits.max_member_bytes, ".msgpack")
         except _SHARD_FAULTS as exc:
             handle_error(_read_failure(exc, shard), on_error)
+        finally:
+            if ahead is not None:
+                ahead.close()
         return
     expected = checksum.lower()
     buffered = limits.verify_buffer_bytes

@@ -314,7 +314,7 @@ def section_http(args: argparse.Namespace, work: str) -> dict[str, float]:
         infos.append((name, len(data), hashlib.sha256(data).hexdigest()))
     total = sum(size for _, size, _ in infos)
     n = args.samples
-    server, base = _serve(folder)
+    server, base = _serve(folder, args.http_server)
     try:
         urls = [f"{base}/{name}" for name in names]
         records = [ShardInfo(f"{base}/{name}", n // len(names), size, digest) for name, size, digest in infos]
@@ -341,7 +341,8 @@ def section_http(args: argparse.Namespace, work: str) -> dict[str, float]:
     # the same bytes go through each: compare in shard bytes per second
     rates = {name: rate if name == "plain download" else rate * total / n for name, rate in rates.items()}
     table(
-        f"HTTP on loopback: the small shards ({total / 1e6:.0f} MB) from a server in another process",
+        f"HTTP on loopback: the small shards ({total / 1e6:.0f} MB) from a server in another process "
+        f"(http.server{', files sent with sendfile' if args.http_server == 'sendfile' else ''})",
         "MB/s",
         rates,
         "plain download",
@@ -351,7 +352,7 @@ def section_http(args: argparse.Namespace, work: str) -> dict[str, float]:
     return rates
 
 
-def _serve(folder: str) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(folder: str, kind: str) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -359,10 +360,14 @@ def _serve(folder: str) -> tuple[subprocess.Popen[bytes], str]:
         "import functools, http.server, sys\n"
         "class Quiet(http.server.SimpleHTTPRequestHandler):\n"
         "    def log_message(self, *args): pass\n"
+        "    if sys.argv[3] == 'sendfile':\n"  # as production servers send files: no copy in the server
+        "        def copyfile(self, source, outputfile):\n"
+        "            outputfile.flush()\n"
+        "            self.connection.sendfile(source)\n"
         "handler = functools.partial(Quiet, directory=sys.argv[1])\n"
         "http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[2])), handler).serve_forever()\n"
     )
-    server = subprocess.Popen([sys.executable, "-c", code, folder, str(port)])
+    server = subprocess.Popen([sys.executable, "-c", code, folder, str(port), kind])
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -457,6 +462,10 @@ def main() -> int:
     parser.add_argument("--large", type=int, default=1_000, help="number of 1 MiB samples")
     parser.add_argument("--repeat", type=int, default=5, help="rounds per section (each reader's best is kept)")
     parser.add_argument("--import-runs", type=int, default=9)
+    parser.add_argument(
+        "--http-server", choices=("python", "sendfile"), default="python",
+        help="the loopback server: the standard library's http.server as it is (python), or sending files with sendfile",
+    )
     args = parser.parse_args()
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(chosen) - set(SECTIONS)

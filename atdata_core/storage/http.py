@@ -346,6 +346,12 @@ class _ResumableBody(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    @property
+    def length(self) -> int | None:
+        """The body's length as its server announced it (None when it did not, or compressed it):
+        a reader may then ask for large pieces of it at once."""
+        return self._total
+
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         if not len(view):
