@@ -549,3 +549,25 @@ def test_a_search_without_words_pages_in_time_order(store, make_op, commit):
     seen = every_page(lambda **kw: store.search_entries([], tags=["t"], **kw), 6)
     assert [r.uri for r in seen] == [r.uri for r in store.list_records(ENTRY_NSID, tags=["t"], limit=100).records]
     assert len(seen) == 20 and all(r.score == 0 for r in seen)
+
+
+def test_apply_many_is_one_transaction_of_several_commits(store, make_op, monkeypatch):
+    batches = [CommitBatch(source="https://pds.test", seq=10 + i, did=REPO, rev=f"3l{i:011d}",
+                           ops=(make_op(ENTRY_NSID, f"3k{i:011d}", entry(f"d{i}")),)) for i in range(5)]
+    store.apply_many(batches)
+    assert store.cursor("https://pds.test") == 14 and store.repo_rev(REPO) == "3l00000000004"
+    assert len(store.list_records(ENTRY_NSID).records) == 5
+    original = type(store)._apply_op
+
+    def failing(self, db, did, op, visible):
+        if op.uri.endswith("3n00000000002"):
+            raise RuntimeError("the disk is gone")
+        return original(self, db, did, op, visible)
+
+    monkeypatch.setattr(type(store), "_apply_op", failing)
+    more = [CommitBatch(source="https://pds.test", seq=20 + i, did=REPO, rev=f"3m{i:011d}",
+                        ops=(make_op(ENTRY_NSID, f"3n{i:011d}", entry(f"e{i}")),)) for i in range(4)]
+    with pytest.raises(RuntimeError):
+        store.apply_many(more)
+    assert store.cursor("https://pds.test") == 14
+    assert len(store.list_records(ENTRY_NSID).records) == 5
