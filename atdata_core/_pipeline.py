@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import math
 import random
+import time
 import warnings
 from typing import Any, Callable, Generic, Iterator, NamedTuple, TypeVar
 
@@ -29,6 +30,8 @@ __all__ = ["Pipeline"]
 T = TypeVar("T")
 
 DEFAULT_BUFFER = 1000
+
+_yield_gil = time.sleep
 
 
 # --------------------------------------------------------------------------- stages
@@ -332,6 +335,9 @@ class _Ahead:
             self._start()
         if self.head is not None:
             self.head.step()
+            # The hashing thread needs the GIL between buffers; a thread busy decoding lets it go
+            # only every switch interval (5 ms) otherwise, which would leave the hash mostly waiting.
+            _yield_gil(0)
 
     def open(self) -> Any:
         """The shard's stream, in its turn; raises what opening it raised."""

@@ -84,7 +84,8 @@ def encode_ndarray(array: np.ndarray) -> bytes:
     header = bytes((len(dstr),)) + dstr + bytes((ndim,)) + _shape_structs[ndim].pack(*array.shape)
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
-    return header + array.tobytes()
+    # the data as bytes in one copy (a uint8 view exports a buffer for every dtype, datetimes too)
+    return b"".join((header, array.reshape(-1).view(np.uint8)))
 
 
 def decode_ndarray(buf: bytes | bytearray | memoryview) -> np.ndarray:

@@ -68,6 +68,8 @@ _MAX_META_BYTES = 1 << 20
 # After the end-of-archive marker a tar holds only padding (10 KiB records by default,
 # 1 MiB with GNU tar's largest blocking factor): verification reads no more than this.
 _MAX_TRAILING_BYTES = 1 << 20
+# The writer writes (and hashes) members this many bytes at a time.
+_WRITE_BATCH = 1 << 20
 # No single read asks for more, so a size claimed by a header allocates only what arrives.
 _READ_CHUNK = 1 << 24
 # A stream that says how long it is (a regular file) is read this much at a time; any other
@@ -1094,23 +1096,36 @@ class ShardInfo:
             object.__setattr__(self, "path", self.url)
 
 
-def _tar_header(name: bytes, size: int, mtime: int, kind: bytes = b"0") -> bytes:
+def _header_base() -> bytes:
     header = bytearray(BLOCK)
-    header[: len(name)] = name
     header[100:108] = b"0000644\0"
     header[108:116] = b"0000000\0"
     header[116:124] = b"0000000\0"
-    header[124:136] = b"%011o\0" % size
-    header[136:148] = b"%011o\0" % mtime
-    header[148:156] = b"        "
-    header[156:157] = kind
+    header[148:156] = b"        "  # the checksum counts its own field as spaces
     header[257:265] = b"ustar\x0000"
-    header[148:156] = b"%06o\0 " % sum(header)
     return bytes(header)
 
 
-def _member(name: str, data: bytes, mtime: int) -> bytes:
-    """One tar member (header, data, padding) as a single bytes object."""
+_HEADER_BASE = _header_base()
+
+
+def _tar_header(name: bytes, size: int, mtime: int, kind: bytes = b"0") -> bytes:
+    header = bytearray(_HEADER_BASE)
+    header[: len(name)] = name
+    header[124:136] = b"%011o\0" % size
+    header[136:148] = b"%011o\0" % mtime
+    header[156:157] = kind
+    # the exact sum of the 512 bytes, in two C calls (see _scan)
+    total = (zlib.adler32(header[:256]) & 0xFFFF) + (zlib.adler32(header[256:]) & 0xFFFF) - 2
+    header[148:156] = b"%06o\0 " % total
+    return bytes(header)
+
+
+_PADDING = [bytes(n) for n in range(BLOCK)]
+
+
+def _member(name: str, data: bytes, mtime: int) -> tuple[bytes, ...]:
+    """One tar member: its headers (a pax header first for a long name), its data, its padding."""
     raw = name.encode("utf-8")
     prefix = b""
     if len(raw) > 100:
@@ -1122,7 +1137,8 @@ def _member(name: str, data: bytes, mtime: int) -> bytes:
         pax = str(length).encode() + record_body
         prefix = _tar_header(b"././@PaxHeader", len(pax), mtime, b"x") + pax + bytes(-len(pax) % BLOCK)
         raw = raw[-100:]
-    return b"".join((prefix, _tar_header(raw, len(data), mtime), data, bytes(-len(data) % BLOCK)))
+    header = _tar_header(raw, len(data), mtime)
+    return (prefix + header if prefix else header, data, _PADDING[-len(data) % BLOCK])
 
 
 _PERCENT = re.compile(r"%0?\d*d")
@@ -1194,6 +1210,8 @@ class ShardWriter:
         self._remote = "://" in self.pattern and not self.pattern.startswith("file://")
         self._sealer: Any = None
         self._pending: list[tuple[Any, str, int, int, str]] = []
+        self._parts: list[bytes] = []  # members of the current shard not written yet
+        self._buffered = 0
         self._progress = None
         if progress:
             from tqdm import tqdm
@@ -1237,6 +1255,8 @@ class ShardWriter:
         finally:
             self._shutdown()
         if self._file is not None:
+            self._hash.close()
+            self._parts = []
             self._file.close()
             self._file = None
             try:
@@ -1267,7 +1287,7 @@ class ShardWriter:
             raise ValueError(f"duplicate sample key {key!r}: keys must be unique within a dataset")
         self._keys.add(key)
         member = _member(key + ".msgpack", payload, self._mtime)
-        nbytes = len(member)
+        nbytes = len(member[0]) + len(payload) + len(member[2])
         if self._file is not None and (
             self._count >= self.maxcount
             or (self.maxsize is not None and self._size + nbytes + 2 * BLOCK > self.maxsize)
@@ -1275,8 +1295,10 @@ class ShardWriter:
             self._finish()
         if self._file is None:
             self._start()
-        self._hash.update(member)
-        self._file.write(member)
+        self._parts += member
+        self._buffered += nbytes
+        if self._buffered >= _WRITE_BATCH:
+            self._flush()
         self._size += nbytes
         self._count += 1
         self._total += 1
@@ -1305,9 +1327,20 @@ class ShardWriter:
             self._final_path = final
             self._tmp_path = f"{final}.tmp-{os.getpid()}"
             self._file = open(self._tmp_path, "wb", buffering=1 << 20)
-        self._hash = hashlib.sha256()
+        self._hash = _Hasher()
+        self._parts = []
+        self._buffered = 0
         self._size = 0
         self._count = 0
+
+    def _flush(self) -> None:
+        """Write the members gathered so far, and hand them to the hash (on its own thread)."""
+        parts = self._parts
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        parts.clear()
+        self._buffered = 0
+        self._hash.update(data)
+        self._file.write(data)
 
     def _finish(self) -> None:
         if self._file is None:
@@ -1315,8 +1348,8 @@ class ShardWriter:
         trailer = bytes(2 * BLOCK)
         total = self._size + len(trailer)
         trailer += bytes(-total % _RECORD)
-        self._file.write(trailer)
-        self._hash.update(trailer)
+        self._parts.append(trailer)
+        self._flush()
         self._size += len(trailer)
         self._file.flush()
         file, self._file = self._file, None
