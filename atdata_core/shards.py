@@ -401,13 +401,15 @@ class _ReadAhead:
         return chunk[start : start + n]
 
     def close(self) -> None:
+        """Stop the thread. One still inside a read (a stalled connection) is not waited for
+        long: it ends when the stream is closed under it, and whatever it read is dropped."""
         self._stop.set()
         try:
             while True:
                 self._queue.get_nowait()
         except Exception:  # queue.Empty: nothing left to unblock
             pass
-        self._thread.join()
+        self._thread.join(timeout=1.0)
 
 
 _yield_gil = time.sleep

@@ -340,3 +340,53 @@ def test_a_checksummed_shard_is_verified_before_its_first_sample(shard):
         ):
             seen.append(sample)
     assert len(seen) == 5
+
+
+# -- reading: buffers, threads, large members -----------------------------------------
+
+
+def _reading_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name in ("atdata-shard-read", "atdata-shard-sha256")]
+
+
+def test_http_shards_are_read_ahead_and_a_reader_that_stops_leaves_no_thread(tmp_path, shard_server):
+    import shutil
+
+    from atdata_core import Dataset
+
+    folder, base = shard_server
+    with ShardWriter(tmp_path / "d-%02d.tar", maxcount=500) as sink:  # two shards of 20 MB
+        for i in range(1000):
+            sink.write(Item(np.full((100, 100), i, dtype=np.int32), f"item-{i}", i / 2))
+    for info in sink.shards:
+        shutil.copy(info.url, folder / os.path.basename(info.url))
+    urls = [f"{base}/{os.path.basename(info.url)}" for info in sink.shards]
+    assert [s.label for s in Dataset[Item](urls)] == [f"item-{i}" for i in range(1000)]
+    pipe = iter(Dataset[Item](urls))
+    assert next(pipe).label == "item-0" and _reading_threads()  # the download goes on beside the decoding
+    pipe.close()
+    assert not _reading_threads()
+    # verified: read whole and hashed (on the hashing thread) before any sample
+    verified = Dataset[Item](shards=[(url, info.sha256) for url, info in zip(urls, sink.shards)])
+    assert len(list(verified)) == 1000 and not _reading_threads()
+
+
+def test_a_large_members_array_is_a_read_only_view_that_outlives_the_reader(tmp_path):
+    from atdata_core import Dataset
+    from atdata_core.codec import LARGE_MEMBER
+
+    big = np.arange(LARGE_MEMBER // 4 + 1000, dtype="<f4")
+    with ShardWriter(tmp_path / "big-%02d.tar") as sink:
+        for i in range(3):
+            sink.write(Item(big + i, f"big-{i}", float(i)))
+    kept = list(Dataset[Item](sink.shards))  # verified, then decoded without copying the arrays
+    for i, sample in enumerate(kept):
+        assert not sample.image.flags.writeable and not sample.image.flags.owndata
+        assert np.array_equal(sample.image, big + i)
+    with open(sink.shards[0].url, "rb") as f:
+        streamed = [s.image for s in iter_samples(f, Item.from_map)]
+    assert all(np.array_equal(a, big + i) for i, a in enumerate(streamed))
+    with pytest.raises(ValueError):
+        streamed[0][0] = 1  # read-only: a view of the bytes read for its member, which nothing rewrites
