@@ -388,9 +388,10 @@ class Ingestor:
         ops: list[RecordOp] = []
         quarantined: list[tuple] = []
         last = {op.path: op for op in ours}
+        nodes: dict = {}
         for op in last.values():
             try:
-                proven = lookup(car.blocks, root, op.path.encode("utf-8"))
+                proven = lookup(car.blocks, root, op.path.encode("utf-8"), nodes)
             except MstError as err:
                 raise _Rejected("bad_commit", f"{op.path[:200]}: {err}") from None
             if op.action == "delete":

@@ -23,8 +23,16 @@ class MstError(ValueError):
     """The tree is malformed, or a node it needs is not among the blocks."""
 
 
-def _node(blocks: Mapping[bytes, bytes], cid: bytes) -> tuple[bytes | None, list[tuple[bytes, bytes, bytes | None]]]:
+_Node = tuple[bytes | None, list[tuple[bytes, bytes, bytes | None]]]
+
+
+def _node(blocks: Mapping[bytes, bytes], cid: bytes, cache: dict[bytes, _Node] | None = None) -> _Node:
     """``(left subtree, [(key, value, right subtree)...])`` of one node, keys rebuilt."""
+    if cache is not None:
+        found = cache.get(cid)
+        if found is None:
+            found = cache[cid] = _node(blocks, cid)
+        return found
     block = blocks.get(cid)
     if block is None:
         raise MstError(f"the tree node {_text(cid)} is not among the blocks")
@@ -57,11 +65,14 @@ def _node(blocks: Mapping[bytes, bytes], cid: bytes) -> tuple[bytes | None, list
     return left, entries
 
 
-def lookup(blocks: Mapping[bytes, bytes], root: bytes, key: bytes) -> bytes | None:
+def lookup(
+    blocks: Mapping[bytes, bytes], root: bytes, key: bytes, cache: dict[bytes, _Node] | None = None
+) -> bytes | None:
     """The record CID stored under ``key`` in the tree at ``root``; None when the tree proves it absent.
 
     Every node on the way must be among ``blocks`` (a commit's blocks hold the
-    path to each key it changed), else :class:`MstError`.
+    path to each key it changed), else :class:`MstError`. ``cache`` (a dict
+    kept across the lookups of one commit) spares decoding the same nodes again.
     """
     cid: bytes | None = root
     seen: set[bytes] = set()
@@ -69,7 +80,7 @@ def lookup(blocks: Mapping[bytes, bytes], root: bytes, key: bytes) -> bytes | No
         if cid in seen:
             raise MstError("the tree reaches the same node twice")
         seen.add(cid)
-        left, entries = _node(blocks, cid)
+        left, entries = _node(blocks, cid, cache)
         below = left
         for entry_key, value, right in entries:
             if entry_key == key:
