@@ -15,7 +15,7 @@ import pytest
 
 from atdata_core.plugins import Client, reset_plugins
 
-from atdata_index_appview.ingest import IngestSettings, MemoryIngestStore, run_ingest
+from atdata_index_appview.ingest import IngestSettings, IngestStatus, MemoryIngestStore, run_ingest
 from atdata_index_appview.ingest._crafting import CraftedRepo, serve_frames, serve_repo
 
 LABEL = "science.alt.dataset.label"
@@ -49,14 +49,14 @@ def wait_for(predicate, *, timeout: float = 30.0, what: str = "the condition") -
 
 
 @contextlib.contextmanager
-def ingesting(store, settings):
+def ingesting(store, settings, status=None):
     """run_ingest in a thread for the block; its result (counts, or the error) in the yielded dict."""
     stop = threading.Event()
     outcome: dict = {}
 
     def run():
         try:
-            outcome["counts"] = run_ingest(settings, store, stop_event=stop, client=Client.anonymous())
+            outcome["counts"] = run_ingest(settings, store, stop_event=stop, client=Client.anonymous(), status=status)
         except BaseException as err:  # reported by the test, not lost in the thread
             outcome["error"] = err
 
@@ -122,6 +122,27 @@ def test_a_cursor_the_host_does_not_have_yet_reads_the_host_from_its_start():
         with ingesting(store, settings):
             wait_for(lambda: store.cursor(settings.subscribe[0]) == 2)
     assert len(store.records) == 2 and store.stats["error_frames"] == 1
+
+
+def test_the_status_reports_hosts_cursors_lag_and_counts():
+    alice = CraftedRepo()
+    with serve_repo(alice), contextlib.ExitStack() as stack:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 5))
+        frames = [(seq, alice.commit_frame(alice.commit([("create", f"{LABEL}/3k{seq}", label())]), seq, time=stamp))
+                  for seq in (1, 2, 3)]
+        frames.append((None, b"\xff"))
+        url = stack.enter_context(serve_frames(frames))
+        store, status = MemoryIngestStore(), IngestStatus()
+        settings = IngestSettings(subscribe=[url], replay=True)
+        with ingesting(store, settings, status):
+            wait_for(lambda: store.cursor(settings.subscribe[0]) == 3 and status.totals().get("undecodable"))
+            live = status.snapshot()
+        assert not status.snapshot()["running"] and status.snapshot()["error"] is None
+    assert live["running"] and live["eventsPerSecond"] > 0
+    (source,) = live["sources"]
+    assert source["url"] == settings.subscribe[0] and source["connected"] and source["cursor"] == 3
+    assert 4 <= source["lagSeconds"] < 120  # stamped 5 s before it was sent
+    assert live["counts"]["records_indexed"] == 3 and live["counts"]["undecodable"] == 1
 
 
 def test_without_a_host_to_follow_run_ingest_says_what_to_set():

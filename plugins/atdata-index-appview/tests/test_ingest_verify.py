@@ -306,7 +306,8 @@ def test_frames_decode_into_typed_events():
         8, "did:plc:a", "a.test")
     assert decode_frame(frame("#account", {"seq": 9, "did": "did:plc:a", "active": False, "status": "deactivated"})) \
         == AccountEvent(9, "did:plc:a", False, "deactivated")
-    assert isinstance(decode_frame(frame("#sync", {"seq": 10, "did": "did:plc:a", "rev": "3k", "blocks": b""})), SyncEvent)
+    assert isinstance(decode_frame(frame("#sync", {"seq": 10, "did": "did:plc:a", "rev": "3kabcdefghijk", "blocks": b""})),
+                      SyncEvent)
     assert decode_frame(frame("#info", {"name": "OutdatedCursor"})) == InfoEvent("OutdatedCursor", None)
     assert decode_frame(frame("error", {"error": "FutureCursor", "message": "m"})) == ErrorFrame("FutureCursor", "m")
     assert decode_frame(frame("#handle", {"seq": 11})) == UnknownEvent("#handle", 11)
@@ -327,13 +328,21 @@ def test_frames_decode_into_typed_events():
         frame("#commit", {"seq": True, "repo": "did:plc:a"}),
         frame("#identity", {"seq": 1}),
         frame("#account", {"seq": 1, "did": "did:plc:a", "active": "yes"}),
-        frame("#commit", {"seq": 1, "repo": "d", "rev": "r", "commit": Link(cid_of(b"c")), "blocks": b"",
-                          "ops": [{"action": "explode", "path": "p", "cid": None}]}),
-        frame("#commit", {"seq": 1, "repo": "d", "rev": "r", "commit": Link(cid_of(b"c")), "blocks": b"",
-                          "ops": ["op"]}),
+        frame("#commit", {"seq": 1, "repo": "did:plc:a", "rev": "3kabcdefghijk", "commit": Link(cid_of(b"c")),
+                          "blocks": b"", "ops": [{"action": "explode", "path": "p", "cid": None}]}),
+        frame("#commit", {"seq": 1, "repo": "did:plc:a", "rev": "3kabcdefghijk", "commit": Link(cid_of(b"c")),
+                          "blocks": b"", "ops": ["op"]}),
+        frame("#commit", {"seq": 1, "repo": "did:plc:a\x00b", "rev": "3kabcdefghijk", "commit": Link(cid_of(b"c")),
+                          "blocks": b"", "ops": []}),
+        frame("#commit", {"seq": 1, "repo": "did:plc:a", "rev": "zzzzzzzzzzzzzzzz", "commit": Link(cid_of(b"c")),
+                          "blocks": b"", "ops": []}),
+        frame("#commit", {"seq": 1, "repo": "did:plc:a", "rev": "3kabcdefghijk", "since": "yesterday",
+                          "commit": Link(cid_of(b"c")), "blocks": b"", "ops": []}),
+        frame("#identity", {"seq": 1, "did": "alice.test"}),
     ],
     ids=["empty", "garbage", "text", "header-only", "three-objects", "bad-op", "no-type", "seq-text",
-         "seq-negative", "seq-bool", "identity-no-did", "active-text", "bad-action", "op-not-map"],
+         "seq-negative", "seq-bool", "identity-no-did", "active-text", "bad-action", "op-not-map", "did-with-nul",
+         "rev-not-tid", "since-not-tid", "handle-for-did"],
 )
 def test_frames_that_do_not_decode_are_frame_errors(data):
     with pytest.raises(FrameError):

@@ -14,15 +14,18 @@ from atdata_index_appview.ingest._interface import CommitBatch, IngestStore, Rec
 from atdata_index_appview.ingest._memory import MemoryIngestStore, StoredRecord
 from atdata_index_appview.ingest._service import backfill, run_ingest
 from atdata_index_appview.ingest._settings import IngestSettings
+from atdata_index_appview.ingest._status import IngestStatus, SourceStatus
 
 __all__ = [
     "CommitBatch",
     "Identities",
     "IngestSettings",
+    "IngestStatus",
     "IngestStore",
     "Ingestor",
     "MemoryIngestStore",
     "RecordOp",
+    "SourceStatus",
     "StoreFailed",
     "StoredRecord",
     "backfill",

@@ -10,6 +10,7 @@ values or :class:`FrameError`, nothing in between.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import attrs
@@ -28,6 +29,10 @@ __all__ = [
     "UnknownEvent",
     "decode_frame",
 ]
+
+
+_DID = re.compile(r"^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$")
+_TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 
 
 class FrameError(ValueError):
@@ -53,6 +58,7 @@ class CommitEvent:
     blocks: bytes
     ops: tuple[OpRef, ...]
     too_big: bool = False
+    time: str | None = None
 
 
 @attrs.frozen
@@ -61,6 +67,7 @@ class SyncEvent:
     did: str
     rev: str
     blocks: bytes
+    time: str | None = None
 
 
 @attrs.frozen
@@ -68,6 +75,7 @@ class IdentityEvent:
     seq: int
     did: str
     handle: str | None
+    time: str | None = None
 
 
 @attrs.frozen
@@ -76,6 +84,7 @@ class AccountEvent:
     did: str
     active: bool
     status: str | None
+    time: str | None = None
 
 
 @attrs.frozen
@@ -108,6 +117,20 @@ def _get(body: dict, name: str, kind: type | tuple[type, ...], *, optional: bool
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise FrameError(f"the field {name!r} is missing or not a {getattr(kind, '__name__', kind)}")
     return value
+
+
+def _did(body: dict, name: str) -> str:
+    did = _get(body, name, str)
+    if len(did) > 2048 or not _DID.match(did):
+        raise FrameError(f"the field {name!r} is not a DID: {did[:100]!r}")
+    return did
+
+
+def _rev(body: dict, name: str, *, optional: bool = False) -> str | None:
+    rev = _get(body, name, str, optional=optional)
+    if rev is not None and not _TID.match(rev):
+        raise FrameError(f"the field {name!r} is not a revision (a TID): {rev[:100]!r}")
+    return rev
 
 
 def _seq(body: dict) -> int:
@@ -151,22 +174,24 @@ def decode_frame(data: bytes) -> Event:
     if kind == "#commit":
         return CommitEvent(
             seq=_seq(body),
-            repo=_get(body, "repo", str),
-            rev=_get(body, "rev", str),
-            since=_get(body, "since", str, optional=True),
+            repo=_did(body, "repo"),
+            rev=_rev(body, "rev"),
+            since=_rev(body, "since", optional=True),
             commit=_get(body, "commit", bytes),
             blocks=_get(body, "blocks", bytes),
             ops=_ops(body),
             too_big=body.get("tooBig") is True,
+            time=_text(body.get("time")),
         )
     if kind == "#sync":
-        return SyncEvent(seq=_seq(body), did=_get(body, "did", str), rev=_get(body, "rev", str),
-                         blocks=_get(body, "blocks", bytes))
+        return SyncEvent(seq=_seq(body), did=_did(body, "did"), rev=_rev(body, "rev"),
+                         blocks=_get(body, "blocks", bytes), time=_text(body.get("time")))
     if kind == "#identity":
-        return IdentityEvent(seq=_seq(body), did=_get(body, "did", str), handle=_get(body, "handle", str, optional=True))
+        return IdentityEvent(seq=_seq(body), did=_did(body, "did"), handle=_get(body, "handle", str, optional=True),
+                             time=_text(body.get("time")))
     if kind == "#account":
-        return AccountEvent(seq=_seq(body), did=_get(body, "did", str), active=_get(body, "active", bool),
-                            status=_get(body, "status", str, optional=True))
+        return AccountEvent(seq=_seq(body), did=_did(body, "did"), active=_get(body, "active", bool),
+                            status=_get(body, "status", str, optional=True), time=_text(body.get("time")))
     if kind == "#info":
         return InfoEvent(name=_get(body, "name", str), message=_text(body.get("message")))
     seq = body.get("seq")

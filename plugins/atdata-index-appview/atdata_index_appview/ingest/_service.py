@@ -13,6 +13,7 @@ from atdata_index_appview.ingest._firehose import EVENT, OVERSIZED, UNDECODABLE,
 from atdata_index_appview.ingest._ingestor import Ingestor
 from atdata_index_appview.ingest._interface import IngestStore
 from atdata_index_appview.ingest._settings import IngestSettings, host_url
+from atdata_index_appview.ingest._status import IngestStatus
 
 __all__ = ["backfill", "run_ingest"]
 
@@ -28,6 +29,7 @@ def run_ingest(
     *,
     stop_event: threading.Event,
     client: Any = None,
+    status: IngestStatus | None = None,
     on_ready: Callable[[list[FirehoseReader]], None] | None = None,
 ) -> Counter:
     """Follow every host of ``settings.subscribe`` into ``store`` until ``stop_event`` is set.
@@ -42,8 +44,9 @@ def run_ingest(
     which were also written to the store. Raises
     :class:`~atdata_index_appview.ingest.StoreFailed` when the store fails
     (after stopping the readers), since then nothing more can be saved.
-    ``on_ready`` is called with the started readers (tests wait on their
-    ``connected`` event).
+    ``status``: an :class:`IngestStatus` kept up to date for health reports and
+    metrics (connected hosts, cursors, lag, events/s, counts). ``on_ready`` is
+    called with the started readers (tests wait on their ``connected`` event).
     """
     settings = IngestSettings.of(settings)
     if not settings.subscribe:
@@ -59,9 +62,12 @@ def run_ingest(
         readers.append(FirehoseReader(host, cursor, events, halt, settings))
     for reader in readers:
         reader.start()
+    status = status if status is not None else IngestStatus()
+    status.begin(settings.subscribe, readers, ingestor.totals)
     if on_ready is not None:
         on_ready(readers)
     handled = 0
+    failure: BaseException | None = None
     try:
         while not stop_event.is_set():
             try:
@@ -72,6 +78,7 @@ def run_ingest(
                 continue
             if kind == EVENT:
                 ingestor.handle_event(source, payload)
+                status.handled(source, payload)
             elif kind == UNDECODABLE:
                 ingestor.handle_undecodable(source, payload)
             elif kind == OVERSIZED:
@@ -79,6 +86,9 @@ def run_ingest(
             handled += 1
             if handled % _WORK_EVERY == 0 and ingestor.waiting:
                 ingestor.work()
+    except BaseException as err:
+        failure = err
+        raise
     finally:
         halt.set()
         for reader in readers:
@@ -87,6 +97,7 @@ def run_ingest(
             ingestor.flush()
         except Exception:
             logger.exception("saving the last counts and cursors failed")
+        status.end(failure)
     return ingestor.totals
 
 
