@@ -15,7 +15,7 @@ import pytest
 
 from atdata_core.plugins import Client, reset_plugins
 
-from atdata_index_appview.ingest import IngestSettings, Ingestor, MemoryIngestStore, StoreFailed
+from atdata_index_appview.ingest import IngestSettings, Ingestor, MemoryIngestStore, StoreFailed, backfill
 from atdata_index_appview.ingest._crafting import CraftedRepo, Link, Signer, car_bytes, cid_of, encode, frame, serve_repo
 
 SOURCE = "https://relay.example.com"
@@ -343,6 +343,18 @@ def test_a_repository_whose_pds_the_network_policy_refuses_is_not_fetched(harnes
     alice.pds_url = "http://10.1.2.3:2583"  # a private address, named by the account's own document
     harness.feed(alice.commit_frame(alice.commit([("create", f"{LABEL}/3kaaa", label())]), 1, blocks=b"", tooBig=True))
     assert harness.store.stats["refused_host"] == 1 and harness.uris() == set()
+
+
+def test_backfill_reads_named_repositories_and_hosts_and_passes_over_what_does_not_resolve(harness):
+    alice, bob = harness.account(), harness.account()
+    alice.commit([("create", f"{LABEL}/3kaaa", label()), ("create", "app.bsky.feed.post/3kzzz", {"t": 1})])
+    bob.commit([("create", f"{LABEL}/3kbbb", label(name=7))])
+    counts = backfill(IngestSettings(), harness.store, [alice.did, "not a handle!", bob.pds_url],
+                      client=Client.anonymous())
+    assert harness.uris() == {uri(alice, f"{LABEL}/3kaaa")}
+    assert uri(bob, f"{LABEL}/3kbbb") in harness.store.quarantined
+    assert counts["bad_identity"] == 1 and counts["resyncs"] == 2 and counts["quarantined"] == 1
+    assert harness.store.cursors == {}  # backfill moves no firehose cursor
 
 
 # --- identity and accounts -------------------------------------------------------------------

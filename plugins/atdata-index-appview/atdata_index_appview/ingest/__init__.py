@@ -12,7 +12,7 @@ from atdata_index_appview.ingest._identities import Identities
 from atdata_index_appview.ingest._ingestor import Ingestor, StoreFailed
 from atdata_index_appview.ingest._interface import CommitBatch, IngestStore, RecordOp
 from atdata_index_appview.ingest._memory import MemoryIngestStore, StoredRecord
-from atdata_index_appview.ingest._service import backfill, run_ingest
+from atdata_index_appview.ingest._service import backfill, firehose_client, run_ingest
 from atdata_index_appview.ingest._settings import IngestSettings
 from atdata_index_appview.ingest._status import IngestStatus, SourceStatus
 
@@ -29,5 +29,6 @@ __all__ = [
     "StoreFailed",
     "StoredRecord",
     "backfill",
+    "firehose_client",
     "run_ingest",
 ]

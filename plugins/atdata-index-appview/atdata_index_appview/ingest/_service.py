@@ -9,13 +9,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from atdata_core.errors import IdentityError, NetworkError
+
 from atdata_index_appview.ingest._firehose import EVENT, OVERSIZED, UNDECODABLE, FirehoseReader
 from atdata_index_appview.ingest._ingestor import Ingestor
 from atdata_index_appview.ingest._interface import IngestStore
 from atdata_index_appview.ingest._settings import IngestSettings, host_url
 from atdata_index_appview.ingest._status import IngestStatus
 
-__all__ = ["backfill", "run_ingest"]
+__all__ = ["backfill", "firehose_client", "run_ingest"]
 
 logger = logging.getLogger("atdata_index_appview.ingest")
 
@@ -44,13 +46,16 @@ def run_ingest(
     which were also written to the store. Raises
     :class:`~atdata_index_appview.ingest.StoreFailed` when the store fails
     (after stopping the readers), since then nothing more can be saved.
-    ``status``: an :class:`IngestStatus` kept up to date for health reports and
+    ``client``: the toolkit ``Client`` whose identity resolver and network
+    policy are used (default: :func:`firehose_client`). ``status``: an :class:`IngestStatus` kept up to date for health reports and
     metrics (connected hosts, cursors, lag, events/s, counts). ``on_ready`` is
     called with the started readers (tests wait on their ``connected`` event).
     """
     settings = IngestSettings.of(settings)
     if not settings.subscribe:
         raise ValueError("no host to follow: give the PDSes or relays to follow in the subscribe setting ([appview] subscribe)")
+    if client is None:
+        client = firehose_client(settings)
     ingestor = Ingestor(store, settings=settings, client=client)
     events: queue.Queue = queue.Queue(maxsize=settings.queue_size)
     halt = threading.Event()
@@ -101,6 +106,16 @@ def run_ingest(
     return ingestor.totals
 
 
+def firehose_client(settings: IngestSettings, config: Any = None) -> Any:
+    """An anonymous ``Client`` (the configuration's ``[plc]``, ``[network]``...) whose requests give
+    up within ``settings.lookup_timeout``: an event naming a slow host must not hold the stream up."""
+    from atdata_core.plugins import Client
+
+    seconds = settings.lookup_timeout
+    return Client.anonymous(config=config, timeout=seconds, retries=1, backoff=0.2, deadline=2 * seconds,
+                            max_rate_wait=seconds)
+
+
 def backfill(
     settings: IngestSettings, store: IngestStore, dids_or_hosts: Iterable[str], *, client: Any = None
 ) -> Counter:
@@ -113,8 +128,15 @@ def backfill(
         item = item.strip()
         if "://" in item:
             ingestor.resync_host(host_url(item))
+        elif item.startswith("did:"):
+            ingestor.resync(item)
         else:
-            did = item if item.startswith("did:") else ingestor.client.identity.resolve_handle(item)
+            try:
+                did = ingestor.client.identity.resolve_handle(item)
+            except (IdentityError, NetworkError) as err:
+                ingestor.note("bad_identity")
+                logger.warning("backfill: %s", err)
+                continue
             ingestor.resync(did)
         ingestor.flush()
     ingestor.flush()

@@ -57,7 +57,10 @@ class IngestSettings:
     event refreshes them at once). ``resync_interval``: the least number of
     seconds between two resyncs of one repository, so that a host cannot make
     the AppView fetch a repository over and over. ``queue_size``: decoded
-    events waiting for the writer, per process.
+    events waiting for the writer, per process. ``lookup_timeout``: seconds a
+    DID document, handle or repository may keep the firehose waiting (no answer
+    within it, and the repository waits for a resync instead), when
+    :func:`~atdata_index_appview.ingest.run_ingest` makes its own client.
     """
 
     subscribe: tuple[str, ...] = attrs.field(default=(), converter=_hosts)
@@ -67,6 +70,7 @@ class IngestSettings:
     identity_ttl: float = attrs.field(default=3600.0, validator=_positive)
     resync_interval: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
     queue_size: int = attrs.field(default=1024, validator=_positive)
+    lookup_timeout: float = attrs.field(default=10.0, validator=_positive)
 
     @classmethod
     def of(cls, settings: object) -> IngestSettings:
