@@ -320,7 +320,9 @@ def test_outdated_cursor_resyncs_every_repository_the_host_lists(harness):
     alice = harness.account()
     harness.commit(alice, [("create", f"{LABEL}/3kaaa", label())])
     alice.commit([("create", f"{LABEL}/3kbbb", label())])  # missed while the cursor was too old
-    harness.ingestor.handle_frame(alice.pds_url, frame("#info", {"name": "OutdatedCursor", "message": "too old"}))
+    for _ in range(3):  # said on each reconnection: one resync of the host is enough
+        harness.ingestor.handle_frame(alice.pds_url, frame("#info", {"name": "OutdatedCursor", "message": "too old"}))
+    assert harness.ingestor.waiting == 1
     while harness.ingestor.work():
         pass
     harness.ingestor.flush()

@@ -75,6 +75,7 @@ _LOW, _HIGH = _PREFIX.encode(), (NAMESPACE + "/").encode()
 _GONE = {"RepoNotFound", "RepoTakendown", "RepoDeactivated", "RepoSuspended"}
 _FLUSH_SECONDS = 1.0
 _MAX_BACKOFF = 3600.0
+_MAX_DEFERRED = 10_000
 
 
 class StoreFailed(RuntimeError):
@@ -138,6 +139,7 @@ class Ingestor:
         self._last_resync: dict[str, float] = {}
         self._deferred: dict[str, _Deferred] = {}
         self._jobs: deque[Iterator[None]] = deque()
+        self._hosts_resyncing: set[str] = set()
 
     # ------------------------------------------------------------------ entry points
 
@@ -334,8 +336,9 @@ class Ingestor:
     def _info(self, source: str, event: InfoEvent) -> None:
         self._count("info_events")
         logger.warning("%s: #info %s %s", source, event.name[:100], (event.message or "")[:300])
-        if event.name == "OutdatedCursor":
+        if event.name == "OutdatedCursor" and source not in self._hosts_resyncing:
             # Events were dropped before the cursor: every repository of the host may be behind.
+            self._hosts_resyncing.add(source)
             self._jobs.append(self._host_steps(source, reason="OutdatedCursor"))
 
     # ------------------------------------------------------------------ verification
@@ -531,6 +534,12 @@ class Ingestor:
 
     def _host_steps(self, host: str, *, reason: str) -> Iterator[None]:
         """Resync the repositories ``host`` lists whose rev the index lacks, one per step."""
+        try:
+            yield from self._host_pages(host, reason=reason)
+        finally:
+            self._hosts_resyncing.discard(host)
+
+    def _host_pages(self, host: str, *, reason: str) -> Iterator[None]:
         cursor = None
         while True:
             try:
@@ -568,6 +577,10 @@ class Ingestor:
         if due is None:
             due = self.clock() + min(_MAX_BACKOFF, max(self.settings.resync_interval, 1.0) * 2 ** min(attempts, 12))
         current = self._deferred.get(did)
+        if current is None and len(self._deferred) >= _MAX_DEFERRED:
+            # A host sending refused commits of many accounts must not grow this without end.
+            self._count("resyncs_dropped")
+            return
         if current is None or due < current.due:
             self._deferred[did] = _Deferred(due=due, source=source, reason=reason, attempts=attempts)
 
