@@ -13,7 +13,9 @@ run as root, so as root the cluster belongs to the ``postgres`` user (through
 ``runuser``), in a fresh folder that user owns (not pytest's ``tmp_path``,
 which only root may enter). The server listens on a free loopback port, with
 durability switched off (``fsync``: a test cluster is thrown away), and is
-stopped by its process id.
+stopped by its process id. A watchdog process stops it too (and deletes its
+folder) if the process that started it dies without stopping it, so a test
+run killed half way leaves no server behind.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +35,33 @@ __all__ = ["PostgresServer", "postgres_bindir"]
 
 _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 30.0
+
+# Stops the server (by its PID) when the process that started it is gone, then deletes its folder.
+_WATCHDOG = r"""
+import os, shutil, signal, sys, time
+parent, server, base = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+while alive(parent) and alive(server):
+    time.sleep(0.5)
+if alive(server):
+    os.kill(server, signal.SIGINT)
+    for _ in range(300):
+        if not alive(server):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(server, signal.SIGKILL)
+    shutil.rmtree(base, ignore_errors=True)
+"""
 
 
 def _candidates() -> list[Path]:
@@ -89,6 +119,7 @@ class PostgresServer:
         self._as_postgres = as_postgres
         self._databases = 0
         self._stopped = False
+        self._watchdog: subprocess.Popen | None = None
 
     # ------------------------------------------------------------------ start and stop
 
@@ -131,6 +162,7 @@ class PostgresServer:
             server = cls(base, port, process, as_postgres)
             try:
                 server._wait_ready()
+                server._watch()
                 return server
             except RuntimeError as err:
                 last_error = str(err)
@@ -159,6 +191,15 @@ class PostgresServer:
                     raise RuntimeError(f"postgres did not accept connections in {_START_TIMEOUT:.0f} s:\n{self._log_tail()}")
                 time.sleep(0.05)
 
+    def _watch(self) -> None:
+        pid = self._server_pid()
+        if pid is None:
+            return
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(pid), str(self.base)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+
     def _server_pid(self) -> int | None:
         try:
             first = (self.data / "postmaster.pid").read_text().splitlines()[0]
@@ -171,6 +212,9 @@ class PostgresServer:
         if self._stopped:
             return
         self._stopped = True
+        if self._watchdog is not None:
+            self._watchdog.kill()
+            self._watchdog.wait(timeout=_STOP_TIMEOUT)
         pid = self._server_pid()
         if pid is not None:
             try:
