@@ -40,7 +40,7 @@ from ._pipeline import DEFAULT_BUFFER, LazyLens, Pipeline, Stage, fn_name
 from ._shard_sources import describe_source, open_shard, resolve_shards
 from ._shardref import ShardRef
 from .errors import SampleTypeError
-from .shards import OnError, iter_members
+from .shards import OnError, _count_samples
 
 __all__ = ["Dataset", "Pipeline", "SampleBatch", "ShardRef"]
 
@@ -422,12 +422,9 @@ class Dataset(Generic[T]):
         for i, ref in enumerate(self._shards):
             if ref.count is not None:
                 continue
-            n = 0
             stream = open_shard(ref.url)
             try:
-                for name, _ in iter_members(stream, shard=ref.url):
-                    if name.endswith(".msgpack"):
-                        n += 1
+                n = _count_samples(stream, shard=ref.url)
             finally:
                 stream.close()
             self._shards[i] = ref._replace(count=n)

@@ -645,6 +645,17 @@ def iter_members(
     return ((name, bytes(data)) for name, data in _scan(source, shard, max_member_bytes, None))
 
 
+def _count_samples(
+    stream: BinaryIO, *, shard: str = "<stream>", max_member_bytes: int = _DEFAULT_LIMITS.max_member_bytes
+) -> int:
+    """How many ``.msgpack`` members a tar stream holds, every header checked as :func:`iter_members`
+    checks it; their bytes are read but neither copied nor decoded."""
+    count = 0
+    for _ in _scan(_Source(stream.read, _known_length(stream)), shard, max_member_bytes, ".msgpack"):
+        count += 1
+    return count
+
+
 def _scan(source: _Source, shard: str, max_member_bytes: int, suffix: str | None) -> Iterator[tuple[str, memoryview]]:
     """The members of a tar stream as ``(name, view of its data)``; with ``suffix``, only the names
     ending with it (the others are passed over).
