@@ -100,7 +100,12 @@ def serve(store: str | None, host: str | None, port: int | None, subscribe: tupl
     def pds_of(did: str) -> str | None:
         return resolver.identity.resolve_did(did).pds_url
 
-    app = create_app(index, service_did=settings.service_did(), pds_of=pds_of, version=_version())
+    status = None
+    if settings.subscribe and not no_ingest:
+        from atdata_index_appview.ingest import IngestStatus
+
+        status = IngestStatus()
+    app = create_app(index, service_did=settings.service_did(), pds_of=pds_of, version=_version(), ingest_status=status)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", access_log=False,
                             lifespan="off", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
@@ -112,7 +117,7 @@ def serve(store: str | None, host: str | None, port: int | None, subscribe: tupl
 
         def ingest() -> None:
             try:
-                run_ingest(settings, index, stop_event=stop, client=resolver)
+                run_ingest(settings, index, stop_event=stop, status=status)
             except BaseException as err:  # noqa: BLE001 - the service stops, and says why
                 failure.append(err)
                 logging.getLogger("atdata_index_appview").exception("ingestion stopped")

@@ -339,3 +339,18 @@ def test_lens_path(client, store, make_op, commit):
     assert call(client, "getLensPath", 404, sourceSchema=b, targetSchema=e)["error"] == "NoLensPath"
     assert call(client, "getLensPath", 404, sourceSchema=a, targetSchema=d, maxHops=1)["error"] == "NoLensPath"
     assert call(client, "getLensPath", 400, sourceSchema=a, targetSchema=d, maxHops=9)["error"] == "InvalidRequest"
+
+
+def test_health_and_metrics_report_ingestion(store):
+    from collections import Counter
+
+    from atdata_index_appview.ingest import IngestStatus
+
+    status = IngestStatus()
+    status.begin(["https://pds.test"], [], Counter({"records_indexed": 3}))
+    with serve_in_thread(create_app(store, ingest_status=status)) as server, httpx.Client(base_url=server.url) as http:
+        ingest = http.get("/xrpc/_health").json()["ingest"]
+        metrics = http.get("/metrics").text
+    assert ingest["running"] is True and [s["url"] for s in ingest["sources"]] == ["https://pds.test"]
+    assert 'atdata_appview_ingest_connected{host="https://pds.test"} 0' in metrics
+    assert "atdata_appview_ingest_running 1" in metrics

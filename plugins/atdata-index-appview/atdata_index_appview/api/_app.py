@@ -48,6 +48,21 @@ def _seconds_since(stamp: str, now: float) -> float | None:
     return round(max(0.0, now - moment.timestamp()), 1)
 
 
+def _label(text: Any) -> str:
+    return str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _ingest_metrics(snapshot: dict[str, Any]) -> list[str]:
+    lines = [f"atdata_appview_ingest_running {1 if snapshot.get('running') else 0}",
+             f"atdata_appview_ingest_events_per_second {snapshot.get('eventsPerSecond') or 0}"]
+    for source in snapshot.get("sources") or ():
+        host = _label(source.get("url"))
+        lines.append(f'atdata_appview_ingest_connected{{host="{host}"}} {1 if source.get("connected") else 0}')
+        if source.get("lagSeconds") is not None:
+            lines.append(f'atdata_appview_ingest_lag_seconds{{host="{host}"}} {source["lagSeconds"]}')
+    return lines
+
+
 def _json(body: Any, status: int = 200) -> Response:
     return Response(dumps(body), status_code=status, media_type="application/json", headers=_HEADERS)
 
@@ -64,13 +79,17 @@ def create_app(
     version: str = "",
     poll: float = 0.2,
     keepalive: float = 30.0,
+    ingest_status: Any = None,
 ) -> Starlette:
     """The AppView's web application over ``store``.
 
     ``service_did`` is what ``describeService`` reports; ``pds_of(did)``
     finds an account's PDS for ``resolveBlobs`` (see :class:`Methods`).
     ``subscribeChanges`` looks for new changes every ``poll`` seconds and
-    sends a keepalive after ``keepalive`` quiet ones.
+    sends a keepalive after ``keepalive`` quiet ones. ``ingest_status``: the
+    :class:`~atdata_index_appview.ingest.IngestStatus` of the ingestion
+    feeding the store, reported by health and metrics (hosts connected, lag,
+    events per second).
     """
     register_plugin_lexicons()
     methods = Methods(store, service_did=service_did, pds_of=pds_of)
@@ -109,7 +128,10 @@ def create_app(
                 source: {"seq": seq, "updatedAt": updated, "secondsSinceUpdate": _seconds_since(updated, now)}
                 for source, (seq, updated) in store.cursors().items()
             }
-            return {"version": version, "store": "ok", "uptime": round(now - started, 1), "cursors": cursors}
+            body: dict[str, Any] = {"version": version, "store": "ok", "uptime": round(now - started, 1), "cursors": cursors}
+            if ingest_status is not None:
+                body["ingest"] = ingest_status.snapshot()
+            return body
 
         try:
             return _json(await run_in_threadpool(check))
@@ -126,6 +148,8 @@ def create_app(
             lines.append(f"atdata_appview_quarantined_records {store.quarantine_size()}")
             for collection, value in sorted(store.record_counts().items()):
                 lines.append(f'atdata_appview_records{{collection="{collection}"}} {value}')
+            if ingest_status is not None:
+                lines.extend(_ingest_metrics(ingest_status.snapshot()))
             return "\n".join(lines) + "\n"
 
         try:
