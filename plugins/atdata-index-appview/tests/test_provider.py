@@ -234,3 +234,14 @@ def test_an_appview_without_these_methods_stays_in_use_for_the_rest(tmp_path):
         assert [r.value["name"] for r in provider.list_records(ENTRY_NSID, repo=CONFORMANCE_REPO)] == ["mnist"]
     assert asked == ["resolveSchema"]
     assert fallback.calls == ["get_record", "list_records"]
+
+
+def test_every_ingestion_setting_can_be_set_in_the_appview_section():
+    import attrs
+
+    from atdata_index_appview.ingest import IngestSettings
+
+    ours = AppViewSettings()
+    for field in attrs.fields(IngestSettings):
+        assert hasattr(ours, field.name), f"[appview] lacks the ingestion setting {field.name}"
+        assert IngestSettings.of(ours) == IngestSettings(), f"[appview] {field.name} defaults differently"
