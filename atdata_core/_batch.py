@@ -111,8 +111,8 @@ class SampleBatch(Generic[T]):
 
     def __getstate__(self) -> dict[str, Any]:
         # the builder of the sample objects is a closure: pickle the samples instead
-        self.samples
         state = dict(self.__dict__)
+        state["_samples"] = self.samples
         state["_build"] = None
         return state
 

@@ -350,7 +350,7 @@ def _compile(codec: SampleCodec) -> tuple[Callable[[Any], Any], Callable[[Any], 
         "bytes": bytes,
     }
     fields = []
-    for i, ((name, kind, dec), field) in enumerate(zip(codec._dec, codec.fields)):
+    for i, ((name, kind, dec), field) in enumerate(zip(codec._dec, codec.fields, strict=True)):
         env[f"_k{i}"] = kind
         env[f"_d{i}"] = dec
         fields.append(f"        v{i} = data[{name!r}]")

@@ -185,7 +185,7 @@ class Pipeline(Generic[T]):
             return self._samples(rank, world, worker, workers)
         codec = self._column_codec()
         if codec is not None:
-            shards = self._shard_members(rank, world, worker, workers)
+            shards = self._member_streams(rank, world, worker, workers)
             return _column_batches(shards, codec, self.batch_size, self.drop_last, self.dataset)
         samples = self._samples(rank, world, worker, workers)
         return _batches(samples, self.batch_size, self.drop_last, self.dataset._out_type)
@@ -203,7 +203,7 @@ class Pipeline(Generic[T]):
         codec = codec_of(ds._decode_type)
         return codec if codec.batchable else None
 
-    def _shard_members(self, rank: int, world: int, worker: int, workers: int) -> Iterator[tuple[str, Iterator[Any]]]:
+    def _member_streams(self, rank: int, world: int, worker: int, workers: int) -> Iterator[tuple[str, Iterator[Any]]]:
         """``(shard, its members)`` for every shard this consumer reads, epoch after epoch; the
         members (``(name, bytes)`` of each ``.msgpack`` member) are to be read before the next shard."""
         epoch = self.epoch

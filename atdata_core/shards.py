@@ -20,7 +20,6 @@ end-of-archive marker; checksum verification reads at most 1 MiB past it.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import stat
@@ -33,7 +32,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Literal, Union
 
-from .codec import pack_map, unpack_map
+from .codec import pack_map
 from .errors import (
     AtdataError,
     ChecksumError,

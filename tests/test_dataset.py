@@ -559,7 +559,7 @@ def test_property_column_batches_decode_and_refuse_as_samples_do(cls):
 
     from atdata_core._codec_compiler import codec_of
     from atdata_core._pipeline import _batches, _column_batches
-    from atdata_core.codec import encode_ndarray, pack_map
+    from atdata_core.codec import encode_ndarray
     from atdata_core.shards import _decoded
 
     codec = codec_of(cls)
