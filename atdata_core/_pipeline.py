@@ -23,7 +23,7 @@ from ._fields import is_packable
 from ._shard_sources import open_shard
 from ._shardref import ShardRef
 from .errors import AtdataError, NetworkError, StorageError
-from .shards import OnError, ShardLimits, _decode_member, _decoded, _shard_members, _verify_ahead, handle_error
+from .shards import _SKIPPED, OnError, ShardLimits, _decode_member, _decoded, _shard_members, _verify_ahead, handle_error
 
 __all__ = ["Pipeline"]
 
@@ -369,7 +369,6 @@ def _column_batches(
     columns = codec.columns()
     add = columns.add
     from_member = codec.from_member
-    skipped = _decode_member.SKIPPED
     count = 0  # members in the columns
     pending: list[Any] = []  # samples decoded one by one: this batch does not share one layout
     for shard, members in shards:
@@ -384,7 +383,7 @@ def _column_batches(
                 pending = columns.samples()
                 count = 0
             sample = _decode_member(from_member, data, shard, name, on_error)
-            if sample is skipped:
+            if sample is _SKIPPED:
                 continue
             pending.append(sample)
             if len(pending) == size:

@@ -85,7 +85,7 @@ def encode_ndarray(array: np.ndarray) -> bytes:
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
     # the data as bytes in one copy (a uint8 view exports a buffer for every dtype, datetimes too)
-    return b"".join((header, array.reshape(-1).view(np.uint8)))
+    return b"".join((header, array.reshape(-1).view(np.uint8).data))
 
 
 def decode_ndarray(buf: bytes | bytearray | memoryview) -> np.ndarray:
@@ -263,7 +263,7 @@ def pack_map(mapping: dict[str, Any]) -> bytes:
     return msgpack.packb(mapping, use_bin_type=True, default=_default)
 
 
-def unpack_map(data: bytes) -> dict[str, Any]:
+def unpack_map(data: bytes | memoryview) -> dict[str, Any]:
     """msgpack-decode one member into a map, or raise :class:`SampleDecodeError`."""
     try:
         value = msgpack.unpackb(data, raw=False, strict_map_key=False)

@@ -744,9 +744,8 @@ def _scan(source: _Source, shard: str, max_member_bytes: int, suffix: str | None
             name, long_name = long_name, None
         if long_size is None:
             field = header[124:136]
-            size = sizes.get(field)
-            if size is None:
-                size = _size_field(field, shard, offset, name)
+            known = sizes.get(field)
+            size = _size_field(field, shard, offset, name) if known is None else known
         else:
             size, long_size = long_size, None
         if not regular and kind in _NO_DATA_KIND:
@@ -914,16 +913,16 @@ def _decode_failure(exc: BaseException, shard: str, name: str) -> AtdataError:
     return error
 
 
+_SKIPPED = object()  # what _decode_member returns for a member that went to on_error
+
+
 def _decode_member(decode: Callable[[Any], Any], data: Any, shard: str, name: str, on_error: OnError) -> Any:
-    """``decode(data)``, or :attr:`_decode_member.SKIPPED` once a failure went to ``on_error``, as :func:`iter_samples` does."""
+    """``decode(data)``, or :data:`_SKIPPED` once a failure went to ``on_error``, as :func:`iter_samples` does."""
     try:
         return decode(data)
     except _DECODE_FAULTS + (SampleDecodeError,) as exc:
         handle_error(_decode_failure(exc, shard, name), on_error)
-        return _decode_member.SKIPPED
-
-
-_decode_member.SKIPPED = object()  # type: ignore[attr-defined]
+        return _SKIPPED
 
 
 def _read_failure(exc: BaseException, shard: str) -> AtdataError:
@@ -999,11 +998,12 @@ def _shard_members(
     ``tick``: called once per buffer of this shard taken, to read the next
     shard ahead meanwhile.
     """
+    read: Callable[[int], bytes] = stream.read
+    hint: int | None
     if not checksum:
         ahead = None
         try:
             hint = size if size is not None else _known_length(stream)
-            read = stream.read
             length = _network_length(stream)
             if length is not None:
                 ahead = _ReadAhead(read, length if size is None else min(size, length))
@@ -1018,7 +1018,6 @@ def _shard_members(
         return
     expected = checksum.lower()
     buffered = limits.verify_buffer_bytes
-    read = stream.read
     chunks: list[bytes] = []
     if head is None and (size is None or size <= buffered):
         head = _Head(stream, buffered, size)
@@ -1044,7 +1043,7 @@ def _shard_members(
                 return
         if size is not None:
             read = _Bounded(stream, size).read
-            hint: int | None = size
+            hint = size
         else:
             hint = _known_length(stream)
         source = _Source(read, hint, chunks=chunks, hasher=hasher, tick=tick)
