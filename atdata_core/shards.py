@@ -972,8 +972,9 @@ def iter_samples(
     a regular file, at most a few MiB past it, never past the file's end);
     with it, at most 1 MiB (the archive's padding), or up to ``size`` when given.
 
-    Arrays of at least 512 KiB are views of the bytes read for their member
-    (see :func:`atdata_core.codec.unpack_member`); smaller ones of their own bytes.
+    Decoded into a sample class, a member of at least 512 KiB keeps its
+    arrays as read-only views of the bytes read for it (see
+    :func:`atdata_core.codec.unpack_member`); other arrays view bytes of their own.
     """
     from ._codec_compiler import member_decoder
 
