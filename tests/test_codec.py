@@ -168,7 +168,8 @@ def test_property_unpack_member_agrees_with_msgpack_on_any_bytes(monkeypatch):
                 codec.unpack_member(data, views={"a", "b", ""})
             return
         got = codec.unpack_member(data, views={"a", "b", ""})
-        assert _plain(got) == expected
+        # compared as msgpack bytes: a NaN in both is not equal to itself
+        assert msgpack.packb(_plain(got), use_bin_type=True) == msgpack.packb(expected, use_bin_type=True)
 
     check()
 
