@@ -25,9 +25,10 @@ class SampleBatch(Generic[T]):
 
     A batch read from a dataset whose members share a layout arrives decoded
     into columns (its arrays copied once, straight from the member bytes);
-    its sample objects are built only when asked for (``batch.samples``,
-    ``batch[i]``, iterating). Stacked columns are arrays of their own, never
-    views of a sample's array.
+    its sample objects are built from the columns when first asked for
+    (``batch.samples``, ``batch[i]``, iterating), their arrays read-only
+    copies of the column rows as they are then. Stacked columns are arrays of
+    their own, never views of a sample's array.
 
     >>> batch = SampleBatch([DictSample(x=np.zeros(2)), DictSample(x=np.ones(2))])
     >>> batch.x.shape, len(batch)

@@ -32,6 +32,7 @@ decode a batch at a time into columns (:class:`ColumnBatch`).
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 import msgpack
@@ -427,6 +428,16 @@ def _array_learner(layout: list[Any]) -> Callable[[Any], np.ndarray]:
     return decode
 
 
+def _unheld_count() -> int:
+    """What ``sys.getrefcount(spares[i])`` says of an array that only the list ``spares`` holds."""
+    spares = [np.empty(1, np.uint8)]
+    return sys.getrefcount(spares[0])
+
+
+_UNHELD = _unheld_count()
+_SPARE_COLUMNS = 4
+
+
 class ColumnBatch:
     """Members decoded straight into columns while they share one layout.
 
@@ -436,7 +447,9 @@ class ColumnBatch:
     the same header (dtype and shape) and length as the batch's (the first
     array of a layout is checked in full). Array payloads are copied once,
     into one column per field, when :meth:`take` ends the batch; the samples
-    themselves are built only if asked for (:attr:`SampleBatch.samples`).
+    themselves are built from the columns only if asked for
+    (:attr:`SampleBatch.samples`). Nothing of the batch holds on to the read
+    buffers, and a column's memory is reused once nothing holds the column.
 
     Members that begin alike are not even unpacked whole: once a member whose
     map starts with an array field has been added, the bytes up to that
@@ -449,7 +462,7 @@ class ColumnBatch:
 
     def __init__(self, codec: SampleCodec):
         self.codec = codec
-        self._maps: list[dict[str, Any]] = []
+        self._added: list[None] = []  # one entry per member added since the last take
         self._arrays = [i for i, f in enumerate(codec.fields) if isinstance(f.type, Array)]
         # per field: the layout of its arrays, (header, header length, value length, dtype, shape)
         self._layouts: list[tuple[bytes, int, int, np.dtype, tuple[int, ...]] | None] = [None] * len(codec._dec)
@@ -457,10 +470,12 @@ class ColumnBatch:
         # (leading bytes, their length, end of the array, map header of the rest, start of the array value)
         self._template: list[Any] = [None, False]
         self._columns: list[list[Any]] = [[] for _ in codec._dec]
+        self._spares: list[np.ndarray] = []  # memory of columns handed out, reused once no one holds it
+        self._next_spare = 0
         self.add = self._compile()
 
     def __len__(self) -> int:
-        return len(self._maps)
+        return len(self._added)
 
     def _compile(self) -> Callable[[Any], bool]:
         codec = self.codec
@@ -469,8 +484,8 @@ class ColumnBatch:
             "_unpack_member": unpack_member,
             "_LARGE": LARGE_MEMBER,
             "_views": codec._views,
-            "_mapslist": self._maps,
-            "_maps": self._maps.append,
+            "_batch": self._added,
+            "_added": self._added.append,
             "_first": self._first_layout,
             "_learn": self._learn_template,
             "_layouts": self._layouts,
@@ -497,13 +512,13 @@ class ColumnBatch:
                         f"{indent}lay = _layouts[{i}]",
                         f"{indent}if type(v{i}) is bytes:",
                         f"{indent}    if lay is None or len(v{i}) != lay[2] or not v{i}.startswith(lay[0]):",
-                        f"{indent}        if _mapslist:",
+                        f"{indent}        if _batch:",
                         f"{indent}            return False",
                         f"{indent}        lay = _first({i}, v{i})",
                         f"{indent}    p{i} = memoryview(v{i})[lay[1]:]",
                         f"{indent}else:",
                         f"{indent}    if lay is None or len(v{i}) != lay[2] or v{i}[:lay[1]] != lay[0]:",
-                        f"{indent}        if _mapslist:",
+                        f"{indent}        if _batch:",
                         f"{indent}            return False",
                         f"{indent}        lay = _first({i}, v{i})",
                         f"{indent}    p{i} = v{i}[lay[1]:]",
@@ -538,9 +553,8 @@ class ColumnBatch:
                 "            except Exception:",
                 "                return False",
                 f"            p{j} = member[t[1]:t[2]]",
-                f"            data[{name!r}] = member[t[4]:t[2]]",
                 *["        " + line for line in appends],
-                "            _maps(data)",
+                "            _added(None)",
                 "            return True",
             ]
         lines, appends = checks("        ", None)
@@ -556,7 +570,7 @@ class ColumnBatch:
             "    except Exception:",
             "        return False",
             *appends,
-            "    _maps(data)",
+            "    _added(None)",
             "    if not _template[1]:",
             "        _learn(member)",
             "    return True",
@@ -613,30 +627,77 @@ class ColumnBatch:
         from ._batch import SampleBatch
 
         codec = self.codec
-        size = len(self._maps)
+        size = len(self._added)
         columns: dict[str, Any] = {}
         values: dict[str, list[Any]] = {}
         for i, (name, _, _) in enumerate(codec._dec):
             column = self._columns[i]
             layout = self._layouts[i]
             if layout is not None:
-                data = bytearray().join(column)
-                columns[name] = np.frombuffer(data, dtype=layout[3]).reshape((size, *layout[4]))
+                data = self._buffer(sum(map(len, column)))
+                view = memoryview(data)
+                start = 0
+                for payload in column:
+                    end = start + len(payload)
+                    view[start:end] = payload
+                    start = end
+                view.release()
+                columns[name] = data.view(layout[3]).reshape((size, *layout[4]))
             else:
                 values[name] = column[:]
             column.clear()
-        maps = self._maps[:]
-        self._maps.clear()
-        from_map = codec.from_map
-        return SampleBatch._from_columns(
-            size, sample_type or codec.cls, columns, values, lambda: [from_map(m) for m in maps]
-        )
+        self._added.clear()
+        arrays, fields, from_map = dict(columns), dict(values), codec.from_map
+
+        def build() -> list[Any]:
+            # the samples from the columns: arrays as read-only copies of their rows
+            out = []
+            for k in range(size):
+                data = {name: vals[k] for name, vals in fields.items()}
+                for name, column in arrays.items():
+                    row = column[k].copy()
+                    row.flags.writeable = False
+                    data[name] = row
+                out.append(from_map(data))
+            return out
+
+        return SampleBatch._from_columns(size, sample_type or codec.cls, columns, values, build)
+
+    def _buffer(self, nbytes: int) -> np.ndarray:
+        """Memory for a column of ``nbytes``: one handed out before that nothing holds any more, or new.
+
+        A column is a view of one of these; while anything holds the column (or
+        a view of it, a tensor made from it, the batch), the buffer's reference
+        count says so, and the buffer is not reused. Reusing one spares the
+        page faults of fresh memory (on a virtual machine, a few microseconds
+        per 4 KiB page, more than the copy into it).
+        """
+        spares = self._spares
+        for i in range(len(spares)):
+            if spares[i].nbytes == nbytes and sys.getrefcount(spares[i]) == _UNHELD:
+                return spares[i]
+        buffer = np.empty(nbytes, np.uint8)
+        if len(spares) < _SPARE_COLUMNS:
+            spares.append(buffer)
+        else:
+            spares[self._next_spare] = buffer
+            self._next_spare = (self._next_spare + 1) % _SPARE_COLUMNS
+        return buffer
 
     def samples(self) -> list[Any]:
         """The samples added so far, one by one (they all decode), and an empty batch again."""
-        from_map = self.codec.from_map
-        samples = [from_map(m) for m in self._maps]
-        self._maps.clear()
+        codec = self.codec
+        samples = []
+        for k in range(len(self._added)):
+            data = {}
+            for i, (name, _, _) in enumerate(codec._dec):
+                value = self._columns[i][k]
+                layout = self._layouts[i]
+                if layout is not None:  # an array's payload: its own bytes, as msgpack would have given
+                    value = np.frombuffer(bytes(value), dtype=layout[3]).reshape(layout[4])
+                data[name] = value
+            samples.append(codec.from_map(data))
+        self._added.clear()
         for column in self._columns:
             column.clear()
         return samples

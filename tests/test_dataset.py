@@ -629,3 +629,21 @@ def msgpack_pack(value):
     import msgpack
 
     return msgpack.packb(value, use_bin_type=True)
+
+
+def test_a_columns_memory_is_reused_only_once_nothing_holds_it(tmp_path):
+    with ShardWriter(str(tmp_path / "many-%03d.tar"), maxcount=1000) as sink:
+        for i in range(60):
+            sink.write(Item(np.full((2, 3), i, dtype=np.int16), f"item-{i}", i / 2))
+    ds = Dataset[Item](sink.shards)
+    # every batch kept: none may be written over by a later one
+    kept = list(ds.ordered(batch_size=4))
+    assert [b.image[:, 0, 0].tolist() for b in kept] == [list(range(i, i + 4)) for i in range(0, 60, 4)]
+    rows = [b.image[1] for b in kept]  # views of the columns, the batches dropped
+    del kept
+    again = list(ds.ordered(batch_size=4))
+    assert [int(r[0, 0]) for r in rows] == list(range(1, 60, 4))
+    assert not any(np.shares_memory(r, b.image) for r in rows for b in again)
+    # a batch dropped as soon as it is read lends its memory to the next ones
+    addresses = {batch.image.__array_interface__["data"][0] for batch in ds.ordered(batch_size=4)}
+    assert len(addresses) < 15

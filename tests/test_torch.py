@@ -243,3 +243,11 @@ def test_dataloader_workers_inherit_plugins_discovered_for_remote_shards(shard_s
         assert parent == 1 and set(seen) == {1}
     finally:
         reset_plugins()
+
+
+def test_tensors_of_batch_columns_keep_their_memory(shards):
+    # a batch's image column goes to torch without a copy; the memory is never reused while a tensor holds it
+    tensors = [batch["image"] for batch in Dataset[Item](shards).torch(batch_size=4)]
+    firsts = [int(t[0, 0, 0, 0]) for t in tensors]
+    assert firsts == [i % 256 for i in range(0, 60, 4)]
+    assert all(torch.equal(t[:, 0, 0, 0], torch.arange(4 * k, 4 * k + 4, dtype=torch.uint8)) for k, t in enumerate(tensors))
