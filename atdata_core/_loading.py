@@ -280,6 +280,8 @@ def warn_deviations(found: IndexedRecord, warnings: Any) -> None:
     for warning in warnings:
         key = (found.uri, str(warning))
         if key not in _warned:
+            if len(_warned) >= 10_000:  # a long-lived process does not keep every record it met
+                _warned.clear()
             _warned.add(key)
             log.warning("%s: %s", found.uri, warning)
 
