@@ -770,6 +770,27 @@ class SqlStore:
             rows = db.all("SELECT collection, COUNT(*) FROM records WHERE visible = 1 GROUP BY collection")
         return {collection: int(n) for collection, n in rows}
 
+    def count_records(
+        self, collection: str, *, did: str | None = None, ref_a: str | None = None, ref_b: str | None = None
+    ) -> int:
+        """How many visible records of ``collection`` :meth:`list_records` would list with these filters."""
+        where = ["collection = ?", "visible = 1"]
+        params: list[Any] = [collection]
+        if not self._filters(where, params, did=did, ref_a=ref_a, ref_b=ref_b):
+            return 0
+        with self._read() as db:
+            row = db.one(f"SELECT COUNT(*) FROM records WHERE {' AND '.join(where)}", params)
+        return int(row[0]) if row else 0
+
+    def account_count(self) -> int:
+        """How many accounts have a visible record (every repository a commit reached has an accounts row)."""
+        with self._read() as db:
+            row = db.one(
+                "SELECT COUNT(*) FROM accounts WHERE EXISTS "
+                "(SELECT 1 FROM records WHERE records.did = accounts.did AND records.visible = 1)"
+            )
+        return int(row[0]) if row else 0
+
     def stats(self) -> dict[str, int]:
         """The statistics counted so far (``count``)."""
         with self._read() as db:
