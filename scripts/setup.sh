@@ -82,6 +82,26 @@ if [ "$with_torch" = "1" ]; then
     "$venv/bin/python" -c "import torch" 2>/dev/null || "${PIP[@]}" install "torch==2.13.0"
 fi
 
+# The AppView's web pages are tested in headless Chromium driven by its chromedriver: Debian's
+# packages, as the browser a download tool would fetch is not reachable offline.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    apt_install=()
+    if [ "$(id -u)" = "0" ]; then
+        apt_install=(env DEBIAN_FRONTEND=noninteractive)
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
+        apt_install=(sudo env DEBIAN_FRONTEND=noninteractive)
+    fi
+    if [ ${#apt_install[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup.sh: installing chromium and chromium-driver (the web pages' tests run in them)"
+        "${apt_install[@]}" apt-get update -qq
+        "${apt_install[@]}" apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "setup.sh: chromium and chromedriver are missing and cannot be installed here (not root, no sudo" >&2
+        echo "  without a password, or no apt-get); the AppView's browser tests will fail until they are installed:" >&2
+        echo "  sudo apt-get update && sudo apt-get install -y chromium chromium-driver" >&2
+    fi
+fi
+
 # Interop tests run the other federation client's real array codec from its published wheel.
 mkdir -p .cache/interop
 if ! ls .cache/interop/atdata-*.whl >/dev/null 2>&1; then
