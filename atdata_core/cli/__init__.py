@@ -33,6 +33,7 @@ class _Group(click.Group):
         "load": ("atdata_core.cli._federation", "load_cmd"),
         "codegen": ("atdata_core.cli._codegen", "codegen_cmd"),
         "lens": ("atdata_core.cli._lens", "lens_group"),
+        "demo": ("atdata_core.cli._demo", "demo"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
