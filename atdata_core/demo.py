@@ -42,7 +42,7 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from atdata_core.lenses import lens
+from atdata_core.lenses._decorator import lens
 from atdata_core.sample import packable
 
 __all__ = ["DemoResult", "Reading", "Trace", "reading_from_trace", "run_demo", "trace_of"]
