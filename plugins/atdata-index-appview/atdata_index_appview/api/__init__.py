@@ -16,6 +16,8 @@ Query methods, under ``/xrpc/``:
 ``science.alt.dataset.searchLenses``    lenses by source / target schema, across repositories
 ``science.alt.dataset.getLensPath``     the shortest chain of lenses from one schema to another
 ``science.alt.dataset.describeService`` the service's DID, collections and record counts
+``science.alt.dataset.getEntryStats``   one entry's shards, bytes, samples, labels and its schema's lenses
+``science.alt.dataset.getIndexStats``   how many entries, schemas, lenses, labels and accounts are indexed
 ``science.alt.dataset.getRecord``       any indexed record as published (``{uri, cid, value}``)
 ``science.alt.dataset.listRecords``     any collection, with the filters every atdata index shares
 ``com.atproto.identity.resolveHandle``  the DID of a handle the AppView has indexed

@@ -18,7 +18,9 @@ from urllib.parse import quote
 from atdata_core.errors import RecordNotFound
 from atdata_core.plugins import (
     ENTRY_NSID,
+    LABEL_NSID,
     LENS_NSID,
+    LENS_VERIFICATION_NSID,
     RECORD_NSIDS,
     SCHEMA_NSID,
     AtUri,
@@ -107,6 +109,8 @@ class Methods:
             "science.alt.dataset.searchLenses": self.search_lenses,
             "science.alt.dataset.getLensPath": self.get_lens_path,
             "science.alt.dataset.describeService": self.describe_service,
+            "science.alt.dataset.getEntryStats": self.get_entry_stats,
+            "science.alt.dataset.getIndexStats": self.get_index_stats,
             "science.alt.dataset.getRecord": self.get_record,
             "science.alt.dataset.listRecords": self.list_records,
             "com.atproto.identity.resolveHandle": self.resolve_handle,
@@ -346,6 +350,64 @@ class Methods:
             return text
         return str(AtUri.record(did, parsed.collection, parsed.rkey))
 
+    # ------------------------------------------------------------------ statistics
+
+    def get_entry_stats(self, params: dict[str, Any]) -> dict[str, Any]:
+        """An entry's figures as its record states them, and what the index holds about it.
+
+        The record is someone else's and may deviate from the lexicon (D6): a
+        figure that is not a non-negative integer is left out, not guessed.
+        """
+        uri = self._uri(params["uri"], ENTRY_NSID, "EntryNotFound")
+        found = self.store.get(uri)
+        if found is None:
+            raise not_found("EntryNotFound", f"no indexed dataset entry at {params['uri']}")
+        value = found.value
+        value = value if isinstance(value, dict) else {}
+        name = value.get("name")
+        body: dict[str, Any] = {"uri": found.uri, "cid": found.cid or "", "did": found.did,
+                                "name": name if isinstance(name, str) else ""}
+        schema_ref = value.get("schemaRef") if isinstance(value.get("schemaRef"), str) else None
+        if schema_ref is not None:
+            body["schemaRef"] = schema_ref
+        storage_type, shards, blob_bytes = _storage_figures(value.get("storage"))
+        size = value.get("size") if isinstance(value.get("size"), dict) else {}
+        if storage_type is not None:
+            body["storageType"] = storage_type
+        stated_bytes = _count(size.get("bytes"))
+        figures = {
+            "shardCount": shards if shards is not None else _count(size.get("shards")),
+            "totalBytes": stated_bytes if stated_bytes is not None else blob_bytes,
+            "sampleCount": _count(size.get("samples")),
+        }
+        body.update({key: figure for key, figure in figures.items() if figure is not None})
+        limit = params["limit"]
+
+        def listed(collection: str, **filters: Any) -> tuple[int, list[RawJson]]:
+            total = self.store.count_records(collection, **filters)
+            if not total or not limit:
+                return total, []
+            return total, [view(record) for record in self.store.list_records(collection, limit=limit, **filters).records]
+
+        body["labelCount"], body["labels"] = listed(LABEL_NSID, ref_a=found.uri)
+        if schema_ref is None:
+            body.update(lensesFromCount=0, lensesFrom=[], lensesToCount=0, lensesTo=[])
+        else:
+            body["lensesFromCount"], body["lensesFrom"] = listed(LENS_NSID, ref_a=schema_ref)
+            body["lensesToCount"], body["lensesTo"] = listed(LENS_NSID, ref_b=schema_ref)
+        return body
+
+    def get_index_stats(self, params: dict[str, Any]) -> dict[str, Any]:
+        counts = self.store.record_counts()
+        return {
+            "entries": counts.get(ENTRY_NSID, 0),
+            "schemas": counts.get(SCHEMA_NSID, 0),
+            "lenses": counts.get(LENS_NSID, 0),
+            "labels": counts.get(LABEL_NSID, 0),
+            "lensVerifications": counts.get(LENS_VERIFICATION_NSID, 0),
+            "accounts": self.store.account_count(),
+        }
+
     # ------------------------------------------------------------------ any record
 
     def get_record(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -383,6 +445,35 @@ class Methods:
         if did is None:
             raise not_found("HandleNotFound", f"no indexed account has the handle {params['handle']}")
         return {"did": did}
+
+
+def _count(value: Any) -> int | None:
+    """``value`` if it is a non-negative integer (not a bool), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+_SHARD_LISTS = {
+    "science.alt.dataset.storageHttp": "shards",
+    "science.alt.dataset.storageS3": "shards",
+    "science.alt.dataset.storageBlobs": "blobs",
+}
+
+
+def _storage_figures(storage: Any) -> tuple[str | None, int | None, int | None]:
+    """``(storage $type, shards listed, bytes of the blobs)`` of an entry's storage; None for what it does not say."""
+    if not isinstance(storage, dict):
+        return None, None, None
+    kind = storage.get("$type") if isinstance(storage.get("$type"), str) else None
+    items = storage.get(_SHARD_LISTS.get(kind or "", ""))
+    if not isinstance(items, list):
+        return kind, None, None
+    sizes = []
+    if kind == "science.alt.dataset.storageBlobs":
+        for item in items:
+            blob = item.get("blob", item) if isinstance(item, dict) else None
+            sizes.append(_count(blob.get("size")) if isinstance(blob, dict) else None)
+    blob_bytes = sum(sizes) if sizes and None not in sizes else None  # type: ignore[arg-type]
+    return kind, len(items), blob_bytes
 
 
 #: com.atproto.identity.resolveHandle's parameters (its document is the ATProto lexicon's; not ours to ship).
