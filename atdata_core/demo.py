@@ -170,7 +170,8 @@ def run_demo(
 
     with _step(out, f"bob loads {entry.value['name']} through the lens {lenses[0].value['name']}") as step:
         dataset = atdata_core.load(entry.uri, Reading, index=appview)
-        trace_lens = atdata_core.load_lens(lenses[0].uri, index=appview, trust=True, source_type=Reading, view_type=Trace)
+        trace_lens = atdata_core.load_lens(lenses[0].uri, index=appview, trust=True, executor=_lens_executor(),
+                                           source_type=Reading, view_type=Trace)
         view = dataset.as_type(Trace, graph=LensGraph([trace_lens]))
         loaded = sum(1 for sample in view.ordered() if isinstance(sample, Trace))
         step.done(f"{loaded:,} of {len(dataset):,} samples as {Trace.__name__}")
@@ -392,6 +393,23 @@ def _code_location() -> tuple[str, str | None]:
 
 def _search(appview: Any, collection: str) -> list[Any]:
     return appview.list_records(collection, query="seismic", tags=[TAGS[0]])
+
+
+def _lens_executor() -> Any:
+    """The built-in Python lens executor, also taking lens code from the folder you are in when that is
+    where atdata-core itself is installed from.
+
+    ``make demo`` runs in the checkout atdata-core is installed from (an editable install), a folder the
+    executor refuses as a source of lens code by default: code in the folder you happen to be in is not
+    code you installed. The lens here is this module, checked against its commit all the same.
+    """
+    from atdata_core.executors import PythonExecutorSettings, PythonLensExecutor
+    from atdata_core.plugins import lens_executor
+
+    executor = lens_executor(language="python")
+    if isinstance(executor, PythonLensExecutor) and Path.cwd().resolve() == Path(__file__).resolve().parent.parent:
+        executor = PythonLensExecutor(attrs.evolve(executor.settings, allow_working_directory=True))
+    return executor
 
 
 def _wait_for(find: Callable[[], Any], wanted: Any, step: _Step, *, timeout: float = 120.0) -> Any:
