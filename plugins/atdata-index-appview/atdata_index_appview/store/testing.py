@@ -124,8 +124,12 @@ class PostgresServer:
     # ------------------------------------------------------------------ start and stop
 
     @classmethod
-    def start(cls) -> PostgresServer:
-        """initdb a fresh cluster and start it on a free loopback port; raises RuntimeError with the log on failure."""
+    def start(cls, *, durable: bool = False) -> PostgresServer:
+        """initdb a fresh cluster and start it on a free loopback port; raises RuntimeError with the log on failure.
+
+        ``durable``: keep PostgreSQL's default durability (``fsync``, synchronous
+        commits), as a deployment would, for benchmarks; tests go without it.
+        """
         bindir = postgres_bindir()
         as_postgres = os.geteuid() == 0
         base = Path(tempfile.mkdtemp(prefix="atdata-appview-pg-", dir=os.environ.get("ATDATA_PG_TMPDIR") or "/tmp"))
@@ -153,7 +157,8 @@ class PostgresServer:
                 process = subprocess.Popen(
                     [*prefix, str(bindir / "postgres"), "-D", str(base / "data"), "-p", str(port),
                      "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={base}",
-                     "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                     *([] if durable else ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                                           "-c", "full_page_writes=off"]),
                      "-c", "max_connections=200"],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 )
