@@ -151,7 +151,7 @@ def run_demo(
     appview = index_provider("appview")
     with _step(out, "the AppView indexes alice's records from the firehose") as step:
         found = _wait_for(lambda: _search(appview, ENTRY_NSID), published["entry"], step)
-        step.done(f"searchable after {step.clock()}")
+        step.done("searchable")
     timings["index"] = step.elapsed
 
     bob = Client.login(BOB[0], accounts[BOB[0]], pds_url=info.pds_url, save=False)
@@ -403,7 +403,7 @@ def _lens_executor() -> Any:
     executor refuses as a source of lens code by default: code in the folder you happen to be in is not
     code you installed. The lens here is this module, checked against its commit all the same.
     """
-    from atdata_core.executors import PythonExecutorSettings, PythonLensExecutor
+    from atdata_core.executors import PythonLensExecutor
     from atdata_core.plugins import lens_executor
 
     executor = lens_executor(language="python")

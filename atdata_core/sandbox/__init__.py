@@ -39,12 +39,20 @@ if TYPE_CHECKING:
         is_installed,
         node_executable,
     )
-    from atdata_core.sandbox._sandbox import Sandbox, SandboxAccount, SandboxInfo, default_state_dir, normalize_handle
+    from atdata_core.sandbox._sandbox import (
+        Sandbox,
+        SandboxAccount,
+        SandboxInfo,
+        SandboxService,
+        default_state_dir,
+        normalize_handle,
+    )
 
 __all__ = [
     "Sandbox",
     "SandboxAccount",
     "SandboxInfo",
+    "SandboxService",
     "cache_root",
     "create_account",
     "default_state_dir",
@@ -69,6 +77,7 @@ _LAZY = {
     "Sandbox": "_sandbox",
     "SandboxAccount": "_sandbox",
     "SandboxInfo": "_sandbox",
+    "SandboxService": "_sandbox",
     "normalize_handle": "_sandbox",
     "default_state_dir": "_sandbox",
 }

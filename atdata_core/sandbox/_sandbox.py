@@ -3,6 +3,8 @@
 ``Sandbox.up`` starts both, waits until they answer, creates any requested
 accounts and writes a state file (PIDs, command lines, ports, URLs, data folder)
 so ``status`` and ``down`` in another process find what it started.
+``Sandbox.start_service`` starts a process beside them (``atdata demo``'s
+AppView) and records it in the same file, so ``down`` stops it too.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import attrs
 from atdata_core.errors import SandboxError
 from atdata_core.sandbox import _install, _process
 from atdata_core.config import sandbox_state_dir
-from atdata_core.sandbox._state import STATE_FILE_NAME, STATE_VERSION, read_state
+from atdata_core.sandbox._state import STATE_FILE_NAME, STATE_VERSION, is_running, read_state
 
 DEFAULT_TIMEOUT = 120.0
 HANDLE_DOMAIN = ".test"
@@ -43,11 +45,23 @@ class SandboxAccount:
 
 
 @attrs.frozen
+class SandboxService:
+    """A process started beside the sandbox (such as an AppView), which ``down`` stops with it."""
+
+    name: str
+    url: str
+    pid: int
+    alive: bool = False
+
+
+@attrs.frozen
 class SandboxInfo:
     """Where a sandbox runs and what it holds.
 
     ``alive`` maps each process name (``plc``, ``pds``) to whether it still runs,
-    as seen when this object was made.
+    as seen when this object was made. ``services`` are the processes
+    :meth:`Sandbox.start_service` started beside them; they do not count
+    towards ``running``.
     """
 
     pds_url: str
@@ -59,11 +73,16 @@ class SandboxInfo:
     admin_password: str = attrs.field(default="", repr=False)
     started_at: str = ""
     state_file: Path | None = None
+    services: tuple[SandboxService, ...] = ()
 
     @property
     def running(self) -> bool:
         """Both processes are up."""
         return bool(self.alive) and all(self.alive.values())
+
+    def service(self, name: str) -> SandboxService | None:
+        """The service of that name started beside the sandbox, alive or not; None if there is none."""
+        return next((service for service in self.services if service.name == name), None)
 
     def account(self, handle: str) -> SandboxAccount:
         for acct in self.accounts:
@@ -307,10 +326,14 @@ class Sandbox:
             admin_password=state.get("admin_password", ""),
             started_at=state.get("started_at", ""),
             state_file=self.state_file,
+            services=tuple(
+                SandboxService(item["name"], item["url"], item["pid"], _process.matches(_process.ProcessRecord.from_json(item)))
+                for item in state.get("services", [])
+            ),
         )
 
     def down(self, *, keep_data: bool = False) -> bool:
-        """Stop the processes ``up`` started here, and only those; remove the state file.
+        """Stop the processes ``up`` and ``start_service`` started here, and only those; remove the state file.
 
         A recorded PID that now belongs to another process is left alone. The
         data folder is removed if ``up`` made it (the PLC was in memory, so the
@@ -321,7 +344,8 @@ class Sandbox:
         if state is None:
             return False
         stopped = False
-        for item in reversed(state.get("processes", [])):
+        # Services first: an AppView following the PDS's firehose would only retry while it goes.
+        for item in [*state.get("services", []), *reversed(state.get("processes", []))]:
             stopped |= self._stop(_process.ProcessRecord.from_json(item))
         if state.get("owns_data_dir") and not keep_data:
             shutil.rmtree(state["data_dir"], ignore_errors=True)
@@ -337,6 +361,55 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 pass
         return stopped
+
+    # ---------------------------------------------------------------- services beside the sandbox
+
+    def start_service(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        url: str,
+        health: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> SandboxService:
+        """Start ``argv`` beside the running sandbox, wait until ``url + health`` answers, and record it.
+
+        The process outlives the caller, logs to ``<name>.log`` in the sandbox's
+        data folder, and is stopped by ``down`` (and by the next
+        ``start_service`` of the same name). Check that its port is free
+        first: whatever answers at ``url`` counts as the service.
+        """
+        state = self._read_state()
+        if state is None or not is_running(state):
+            raise SandboxError(f"no sandbox is running here (state {self.state_file}); run `atdata sandbox up` first")
+        for item in state.get("services", []):
+            if item["name"] == name:
+                self._stop(_process.ProcessRecord.from_json(item))
+        data = Path(state["data_dir"])
+        log_path = data / f"{name}.log"
+        proc = _process.spawn(argv, env=os.environ if env is None else env, log_path=log_path, cwd=data)
+        self._children[proc.pid] = proc
+        rec = _process.record(name, proc, argv)
+        deadline = time.monotonic() + timeout
+        while not _answers(url.rstrip("/") + health):
+            code = proc.poll()
+            if code is not None:
+                raise SandboxError(
+                    f"{name} exited with code {code} while starting; log {log_path}:\n{_install.tail(log_path)}"
+                )
+            if time.monotonic() > deadline:
+                self._stop(rec)
+                raise SandboxError(
+                    f"{name} did not answer {health} within {timeout:.0f} s; log {log_path}:\n{_install.tail(log_path)}"
+                )
+            time.sleep(0.1)
+        state = self._read_state() or state
+        others = [item for item in state.get("services", []) if item["name"] != name]
+        state["services"] = [*others, rec.to_json() | {"url": url}]
+        self._write_state(state)
+        return SandboxService(name, url, proc.pid, alive=True)
 
     # ---------------------------------------------------------------- accounts
 

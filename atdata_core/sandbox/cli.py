@@ -37,6 +37,7 @@ def _info_json(info) -> dict:
         "data_dir": str(info.data_dir),
         "started_at": info.started_at,
         "accounts": [{"handle": a.handle, "did": a.did} for a in info.accounts],
+        "services": [{"name": s.name, "url": s.url, "pid": s.pid, "alive": s.alive} for s in info.services],
     }
 
 
@@ -46,6 +47,8 @@ def _print_info(info) -> None:
 
     click.echo(f"PDS   {info.pds_url}   pid {info.pids.get('pds')}  {state('pds')}")
     click.echo(f"PLC   {info.plc_url}   pid {info.pids.get('plc')}  {state('plc')}")
+    for service in info.services:
+        click.echo(f"{service.name}  {service.url}   pid {service.pid}  {'running' if service.alive else 'NOT running'}")
     click.echo(f"data  {info.data_dir}")
     for acct in info.accounts:
         click.echo(f"account  {acct.handle}  {acct.did}")
@@ -167,6 +170,7 @@ def down_command(keep_data, state_dir) -> None:
     if info is None:
         click.echo("no sandbox was running")
     elif stopped:
-        click.echo(f"stopped the sandbox (PDS {info.pds_url}, PLC {info.plc_url})")
+        also = "".join(f", {s.name} {s.url}" for s in info.services)
+        click.echo(f"stopped the sandbox (PDS {info.pds_url}, PLC {info.plc_url}{also})")
     else:
         click.echo("the sandbox's processes were already gone; cleared its state")
