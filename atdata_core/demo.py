@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import attrs
 import numpy as np
@@ -124,12 +125,22 @@ def run_demo(
     sandbox = Sandbox(state_dir)
     if state_dir is not None:  # this process's configuration reads the sandbox from there
         os.environ["ATDATA_SANDBOX_STATE"] = str(sandbox.state_dir)
+    current = sandbox.status()
+    if current is not None and not current.running:
+        sandbox.down()  # partly gone: clear what is left (its AppView too) and start afresh
+        current = None
+    recorded = current.service("appview") if current is not None else None
+    if recorded is not None and recorded.alive and _ingest_connected(recorded.url):
+        appview_url = recorded.url
+    else:
+        # Checked before anything starts; an AppView of ours that stopped answering gives its port back.
+        appview_url = f"http://127.0.0.1:{_appview_port(appview_port, recorded)}"
     info, reused = _sandbox_up(sandbox, out)
     accounts = {handle: _account(sandbox, info, handle, password) for handle, password in (ALICE, BOB)}
     info = sandbox.status()
     # What publishing keeps locally goes with the sandbox's data, not into your own index.
     os.environ["ATDATA_INDEX_SQLITE_PATH"] = str(info.data_dir / "demo-index.sqlite")
-    appview_url = _appview_up(sandbox, info, appview_port, out)
+    _appview_up(sandbox, info, appview_url, out)
     os.environ["ATDATA_APPVIEW_URL"] = appview_url
     os.environ["ATDATA_APPVIEW_FALLBACK"] = "false"  # bob's search must come from the AppView
     from atdata_core.plugins import reset_plugins
@@ -269,32 +280,37 @@ def _account(sandbox: Any, info: Any, handle: str, password: str) -> str:
     return password
 
 
-def _appview_up(sandbox: Any, info: Any, port: int, out: TextIO) -> str:
-    """The URL of the AppView beside the sandbox: the one running, else a new one on ``port``."""
+def _appview_port(port: int, recorded: Any) -> int:
+    """The port to start the AppView on: ``port`` if free (0: any free one), or a clear error."""
     from atdata_core.errors import SandboxError
 
-    running = info.service("appview")
-    if running is not None and running.alive and _ingest_connected(running.url):
-        out.write(f"using the AppView already running here: {running.url}\n")
-        return running.url
+    if recorded is not None and recorded.alive:
+        return urlsplit(recorded.url).port or port  # restarted where it was
     if port == 0:
-        port = _free_port()
-    elif not _port_free(port):
+        return _free_port()
+    if not _port_free(port):
         raise SandboxError(
             f"port {port} on 127.0.0.1 is in use by another program, so the AppView cannot listen there. "
             "Stop that program, or choose another port: atdata demo --appview-port PORT (0 takes a free one)"
         )
-    url = f"http://127.0.0.1:{port}"
+    return port
+
+
+def _appview_up(sandbox: Any, info: Any, url: str, out: TextIO) -> None:
+    """The AppView at ``url`` beside the sandbox: the one running there, else a new one."""
+    running = info.service("appview")
+    if running is not None and running.url == url and running.alive and _ingest_connected(url):
+        out.write(f"using the AppView already running here: {url}\n")
+        return
     argv = [
         sys.executable, "-m", "atdata_core.cli", "appview", "serve",
         "--store", f"sqlite:///{info.data_dir / 'appview.db'}",
-        "--host", "127.0.0.1", "--port", str(port), "--subscribe", info.pds_url,
+        "--host", "127.0.0.1", "--port", str(urlsplit(url).port), "--subscribe", info.pds_url,
     ]
     with _step(out, f"starting the AppView on {url} (SQLite store, following the PDS's firehose)") as step:
         sandbox.start_service("appview", argv, url=url, health="/xrpc/_health")
         _wait_for(lambda: _ingest_connected(url), True, step, timeout=60)
         step.done("subscribed")
-    return url
 
 
 def _ingest_connected(url: str) -> bool:
