@@ -1,10 +1,11 @@
-"""``atdata appview serve|backfill`` and ``atdata search``: the commands this plugin adds to the CLI.
+"""``atdata appview serve|backfill|mcp`` and ``atdata search``: the commands this plugin adds to the CLI.
 
 ::
 
     atdata appview serve --subscribe https://pds.example.com      # index its firehose, answer XRPC on :2590
     atdata appview backfill did:plc:abc... https://pds.example.com  # whole repositories, now
     atdata search "handwritten digits" --tag vision                # through [appview] url
+    atdata appview mcp --url https://appview.example.com          # MCP tools for AI agents, over stdio
 
 Options override the ``[appview]`` settings for one run. Record text printed
 on the terminal (names, descriptions, URIs) is escaped: controls, bidi
@@ -161,6 +162,41 @@ def backfill(repos_or_hosts: tuple[str, ...], store: str | None) -> None:
         index.close()
     summary = ", ".join(f"{name} {value}" for name, value in sorted(counts.items()) if value) or "nothing to index"
     click.echo(summary)
+
+
+@appview.command(name="mcp", help="Serve an AppView's queries as MCP tools for AI agents (over stdio unless --transport http).")
+@click.option("--url", help="The AppView whose XRPC API the tools ask ([appview] url).")
+@click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True,
+              help="stdio for an agent client that launches this command; http for streamable HTTP at /mcp.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="With --transport http: a loopback address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=2591, show_default=True, help="With --transport http: the port.")
+def mcp_server(url: str | None, transport: str, host: str, port: int) -> None:
+    from atdata_core.errors import ConfigError
+
+    settings = _settings(url=url)
+    if not settings.url:
+        raise ConfigError(
+            "atdata appview mcp asks an AppView: give --url https://... or set [appview] url (or ATDATA_APPVIEW_URL)"
+        )
+    try:
+        from atdata_index_appview.mcp import LOOPBACK_HOSTS, AppViewTools, run_server
+    except ImportError as err:
+        raise click.ClickException(
+            f"the MCP server needs the mcp package ({err}): pip install 'atdata-index-appview[mcp]'"
+        ) from None
+    if transport == "http" and host not in LOOPBACK_HOSTS:
+        raise click.BadParameter(
+            f"the MCP server has no authentication, so it listens only on this machine "
+            f"({', '.join(LOOPBACK_HOSTS)}), not {host}", param_hint="--host",
+        )
+    tools = AppViewTools(settings.url, timeout=settings.timeout, retries=settings.retries)
+    # stdout carries the protocol over stdio: everything said to a person goes to stderr.
+    click.echo(f"MCP tools over the AppView at {tools.url} ({transport}"
+               + (f" on http://{host}:{port}/mcp)" if transport == "http" else ")"), err=True)
+    try:
+        run_server(tools, transport=transport, host=host, port=port, version=_version())
+    except KeyboardInterrupt:
+        pass
 
 
 @click.command(help="Search datasets across the network through the AppView ([appview] url).")
