@@ -3,11 +3,11 @@
 setup:
 	bash scripts/setup.sh
 
-# The main job on the embedded default: write a typed dataset and read it back, then publish it
-# on a local federation (PDS + PLC on loopback) and load it from another account.
+# The main job on a local federation: the PDS sandbox and an AppView on loopback, two accounts, a
+# typed dataset published as alice (shards as PDS blobs), found through the AppView and loaded
+# through a lens as bob. The services keep running: `.venv/bin/atdata sandbox down` stops them.
 demo: setup
-	.venv/bin/python examples/quickstart.py
-	.venv/bin/python examples/federation.py
+	.venv/bin/atdata demo
 
 # Every test, with everything they need installed and started, on Python 3.11 (.venv, with
 # torch) and 3.13 (.venv-py3.13, newest numpy). ATDATA_TEST_PYTHONS=3.13 make test runs one.
