@@ -1,6 +1,6 @@
 """Two accounts on a local federation: alice publishes a typed dataset, bob finds and loads it.
 
-Run with ``make demo`` (after the quick start). It starts the reference PDS and
+Run with ``.venv/bin/python examples/federation.py`` (after ``make demo``). It starts the reference PDS and
 an in-memory PLC directory on loopback (``atdata sandbox``), serves alice's
 shards over HTTP from a loopback server, and keeps every session and setting
 in a temporary folder, so nothing of yours is touched.
