@@ -160,8 +160,12 @@ def run_demo(
     from atdata_core.plugins import ENTRY_NSID, LENS_NSID, index_provider
 
     appview = index_provider("appview")
+    def indexed() -> list[Any]:
+        _check_appview(sandbox)
+        return _search(appview, ENTRY_NSID)
+
     with _step(out, "the AppView indexes alice's records from the firehose") as step:
-        found = _wait_for(lambda: _search(appview, ENTRY_NSID), published["entry"], step)
+        found = _wait_for(indexed, published["entry"], step)
         step.done("searchable")
     timings["index"] = step.elapsed
 
@@ -309,8 +313,20 @@ def _appview_up(sandbox: Any, info: Any, url: str, out: TextIO) -> None:
     ]
     with _step(out, f"starting the AppView on {url} (SQLite store, following the PDS's firehose)") as step:
         sandbox.start_service("appview", argv, url=url, health="/xrpc/_health")
-        _wait_for(lambda: _ingest_connected(url), True, step, timeout=60)
+        _wait_for(lambda: _check_appview(sandbox) or _ingest_connected(url), True, step, timeout=60)
         step.done("subscribed")
+
+
+def _check_appview(sandbox: Any) -> None:
+    """A clear error, with the end of its log, when the AppView beside the sandbox has stopped."""
+    from atdata_core.errors import SandboxError
+    from atdata_core.sandbox._install import tail
+
+    info = sandbox.status()
+    service = info.service("appview") if info is not None else None
+    if service is None or not service.alive:
+        log = info.data_dir / "appview.log" if info is not None else Path("appview.log")
+        raise SandboxError(f"the AppView stopped; its log {log} ends with:\n{tail(log, 15)}")
 
 
 def _ingest_connected(url: str) -> bool:
@@ -375,11 +391,12 @@ def _publish(alice: Any, shards: list[Any], out: TextIO, timings: dict[str, floa
                                    repository=repository, commit=commit,
                                    description="Drops the quality score; putting a trace back keeps the source's")
         step.done("3 records")
-    out.write(f"alice publishes {DATASET}: {len(shards)} shards as blobs of her repository, then the entry\n")
-    started = time.perf_counter()
-    entry = publish_dataset(alice, DATASET, shards, schema=reading, storage="blob", tags=list(TAGS),
-                            description="Synthetic seismic readings for the atdata demo", progress=True)
-    timings["publish"] = time.perf_counter() - started
+    label = f"alice publishes {DATASET}: {len(shards)} shards as blobs of her repository, then the entry"
+    with _step(out, label, tick=False) as step:  # publish_dataset draws its own progress bar
+        entry = publish_dataset(alice, DATASET, shards, schema=reading, storage="blob", tags=list(TAGS),
+                                description="Synthetic seismic readings for the atdata demo", progress=True)
+        step.done(f"{_mb(sum(s.size for s in shards))} placed, entry written")
+    timings["publish"] = step.elapsed
     return {"schema": reading.uri, "view schema": trace.uri, "lens": lens_record.uri, "entry": entry.uri}
 
 
@@ -470,9 +487,11 @@ class _Step:
 
 
 @contextmanager
-def _step(out: TextIO, label: str) -> Iterator[_Step]:
+def _step(out: TextIO, label: str, *, tick: bool = True) -> Iterator[_Step]:
+    """A step's line; ``tick=False`` for a step that draws its own progress bar (below the label)."""
     step = _Step(out, label)
-    out.write(f"{label} ...")
+    step._tty = step._tty and tick
+    out.write(f"{label} ..." if tick else f"{label} ...\n")
     out.flush()
     ticker = threading.Thread(target=step._tick, daemon=True) if step._tty else None
     if ticker is not None:
@@ -488,8 +507,8 @@ def _step(out: TextIO, label: str) -> Iterator[_Step]:
         if ticker is not None:
             ticker.join()
     step.elapsed = time.perf_counter() - step.started
-    prefix = f"\r{label} ..." if step._tty else ""
-    out.write(f"{prefix} {step.outcome or 'done'} ({step.elapsed:.1f} s)\n")
+    prefix = (f"\r{label} ... " if step._tty else " ") if tick else "  "
+    out.write(f"{prefix}{step.outcome or 'done'} ({step.elapsed:.1f} s)\n")
     out.flush()
 
 
