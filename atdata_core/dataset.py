@@ -345,6 +345,27 @@ class Dataset(Generic[T]):
 
         return to_torch(self, **kwargs)
 
+    def to_ray(self, **kwargs: Any) -> Any:
+        """This dataset as a Ray Data ``ray.data.Dataset``, one read task per shard (needs ``atdata-ray``).
+
+        Array fields arrive as Arrow fixed-shape tensor columns, others as
+        typed columns; ``columns=[...]`` reads only those fields. Keyword
+        arguments go to :func:`atdata_ray.read_atdata`.
+
+        >>> rds = ds.to_ray()                                  # doctest: +SKIP
+        >>> for batch in rds.iter_batches(batch_size=128): batch["image"].shape
+        (128, 3, 64, 64)
+        """
+        try:
+            from atdata_ray import read_atdata
+        except ImportError as exc:
+            if getattr(exc, "name", None) not in ("atdata_ray", "ray"):
+                raise
+            raise ImportError(
+                f"Dataset.to_ray() needs the atdata-ray plugin ({exc}); install it: pip install atdata-ray"
+            ) from exc
+        return read_atdata(self, **kwargs)
+
     # -- what is known
 
     @property

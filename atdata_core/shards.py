@@ -1195,6 +1195,13 @@ class ShardWriter:
     A finished shard is fsynced and renamed (or uploaded) in a background
     thread while the next one is written; ``shards`` is complete once
     :meth:`close` (or the ``with`` block) returns.
+
+    Samples written without a key are numbered ``0000000000``, ``0000000001``...
+    Keys must be unique within a dataset, so writers filling one dataset in
+    parallel each give a ``key_prefix`` of their own (a task number): keys
+    are then ``{key_prefix}0000000000``... (the prefix may not contain ``.``)::
+
+        ShardWriter(f"out/part-{task:05d}-%06d.tar", key_prefix=f"{task:05d}-")
     """
 
     def __init__(
@@ -1206,9 +1213,15 @@ class ShardWriter:
         start_shard: int = 0,
         progress: bool = False,
         base_url: str | None = None,
+        key_prefix: str = "",
     ):
         if maxcount < 1:
             raise ValueError("maxcount must be at least 1")
+        if not isinstance(key_prefix, str) or "." in key_prefix:
+            raise ValueError(
+                f"key_prefix {key_prefix!r} must be a string without '.', which would split the keys; use '_' or '-'"
+            )
+        self.key_prefix = key_prefix
         self.pattern = os.fspath(pattern)
         self.base_url = _check_base_url(base_url) if base_url is not None else None
         self.maxcount = maxcount
@@ -1292,7 +1305,7 @@ class ShardWriter:
                 f"cannot write a {type(sample).__name__}: pass a @packable sample, a DictSample or a dict"
             )
         if key is None:
-            key = f"{self._total:010d}"
+            key = f"{self.key_prefix}{self._total:010d}"
         elif "." in key[key.rfind("/") + 1 :]:
             raise ValueError(f"sample key {key!r} contains '.', which would split it; use '_' or '-'")
         if key in self._keys:
