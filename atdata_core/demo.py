@@ -100,6 +100,7 @@ class DemoResult:
     appview_url: str
     pds_url: str
     reused: bool
+    state_dir: str | None = None  # None: the user's default sandbox state folder
 
 
 def run_demo(
@@ -119,7 +120,7 @@ def run_demo(
     """
     out = out or sys.stdout
     _require_plugins()
-    from atdata_core.sandbox import Sandbox
+    from atdata_core.sandbox import Sandbox, default_state_dir
 
     timings: dict[str, float] = {}
     sandbox = Sandbox(state_dir)
@@ -205,6 +206,7 @@ def run_demo(
         appview_url=appview_url,
         pds_url=info.pds_url,
         reused=reused,
+        state_dir=None if sandbox.state_dir.resolve() == default_state_dir().resolve() else str(sandbox.state_dir),
     )
     print_summary(result, out)
     return result
@@ -231,8 +233,11 @@ def print_summary(result: DemoResult, out: TextIO) -> None:
         "",
         f"AppView  {result.appview_url}/   (web page; XRPC under /xrpc/)",
         f"PDS      {result.pds_url}",
-        "Both keep running. Stop them with: atdata sandbox down",
+        "Both keep running, and atdata commands on this machine use them: try `atdata search seismic`",
+        f"or `atdata load @{ALICE[0]}/{DATASET}`. Stop them with: atdata sandbox down",
     ]
+    if result.state_dir is not None:
+        lines.append(f"(their state is not in the default folder: first export ATDATA_SANDBOX_STATE={result.state_dir})")
     out.write("\n".join(lines) + "\n")
     out.flush()
 

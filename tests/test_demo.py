@@ -87,6 +87,10 @@ def test_the_demo_publishes_finds_and_loads_then_sandbox_down_stops_everything(p
     assert [(s["name"], s["url"], s["alive"]) for s in info["services"]] == [("appview", appview_url, True)]
     pids = [*info["pids"].values(), info["services"][0]["pid"]]
     assert len(pids) == 3 and all(alive(pid) for pid in pids)
+    # While they run, the commands the summary suggests work with no flags.
+    search = atdata(["search", "seismic"], demo_env)
+    assert search.returncode == 0, search.stdout + search.stderr
+    assert uris["entry"] in search.stdout
 
     # Run again: the services are reused, the accounts and records of the first run do not get in the way.
     again = atdata(["demo", "--samples", "600", "--appview-port", "0"], demo_env)

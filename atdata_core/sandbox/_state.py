@@ -64,7 +64,8 @@ def running_sandbox_settings(state_dir: Path) -> tuple[Path, dict[str, Any]] | N
     """``(state file, settings)`` of the sandbox whose state is in ``state_dir``, while it runs; else None.
 
     The settings are ``{"plc": {"url": ...}, "sandbox": {"pds_url": ...},
-    "network": {"allow_hosts": [...]}}``. A missing state file, a stopped sandbox or an unreadable state file give None
+    "network": {"allow_hosts": [...]}}``, and ``{"appview": {"url": ...}}``
+    while an AppView started beside the sandbox runs. A missing state file, a stopped sandbox or an unreadable state file give None
     (the last with a warning: it must not stop every command).
     """
     state_file = state_dir / STATE_FILE_NAME
@@ -78,11 +79,24 @@ def running_sandbox_settings(state_dir: Path) -> tuple[Path, dict[str, Any]] | N
     except (SandboxError, KeyError, TypeError, ValueError) as err:
         log.warning("ignoring the sandbox state file %s: %s", state_file, err)
         return None
-    return state_file, {
+    settings: dict[str, Any] = {
         "plc": {"url": plc_url},
         "sandbox": {"pds_url": pds_url},
         "network": {"allow_hosts": sandbox_hosts(plc_url, pds_url)},
     }
+    appview = _running_service(state, "appview")
+    if appview is not None:  # started beside it by `atdata demo`: `atdata search` asks it with no flags
+        settings["appview"] = {"url": appview["url"]}
+    return state_file, settings
+
+
+def _running_service(state: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    from atdata_core.sandbox import _process
+
+    for item in state.get("services", []):
+        if item.get("name") == name and isinstance(item.get("url"), str):
+            return item if _process.matches(_process.ProcessRecord.from_json(item)) else None
+    return None
 
 
 def sandbox_hosts(*urls: str) -> list[str]:
