@@ -1,7 +1,8 @@
-"""The Starlette application: ``/xrpc/<nsid>``, health and metrics.
+"""The Starlette application: ``/xrpc/<nsid>``, health and metrics, and the web pages (``/``...).
 
-Every answer is JSON. A method's parameters are checked against its lexicon
-before it runs, and anything wrong with them is a 400 in the XRPC envelope
+Every answer under ``/xrpc/`` is JSON (the pages, :mod:`atdata_index_appview.web`,
+are HTML). A method's parameters are checked against its lexicon before it
+runs, and anything wrong with them is a 400 in the XRPC envelope
 ``{"error": "InvalidRequest", "message": ...}``; a method nobody declared is a
 501 ``MethodNotImplemented``; what the index lacks is a 404 with the error the
 method's lexicon names (``EntryNotFound``, ``SchemaNotFound``...). A 500 means
@@ -27,6 +28,7 @@ from atdata_index_appview.api._methods import RESOLVE_HANDLE, Methods, XrpcFailu
 from atdata_index_appview.api._params import ParamError, method_document, parse_params, register_plugin_lexicons
 from atdata_index_appview.api._views import dumps
 from atdata_index_appview.store import SqlStore
+from atdata_index_appview.web import page_routes
 
 __all__ = ["create_app"]
 
@@ -176,6 +178,7 @@ def create_app(
         Route("/xrpc/_health", health, methods=["GET", "HEAD"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/xrpc/{nsid}", xrpc, methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
+        *page_routes(methods),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 500: server_error})
     app.state.store = store
