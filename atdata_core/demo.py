@@ -120,11 +120,14 @@ def run_demo(
     """
     out = out or sys.stdout
     _require_plugins()
+    from atdata_core.atproto import Client
+    from atdata_core.plugins import ENTRY_NSID, index_provider, reset_plugins
     from atdata_core.sandbox import Sandbox, default_state_dir
 
     timings: dict[str, float] = {}
     sandbox = Sandbox(state_dir)
-    if state_dir is not None:  # this process's configuration reads the sandbox from there
+    own_state_dir = sandbox.state_dir.resolve() != default_state_dir().resolve()
+    if own_state_dir:  # this process's configuration reads the sandbox from there
         os.environ["ATDATA_SANDBOX_STATE"] = str(sandbox.state_dir)
     current = sandbox.status()
     if current is not None and not current.running:
@@ -137,20 +140,16 @@ def run_demo(
         # Checked before anything starts; an AppView of ours that stopped answering gives its port back.
         appview_url = f"http://127.0.0.1:{_appview_port(appview_port, recorded)}"
     info, reused = _sandbox_up(sandbox, out)
-    accounts = {handle: _account(sandbox, info, handle, password) for handle, password in (ALICE, BOB)}
+    passwords = {handle: _account(sandbox, info, handle, password) for handle, password in (ALICE, BOB)}
     info = sandbox.status()
     # What publishing keeps locally goes with the sandbox's data, not into your own index.
     os.environ["ATDATA_INDEX_SQLITE_PATH"] = str(info.data_dir / "demo-index.sqlite")
     _appview_up(sandbox, info, appview_url, out)
     os.environ["ATDATA_APPVIEW_URL"] = appview_url
     os.environ["ATDATA_APPVIEW_FALLBACK"] = "false"  # bob's search must come from the AppView
-    from atdata_core.plugins import reset_plugins
-
     reset_plugins()
 
-    from atdata_core.atproto import Client
-
-    alice = Client.login(ALICE[0], accounts[ALICE[0]], pds_url=info.pds_url, save=False)
+    alice, bob = (Client.login(handle, passwords[handle], pds_url=info.pds_url, save=False) for handle, _ in (ALICE, BOB))
     with tempfile.TemporaryDirectory(prefix="atdata-demo-") as tmp:
         with _step(out, f"alice writes {samples:,} samples (a {WAVEFORM_LENGTH}-point float32 waveform each)") as step:
             shards = _write_shards(Path(tmp), samples)
@@ -158,41 +157,18 @@ def run_demo(
         timings["write"] = step.elapsed
         published = _publish(alice, shards, out, timings)
 
-    from atdata_core.plugins import ENTRY_NSID, LENS_NSID, index_provider
-
     appview = index_provider("appview")
+
     def indexed() -> list[Any]:
         _check_appview(sandbox)
         return _search(appview, ENTRY_NSID)
 
     with _step(out, "the AppView indexes alice's records from the firehose") as step:
-        found = _wait_for(indexed, published["entry"], step)
+        _wait_for(indexed, published["entry"], step)
         step.done("searchable")
     timings["index"] = step.elapsed
 
-    bob = Client.login(BOB[0], accounts[BOB[0]], pds_url=info.pds_url, save=False)
-    with _step(out, f"bob ({bob.did}) searches the AppView for 'seismic' datasets tagged {TAGS[0]!r}") as step:
-        found = _search(appview, ENTRY_NSID)
-        entry = next(record for record in found if record.uri == published["entry"])
-        lenses = [
-            record for record in appview.list_records(LENS_NSID, repo=alice.did)
-            if record.value.get("sourceSchema") == entry.value.get("schemaRef")
-        ]
-        step.done(f"{len(found)} dataset(s), {len(lenses)} lens(es) from its schema")
-    timings["search"] = step.elapsed
-
-    import atdata_core
-    from atdata_core.lenses import LensGraph
-
-    with _step(out, f"bob loads {entry.value['name']} through the lens {lenses[0].value['name']}") as step:
-        dataset = atdata_core.load(entry.uri, Reading, index=appview)
-        trace_lens = atdata_core.load_lens(lenses[0].uri, index=appview, trust=True, executor=_lens_executor(),
-                                           source_type=Reading, view_type=Trace)
-        view = dataset.as_type(Trace, graph=LensGraph([trace_lens]))
-        loaded = sum(1 for sample in view.ordered() if isinstance(sample, Trace))
-        step.done(f"{loaded:,} of {len(dataset):,} samples as {Trace.__name__}")
-    timings["load"] = step.elapsed
-
+    found, loaded = _bob_finds_and_loads(appview, bob, alice.did, published["entry"], out, timings)
     result = DemoResult(
         samples_written=samples,
         samples_loaded=loaded,
@@ -201,12 +177,12 @@ def run_demo(
         found_by_bob=tuple(record.uri for record in found),
         view_type=Trace.__name__,
         uris=published,
-        dids={handle: did for handle, did in ((ALICE[0], alice.did), (BOB[0], bob.did))},
+        dids={ALICE[0]: alice.did, BOB[0]: bob.did},
         timings=timings,
         appview_url=appview_url,
         pds_url=info.pds_url,
         reused=reused,
-        state_dir=None if sandbox.state_dir.resolve() == default_state_dir().resolve() else str(sandbox.state_dir),
+        state_dir=str(sandbox.state_dir) if own_state_dir else None,
     )
     print_summary(result, out)
     return result
@@ -431,6 +407,38 @@ def _code_location() -> tuple[str, str | None]:
 
 def _search(appview: Any, collection: str) -> list[Any]:
     return appview.list_records(collection, query="seismic", tags=[TAGS[0]])
+
+
+def _bob_finds_and_loads(
+    appview: Any, bob: Any, alice_did: str, entry_uri: str, out: TextIO, timings: dict[str, float]
+) -> tuple[list[Any], int]:
+    """Bob searches the AppView, finds alice's entry and a lens from its schema, and loads it through the lens."""
+    import atdata_core
+    from atdata_core.errors import RecordNotFound
+    from atdata_core.lenses import LensGraph
+    from atdata_core.plugins import ENTRY_NSID, LENS_NSID
+
+    with _step(out, f"bob ({bob.did}) searches the AppView for 'seismic' datasets tagged {TAGS[0]!r}") as step:
+        found = _search(appview, ENTRY_NSID)
+        entry = next(record for record in found if record.uri == entry_uri)
+        lenses = [
+            record for record in appview.list_records(LENS_NSID, repo=alice_did)
+            if record.value.get("sourceSchema") == entry.value.get("schemaRef")
+        ]
+        if not lenses:
+            raise RecordNotFound(f"the AppView lists no lens of {alice_did} from the schema of {entry_uri}")
+        step.done(f"{len(found)} dataset(s), {len(lenses)} lens(es) from its schema")
+    timings["search"] = step.elapsed
+
+    with _step(out, f"bob loads {entry.value['name']} through the lens {lenses[0].value['name']}") as step:
+        dataset = atdata_core.load(entry.uri, Reading, index=appview)
+        trace_lens = atdata_core.load_lens(lenses[0].uri, index=appview, trust=True, executor=_lens_executor(),
+                                           source_type=Reading, view_type=Trace)
+        view = dataset.as_type(Trace, graph=LensGraph([trace_lens]))
+        loaded = sum(1 for sample in view.ordered() if isinstance(sample, Trace))
+        step.done(f"{loaded:,} of {len(dataset):,} samples as {Trace.__name__}")
+    timings["load"] = step.elapsed
+    return found, loaded
 
 
 def _lens_executor() -> Any:
