@@ -1,4 +1,4 @@
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench docs
 
 setup:
 	bash scripts/setup.sh
@@ -16,3 +16,8 @@ test:
 
 bench: setup
 	.venv/bin/python bench/bench_read_write.py
+
+# The documentation site into build/site, built strictly: a broken link, anchor or API reference
+# fails it. CLI, configuration and lexicon pages are generated from the code (docs/_generated.py).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 .venv/bin/python -m mkdocs build --strict

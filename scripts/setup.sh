@@ -64,7 +64,7 @@ fi
 PIP=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install --upgrade pip >/dev/null
 
-extras="test,sandbox"
+extras="test,sandbox,docs"   # docs: mkdocs for `make docs` and the build in scripts/test.sh
 editables=(-e ".[$extras]")
 # Each plugin with its test extra (pip only warns about a plugin that has none).
 for plugin in plugins/*/; do

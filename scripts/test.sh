@@ -8,7 +8,8 @@
 #
 # Arguments go to pytest. ATDATA_TEST_PYTHONS="3.13" runs one of them only. On the first Python,
 # scripts/check_install.sh also builds wheels of the core and every plugin and installs
-# `atdata-core atdata-storage-s3` from them into a fresh venv, as a user would.
+# `atdata-core atdata-storage-s3` from them into a fresh venv, as a user would, and builds the
+# documentation site (mkdocs --strict).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,11 @@ for version in ${ATDATA_TEST_PYTHONS:-3.11 3.13}; do
     if [ -z "${install_checked:-}" ]; then
         install_checked=1
         bash scripts/check_install.sh "$venv/bin/python" || failed+=("$version (install check)")
+    fi
+    # The documentation site, strictly (a broken link, anchor or API reference fails the run): once.
+    if [ -z "${docs_built:-}" ]; then
+        docs_built=1
+        NO_MKDOCS_2_WARNING=1 "$venv/bin/python" -m mkdocs build --strict --quiet || failed+=("$version (docs build)")
     fi
 done
 if [ ${#failed[@]} -gt 0 ]; then

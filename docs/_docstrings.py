@@ -1,0 +1,75 @@
+"""A griffe extension: the code's reStructuredText docstrings read as Markdown in the API reference.
+
+The docstrings are written for ``help()`` and Sphinx: ``:class:`~atdata_core.Dataset``` roles,
+paragraphs ending in ``::`` before an indented block, and ``>>>`` examples. Markdown would show the
+roles as text and run the examples into the paragraph before them, so each is rewritten: a role
+becomes inline code of its last name, ``::`` a colon before a fenced block, and a run of ``>>>``
+lines (with their output) a ``pycon`` block.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from typing import Any
+
+import griffe
+
+_ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|data|attr|exc|obj|const)::?`~?([^`<]*?)(?:\s*<([^>]+)>)?`")
+_DOUBLE = re.compile(r"``([^`]+)``")
+
+
+def _role(match: re.Match[str]) -> str:
+    title, target = match.group(1).strip(), match.group(2)
+    if target:  # :class:`shown text <target>`
+        return f"`{title}`"
+    tilde = match.group(0).split("`", 1)[1].startswith("~")
+    return f"`{title.rsplit('.', 1)[-1] if tilde else title}`"
+
+
+def to_markdown(text: str) -> str:
+    """One docstring, reStructuredText conventions turned into Markdown."""
+    text = _ROLE.sub(_role, text)
+    text = _DOUBLE.sub(r"`\1`", text)
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.strip()
+        if stripped.startswith(">>>"):
+            indent = line[: len(line) - len(line.lstrip())]
+            block = []
+            while i < len(lines) and lines[i].strip() and lines[i].startswith(indent):
+                block.append(lines[i][len(indent):])
+                i += 1
+            out += [f"{indent}```pycon", *(indent + b for b in block), f"{indent}```"]
+            continue
+        if stripped.endswith("::") and not stripped.startswith(".."):
+            out.append(line[: line.rstrip().rfind("::")].rstrip() + ("" if stripped == "::" else ":"))
+            i += 1
+            while i < len(lines) and not lines[i].strip():
+                i += 1
+            base = len(line) - len(line.lstrip())
+            block = []
+            while i < len(lines) and (not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > base):
+                block.append(lines[i])
+                i += 1
+            while block and not block[-1].strip():
+                block.pop()
+            indent = " " * base
+            body = textwrap.dedent("\n".join(block)).split("\n")
+            out += ["", f"{indent}```", *(indent + b if b else b for b in body), f"{indent}```", ""]
+            continue
+        out.append(line)
+        i += 1
+    return "\n".join(out)
+
+
+class SphinxRoles(griffe.Extension):
+    """Rewrites every docstring griffe loads (see the module docstring)."""
+
+    def on_instance(self, *, obj: Any, **kwargs: Any) -> None:
+        docstring = getattr(obj, "docstring", None)
+        if docstring is not None and docstring.value:
+            docstring.value = to_markdown(docstring.value)
