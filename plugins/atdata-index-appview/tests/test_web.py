@@ -284,25 +284,27 @@ def test_search_by_author_and_schema(site):
 
 
 def test_search_pages_through_every_match_once(site):
-    from atdata_index_appview.web import _pages
-
     seen: list[str] = []
-    path = "/"
+    path = "/?limit=3"
     pages = 0
-    original = _pages.PAGE_SIZE
-    _pages.PAGE_SIZE = 3
-    try:
-        while path:
-            page = get(site, path)
-            pages += 1
-            seen.extend(page.headings[1:])
-            if pages > 1:
-                assert f"Page {pages}" in page.text and page.link("← First page") == "/"
-            path = dict((label, href) for href, label in page.links).get("Next page →")
-    finally:
-        _pages.PAGE_SIZE = original
+    while path:
+        page = get(site, path)
+        pages += 1
+        seen.extend(page.headings[1:])
+        if pages > 1:
+            assert f"Page {pages}" in page.text and page.link("← First page") == "/?limit=3"
+        path = dict((label, href) for href, label in page.links).get("Next page →")
     assert pages == 3
     assert len(seen) == len(set(seen)) == 7
+    # a text search pages by rank, and the filters stay in the links
+    path, seen = "/?q=digits&tag=vision&limit=2", []
+    while path:
+        page = get(site, path)
+        assert "tag: vision" in page.text
+        seen.extend(page.headings[1:])
+        path = dict((label, href) for href, label in page.links).get("Next page →")
+    assert seen == [h for h in get(site, "/?q=digits&tag=vision").headings[1:]]
+    assert len(seen) == 4
 
 
 # ---------------------------------------------------------------------------- a dataset
@@ -403,18 +405,14 @@ def test_account_page_lists_datasets_schemas_and_lenses(site):
 
 
 def test_account_sections_page_by_cursor(site):
-    from atdata_index_appview.web import _pages
-
-    original = _pages.SECTION_SIZE
-    _pages.SECTION_SIZE = 2
-    try:
-        first = get(site, "/account/alice.test")
-        second = get(site, first.link("More datasets →"))
-    finally:
-        _pages.SECTION_SIZE = original
+    first = get(site, "/account/alice.test?limit=2")
+    second = get(site, first.link("More datasets →"))
     names = [h for h in first.headings + second.headings if h.startswith("mnist")]
     assert sorted(names) == ["mnist-blobs", "mnist-test", "mnist-train"]
-    assert "More datasets →" not in second.text and "← First datasets" in second.text
+    assert "More datasets →" not in second.text
+    assert second.link("← First datasets") == f"/account/{ALICE}?limit=2"
+    schemas = get(site, first.link("More schemas →"))
+    assert "com.example.digits" in [label for _, label in schemas.links]
 
 
 # ---------------------------------------------------------------------------- hostile and odd records
@@ -499,6 +497,8 @@ def test_what_the_index_lacks_is_a_404_page(site, path):
     "author=not%20a%20handle",
     "cursor=abc&page=two",
     "cursor=abc&page=0",
+    "limit=101",
+    "limit=ten",
     "q=" + "%00",
 ])
 def test_bad_query_parameters_are_a_400_page(site, query):
@@ -513,17 +513,11 @@ def test_a_400_page_escapes_what_it_quotes(site):
     assert "<script>" not in response.text
 
 
-def test_a_cursor_of_a_listing_is_refused_by_search_and_vice_versa(site):
-    from atdata_index_appview.web import _pages
-
-    original = _pages.SECTION_SIZE
-    _pages.SECTION_SIZE = 1
-    try:
-        listing_cursor = get(site, "/account/alice.test").link("More datasets →").split("datasets=")[1]
-    finally:
-        _pages.SECTION_SIZE = original
+def test_a_cursor_of_a_listing_is_refused_by_search(site):
+    listing_cursor = get(site, "/account/alice.test?limit=1").link("More datasets →").split("datasets=")[1]
     get(site, "/?cursor=" + listing_cursor, status=400)
     get(site, "/account/alice.test?datasets=not-a-cursor", status=400)
+    get(site, "/account/alice.test?limit=0", status=400)
 
 
 def test_unknown_paths_stay_json_404s(site):

@@ -238,7 +238,9 @@ class Pages:
                 raise _bad_request("page: a page number is a whole number") from None
             if not 2 <= page <= 1_000_000:
                 raise _bad_request("page: a page after the first is numbered 2 or more")
-        params: dict[str, list[str]] = {"q": [q], "tags": tags, "limit": [str(PAGE_SIZE)]}
+        limit = _limit(query.get("limit"), PAGE_SIZE)
+        keep = None if limit == PAGE_SIZE else limit  # a chosen page size stays in every link
+        params: dict[str, list[str]] = {"q": [q], "tags": tags, "limit": [str(limit)]}
         for name, given in (("schemaRef", schema), ("repo", author), ("cursor", cursor)):
             if given is not None:
                 params[name] = [given]
@@ -250,18 +252,17 @@ class Pages:
         handles = self._handles(item.did for item in items)
         schemas = self._schemas_of(items)
 
-        def add_tag(tag: str) -> str:
-            return present.home_path(q=q, tags=[*tags, tag] if tag not in tags else tags, schema=schema, author=author)
+        def link(**changed: Any) -> str:
+            """This search with some of its filters changed."""
+            return present.home_path(**{"q": q, "tags": tags, "schema": schema, "author": author, "limit": keep, **changed})
 
-        filters = [{"label": f"tag: {tag}", "remove": present.home_path(q=q, tags=[t for t in tags if t != tag],
-                                                                         schema=schema, author=author)} for tag in tags]
+        filters = [{"label": f"tag: {tag}", "remove": link(tags=[t for t in tags if t != tag])} for tag in tags]
         if schema:
             ref = self._normalized(schema)
             label = self._schema_label(ref, self.store.get(ref) if ref else None)
-            filters.append({"label": f"schema: {label['label'] if label else schema}",
-                            "remove": present.home_path(q=q, tags=tags, author=author)})
+            filters.append({"label": f"schema: {label['label'] if label else schema}", "remove": link(schema=None)})
         if author:
-            filters.append({"label": f"author: {author}", "remove": present.home_path(q=q, tags=tags, schema=schema)})
+            filters.append({"label": f"author: {author}", "remove": link(author=None)})
         next_cursor = found.get("cursor")
         return "home.html", {
             "title": f"{q} – search" if q else "Datasets",
@@ -269,12 +270,13 @@ class Pages:
             "tags_text": ", ".join(tags),
             "schema": schema,
             "author": author,
+            "limit": keep,
             "filters": filters,
-            "results": [self._card(item, handles, schemas, add_tag) for item in items],
+            "results": [self._card(item, handles, schemas, lambda tag: link(tags=list(dict.fromkeys([*tags, tag]))))
+                        for item in items],
             "page": page,
-            "next": present.home_path(q=q, tags=tags, schema=schema, author=author, cursor=next_cursor, page=page + 1)
-            if next_cursor else None,
-            "first": present.home_path(q=q, tags=tags, schema=schema, author=author) if cursor else None,
+            "next": link(cursor=next_cursor, page=page + 1) if next_cursor else None,
+            "first": link() if cursor else None,
             "counts": self._counts(),
             "searching": bool(q or tags or schema or author),
         }
@@ -429,6 +431,8 @@ class Pages:
         account = request.path_params["account"]
         did = self._did(account, "account")
         handle = self.store.handle_of(did)
+        limit = _limit(request.query_params.get("limit"), SECTION_SIZE)
+        more = "" if limit == SECTION_SIZE else f"limit={limit}&"
         sections = {}
         for key, collection in (("datasets", ENTRY_NSID), ("schemas", SCHEMA_NSID), ("lenses", LENS_NSID)):
             cursor = request.query_params.get(key)
@@ -438,10 +442,10 @@ class Pages:
                     after = decode_cursor(cursor, ranked=False)
                 except ValueError as err:
                     raise _bad_request(f"{key}: {err}") from None
-            page = self.store.list_records(collection, did=did, after=after, limit=SECTION_SIZE)
+            page = self.store.list_records(collection, did=did, after=after, limit=limit)
             sections[key] = {
                 "items": [Item.stored(record) for record in page.records],
-                "next": f"{present.account_path(did)}?{key}={encode_cursor(page.next)}" if page.next else None,
+                "next": f"{present.account_path(did)}?{more}{key}={encode_cursor(page.next)}" if page.next else None,
                 "paged": after is not None,
             }
         if handle is None and not any(section["items"] for section in sections.values()):
@@ -453,7 +457,7 @@ class Pages:
             "title": f"@{handle}" if handle else did,
             "handle": handle,
             "did": did,
-            "href": present.account_path(did),
+            "href": present.account_path(did) + (f"?limit={limit}" if more else ""),
             "search": present.home_path(author=did),
             "datasets": [self._card(d, handles, schemas, lambda tag: present.home_path(tags=[tag], author=did))
                          for d in datasets],
@@ -464,6 +468,19 @@ class Pages:
             "lenses": [self._lens(lens, handles) for lens in sections["lenses"]["items"]],
             "sections": {key: {"next": section["next"], "paged": section["paged"]} for key, section in sections.items()},
         }
+
+
+def _limit(given: str | None, default: int) -> int:
+    """How many rows a page shows: ``limit`` from 1 to 100."""
+    if given is None:
+        return default
+    try:
+        limit = int(given)
+    except ValueError:
+        raise _bad_request("limit: a whole number from 1 to 100") from None
+    if not 1 <= limit <= 100:
+        raise _bad_request("limit: a whole number from 1 to 100")
+    return limit
 
 
 def _page_words(message: str) -> str:

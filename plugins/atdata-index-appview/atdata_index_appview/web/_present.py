@@ -169,9 +169,11 @@ def account_path(did: str) -> str:
 
 
 def home_path(*, q: str = "", tags: Sequence[str] = (), schema: str | None = None, author: str | None = None,
-              cursor: str | None = None, page: int = 1) -> str:
+              cursor: str | None = None, page: int = 1, limit: int | None = None) -> str:
     """The search page with these filters (the query string quoted, empty filters left out)."""
     params: list[tuple[str, str]] = []
+    if limit is not None:
+        params.append(("limit", str(limit)))
     if q:
         params.append(("q", q))
     params.extend(("tag", tag) for tag in tags)
