@@ -21,7 +21,8 @@ and so that, while it runs, the configuration of this user points the CLI and
 the Python API at it (its PLC directory; its PDS for ``.test`` handles) with no
 flags or variables;
 ``down`` stops only processes whose command line still matches what ``up``
-started. Environment: ``ATDATA_SANDBOX_CACHE`` (install folder root),
+started (and what :meth:`Sandbox.start_service` started beside it, such as
+the AppView of ``atdata demo``). Environment: ``ATDATA_SANDBOX_CACHE`` (install folder root),
 ``ATDATA_SANDBOX_STATE`` (state folder), ``ATDATA_SANDBOX_NODE`` (another
 Node >= 22 binary).
 """

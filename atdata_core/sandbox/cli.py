@@ -160,7 +160,7 @@ def install_command() -> None:
 @click.option("--keep-data", is_flag=True, help="Keep the PDS data folder.")
 @state_dir_option
 def down_command(keep_data, state_dir) -> None:
-    """Stop what `up` started, and nothing else."""
+    """Stop what `up` started (and the AppView `atdata demo` started beside it), and nothing else."""
     sb = _sandbox(state_dir)
     try:
         info = sb.status()
