@@ -305,6 +305,11 @@ class AppViewIndex:
             return found[:limit]
 
         def pds(index: Any) -> list[IndexedRecord]:
+            if not repo:
+                raise NetworkError(
+                    f"the AppView at {self.url} cannot answer the search, and without it datasets are read from one "
+                    "account's PDS at a time: give the account to search (repo=, --repo on the command line)"
+                )
             found = index.list_records(ENTRY_NSID, repo=repo, query=text or None, tags=tags, limit=None)
             if schema_ref:
                 found = [record for record in found if record.value.get("schemaRef") == schema_ref]
