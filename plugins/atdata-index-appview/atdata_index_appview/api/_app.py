@@ -28,7 +28,6 @@ from atdata_index_appview.api._methods import RESOLVE_HANDLE, Methods, XrpcFailu
 from atdata_index_appview.api._params import ParamError, method_document, parse_params, register_plugin_lexicons
 from atdata_index_appview.api._views import dumps
 from atdata_index_appview.store import SqlStore
-from atdata_index_appview.web import page_routes
 
 __all__ = ["create_app"]
 
@@ -93,6 +92,8 @@ def create_app(
     feeding the store, reported by health and metrics (hosts connected, lag,
     events per second).
     """
+    from atdata_index_appview.web import page_routes  # here: the pages build on this package's methods
+
     register_plugin_lexicons()
     methods = Methods(store, service_did=service_did, pds_of=pds_of)
     started = time.time()
