@@ -5,7 +5,7 @@
     atdata appview serve --subscribe https://pds.example.com      # index its firehose, answer XRPC on :2590
     atdata appview backfill did:plc:abc... https://pds.example.com  # whole repositories, now
     atdata search "handwritten digits" --tag vision                # through [appview] url
-    atdata appview mcp --url https://appview.example.com          # MCP tools for AI agents, over stdio
+    atdata appview mcp --url https://appview.example.com          # MCP tools for AI assistants, over stdio
 
 Options override the ``[appview]`` settings for one run. Record text printed
 on the terminal (names, descriptions, URIs) is escaped: controls, bidi
@@ -164,10 +164,10 @@ def backfill(repos_or_hosts: tuple[str, ...], store: str | None) -> None:
     click.echo(summary)
 
 
-@appview.command(name="mcp", help="Serve an AppView's queries as MCP tools for AI agents (over stdio unless --transport http).")
+@appview.command(name="mcp", help="Serve an AppView's queries as MCP tools for AI assistants (over stdio unless --transport http).")
 @click.option("--url", help="The AppView whose XRPC API the tools ask ([appview] url).")
 @click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True,
-              help="stdio for an agent client that launches this command; http for streamable HTTP at /mcp.")
+              help="stdio for an MCP client that launches this command; http for streamable HTTP at /mcp.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="With --transport http: a loopback address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=2591, show_default=True, help="With --transport http: the port.")
 def mcp_server(url: str | None, transport: str, host: str, port: int) -> None:

@@ -1,4 +1,4 @@
-"""``atdata appview mcp``: launched as an agent client launches it, talking MCP, answering from a real AppView.
+"""``atdata appview mcp``: launched as an MCP client launches it, talking MCP, answering from a real AppView.
 
 The AppView is the XRPC API served on loopback over a SQLite store filled
 with records; the MCP server is the ``atdata`` command in a subprocess (over
@@ -94,7 +94,7 @@ def appview(tmp_path, make_op, commit):
 
 
 def launched(*args: str) -> StdioServerParameters:
-    """``atdata appview mcp ARGS`` as an agent client launches it, with this test's configuration."""
+    """``atdata appview mcp ARGS`` as an MCP client launches it, with this test's configuration."""
     env = {name: value for name, value in os.environ.items() if name.startswith(("ATDATA_", "XDG_"))}
     return StdioServerParameters(command=ATDATA, args=["appview", "mcp", *args], env=env, cwd=os.getcwd())
 
