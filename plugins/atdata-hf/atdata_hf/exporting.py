@@ -104,6 +104,31 @@ def _rows(parts: list[tuple[int, int]], source: _Source, features: Any) -> Any:
             yield row_from_sample(sample, features)
 
 
+def _storage_features(features: Any) -> Any:
+    """``features`` with each ``Audio`` as the struct Arrow stores it.
+
+    Hugging Face encodes an ``Audio`` value through torchcodec even when it
+    is already an encoded file, so rows are written as the struct and the
+    result is cast to ``Audio`` afterwards, which encodes nothing.
+    """
+    import datasets
+
+    def plain(feature: Any) -> Any:
+        if isinstance(feature, dict):
+            return {name: plain(sub) for name, sub in feature.items()}
+        if isinstance(feature, datasets.Audio):
+            return {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}
+        if isinstance(feature, (datasets.List, datasets.LargeList)):
+            kind = type(feature)
+            inner = plain(feature.feature)
+            if kind is datasets.List:
+                return datasets.List(inner, length=feature.length)
+            return datasets.LargeList(inner)
+        return feature
+
+    return datasets.Features({name: plain(sub) for name, sub in features.items()})
+
+
 def _fingerprint(ds: Any, features: Any) -> str:
     """The cache key of ``to_hf(ds)``: the shards' contents, the features and the pipeline.
 
@@ -181,19 +206,21 @@ def to_hf(
         features = datasets.Features(features)
     n = len(ds.shards)
     parts = [(i, n) for i in range(n)]
+    written = _storage_features(features)
+    gen_kwargs = {"parts": parts, "source": _Source(ds), "features": features}
     if streaming:
-        return datasets.IterableDataset.from_generator(
-            _rows, features=features, gen_kwargs={"parts": parts, "source": _Source(ds), "features": features}
+        made = datasets.IterableDataset.from_generator(_rows, features=written, gen_kwargs=gen_kwargs)
+    else:
+        fingerprint = _fingerprint(ds, features) if sample_type is not None else "atdata-" + uuid.uuid4().hex
+        made = datasets.Dataset.from_generator(
+            _rows,
+            features=written,
+            gen_kwargs=gen_kwargs,
+            cache_dir=cache_dir,
+            keep_in_memory=keep_in_memory,
+            fingerprint=fingerprint,
         )
-    fingerprint = _fingerprint(ds, features) if sample_type is not None else "atdata-" + uuid.uuid4().hex
-    return datasets.Dataset.from_generator(
-        _rows,
-        features=features,
-        gen_kwargs={"parts": parts, "source": _Source(ds), "features": features},
-        cache_dir=cache_dir,
-        keep_in_memory=keep_in_memory,
-        fingerprint=fingerprint,
-    )
+    return made if written == features else made.cast(features)
 
 
 def _sample_fields_known(sample_type: Any) -> bool:
