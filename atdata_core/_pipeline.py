@@ -23,7 +23,7 @@ from ._fields import is_packable
 from ._shard_sources import open_shard
 from ._shardref import ShardRef
 from .errors import AtdataError, NetworkError, StorageError
-from .shards import _SKIPPED, OnError, ShardLimits, _decode_member, _decoded, _shard_members, _verify_ahead, handle_error
+from .shards import _SKIPPED, OnError, ShardLimits, _decode_member, _decoded, _fetch_ahead, _shard_members, handle_error
 
 __all__ = ["Pipeline"]
 
@@ -212,8 +212,8 @@ class Pipeline(Generic[T]):
         while last is None or epoch < last:
             limits = ShardLimits.from_config()
             refs = self.shards_for(epoch, rank, world, worker, workers)
-            for ref, stream, head, tick in _open_shards(refs, on_error, limits):
-                yield ref.url, _shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, tick=tick)
+            for ref, stream, head, pace in _open_shards(refs, on_error, limits):
+                yield ref.url, pace(_shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head))
             epoch += 1
 
     def _samples(self, rank: int, world: int, worker: int, workers: int) -> Iterator[Any]:
@@ -263,44 +263,55 @@ def _read_shards(
     refs: list[ShardRef], decode: Callable[[dict[str, Any]], Any], on_error: OnError, limits: ShardLimits
 ) -> Iterator[Any]:
     from_member = member_decoder(decode)
-    for ref, stream, head, tick in _open_shards(refs, on_error, limits):
-        members = _shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, tick=tick)
+    for ref, stream, head, pace in _open_shards(refs, on_error, limits):
+        members = pace(_shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head))
         yield from _decoded(members, from_member, ref.url, on_error)
 
 
 def _open_shards(
     refs: list[ShardRef], on_error: OnError, limits: ShardLimits
-) -> Iterator[tuple[ShardRef, Any, Any, Callable[[], None] | None]]:
-    """``(ref, stream, head, tick)`` for each shard in turn, closed once the next is asked for.
+) -> Iterator[tuple[ShardRef, Any, Any, Callable[[Iterator[Any]], Iterator[Any]]]]:
+    """``(ref, stream, head, pace)`` for each shard in turn, closed once the next is asked for.
 
-    A shard that cannot be opened goes to ``on_error``, in its turn. When the
-    next shard will be verified before its first sample is used, it is opened
-    and read ahead: ``tick`` reads one more buffer of it, and the current
-    shard's reader calls it once per buffer it takes, so the next shard's
-    bytes arrive (and are hashed, on the hashing thread) while this one is
-    decoded. Its ``head`` holds what was read ahead.
+    A shard that cannot be opened goes to ``on_error``, in its turn. When some
+    shard will be verified before use or comes over the network, the shards
+    are fetched on a thread of their own, one ahead (:class:`_Fetcher`):
+    ``head`` is then what was read of the shard before its turn, and ``pace``
+    wraps the shard's members so that the decoding lets that thread run.
     """
-    ahead: _Ahead | None = None
-    try:
-        for i, ref in enumerate(refs):
-            current = ahead if ahead is not None else _Ahead(ref, limits)
-            ahead = None
-            if i + 1 < len(refs) and _verified_first(refs[i + 1], limits):
-                ahead = _Ahead(refs[i + 1], limits)
+    if not any(_verified_first(ref, limits) or _remote(ref.url) for ref in refs):
+        for ref in refs:
             try:
-                stream = current.open()
+                stream = open_shard(ref.url)
             except (StorageError, NetworkError, OSError) as exc:
-                current.close()
-                error = exc if isinstance(exc, AtdataError) else StorageError(f"cannot open shard {ref.url}: {exc}")
-                handle_error(error, on_error)
+                handle_error(_open_failure(exc, ref), on_error)
                 continue
             try:
-                yield ref, stream, current.head, ahead.step if ahead is not None else None
+                yield ref, stream, None, _unpaced
             finally:
-                current.close()
+                stream.close()
+        return
+    fetcher = _Fetcher(refs, limits)
+    try:
+        for ref in refs:
+            fetched = fetcher.take()
+            try:
+                if fetched.error is not None:
+                    handle_error(_open_failure(fetched.error, ref), on_error)
+                    continue
+                yield ref, fetched.stream, fetched.head, fetcher.pace
+            finally:
+                fetched.close()
     finally:
-        if ahead is not None:
-            ahead.close()
+        fetcher.close()
+
+
+def _open_failure(exc: BaseException, ref: ShardRef) -> AtdataError:
+    return exc if isinstance(exc, AtdataError) else StorageError(f"cannot open shard {ref.url}: {exc}")
+
+
+def _unpaced(members: Iterator[Any]) -> Iterator[Any]:
+    return members
 
 
 def _verified_first(ref: ShardRef, limits: ShardLimits) -> bool:
@@ -308,50 +319,118 @@ def _verified_first(ref: ShardRef, limits: ShardLimits) -> bool:
     return bool(ref.sha256) and (ref.size is None or ref.size <= limits.verify_buffer_bytes)
 
 
-class _Ahead:
-    """A shard opened, and its start read and hashed, before its turn (see :func:`_open_shards`)."""
+def _remote(url: str) -> bool:
+    scheme, sep, _ = url.partition("://")
+    return bool(sep) and scheme.lower() != "file"
 
-    __slots__ = ("ref", "limits", "stream", "head", "error", "started")
 
-    def __init__(self, ref: ShardRef, limits: ShardLimits):
-        self.ref = ref
-        self.limits = limits
-        self.stream: Any = None
-        self.head: Any = None
-        self.error: BaseException | None = None
-        self.started = False
+class _Fetched:
+    """One shard as the fetching thread left it: opened (``stream``), perhaps read (``head``), or failed."""
 
-    def _start(self) -> None:
-        self.started = True
-        try:
-            self.stream = open_shard(self.ref.url)
-        except (StorageError, NetworkError, OSError) as exc:
-            self.error = exc
-            return
-        self.head = _verify_ahead(self.stream, self.ref.sha256, self.ref.size, self.limits)
+    __slots__ = ("stream", "head", "error", "crash")
 
-    def step(self) -> None:
-        if not self.started:
-            self._start()
-        if self.head is not None:
-            self.head.step()
-            # The hashing thread needs the GIL between buffers; a thread busy decoding lets it go
-            # only every switch interval (5 ms) otherwise, which would leave the hash mostly waiting.
-            _yield_gil(0)
-
-    def open(self) -> Any:
-        """The shard's stream, in its turn; raises what opening it raised."""
-        if not self.started:
-            self._start()
-        if self.error is not None:
-            raise self.error
-        return self.stream
+    def __init__(self, stream: Any = None, head: Any = None, error: BaseException | None = None,
+                 crash: BaseException | None = None):
+        self.stream = stream
+        self.head = head
+        self.error = error  # failed to open: goes to on_error in its turn
+        self.crash = crash  # anything else: raised in its turn
 
     def close(self) -> None:
         if self.head is not None:
             self.head.close()
         if self.stream is not None:
             self.stream.close()
+
+
+class _Fetcher:
+    """The shards of one read, opened in order on a thread of their own, one shard ahead of the decoding.
+
+    A shard to verify before use, or a network body of announced length of at
+    most ``[shards] verify_buffer_bytes``, is read whole there and hashed
+    there (:func:`~atdata_core.shards._fetch_ahead`): file and socket reads
+    and hashlib on large buffers release the GIL, so this runs on the other
+    core while the current shard decodes. Any other shard is only opened
+    (the request's round trip is not waited for in its turn). At most one
+    shard waits ahead of the one being decoded: two in memory at most.
+    """
+
+    __slots__ = ("_refs", "_limits", "_ready", "_room", "_stop", "_thread", "busy")
+
+    # The decoding thread lets the GIL go every this many members while the fetching thread
+    # works: a thread waiting for the GIL gets it only every switch interval (5 ms) otherwise.
+    PACE = 64
+
+    def __init__(self, refs: list[ShardRef], limits: ShardLimits):
+        import queue
+        import threading
+
+        self._refs = refs
+        self._limits = limits
+        self._ready: Any = queue.SimpleQueue()
+        self._room = threading.Semaphore(1)
+        self._stop = threading.Event()
+        self.busy = False
+        self._thread = threading.Thread(target=self._run, name="atdata-shard-fetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        stopped = self._stop.is_set
+        for ref in self._refs:
+            self._room.acquire()
+            if stopped():
+                return
+            self.busy = True
+            try:
+                fetched = _fetch(ref, self._limits, stopped)
+            except BaseException as exc:  # noqa: BLE001 - raised on the decoding thread, in the shard's turn
+                fetched = _Fetched(crash=exc)
+            self.busy = False
+            if stopped():
+                fetched.close()
+                return
+            self._ready.put(fetched)
+
+    def take(self) -> _Fetched:
+        """The next shard, once fetched; the thread goes on to the one after it."""
+        fetched: _Fetched = self._ready.get()
+        self._room.release()
+        if fetched.crash is not None:
+            raise fetched.crash
+        return fetched
+
+    def pace(self, members: Iterator[Any]) -> Iterator[Any]:
+        """``members``, letting the GIL go every :attr:`PACE` members while the thread fetches."""
+        count = 0
+        every = self.PACE
+        for member in members:
+            yield member
+            count += 1
+            if count == every:
+                count = 0
+                if self.busy:
+                    _yield_gil(0)
+
+    def close(self) -> None:
+        """Stop the thread and close what it fetched. One still inside a read (a stalled
+        connection) is not waited for long: it closes its shard when the read ends."""
+        self._stop.set()
+        self._room.release()
+        self._thread.join(timeout=1.0)
+        while not self._ready.empty():
+            self._ready.get().close()
+
+
+def _fetch(ref: ShardRef, limits: ShardLimits, stopped: Callable[[], bool]) -> _Fetched:
+    try:
+        stream = open_shard(ref.url)
+    except (StorageError, NetworkError, OSError) as exc:
+        return _Fetched(error=exc)
+    try:
+        return _Fetched(stream, _fetch_ahead(stream, ref.sha256, ref.size, limits, stopped))
+    except BaseException:
+        stream.close()
+        raise
 
 
 def _column_batches(

@@ -281,18 +281,20 @@ class _Hasher:
     every buffer to be hashed. Small amounts are hashed on the spot.
     """
 
-    __slots__ = ("_hash", "_queue", "_room", "_thread")
+    __slots__ = ("_hash", "_queue", "_room", "_thread", "inline")
     name = "sha256"
 
-    def __init__(self) -> None:
+    def __init__(self, *, inline: bool = False) -> None:
         self._hash = hashlib.sha256()
         self._queue: Any = None
         self._room: Any = None
         self._thread: Any = None
+        # hash on the calling thread: it is itself a thread beside the decoding (see _fetch_ahead)
+        self.inline = inline
 
     def update(self, data: bytes) -> None:
         if self._thread is None:
-            if len(data) < _HASH_ON_THREAD:
+            if self.inline or len(data) < _HASH_ON_THREAD:
                 self._hash.update(data)
                 return
             import queue
@@ -413,6 +415,8 @@ class _ReadAhead:
 
 _yield_gil = time.sleep
 
+_DEFAULT: Any = object()  # an argument left out
+
 
 def _network_length(stream: Any) -> int | None:
     """The announced length of a stream that is not a regular file (a network body), if it has one."""
@@ -426,26 +430,25 @@ def _network_length(stream: Any) -> int | None:
 
 
 class _Head:
-    """The start of a shard to verify, read a chunk at a time and hashed on the way.
+    """The start of a shard, read a chunk at a time (and hashed on the way, unless ``hasher`` is None).
 
     It holds the whole shard when that is at most ``limit`` bytes (or exactly
     ``size`` bytes, the recorded size, when that is within the limit), else
     its first ``limit + 1`` bytes. A stream that says how much it holds (a
     regular file) is read no further than that; any other a chunk at a time,
-    so memory follows the bytes that arrive. :meth:`step` reads one chunk, so
-    that the next shard can be read and hashed while this one is decoded; a
-    failure to read is kept and raised by :meth:`finish`.
+    so memory follows the bytes that arrive. A failure to read is kept and
+    raised by :meth:`finish`, in the shard's turn.
     """
 
     __slots__ = ("_read", "_want", "chunks", "total", "hasher", "_done", "_error")
 
-    def __init__(self, stream: BinaryIO, limit: int, size: int | None):
+    def __init__(self, stream: BinaryIO, limit: int, size: int | None, hasher: Any = _DEFAULT):
         known = size if size is not None else _known_length(stream)
         self._read = stream.read
         self._want = limit + 1 if known is None or known > limit else known
         self.chunks: list[bytes] = []
         self.total = 0
-        self.hasher = _Hasher()
+        self.hasher = _Hasher() if hasher is _DEFAULT else hasher
         self._done = self._want == 0
         self._error: BaseException | None = None
 
@@ -463,9 +466,15 @@ class _Head:
             return
         self.chunks.append(part)
         self.total += len(part)
-        self.hasher.update(part)
+        if self.hasher is not None:
+            self.hasher.update(part)
         if self.total >= self._want:
             self._done = True
+
+    def read(self, stopped: Callable[[], bool]) -> None:
+        """Read all of it, keeping any failure for :meth:`finish`, unless ``stopped()`` says to give up."""
+        while not self._done and not stopped():
+            self.step()
 
     def finish(self) -> None:
         while not self._done:
@@ -474,8 +483,85 @@ class _Head:
             raise self._error
 
     def close(self) -> None:
-        self.hasher.close()
+        if self.hasher is not None:
+            self.hasher.close()
         self.chunks = []
+
+
+class _KnownDigest:
+    """The digest of a shard its stream verified itself (see :func:`_declared_sha256`): nothing to hash again."""
+
+    __slots__ = ("_hex",)
+    name = "sha256"
+
+    def __init__(self, hex_digest: str):
+        self._hex = hex_digest
+
+    def hexdigest(self) -> str:
+        return self._hex
+
+    def close(self) -> None:
+        pass
+
+
+def _declared_sha256(stream: Any) -> str | None:
+    """The sha256 (hex) a storage stream says it verifies itself, if it says so.
+
+    A stream with ``verifies_sha256`` raises instead of handing out its last
+    byte unless all its bytes hash to that digest (a PDS blob checked against
+    its CID does). See :class:`~atdata_core.storage.StorageBase`.
+    """
+    for holder in (stream, getattr(stream, "raw", None)):
+        digest = getattr(holder, "verifies_sha256", None)
+        if isinstance(digest, str) and len(digest) == 64:
+            return digest.lower()
+    return None
+
+
+def _fetch_ahead(
+    stream: BinaryIO, checksum: str | None, size: int | None, limits: ShardLimits, stopped: Callable[[], bool]
+) -> _Head | None:
+    """A shard read into memory before its turn, on a thread beside the decoding; None to stream it in its turn.
+
+    Read whole: a shard to verify before its first sample is used (hashed
+    here, where the hash runs beside the decoding: see :func:`iter_samples`),
+    and a network body of announced length of at most ``[shards]
+    verify_buffer_bytes``, so the download goes on while the shard before it
+    decodes. A stream that verifies the same sha256 itself is not hashed
+    again, once it has been read to its end (its check is then done).
+    """
+    limit = limits.verify_buffer_bytes
+    if checksum:
+        if size is not None and size > limit:
+            return None  # verified as it streams, in its turn
+        expected = checksum.lower()
+        declared = _declared_sha256(stream) == expected
+        head = _Head(stream, limit, size, hasher=None if declared else _Hasher(inline=True))
+        head.read(stopped)
+        if declared:
+            whole = head._error is None and (size is not None or head.total <= limit)
+            if whole and _at_end(stream):
+                head.hasher = _KnownDigest(expected)
+            else:  # the stream's own check may not cover exactly these bytes: hash them here
+                head.hasher = _Hasher(inline=True)
+                for chunk in head.chunks:
+                    head.hasher.update(chunk)
+        if isinstance(head.hasher, _Hasher):
+            head.hasher.inline = False  # the rest of a larger shard, if any, is hashed as it streams
+        return head
+    length = _network_length(stream)
+    if length is None or length > limit:
+        return None
+    head = _Head(stream, limit, length if size is None else min(size, length), hasher=None)
+    head.read(stopped)
+    return head
+
+
+def _at_end(stream: BinaryIO) -> bool:
+    try:
+        return not stream.read(1)
+    except _SHARD_FAULTS:
+        return False
 
 
 class _Source:
@@ -490,7 +576,7 @@ class _Source:
     nothing writes to again, so a decoded array may stay a view of it.
     """
 
-    __slots__ = ("_read", "_hint", "_queue", "_hash", "_tick", "taken", "end")
+    __slots__ = ("_read", "_hint", "_queue", "_hash", "taken", "end")
 
     def __init__(
         self,
@@ -498,14 +584,11 @@ class _Source:
         hint: int | None = None,
         chunks: Iterable[bytes] = (),
         hasher: Any = None,
-        tick: Callable[[], None] | None = None,
     ):
         self._read = read
         self._hint = hint
         self._queue: deque[tuple[bytes, int]] = deque((chunk, 0) for chunk in chunks if chunk)
         self._hash = hasher
-        # called once per buffer taken: reads the next shard ahead, in step with this one
-        self._tick = tick
         self.taken = sum(len(chunk) for chunk, _ in self._queue)  # bytes taken from the stream so far
         self.end = 0  # the stream offset just past the first end-of-archive block, once found
 
@@ -533,8 +616,6 @@ class _Source:
         (the next member's header, with a member's data)."""
         have = len(buf) - pos
         queue = self._queue
-        if self._tick is not None:
-            self._tick()
         if not have:
             if queue:
                 buf, pos = queue.popleft()
@@ -991,25 +1072,27 @@ def _shard_members(
     limits: ShardLimits,
     *,
     head: _Head | None = None,
-    tick: Callable[[], None] | None = None,
 ) -> Iterator[tuple[str, memoryview]]:
     """The ``.msgpack`` members of one shard under the checksum policy of :func:`iter_samples`.
 
-    ``head``: the start of this shard, read ahead (:func:`_verify_ahead`).
-    ``tick``: called once per buffer of this shard taken, to read the next
-    shard ahead meanwhile.
+    ``head``: the start of this shard, read before its turn (:func:`_fetch_ahead`).
     """
     read: Callable[[int], bytes] = stream.read
     hint: int | None
     if not checksum:
         ahead = None
         try:
-            hint = size if size is not None else _known_length(stream)
-            length = _network_length(stream)
-            if length is not None:
-                ahead = _ReadAhead(read, length if size is None else min(size, length))
-                read = ahead.read
-            source = _Source(read, hint, tick=tick)
+            if head is not None:  # read whole before its turn: any bytes after it, exactly as needed
+                head.finish()
+                source = _Source(read, None, chunks=head.chunks)
+                head.chunks.clear()  # each buffer is freed once scanned
+            else:
+                hint = size if size is not None else _known_length(stream)
+                length = _network_length(stream)
+                if length is not None:
+                    ahead = _ReadAhead(read, length if size is None else min(size, length))
+                    read = ahead.read
+                source = _Source(read, hint)
             yield from _scan(source, shard, limits.max_member_bytes, ".msgpack")
         except _SHARD_FAULTS as exc:
             handle_error(_read_failure(exc, shard), on_error)
@@ -1037,8 +1120,10 @@ def _shard_members(
                 if actual != expected:
                     handle_error(ChecksumError(shard, expected, actual), on_error)
                     return
+                source = _Source(None, chunks=chunks)
+                chunks.clear()  # each buffer is freed once scanned: the next shard's reads take its memory
                 try:
-                    yield from _scan(_Source(None, chunks=chunks, tick=tick), shard, limits.max_member_bytes, ".msgpack")
+                    yield from _scan(source, shard, limits.max_member_bytes, ".msgpack")
                 except ShardError as exc:  # verified, but not a readable tar: the publisher's shard is bad
                     handle_error(exc, on_error)
                 return
@@ -1047,7 +1132,7 @@ def _shard_members(
             hint = size
         else:
             hint = _known_length(stream)
-        source = _Source(read, hint, chunks=chunks, hasher=hasher, tick=tick)
+        source = _Source(read, hint, chunks=chunks, hasher=hasher)
         del chunks
         yielded = 0
         try:
@@ -1075,13 +1160,6 @@ def _shard_members(
             raise late from exc
     finally:
         hasher.close()
-
-
-def _verify_ahead(stream: BinaryIO, checksum: str | None, size: int | None, limits: ShardLimits) -> _Head | None:
-    """A :class:`_Head` to read a shard ahead of its turn when it will be verified before use, else None."""
-    if not checksum or (size is not None and size > limits.verify_buffer_bytes):
-        return None
-    return _Head(stream, limits.verify_buffer_bytes, size)
 
 
 # --------------------------------------------------------------------------- writing

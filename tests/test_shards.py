@@ -348,7 +348,7 @@ def test_a_checksummed_shard_is_verified_before_its_first_sample(shard):
 def _reading_threads():
     import threading
 
-    return [t for t in threading.enumerate() if t.name in ("atdata-shard-read", "atdata-shard-sha256")]
+    return [t for t in threading.enumerate() if t.name in ("atdata-shard-read", "atdata-shard-sha256", "atdata-shard-fetch")]
 
 
 def test_http_shards_are_read_ahead_and_a_reader_that_stops_leaves_no_thread(tmp_path, shard_server):

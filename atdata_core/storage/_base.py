@@ -85,6 +85,12 @@ class StorageBase(ABC):
         A readable binary stream of the object's bytes, from the start. It
         streams (a large object is not read into memory first); ``read(n)``
         returns at most ``n`` bytes and ``b""`` at the end; the caller closes it.
+        Optionally, a stream that checks its bytes against a sha256 itself
+        (a content-addressed blob) says so with ``verifies_sha256`` (hex, on
+        the stream or on its ``raw``): it then raises instead of handing out
+        its last byte unless all its bytes hash to that digest. A shard whose
+        recorded checksum is that digest, read to the stream's end, is not
+        hashed again by the reader.
     ``size(url) -> int | None``
         The object's size in bytes, or None when the store cannot tell without
         reading it.

@@ -49,6 +49,10 @@ class VerifiedBlob(io.RawIOBase):
     stream. ``resumes`` bounds how many times a dropped download starts again
     without progress in between; ``backoff`` seconds (doubling) are slept
     before each. More than ``max_bytes`` bytes stop the download.
+
+    ``verifies_sha256`` says so to the reader (see ``StorageBase.open``): a
+    shard whose recorded checksum is the digest the CID pins is then not
+    hashed a second time.
     """
 
     def __init__(
@@ -61,7 +65,7 @@ class VerifiedBlob(io.RawIOBase):
         resumes: int,
         max_bytes: int,
         backoff: float = 0.2,
-        chunk: int = 1 << 18,
+        chunk: int = 1 << 20,
     ):
         super().__init__()
         self._fetch = fetch
@@ -73,6 +77,7 @@ class VerifiedBlob(io.RawIOBase):
         self._backoff = backoff
         self._chunk = chunk
         self._hash = hashlib.sha256()
+        self.verifies_sha256 = digest.hex()
         self._received = 0  # bytes taken from the download (and hashed), the chunk ahead included
         self._failures = 0  # consecutive, without progress in between
         self._current = memoryview(b"")  # what the reader gets next
