@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -231,6 +232,37 @@ def test_failed_start_reports_the_log_and_leaves_nothing_running(tmp_path):
     port = int(plc_log.rsplit(":", 1)[1].split()[0])
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/_health", timeout=10)
+
+
+@pytest.mark.pds
+def test_a_service_started_beside_the_sandbox_is_shown_configured_and_stopped_with_it(tmp_path, monkeypatch):
+    from atdata_core.config import load_config
+
+    sb = Sandbox(tmp_path / "state")
+    sb.up()
+    try:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+        service = sb.start_service("appview", argv, url=url, health="/")
+        info = sb.status()
+        assert info.service("appview") == service and service.alive and info.running
+        # While it runs, the configuration names it as the AppView to ask.
+        monkeypatch.setenv("ATDATA_SANDBOX_STATE", str(tmp_path / "state"))
+        assert load_config().get("appview.url") == url
+
+        # One that exits while starting is reported with its log, and not recorded.
+        with pytest.raises(SandboxError, match=r"broken exited with code 3 while starting; log .*broken\.log"):
+            sb.start_service("broken", [sys.executable, "-c", "import sys; sys.exit(3)"], url="http://127.0.0.1:1",
+                             health="/")
+        assert [s.name for s in sb.status().services] == ["appview"]
+    finally:
+        assert sb.down() is True
+    assert not _process.matches(_process.ProcessRecord("appview", service.pid, tuple(argv)))
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, timeout=10)
 
 
 @pytest.mark.pds
