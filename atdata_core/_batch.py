@@ -190,6 +190,8 @@ class SampleBatch(Generic[T]):
             ) from exc
         types = self._field_types()
         names = self._chosen(fields)
+        if not names:  # no columns, still as many rows as samples
+            return pa.RecordBatch.from_arrays([pa.nulls(self._size)], names=["_"]).select([])
         arrays = [_arrow_column(pa, name, self[name], types.get(name), self._size) for name in names]
         return pa.RecordBatch.from_arrays(arrays, names=names)
 

@@ -107,6 +107,7 @@ def test_to_arrow_chooses_and_orders_fields(batch):
     batch, _ = batch
     assert batch.to_arrow(["label", "image"]).schema.names == ["label", "image"]
     assert list(batch.to_numpy(["name"])) == ["name"]
+    assert batch.to_arrow([]).num_rows == 32  # no columns, as many rows (a count needs nothing more)
     with pytest.raises(AttributeError, match="nope"):
         batch.to_arrow(["nope"])
 
