@@ -325,8 +325,11 @@ def test_dataset_page_shows_schema_storage_labels_lenses_and_the_load_line(site)
     # shards link to their URLs, with checksums
     assert page.link("https://data.example.com/mnist-000001.tar") == "https://data.example.com/mnist-000001.tar"
     assert "sha256:0101010101010101…" in text
-    assert "stable 1.0.0" in text  # the label
-    assert "digits to waveforms" in text and "evil lens" in text  # lenses from and to its schema
+    assert "Labels 1 stable 1.0.0" in text
+    assert "Lenses 2 Out of this dataset's schema 2" in text  # lenses whose source is its schema
+    assert "evil lens by @mallory.test com.example.digits 1.1.0 → com.example.digits 2.0.0" in text
+    assert "digits to waveforms by @alice.test com.example.digits 1.1.0 → com.example.audio 1.0.0" in text
+    assert page.link("https://github.com/alice/lenses") == "https://github.com/alice/lenses"
     assert page.link("@alice.test") == f"/account/{ALICE}"
     assert page.link("vision") == "/?tag=vision"
     assert "CC-BY-4.0" in text
@@ -382,7 +385,9 @@ def test_schema_page_shows_versions_newest_first_and_what_changed(site):
     assert text.index("added writer") < text.index("added caption")
     # its datasets and lenses
     assert "mnist-train" in page.headings and "mnist-test" not in page.headings
-    assert "digits to waveforms" in text
+    assert "Out of this schema 2" in text and "Into this schema" not in text
+    newest = get(site, f"/schema/alice.test/com.example.digits:2.0.0").text
+    assert "Into this schema 1 evil lens by @mallory.test" in newest and "Out of this schema" not in newest
 
 
 def test_a_schema_its_format_cannot_read_says_why(site):

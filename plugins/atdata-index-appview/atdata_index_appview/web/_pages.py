@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from atdata_core.plugins import ENTRY_NSID, LABEL_NSID, LENS_NSID, SCHEMA_NSID, AtUri
+from atdata_core.plugins import ENTRY_NSID, LENS_NSID, SCHEMA_NSID, AtUri
 
 from atdata_index_appview.api._methods import Methods, XrpcFailure
 from atdata_index_appview.api._params import ParamError, method_document, parse_params
@@ -43,7 +43,6 @@ MAX_RELATED = 50
 MAX_VERSIONS = 100
 #: A request whose query string is longer than this is refused before it is read.
 MAX_QUERY_BYTES = 16 * 1024
-_SEARCH = "science.alt.dataset.searchDatasets"
 
 
 class PageError(Exception):
@@ -103,6 +102,15 @@ class Pages:
         self.store = methods.store
 
     # ------------------------------------------------------------------ shared pieces
+
+    def _call(self, nsid: str, **given: Any) -> dict[str, Any]:
+        """The answer of the XRPC method ``nsid``, its parameters checked against its lexicon as the API checks them."""
+        query = {name: value if isinstance(value, list) else [str(value)] for name, value in given.items() if value is not None}
+        try:
+            params = parse_params(method_document(nsid), query)
+        except ParamError as err:
+            raise _bad_request(_page_words(str(err))) from None
+        return self.methods.table[nsid](params)
 
     def _handles(self, dids: Iterable[str]) -> dict[str, str | None]:
         return {did: self.store.handle_of(did) for did in dict.fromkeys(dids)}
@@ -204,15 +212,6 @@ class Pages:
             "uri": item.uri,
         }
 
-    def _lenses_touching(self, refs: Iterable[str]) -> list[Item]:
-        found: dict[str, Item] = {}
-        for ref in dict.fromkeys(refs):
-            for side in ("ref_a", "ref_b"):
-                page = self.store.list_records(LENS_NSID, limit=MAX_RELATED, **{side: ref})
-                for record in page.records:
-                    found.setdefault(record.uri, Item.stored(record))
-        return list(found.values())[:MAX_RELATED]
-
     def _counts(self) -> dict[str, int]:
         counts = self.store.record_counts()
         return {"datasets": counts.get(ENTRY_NSID, 0), "schemas": counts.get(SCHEMA_NSID, 0),
@@ -240,14 +239,8 @@ class Pages:
                 raise _bad_request("page: a page after the first is numbered 2 or more")
         limit = _limit(query.get("limit"), PAGE_SIZE)
         keep = None if limit == PAGE_SIZE else limit  # a chosen page size stays in every link
-        params: dict[str, list[str]] = {"q": [q], "tags": tags, "limit": [str(limit)]}
-        for name, given in (("schemaRef", schema), ("repo", author), ("cursor", cursor)):
-            if given is not None:
-                params[name] = [given]
-        try:
-            found = self.methods.search_datasets(parse_params(method_document(_SEARCH), params))
-        except ParamError as err:
-            raise _bad_request(_page_words(str(err))) from None
+        found = self._call("science.alt.dataset.searchDatasets", q=q, tags=tags, schemaRef=schema, repo=author,
+                           cursor=cursor, limit=limit)
         items = [Item.from_view(view.text) for view in found["entries"]]
         handles = self._handles(item.did for item in items)
         schemas = self._schemas_of(items)
@@ -293,31 +286,24 @@ class Pages:
         value = item.value
         handles = self._handles([item.did])
         name = item.text("name", 200)
-        size = value.get("size") if isinstance(value.get("size"), dict) else {}
         storage = present.storage_of(value.get("storage"))
-        shard_count = present.number(size.get("shards"))
-        if shard_count is None:
-            shard_count = storage.shard_count
-        total_bytes = present.number(size.get("bytes"))
-        if total_bytes is None:
-            total_bytes = storage.known_bytes
+        # The figures, labels and lenses getEntryStats answers: the page shows what the API says.
+        stats = self._call("science.alt.dataset.getEntryStats", uri=uri, limit=MAX_RELATED)
+        total_bytes = stats.get("totalBytes")
 
         schema_ref = self._normalized(value.get("schemaRef"))
         schema_found = self.store.get(schema_ref) if schema_ref else None
         schema = self._schema_label(schema_ref, schema_found)
         fields = present.schema_fields(Item.stored(schema_found).value) if schema_found else None
 
-        labels = []
-        for record in self.store.list_records(LABEL_NSID, ref_a=uri, limit=MAX_RELATED).records:
-            label = Item.stored(record)
-            handles.update(self._handles([label.did]))
-            labels.append({"name": label.text("name", 200) or "(unnamed)", "version": label.text("version", 100),
-                           "description": label.text("description", 300), "created": present.when(label.value.get("createdAt")),
-                           "author": self._author(label.did, handles) if label.did != item.did else None})
-
-        refs = [ref for ref in (schema_ref, present.text(value.get("schemaRef"), 8192)) if ref]
-        lens_items = self._lenses_touching(refs)
-        handles.update(self._handles(lens.did for lens in lens_items))
+        label_items = [Item.from_view(view.text) for view in stats["labels"]]
+        lenses_from = [Item.from_view(view.text) for view in stats["lensesFrom"]]
+        lenses_to = [Item.from_view(view.text) for view in stats["lensesTo"]]
+        handles.update(self._handles(other.did for other in (*label_items, *lenses_from, *lenses_to)))
+        labels = [{"name": label.text("name", 200) or "(unnamed)", "version": label.text("version", 100),
+                   "description": label.text("description", 300), "created": present.when(label.value.get("createdAt")),
+                   "author": self._author(label.did, handles) if label.did != item.did else None}
+                  for label in label_items]
         return "dataset.html", {
             "title": name or "Dataset",
             "name": name or "(unnamed dataset)",
@@ -329,10 +315,10 @@ class Pages:
             "license": item.text("license", 200),
             "created": present.when(value.get("createdAt"), with_time=True),
             "load": present.load_line(uri, handles.get(item.did), name, self._newest_of_name(item, name)),
-            "samples": present.number(size.get("samples")),
+            "samples": stats.get("sampleCount"),
             "bytes": present.human_bytes(total_bytes),
             "exact_bytes": total_bytes,
-            "shard_count": shard_count,
+            "shard_count": stats.get("shardCount"),
             "storage": storage,
             "more_shards": max(0, storage.shard_count - len(storage.shards)),
             "schema": schema,
@@ -340,7 +326,11 @@ class Pages:
             "fields": fields,
             "schema_datasets": present.home_path(schema=schema_ref) if schema_ref else None,
             "labels": labels,
-            "lenses": [self._lens(lens, handles) for lens in lens_items],
+            "label_count": stats["labelCount"],
+            "lenses_from": [self._lens(lens, handles) for lens in lenses_from],
+            "lenses_from_count": stats["lensesFromCount"],
+            "lenses_to": [self._lens(lens, handles) for lens in lenses_to],
+            "lenses_to_count": stats["lensesToCount"],
             "api": "/xrpc/science.alt.dataset.getEntry?" + urlencode({"uri": uri}),
             "record": present.pretty_json(value),
         }
@@ -398,8 +388,11 @@ class Pages:
 
         datasets_page = self.store.list_records(ENTRY_NSID, ref_a=uri, limit=SECTION_SIZE)
         dataset_items = [Item.stored(record) for record in datasets_page.records]
-        lens_items = self._lenses_touching([uri])
-        handles.update(self._handles([*(d.did for d in dataset_items), *(lens.did for lens in lens_items)]))
+        lenses_from = [Item.from_view(view.text) for view in
+                       self._call("science.alt.dataset.searchLenses", sourceSchema=uri, limit=MAX_RELATED)["lenses"]]
+        lenses_to = [Item.from_view(view.text) for view in
+                     self._call("science.alt.dataset.searchLenses", targetSchema=uri, limit=MAX_RELATED)["lenses"]]
+        handles.update(self._handles(other.did for other in (*dataset_items, *lenses_from, *lenses_to)))
         name = item.text("name", 200) or schema_id
         version = item.text("version", 100)
         metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
@@ -420,7 +413,8 @@ class Pages:
             "datasets": [self._card(d, handles, {uri: found}, lambda tag: present.home_path(tags=[tag]))
                          for d in dataset_items],
             "all_datasets": present.home_path(schema=uri) if datasets_page.next is not None else None,
-            "lenses": [self._lens(lens, handles) for lens in lens_items],
+            "lenses_from": [self._lens(lens, handles) for lens in lenses_from],
+            "lenses_to": [self._lens(lens, handles) for lens in lenses_to],
             "api": "/xrpc/science.alt.dataset.getSchema?" + urlencode({"uri": uri}),
             "record": present.pretty_json(value),
         }

@@ -393,7 +393,6 @@ class Storage:
     where: str = ""
     shard_count: int = 0
     shards: tuple[Shard, ...] = ()
-    known_bytes: int | None = None
     problem: str | None = None
 
 
@@ -444,17 +443,12 @@ def storage_of(value: Any) -> Storage:
     if kind == STORAGE_BLOBS_NSID:
         items = _items(value.get("blobs"))
         shards = []
-        total: int | None = 0
-        for i, item in enumerate(items):
+        for item in items[:MAX_SHARDS_SHOWN]:
             item = item if isinstance(item, Mapping) else {}
             blob = item.get("blob") if isinstance(item.get("blob"), Mapping) else {}
-            size = number(blob.get("size"))
-            total = None if total is None or size is None else total + size
-            if i < MAX_SHARDS_SHOWN:
-                ref = blob.get("ref")
-                cid = text(ref.get("$link") if isinstance(ref, Mapping) else blob.get("cid"), 200)
-                shards.append(Shard(label=cid or "(no CID)", checksum=checksum_text(item.get("checksum")),
-                                    size=human_bytes(size) or ""))
-        return Storage(kind="PDS blobs", where="the publisher's PDS", shard_count=len(items), shards=tuple(shards),
-                       known_bytes=total if items else None)
+            ref = blob.get("ref")
+            cid = text(ref.get("$link") if isinstance(ref, Mapping) else blob.get("cid"), 200)
+            shards.append(Shard(label=cid or "(no CID)", checksum=checksum_text(item.get("checksum")),
+                                size=human_bytes(blob.get("size")) or ""))
+        return Storage(kind="PDS blobs", where="the publisher's PDS", shard_count=len(items), shards=tuple(shards))
     return Storage(kind=kind, problem="a storage kind this AppView does not know; a plugin may read it")
