@@ -241,16 +241,24 @@ def _require_plugins() -> None:
 
 
 def _sandbox_up(sandbox: Any, out: TextIO) -> tuple[Any, bool]:
-    from atdata_core.sandbox import is_installed
+    import logging
+
+    from atdata_core.sandbox import ensure_installed, is_installed
 
     info = sandbox.status()
     if info is not None and info.running:
         out.write(f"using the sandbox already running here: PDS {info.pds_url}, PLC {info.plc_url}\n")
         return info, True
-    label = "starting the local PDS and PLC directory"
     if not is_installed():
-        label += " (first run: installing the reference PDS's npm packages, a minute or two)"
-    with _step(out, label) as step:
+        with _step(out, "first run: installing the reference PDS (its npm packages, once; a minute or two)") as step:
+            logger = logging.getLogger("atdata_core.sandbox")
+            level = logger.level
+            logger.setLevel(logging.ERROR)  # its own notice would break this step's line
+            try:
+                step.done(f"in {ensure_installed()}")
+            finally:
+                logger.setLevel(level)
+    with _step(out, "starting the local PDS and PLC directory") as step:
         info = sandbox.up()
         step.done(f"PDS {info.pds_url}, PLC {info.plc_url}")
     return info, False
