@@ -484,6 +484,8 @@ def test_fields_of_the_wrong_type_show_as_missing(site):
     "/account/nobody.test",
     "/account/did:plc:nobodyatall000000000000000",
     "/account/%3Cscript%3E",
+    "/account/did:plc:%3Cscript%3E",
+    f"/dataset/did:web:/3kmnistaaaa2a",
 ])
 def test_what_the_index_lacks_is_a_404_page(site, path):
     page = get(site, path, status=404)

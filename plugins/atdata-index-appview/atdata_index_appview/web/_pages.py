@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import attrs
 from starlette.concurrency import run_in_threadpool
@@ -20,11 +21,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from atdata_core.plugins import ENTRY_NSID, LENS_NSID, SCHEMA_NSID, AtUri
+from atdata_core.plugins import ENTRY_NSID, SCHEMA_NSID, AtUri
 
 from atdata_index_appview.api._methods import Methods, XrpcFailure
 from atdata_index_appview.api._params import ParamError, method_document, parse_params
-from atdata_index_appview.store import StoredRecord, decode_cursor, encode_cursor
+from atdata_index_appview.store import StoredRecord
 from atdata_index_appview.store._model import schema_rkey_id
 from atdata_index_appview.web import _present as present
 from atdata_index_appview.web._render import render
@@ -43,6 +44,8 @@ MAX_RELATED = 50
 MAX_VERSIONS = 100
 #: A request whose query string is longer than this is refused before it is read.
 MAX_QUERY_BYTES = 16 * 1024
+#: The DID syntax (W3C DID core, as ATProto restricts it).
+_DID = re.compile(r"^did:[a-z]+:[a-zA-Z0-9._:%-]{1,2000}$")
 
 
 class PageError(Exception):
@@ -124,8 +127,8 @@ class Pages:
             did = self.methods.did_of(account)
         except Exception:  # noqa: BLE001 - an identifier the store cannot look up names nobody
             did = None
-        if did is None:
-            raise _not_found(what, f"No indexed account is called {account}.")
+        if did is None or not _DID.match(did) or did.endswith((":", "%")):
+            raise _not_found(what, f"No indexed account is called {present.text(account, 300) or 'that'}.")
         return did
 
     def _record_uri(self, account: str, collection: str, rkey: str, what: str) -> str:
@@ -133,7 +136,7 @@ class Pages:
         try:
             return str(AtUri.record(did, collection, rkey))
         except Exception:  # noqa: BLE001 - a malformed key names no record
-            raise _not_found(what, f"{rkey} is not the key of any record.") from None
+            raise _not_found(what, f"{present.text(rkey, 300) or 'That'} is not the key of any record.") from None
 
     def _normalized(self, uri: Any) -> str | None:
         """A reference with its authority as a DID (a handle the index knows replaced), None if malformed."""
@@ -213,9 +216,8 @@ class Pages:
         }
 
     def _counts(self) -> dict[str, int]:
-        counts = self.store.record_counts()
-        return {"datasets": counts.get(ENTRY_NSID, 0), "schemas": counts.get(SCHEMA_NSID, 0),
-                "lenses": counts.get(LENS_NSID, 0)}
+        counts = self._call("science.alt.dataset.getIndexStats")
+        return {"datasets": counts["entries"], "schemas": counts["schemas"], "lenses": counts["lenses"]}
 
     # ------------------------------------------------------------------ search
 
@@ -386,8 +388,8 @@ class Pages:
             previous = (candidate, its_fields)
         versions.reverse()  # newest first
 
-        datasets_page = self.store.list_records(ENTRY_NSID, ref_a=uri, limit=SECTION_SIZE)
-        dataset_items = [Item.stored(record) for record in datasets_page.records]
+        of_schema = self._call("science.alt.dataset.searchDatasets", q="", schemaRef=uri, limit=SECTION_SIZE)
+        dataset_items = [Item.from_view(view.text) for view in of_schema["entries"]]
         lenses_from = [Item.from_view(view.text) for view in
                        self._call("science.alt.dataset.searchLenses", sourceSchema=uri, limit=MAX_RELATED)["lenses"]]
         lenses_to = [Item.from_view(view.text) for view in
@@ -412,7 +414,7 @@ class Pages:
             "versions": versions,
             "datasets": [self._card(d, handles, {uri: found}, lambda tag: present.home_path(tags=[tag]))
                          for d in dataset_items],
-            "all_datasets": present.home_path(schema=uri) if datasets_page.next is not None else None,
+            "all_datasets": present.home_path(schema=uri) if of_schema.get("cursor") else None,
             "lenses_from": [self._lens(lens, handles) for lens in lenses_from],
             "lenses_to": [self._lens(lens, handles) for lens in lenses_to],
             "api": "/xrpc/science.alt.dataset.getSchema?" + urlencode({"uri": uri}),
@@ -428,19 +430,17 @@ class Pages:
         limit = _limit(request.query_params.get("limit"), SECTION_SIZE)
         more = "" if limit == SECTION_SIZE else f"limit={limit}&"
         sections = {}
-        for key, collection in (("datasets", ENTRY_NSID), ("schemas", SCHEMA_NSID), ("lenses", LENS_NSID)):
-            cursor = request.query_params.get(key)
-            after = None
-            if cursor:
-                try:
-                    after = decode_cursor(cursor, ranked=False)
-                except ValueError as err:
-                    raise _bad_request(f"{key}: {err}") from None
-            page = self.store.list_records(collection, did=did, after=after, limit=limit)
+        for key, method, listed in (("datasets", "listEntries", "entries"), ("schemas", "listSchemas", "schemas"),
+                                    ("lenses", "listLenses", "lenses")):
+            cursor = request.query_params.get(key) or None
+            try:
+                page = self._call(f"science.alt.dataset.{method}", repo=did, cursor=cursor, limit=limit)
+            except XrpcFailure as err:  # a cursor of another listing, or none this service made
+                raise _bad_request(f"{key}: {err.message}") from None
             sections[key] = {
-                "items": [Item.stored(record) for record in page.records],
-                "next": f"{present.account_path(did)}?{more}{key}={encode_cursor(page.next)}" if page.next else None,
-                "paged": after is not None,
+                "items": [Item.from_view(view.text) for view in page[listed]],
+                "next": f"{present.account_path(did)}?{more}{key}={quote(page['cursor'])}" if page.get("cursor") else None,
+                "paged": cursor is not None,
             }
         if handle is None and not any(section["items"] for section in sections.values()):
             raise _not_found("account", f"The index holds nothing of {did}.")
