@@ -43,6 +43,8 @@ def to_markdown(text: str) -> str:
             while i < len(lines) and lines[i].strip() and lines[i].startswith(indent):
                 block.append(lines[i][len(indent):])
                 i += 1
+            # doctest directives are for the test runner, not the reader
+            block = [re.sub(r"\s*# doctest:.*$", "", b) for b in block]
             out += [f"{indent}```pycon", *(indent + b for b in block), f"{indent}```"]
             continue
         if stripped.endswith("::") and not stripped.startswith(".."):
