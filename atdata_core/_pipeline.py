@@ -346,13 +346,14 @@ class _Fetched:
 class _Fetcher:
     """The shards of one read, opened in order on a thread of their own, one shard ahead of the decoding.
 
-    A shard to verify before use, or a network body of announced length of at
-    most ``[shards] verify_buffer_bytes``, is read whole there and hashed
-    there (:func:`~atdata_core.shards._fetch_ahead`): file and socket reads
-    and hashlib on large buffers release the GIL, so this runs on the other
-    core while the current shard decodes. Any other shard is only opened
-    (the request's round trip is not waited for in its turn). At most one
-    shard waits ahead of the one being decoded: two in memory at most.
+    A shard to verify before use, or (after the first) a network body of
+    announced length of at most ``[shards] verify_buffer_bytes``, is read
+    whole there and hashed there (:func:`~atdata_core.shards._fetch_ahead`):
+    file and socket reads and hashlib on large buffers release the GIL, so
+    this runs on the other core while the current shard decodes. Any other
+    shard is only opened (its request's round trip is not waited for in its
+    turn). At most one shard waits ahead of the one being decoded: two in
+    memory at most.
     """
 
     __slots__ = ("_refs", "_limits", "_ready", "_room", "_stop", "_thread", "busy")
@@ -376,13 +377,13 @@ class _Fetcher:
 
     def _run(self) -> None:
         stopped = self._stop.is_set
-        for ref in self._refs:
+        for index, ref in enumerate(self._refs):
             self._room.acquire()
             if stopped():
                 return
             self.busy = True
             try:
-                fetched = _fetch(ref, self._limits, stopped)
+                fetched = _fetch(ref, self._limits, stopped, ahead=index > 0)
             except BaseException as exc:  # noqa: BLE001 - raised on the decoding thread, in the shard's turn
                 fetched = _Fetched(crash=exc)
             self.busy = False
@@ -421,13 +422,13 @@ class _Fetcher:
             self._ready.get().close()
 
 
-def _fetch(ref: ShardRef, limits: ShardLimits, stopped: Callable[[], bool]) -> _Fetched:
+def _fetch(ref: ShardRef, limits: ShardLimits, stopped: Callable[[], bool], ahead: bool) -> _Fetched:
     try:
         stream = open_shard(ref.url)
     except (StorageError, NetworkError, OSError) as exc:
         return _Fetched(error=exc)
     try:
-        return _Fetched(stream, _fetch_ahead(stream, ref.sha256, ref.size, limits, stopped))
+        return _Fetched(stream, _fetch_ahead(stream, ref.sha256, ref.size, limits, stopped, ahead))
     except BaseException:
         stream.close()
         raise

@@ -440,11 +440,14 @@ class _Head:
     raised by :meth:`finish`, in the shard's turn.
     """
 
-    __slots__ = ("_read", "_want", "chunks", "total", "hasher", "_done", "_error")
+    __slots__ = ("_read", "_want", "_chunk", "chunks", "total", "hasher", "_done", "_error")
 
-    def __init__(self, stream: BinaryIO, limit: int, size: int | None, hasher: Any = _DEFAULT):
+    def __init__(
+        self, stream: BinaryIO, limit: int, size: int | None, hasher: Any = _DEFAULT, chunk: int = _HEAD_CHUNK
+    ):
         known = size if size is not None else _known_length(stream)
         self._read = stream.read
+        self._chunk = chunk
         self._want = limit + 1 if known is None or known > limit else known
         self.chunks: list[bytes] = []
         self.total = 0
@@ -457,7 +460,7 @@ class _Head:
         if self._done:
             return
         try:
-            part = _read_exact(self._read, min(self._want - self.total, _HEAD_CHUNK))
+            part = _read_exact(self._read, min(self._want - self.total, self._chunk))
         except _SHARD_FAULTS as exc:
             self._error, self._done = exc, True
             return
@@ -519,24 +522,35 @@ def _declared_sha256(stream: Any) -> str | None:
 
 
 def _fetch_ahead(
-    stream: BinaryIO, checksum: str | None, size: int | None, limits: ShardLimits, stopped: Callable[[], bool]
+    stream: BinaryIO,
+    checksum: str | None,
+    size: int | None,
+    limits: ShardLimits,
+    stopped: Callable[[], bool],
+    ahead: bool = True,
 ) -> _Head | None:
     """A shard read into memory before its turn, on a thread beside the decoding; None to stream it in its turn.
 
     Read whole: a shard to verify before its first sample is used (hashed
     here, where the hash runs beside the decoding: see :func:`iter_samples`),
-    and a network body of announced length of at most ``[shards]
-    verify_buffer_bytes``, so the download goes on while the shard before it
-    decodes. A stream that verifies the same sha256 itself is not hashed
-    again, once it has been read to its end (its check is then done).
+    and, when another shard decodes meanwhile (``ahead``), a network body of
+    announced length of at most ``[shards] verify_buffer_bytes``, so the
+    download goes on while the shard before it decodes (the first shard is
+    streamed: its samples decode as its bytes arrive). A stream that
+    verifies the same sha256 itself is not hashed again, once it has been
+    read to its end (its check is then done).
     """
     limit = limits.verify_buffer_bytes
+    length = _network_length(stream)
+    # A network body comes in pieces of a socket read: larger buffers spare nothing, but cost
+    # fresh memory for every temporary copy on the way.
+    chunk = _HEAD_CHUNK if length is None else _CHUNK
     if checksum:
         if size is not None and size > limit:
             return None  # verified as it streams, in its turn
         expected = checksum.lower()
         declared = _declared_sha256(stream) == expected
-        head = _Head(stream, limit, size, hasher=None if declared else _Hasher(inline=True))
+        head = _Head(stream, limit, size, hasher=None if declared else _Hasher(inline=True), chunk=chunk)
         head.read(stopped)
         if declared:
             whole = head._error is None and (size is not None or head.total <= limit)
@@ -544,15 +558,14 @@ def _fetch_ahead(
                 head.hasher = _KnownDigest(expected)
             else:  # the stream's own check may not cover exactly these bytes: hash them here
                 head.hasher = _Hasher(inline=True)
-                for chunk in head.chunks:
-                    head.hasher.update(chunk)
+                for part in head.chunks:
+                    head.hasher.update(part)
         if isinstance(head.hasher, _Hasher):
             head.hasher.inline = False  # the rest of a larger shard, if any, is hashed as it streams
         return head
-    length = _network_length(stream)
-    if length is None or length > limit:
+    if not ahead or length is None or length > limit:
         return None
-    head = _Head(stream, limit, length if size is None else min(size, length), hasher=None)
+    head = _Head(stream, limit, length if size is None else min(size, length), hasher=None, chunk=chunk)
     head.read(stopped)
     return head
 

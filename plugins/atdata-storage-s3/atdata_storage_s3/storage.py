@@ -64,7 +64,7 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _READ_BUFFER = 1 << 20
 # One read from the connection at most: a dropped connection loses the bytes of the read in
 # progress, so this bounds what a resume asks for again.
-_READ_CHUNK = 256 << 10
+_READ_CHUNK = 1 << 20
 _MAX_PARTS = 10_000  # S3's limit on the parts of one upload
 _MISSING_OBJECT = {"NoSuchKey", "404", "NotFound"}
 _REFUSED = {
@@ -506,6 +506,11 @@ class _ResumableBody(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    @property
+    def length(self) -> int:
+        """The bytes still to come: a reader may ask for large pieces, or read the object whole ahead."""
+        return self._total - self._offset
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
