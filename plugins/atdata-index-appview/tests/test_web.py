@@ -293,7 +293,7 @@ def test_search_pages_through_every_match_once(site):
         seen.extend(page.headings[1:])
         if pages > 1:
             assert f"Page {pages}" in page.text and page.link("← First page") == "/?limit=3"
-        path = dict((label, href) for href, label in page.links).get("Next page →")
+        path = {label: href for href, label in page.links}.get("Next page →")
     assert pages == 3
     assert len(seen) == len(set(seen)) == 7
     # a text search pages by rank, and the filters stay in the links
@@ -302,7 +302,7 @@ def test_search_pages_through_every_match_once(site):
         page = get(site, path)
         assert "tag: vision" in page.text
         seen.extend(page.headings[1:])
-        path = dict((label, href) for href, label in page.links).get("Next page →")
+        path = {label: href for href, label in page.links}.get("Next page →")
     assert seen == [h for h in get(site, "/?q=digits&tag=vision").headings[1:]]
     assert len(seen) == 4
 
@@ -334,7 +334,7 @@ def test_dataset_page_shows_schema_storage_labels_lenses_and_the_load_line(site)
     assert page.link("vision") == "/?tag=vision"
     assert "CC-BY-4.0" in text
     # the same page by handle
-    assert get(site, f"/dataset/alice.test/3kmnistaaaa2a").headings[0] == "mnist-train"
+    assert get(site, "/dataset/alice.test/3kmnistaaaa2a").headings[0] == "mnist-train"
 
 
 def test_dataset_pages_of_each_storage_kind(site):
@@ -368,7 +368,7 @@ def test_the_load_line_names_the_entry_when_a_newer_one_has_its_name(site, tmp_p
 
 
 def test_schema_page_shows_versions_newest_first_and_what_changed(site):
-    page = get(site, f"/schema/alice.test/com.example.digits:1.1.0")
+    page = get(site, "/schema/alice.test/com.example.digits:1.1.0")
     assert page.headings[0] == "com.example.digits 1.1.0"
     text = page.text
     assert "Handwritten digits, 28x28 greyscale." in text
@@ -386,12 +386,12 @@ def test_schema_page_shows_versions_newest_first_and_what_changed(site):
     # its datasets and lenses
     assert "mnist-train" in page.headings and "mnist-test" not in page.headings
     assert "Out of this schema 2" in text and "Into this schema" not in text
-    newest = get(site, f"/schema/alice.test/com.example.digits:2.0.0").text
+    newest = get(site, "/schema/alice.test/com.example.digits:2.0.0").text
     assert "Into this schema 1 evil lens by @mallory.test" in newest and "Out of this schema" not in newest
 
 
 def test_a_schema_its_format_cannot_read_says_why(site):
-    text = get(site, f"/schema/mallory.test/com.example.broken:1.0.0").text
+    text = get(site, "/schema/mallory.test/com.example.broken:1.0.0").text
     assert "The fields of this schema cannot be shown" in text
 
 
@@ -485,7 +485,7 @@ def test_fields_of_the_wrong_type_show_as_missing(site):
     "/account/did:plc:nobodyatall000000000000000",
     "/account/%3Cscript%3E",
     "/account/did:plc:%3Cscript%3E",
-    f"/dataset/did:web:/3kmnistaaaa2a",
+    "/dataset/did:web:/3kmnistaaaa2a",
 ])
 def test_what_the_index_lacks_is_a_404_page(site, path):
     page = get(site, path, status=404)

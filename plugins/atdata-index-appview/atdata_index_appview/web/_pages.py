@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -150,7 +150,7 @@ class Pages:
                 parsed = parsed.with_authority(did)
         return str(parsed)
 
-    def _tags(self, value: dict[str, Any], link: Callable[[str], str]) -> list[dict[str, str]]:
+    def _tags(self, value: Mapping[str, Any], link: Callable[[str], str]) -> list[dict[str, str]]:
         tags = value.get("tags")
         shown = []
         for tag in tags[:30] if isinstance(tags, list) else ():
@@ -163,7 +163,7 @@ class Pages:
               tag_link: Callable[[str], str]) -> dict[str, Any]:
         """A dataset as one search result or list row."""
         value = item.value
-        size = value.get("size") if isinstance(value.get("size"), dict) else {}
+        size = present.mapping(value.get("size"))
         schema_ref = self._normalized(value.get("schemaRef"))
         schema = schemas.get(schema_ref or "")
         return {
@@ -195,7 +195,7 @@ class Pages:
 
     def _lens(self, item: Item, handles: dict[str, str | None]) -> dict[str, Any]:
         value = item.value
-        code = value.get("getterCode") if isinstance(value.get("getterCode"), dict) else {}
+        code = present.mapping(value.get("getterCode"))
         ends = {}
         for key in ("sourceSchema", "targetSchema"):
             ref = self._normalized(value.get(key))
@@ -397,7 +397,7 @@ class Pages:
         handles.update(self._handles(other.did for other in (*dataset_items, *lenses_from, *lenses_to)))
         name = item.text("name", 200) or schema_id
         version = item.text("version", 100)
-        metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+        metadata = present.mapping(value.get("metadata"))
         return "schema.html", {
             "title": f"{name} {version}" if version else name,
             "name": name,
@@ -429,7 +429,7 @@ class Pages:
         handle = self.store.handle_of(did)
         limit = _limit(request.query_params.get("limit"), SECTION_SIZE)
         more = "" if limit == SECTION_SIZE else f"limit={limit}&"
-        sections = {}
+        sections: dict[str, dict[str, Any]] = {}
         for key, method, listed in (("datasets", "listEntries", "entries"), ("schemas", "listSchemas", "schemas"),
                                     ("lenses", "listLenses", "lenses")):
             cursor = request.query_params.get(key) or None
@@ -480,7 +480,7 @@ def _limit(given: str | None, default: int) -> int:
 def _page_words(message: str) -> str:
     """A parameter error in the words of the search form (its ``tag`` box is the API's ``tags``)."""
     for api, form in (("tags", "tag"), ("schemaRef", "schema"), ("repo", "author")):
-        if message.startswith(f"{api}:") or message.startswith(f"{api}["):
+        if message.startswith((f"{api}:", f"{api}[")):
             return form + message[len(api):]
     return message
 

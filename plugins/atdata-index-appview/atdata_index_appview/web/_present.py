@@ -19,7 +19,6 @@ import attrs
 
 from atdata_core.plugins import (
     ENTRY_NSID,
-    LENS_NSID,
     SCHEMA_NSID,
     STORAGE_BLOBS_NSID,
     STORAGE_HTTP_NSID,
@@ -41,6 +40,7 @@ __all__ = [
     "home_path",
     "human_bytes",
     "load_line",
+    "mapping",
     "pretty_json",
     "record_path",
     "schema_fields",
@@ -70,6 +70,11 @@ def text(value: Any, limit: int = 5000) -> str | None:
     if not cleaned:
         return None
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1].rstrip() + "…"
+
+
+def mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is an object, else an empty one: a field of the wrong type reads as absent."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def number(value: Any) -> int | None:
@@ -421,7 +426,7 @@ def storage_of(value: Any) -> Storage:
         items = _items(value.get("shards"))
         shards = []
         for item in items[:MAX_SHARDS_SHOWN]:
-            item = item if isinstance(item, Mapping) else {}
+            item = mapping(item)
             url = item.get("url")
             shards.append(Shard(label=text(url, 2048) or "(no url)", href=web_url(url),
                                 checksum=checksum_text(item.get("checksum"))))
@@ -436,7 +441,7 @@ def storage_of(value: Any) -> Storage:
         ) if part)
         shards = []
         for item in items[:MAX_SHARDS_SHOWN]:
-            item = item if isinstance(item, Mapping) else {}
+            item = mapping(item)
             key = text(item.get("key"), 2048) or "(no key)"
             shards.append(Shard(label=f"s3://{bucket}/{key}", checksum=checksum_text(item.get("checksum"))))
         return Storage(kind="S3", where=where, shard_count=len(items), shards=tuple(shards))
@@ -444,8 +449,8 @@ def storage_of(value: Any) -> Storage:
         items = _items(value.get("blobs"))
         shards = []
         for item in items[:MAX_SHARDS_SHOWN]:
-            item = item if isinstance(item, Mapping) else {}
-            blob = item.get("blob") if isinstance(item.get("blob"), Mapping) else {}
+            item = mapping(item)
+            blob = mapping(item.get("blob"))
             ref = blob.get("ref")
             cid = text(ref.get("$link") if isinstance(ref, Mapping) else blob.get("cid"), 200)
             shards.append(Shard(label=cid or "(no CID)", checksum=checksum_text(item.get("checksum")),
