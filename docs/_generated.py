@@ -595,8 +595,44 @@ def on_config(config: Any) -> Any:
         log.warning(problem)
     commands = sorted(path for path in _pages if path.startswith("cli/") and path != "cli/index.md")
     expanded = [{"Overview": "cli/index.md"}] + [{f"atdata {p[4:-3]}": p} for p in commands]
-    config["nav"] = _expand_nav(config.get("nav") or [], expanded)
+    config["nav"] = _with_new_pages(_expand_nav(config.get("nav") or [], expanded), Path(config["docs_dir"]))
     return config
+
+
+def _nav_paths(nav: list[Any]) -> set[str]:
+    found: set[str] = set()
+    for item in nav:
+        value = next(iter(item.values())) if isinstance(item, dict) else item
+        if isinstance(value, list):
+            found |= _nav_paths(value)
+        elif isinstance(value, str):
+            found.add(value)
+    return found
+
+
+def _with_new_pages(nav: list[Any], docs_dir: Path) -> list[Any]:
+    """Pages of docs/ the nav does not list yet, added to its "Guides" section under their own title.
+
+    Several people write pages at once; a new page is reachable from the first build that sees it,
+    and mkdocs.yml can give it its place later.
+    """
+    listed = _nav_paths(nav)
+    new = []
+    for path in sorted(docs_dir.rglob("*.md")):
+        relative = path.relative_to(docs_dir).as_posix()
+        if relative in listed or relative in _pages or any(part.startswith(("_", ".")) for part in Path(relative).parts):
+            continue
+        first = path.read_text(encoding="utf-8").lstrip().splitlines()[:1]
+        title = first[0].lstrip("#").strip() if first and first[0].startswith("#") else path.stem
+        log.info("%s is not in the nav of mkdocs.yml: listed under Guides", relative)
+        new.append({title: relative})
+    if not new:
+        return nav
+    for item in nav:
+        if isinstance(item, dict) and "Guides" in item and isinstance(item["Guides"], list):
+            item["Guides"] = [*item["Guides"], *new]
+            return nav
+    return [*nav, {"Guides": new}]
 
 
 def _expand_nav(nav: list[Any], commands: list[Any]) -> list[Any]:
