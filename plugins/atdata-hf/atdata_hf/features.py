@@ -184,7 +184,7 @@ def _field_type(feature: Any, *, where: str, column: str, class_base: str, optio
 def describe_feature(feature: Any) -> str:
     """The field description that records a Hugging Face feature: ``Hugging Face feature {json}``."""
     encoded = _datasets().Features({"f": feature}).to_dict()["f"]
-    return "Hugging Face feature " + json.dumps(encoded, sort_keys=True, ensure_ascii=False)
+    return "Hugging Face feature " + json.dumps(encoded, ensure_ascii=False)
 
 
 def feature_from_description(description: str | None) -> Any:
@@ -259,14 +259,24 @@ def sample_type_from_features(features: Any, *, name: str = "HfSample", optional
 
 
 def _maps_back(ft: FieldType, feature: Any) -> bool:
-    """True when ``ft`` maps back to ``feature`` without a description (nested classes map field by field)."""
-    if isinstance(ft, Nested):
-        return isinstance(feature, dict)
-    if isinstance(ft, ListOf) and isinstance(ft.item, (Nested, Optional)):
-        inner = ft.item.inner if isinstance(ft.item, Optional) else ft.item
-        return (isinstance(inner, Nested) and type(feature).__name__ == "List"
-                and getattr(feature, "length", -1) == -1 and isinstance(feature.feature, dict))
+    """True when ``ft`` maps back to ``feature`` without a description.
+
+    Nested features are always described: a schema record's maps come back
+    from a PDS with their keys in canonical (DAG-CBOR) order, so a nested
+    class rebuilt from it may list its fields in another order than the
+    struct had; the description keeps the order.
+    """
+    if isinstance(ft, (Nested, ListOf)) and not isinstance(ft, Array):
+        return False if _has_nested(ft) else _same_feature(_default_feature(ft), feature)
     return _same_feature(_default_feature(ft), feature)
+
+
+def _has_nested(ft: FieldType) -> bool:
+    if isinstance(ft, Nested):
+        return True
+    if isinstance(ft, (ListOf, Optional)):
+        return _has_nested(ft.item if isinstance(ft, ListOf) else ft.inner)
+    return False
 
 
 def _same_feature(a: Any, b: Any) -> bool:
