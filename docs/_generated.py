@@ -11,7 +11,8 @@ A MkDocs hook (``hooks:`` in mkdocs.yml): before the build it adds
 - ``reference/lexicons.md``: every lexicon document in ``lexicons/`` and in
   the plugins' packages.
 
-A key or variable without a description here is reported as a warning, which
+A key or variable without a description (here, or for a plugin's settings in
+the settings class's docstring) is reported as a warning, which
 ``mkdocs build --strict`` turns into a failed build. ``tests/test_docs.py``
 calls the same functions.
 """
@@ -176,8 +177,9 @@ CORE_KEY_DOCS: dict[str, str] = {
     "checksum before their first sample; bigger ones are verified as they stream.",
 }
 
-#: What each key of the installed plugins' typed settings means, by section. A settings field missing
-#: here fails the build.
+#: What each key of the installed plugins' typed settings means, by section. A field missing here is
+#: described from its settings class's docstring (``field_doc``); a field described in neither fails
+#: the build.
 PLUGIN_KEY_DOCS: dict[str, str] = {
     "s3.endpoint": "The S3-compatible endpoint of every bucket without its own (absent: AWS S3).",
     "s3.region": "The region (absent: boto3's chain decides).",
@@ -256,13 +258,42 @@ def config_keys() -> list[dict[str, Any]]:
                 default = field.default.factory()
             else:
                 default = field.default
+            doc = PLUGIN_KEY_DOCS.get(f"{section}.{field.name}") or field_doc(spec.settings, field.name)
             keys.append({"section": section, "key": field.name, "owner": spec.distribution or spec.plugin,
-                         "type": _hint_text(hints.get(field.name)), "default": default,
-                         "doc": PLUGIN_KEY_DOCS.get(f"{section}.{field.name}")})
+                         "type": _hint_text(hints.get(field.name)), "default": default, "doc": doc})
     return keys
 
 
 _NO_DEFAULT = object()
+
+
+def field_doc(settings_class: type, name: str) -> str | None:
+    """What a settings class's docstring says of one field, in the house's two styles, or None.
+
+    ``"``name``: text."`` runs to the next field's name or a blank line; a definition list entry
+    (a line of field names, the text indented below it) runs to the end of the indented text.
+    """
+    import inspect
+
+    doc = inspect.getdoc(settings_class) or ""
+    # reStructuredText to Markdown: roles become code of their last name, double backquotes single
+    doc = re.sub(r":\w+:`~?([^`]+)`", lambda m: f"`{m.group(1).rsplit('.', 1)[-1]}`", doc).replace("``", "`")
+    inline = re.search(rf"`{re.escape(name)}`:\s+(.+?)(?=\s`\w+`:|\n\s*\n|\Z)", doc, re.S)
+    if inline:
+        text = " ".join(inline.group(1).split())
+        return text[:1].upper() + text[1:]
+    lines = doc.splitlines()
+    for i, line in enumerate(lines):
+        names = re.findall(r"`(\w+)`", line)
+        if name in names and re.fullmatch(r"(\s*`\w+`,?)+\s*", line):
+            body = []
+            for following in lines[i + 1:]:
+                if not following.startswith((" ", "\t")) or not following.strip():
+                    break
+                body.append(following.strip())
+            if body:
+                return " ".join(body)
+    return None
 
 
 def _core_default(section: str, name: str) -> tuple[Any, str]:
