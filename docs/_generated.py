@@ -78,7 +78,10 @@ def cli_page(name: str, command: Any, provider: str) -> str:
     """The Markdown page of one top-level command and its subcommands."""
     import click
 
-    root = click.Context(click.Group("atdata"), info_name="atdata")
+    from atdata_core.cli import cli
+
+    # The real root's settings (its -h alias of --help), which every subcommand's context inherits.
+    root = click.Context(cli, info_name="atdata", **cli.context_settings)
     lines = [f"# atdata {name}", ""]
     summary = (command.help or command.short_help or "").strip().split("\n\n")[0]
     if summary:

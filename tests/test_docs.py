@@ -84,7 +84,9 @@ def command_paths(module) -> list[tuple[str, list[str]]]:
     """``(page, ["atdata", command, subcommand...])`` for every command and subcommand."""
     import click
 
-    root = click.Context(click.Group("atdata"), info_name="atdata")
+    from atdata_core.cli import cli
+
+    root = click.Context(cli, info_name="atdata", **cli.context_settings)
     found = []
     for name, command, _ in module.cli_commands():
         for path, _, _ in module._walk(command, ["atdata", name], root):
