@@ -7,6 +7,7 @@ production. The browser tests are in ``test_web_browser.py``.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import html
 import itertools
@@ -24,10 +25,13 @@ import httpx
 import libipld
 import pytest
 
+import atdata_core
 from atdata_core.plugins import ENTRY_NSID, LABEL_NSID, LENS_NSID, SCHEMA_NSID
 
 from atdata_index_appview.api import create_app, serve_in_thread
 from atdata_index_appview.ingest import CommitBatch, RecordOp
+from atdata_index_appview.provider import AppViewIndex
+from atdata_index_appview.settings import AppViewSettings
 from atdata_index_appview.store import open_store
 
 ALICE = "did:plc:webalice000000000000000000"
@@ -347,19 +351,36 @@ def test_dataset_pages_of_each_storage_kind(site):
     assert "com.example.storageTape" in tape and "does not know" in tape
 
 
-def test_the_load_line_names_the_entry_when_a_newer_one_has_its_name(site, tmp_path):
+def load_line(page: Page) -> str:
+    """The reference in the page's line of Python, read as Python reads the literal."""
+    match = re.search(r'atdata_core\.load\(("(?:[^"\\]|\\.)*")\)', page.text)
+    assert match, page.text[:2000]
+    return ast.literal_eval(match.group(1))
+
+
+def test_the_load_line_loads_the_very_entry_of_the_page(tmp_path):
+    """``@handle/name`` where that reaches this entry, its AT-URI where a newer entry has the name; the core agrees."""
     store = open_store(f"sqlite:///{tmp_path / 'names.db'}")
     try:
-        apply(store, ALICE, [(ENTRY_NSID, "3kolderaaaa2a", entry("mnist", "2025-01-01T00:00:00Z")),
-                             (ENTRY_NSID, "3knewerbbbb2a", entry("mnist", "2025-06-01T00:00:00Z")),
-                             (ENTRY_NSID, "3kspacedaaa2a", entry("with space", "2025-06-01T00:00:00Z"))], seq=1)
+        apply(store, ALICE, [
+            (SCHEMA_NSID, "com.example.digits:1.1.0", schema(
+                "1.1.0", {"image": image(), "label": {"type": "integer"}}, ["image", "label"], "2025-01-02T00:00:00Z")),
+            *((ENTRY_NSID, rkey, entry(name, created, storage=http_storage("https://data.example.com/d-000000.tar")))
+              for rkey, name, created in (("3kolderaaaa2a", "mnist", "2025-01-01T00:00:00Z"),
+                                          ("3knewerbbbb2a", "mnist", "2025-06-01T00:00:00Z"),
+                                          ("3kspacedaaa2a", "with space", "2025-06-01T00:00:00Z"),
+                                          ("3kquotedaaa2a", 'say"cheese"\\', "2025-06-01T00:00:00Z"))),
+        ], seq=1)
         store.set_handle(ALICE, "alice.test")
         with serve_in_thread(create_app(store)) as server, httpx.Client(base_url=server.url) as client:
-            assert 'atdata_core.load("@alice.test/mnist")' in get(client, f"/dataset/{ALICE}/3knewerbbbb2a").text
-            older = get(client, f"/dataset/{ALICE}/3kolderaaaa2a").text
-            assert f'atdata_core.load("at://{ALICE}/{ENTRY_NSID}/3kolderaaaa2a")' in older
-            spaced = get(client, f"/dataset/{ALICE}/3kspacedaaa2a").text
-            assert f'atdata_core.load("at://{ALICE}/{ENTRY_NSID}/3kspacedaaa2a")' in spaced
+            index = AppViewIndex(AppViewSettings(url=server.url))
+            expected = {"3knewerbbbb2a": "@alice.test/mnist", "3kolderaaaa2a": None, "3kspacedaaa2a": None,
+                        "3kquotedaaa2a": '@alice.test/say"cheese"\\'}
+            for rkey, short in expected.items():
+                uri = f"at://{ALICE}/{ENTRY_NSID}/{rkey}"
+                ref = load_line(get(client, f"/dataset/{ALICE}/{rkey}"))
+                assert ref == (short or uri)
+                assert atdata_core.resolve(ref, index=index).entry_uri == uri
     finally:
         store.close()
 
