@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from mcp import Client, StdioServerParameters
 
@@ -287,6 +288,13 @@ def test_streamable_http_on_loopback(appview):
                 assert [item["uri"] for item in found["datasets"]] == [SPEECH]
 
         anyio.run(session)
+        # A page in a browser reaching the port through a name it controls (DNS rebinding) is turned away.
+        initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                      "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        rebound = httpx.post(f"http://127.0.0.1:{port}/mcp", json=initialize, timeout=30,
+                             headers={"Host": "attacker.example.com", "Accept": "application/json, text/event-stream"})
+        assert 400 <= rebound.status_code < 500, rebound.text
+        assert "search_datasets" not in rebound.text
     finally:
         process.terminate()
         try:
