@@ -462,6 +462,18 @@ def test_record_text_is_escaped_never_markup(site):
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
+def test_the_search_text_is_escaped_where_the_page_repeats_it(site):
+    hostile = '"><script>alert(1)</script>'
+    response = site.get("/", params={"q": hostile, "tag": "<u>under</u>", "author": "alice.test"})
+    assert response.status_code == 200
+    assert "<script>" not in response.text and "<u>" not in response.text
+    page = Page(response.text)
+    assert page.scripts == 0
+    assert "tag: <u>under</u>" in page.text  # the filter, shown as typed
+    box = re.search(r'<input type="search" name="q" value="([^"]*)"', response.text)
+    assert box and html.unescape(box.group(1)) == hostile  # the search box holds it as text
+
+
 def test_only_http_urls_become_links(site):
     for path in (dataset_path(HOSTILE), dataset_path(MNIST), "/account/mallory.test"):
         page = get(site, path)
