@@ -9,7 +9,9 @@ A MkDocs hook (``hooks:`` in mkdocs.yml): before the build it adds
   settings, with its type, default and environment variable, and every other
   ``ATDATA_*`` variable the code reads;
 - ``reference/lexicons.md``: every lexicon document in ``lexicons/`` and in
-  the plugins' packages.
+  the plugins' packages;
+- ``reference/api.md`` and ``reference/plugins-api.md``: mkdocstrings pages of
+  every name ``atdata_core.__all__`` and ``atdata_core.plugins.__all__`` export.
 
 A key or variable without a description (here, or for a plugin's settings in
 the settings class's docstring) is reported as a warning, which
@@ -19,6 +21,7 @@ calls the same functions.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
@@ -603,6 +606,42 @@ def _definition(nsid: str, name: str, definition: dict[str, Any], known: set[str
     return lines
 
 
+# ---------------------------------------------------------------------------- API reference
+
+
+def api_page(module_name: str, title: str, intro: str, also: tuple[str, ...] = ()) -> str:
+    """A mkdocstrings page of exactly what ``module.__all__`` exports (computed at run time, which a
+    static reading of the module cannot see), in that order, then the modules in ``also``."""
+    import importlib
+
+    module = importlib.import_module(module_name)
+    members = [name for name in module.__all__ if not name.startswith("_") and
+               not inspect.ismodule(getattr(module, name))]
+    lines = [f"# {title}", "", intro, "", f"::: {module_name}", "    options:", "      members:"]
+    lines += [f"        - {name}" for name in members]
+    for extra in also:
+        lines += ["", f"::: {extra}"]
+    return "\n".join(lines) + "\n"
+
+
+def api_pages() -> dict[str, str]:
+    return {
+        "reference/api.md": api_page(
+            "atdata_core", "Python API",
+            "The user API: every name `atdata_core.__all__` exports, from its docstring, then the errors. "
+            "Names are imported lazily, so `import atdata_core` stays cheap.",
+            also=("atdata_core.errors",),
+        ),
+        "reference/plugins-api.md": api_page(
+            "atdata_core.plugins", "Plugin toolkit API",
+            "`atdata_core.plugins` is the whole surface a plugin imports (with `atdata_core`, "
+            "`atdata_core.errors` and the conformance suites); the [plugin guide](../plugins.md) explains "
+            "how the pieces fit. Every name in its `__all__`, then the hookspecs.",
+            also=("atdata_core.plugins.hookspecs",),
+        ),
+    }
+
+
 # ---------------------------------------------------------------------------- the MkDocs hook
 
 
@@ -614,6 +653,7 @@ def generated_pages() -> dict[str, str]:
         pages[f"cli/{name}.md"] = cli_page(name, command, provider)
     pages["reference/configuration.md"] = configuration_page()
     pages["reference/lexicons.md"] = lexicons_page()
+    pages.update(api_pages())
     return pages
 
 

@@ -206,8 +206,13 @@ def test_the_site_builds_strictly(tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     assert (site / "cli" / "publish" / "index.html").is_file()
     assert (site / "reference" / "configuration" / "index.html").is_file()
+    import atdata_core
+
     api = (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
-    assert "ShardWriter" in api and "publish_dataset" in api
+    for name in atdata_core.__all__:
+        if name not in ("__version__", "errors"):
+            assert f'id="atdata_core.{name}"' in api, f"atdata_core.{name} is not in the API reference"
+    assert 'id="atdata_core.errors.ChecksumError"' in api
     # Offline: no page asks for fonts or scripts from elsewhere.
     for page in site.rglob("*.html"):
         text = page.read_text(encoding="utf-8")
