@@ -127,7 +127,7 @@ def fill(store):
             "createdAt": "2025-03-02T00:00:00Z"}),
     ], seq=1)
     apply(store, BOB, [
-        (ENTRY_NSID, "3kbobdigits2a", entry("bob's digits", "2025-02-04T00:00:00Z", tags=["vision", "digits"],
+        (ENTRY_NSID, "3kbobdigits2a", entry("bob's digits", "2025-02-04T00:00:00Z", tags=["vision", "digits", "pen, paper"],
                                             description="More digits, written by Bob.")),
     ], seq=2)
     apply(store, MALLORY, [
@@ -279,6 +279,15 @@ def test_search_ranks_by_text_and_filters_by_tag(site):
     assert "No dataset matches this search." in get(site, "/?q=zebra").text
 
 
+def test_a_tag_link_finds_its_tag_commas_and_all(site):
+    page = get(site, dataset_path(f"at://{BOB}/{ENTRY_NSID}/3kbobdigits2a"))
+    found = get(site, page.link("pen, paper"))
+    assert found.headings[1:] == ["bob's digits"]
+    assert "tag: pen, paper" in found.text
+    # typed in the box, a comma separates tags
+    assert get(site, "/?tag=pen,+paper").headings[1:] == []
+
+
 def test_search_by_author_and_schema(site):
     page = get(site, "/?author=bob.test")
     assert page.headings[1:] == ["bob's digits"]
@@ -335,7 +344,7 @@ def test_dataset_page_shows_schema_storage_labels_lenses_and_the_load_line(site)
     assert "digits to waveforms by @alice.test com.example.digits 1.1.0 → com.example.audio 1.0.0" in text
     assert page.link("https://github.com/alice/lenses") == "https://github.com/alice/lenses"
     assert page.link("@alice.test") == f"/account/{ALICE}"
-    assert page.link("vision") == "/?tag=vision"
+    assert page.link("vision") == "/?tags=vision"
     assert "CC-BY-4.0" in text
     # the same page by handle
     assert get(site, "/dataset/alice.test/3kmnistaaaa2a").headings[0] == "mnist-train"
@@ -455,7 +464,7 @@ def test_record_text_is_escaped_never_markup(site):
     assert page.headings[0] == "<script>alert('name')</script>"  # shown as the text it is
     assert page.scripts == 0
     # the hostile tag is a link to a search for it, its text quoted in the URL
-    assert page.link('"><script>alert(1)</script>') == "/?tag=" + quote('"><script>alert(1)</script>', safe="")
+    assert page.link('"><script>alert(1)</script>') == "/?tags=" + quote('"><script>alert(1)</script>', safe="")
     # no script may run even if something slipped through: the policy allows none
     policy = response.headers["content-security-policy"]
     assert "default-src 'none'" in policy and "script-src" not in policy

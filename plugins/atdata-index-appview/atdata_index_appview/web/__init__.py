@@ -1,7 +1,7 @@
 """The AppView's web pages: browse and search the index from a browser.
 
 ==============================  ==============================================================
-``/``                           search: text (``q``), tags (``tag``, repeatable or comma-separated),
+``/``                           search: text (``q``), tags (``tags``, one each, or ``tag``, comma-separated),
                                 ``schema`` (an AT-URI), ``author`` (handle or DID); paged by cursor
 ``/dataset/<account>/<rkey>``   a dataset: its schema's fields, storage, size, labels, the lenses
                                 touching its schema, the line of Python that loads it

@@ -224,9 +224,10 @@ class Pages:
     def home(self, request: Request) -> tuple[str, dict[str, Any]]:
         query = request.query_params
         q = query.get("q", "")
-        tags: list[str] = []
-        for raw in query.getlist("tag"):
-            tags.extend(tag.strip() for tag in raw.split(",") if tag.strip())
+        # ``tags``: one tag each (the links); ``tag``: the form's box, tags separated by commas.
+        tags = [tag for tag in query.getlist("tags") if tag]
+        for typed in query.getlist("tag"):
+            tags.extend(tag.strip() for tag in typed.split(",") if tag.strip())
         tags = list(dict.fromkeys(tags))
         schema = query.get("schema") or None
         author = query.get("author") or None
@@ -262,7 +263,9 @@ class Pages:
         return "home.html", {
             "title": f"{q} – search" if q else "Datasets",
             "q": q,
-            "tags_text": ", ".join(tags),
+            # the box holds the tags it can give back; a tag with a comma goes along as it is
+            "tags_text": ", ".join(tag for tag in tags if "," not in tag),
+            "whole_tags": [tag for tag in tags if "," in tag],
             "schema": schema,
             "author": author,
             "limit": keep,

@@ -181,7 +181,7 @@ def home_path(*, q: str = "", tags: Sequence[str] = (), schema: str | None = Non
         params.append(("limit", str(limit)))
     if q:
         params.append(("q", q))
-    params.extend(("tag", tag) for tag in tags)
+    params.extend(("tags", tag) for tag in tags)  # one tag each, commas and all (the form's box splits at commas)
     if schema:
         params.append(("schema", schema))
     if author:
