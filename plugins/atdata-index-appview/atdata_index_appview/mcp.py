@@ -81,7 +81,10 @@ class AppViewTools:
         if query is None:
             # The provider's plumbing (client, JSON checks) without its PDS fallback: these tools are the AppView's.
             provider = AppViewIndex(AppViewSettings(url=self.url, timeout=timeout, retries=retries, fallback=False))
-            query = lambda nsid, params: provider.query(nsid, **params)  # noqa: E731
+
+            def query(nsid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+                return provider.query(nsid, **params)
+
         self._query = query
 
     # ------------------------------------------------------------------ plumbing

@@ -258,11 +258,11 @@ def test_the_url_comes_from_the_configuration_and_is_required(appview, tmp_path)
     env = dict(os.environ, ATDATA_APPVIEW_URL=appview)
     anyio.run(run(session), StdioServerParameters(command=ATDATA, args=["appview", "mcp"], env=env))
 
-    missing = subprocess.run([ATDATA, "appview", "mcp"], capture_output=True, text=True, timeout=60,
+    missing = subprocess.run([ATDATA, "appview", "mcp"], capture_output=True, text=True, timeout=60, check=False,
                              env={k: v for k, v in os.environ.items() if k != "ATDATA_APPVIEW_URL"})
     assert missing.returncode != 0 and "[appview] url" in missing.stderr and missing.stdout == ""
     public = subprocess.run([ATDATA, "appview", "mcp", "--url", appview, "--transport", "http", "--host", "0.0.0.0"],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, check=False)
     assert public.returncode != 0 and "listens only on this machine" in public.stderr
 
 
