@@ -569,6 +569,18 @@ def test_a_cursor_of_a_listing_is_refused_by_search(site):
     get(site, "/account/alice.test?limit=0", status=400)
 
 
+def test_a_store_that_fails_is_a_500_page_that_gives_nothing_away(tmp_path, caplog):
+    store = open_store(f"sqlite:///{tmp_path / 'closing.db'}")
+    with serve_in_thread(create_app(store)) as server, httpx.Client(base_url=server.url) as client:
+        assert get(client, "/").headings[0] == "Datasets"
+        store.close()  # the database is gone from under the service
+        page = get(client, "/", status=500)
+    assert page.headings[0] == "Something went wrong"
+    assert "The AppView failed to answer; the fault is logged." in page.text
+    assert "Traceback" not in page.text and "sqlite" not in page.text.lower()
+    assert any("the page / failed" in record.getMessage() for record in caplog.records)
+
+
 def test_unknown_paths_stay_json_404s(site):
     response = site.get("/nothing/here")
     assert response.status_code == 404 and response.json()["error"] == "NotFound"

@@ -506,7 +506,7 @@ def page_routes(methods: Methods) -> list[Route]:
                 return _error(PageError(err.status, "This request cannot be answered", err.message))
             except Exception:  # noqa: BLE001 - logged; the visitor learns only that the service failed
                 log.exception("the page %s failed", request.url.path)
-                return _error(PageError(500, "Something went wrong", "This page failed to render; the fault is logged."))
+                return _error(PageError(500, "Something went wrong", "The AppView failed to answer; the fault is logged."))
 
         async def endpoint(request: Request) -> Response:
             return await run_in_threadpool(answer, request)
