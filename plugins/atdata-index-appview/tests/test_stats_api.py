@@ -19,6 +19,7 @@ MNIST = f"at://{REPO}/{ENTRY_NSID}/3kentryaaaa2a"
 BLOBBY = f"at://{REPO}/{ENTRY_NSID}/3kentrybbbb2a"
 ODD = f"at://{REPO}/{ENTRY_NSID}/3kentrycccc2a"
 BARE = f"at://{OTHER}/{ENTRY_NSID}/3kentrydddd2a"
+PARTLY = f"at://{REPO}/{ENTRY_NSID}/3kentryeeee2a"
 
 
 def shard(n):
@@ -63,6 +64,9 @@ def populated(store, make_op, commit):
         # Another client's storage this AppView cannot read, and figures of the wrong types.
         make_op(ENTRY_NSID, "3kentrycccc2a", entry("odd", {"$type": "com.example.storageTape", "reels": 7},
                                                    size={"samples": "many", "bytes": -5, "shards": 7})),
+        # One blob of two states no size: the total is unknown, not the one size added up.
+        make_op(ENTRY_NSID, "3kentryeeee2a", entry("partly", {"$type": f"{NS}.storageBlobs",
+                                                              "blobs": [blob(10240), {"blob": {"$type": "blob"}}]})),
         make_op(LENS_NSID, "3klensaaaaa2a", lens("image to audio", IMAGE, AUDIO, "2025-03-01T00:00:00Z")),
         make_op(LENS_NSID, "3klensbbbbb2a", lens("image to text", IMAGE, TEXT, "2025-03-02T00:00:00Z")),
         make_op(LENS_NSID, "3klenscccc2a", lens("audio to image", AUDIO, IMAGE, "2025-03-03T00:00:00Z")),
@@ -127,6 +131,8 @@ def test_figures_a_record_does_not_state_are_left_out_not_guessed(http):
     bare = call(http, "getEntryStats", uri=BARE)  # no schemaRef, no storage, no size
     assert bare["name"] == "bare" and "schemaRef" not in bare and "storageType" not in bare and "shardCount" not in bare
     assert (bare["labelCount"], bare["lensesFromCount"], bare["lensesToCount"]) == (0, 0, 0)
+    partly = call(http, "getEntryStats", uri=PARTLY)
+    assert partly["shardCount"] == 2 and "totalBytes" not in partly
 
 
 @pytest.mark.parametrize("params", [
@@ -153,7 +159,7 @@ def test_what_is_not_an_indexed_entry_is_404(http):
 
 def test_index_stats(http, populated, make_op, commit):
     assert call(http, "getIndexStats") == {
-        "entries": 4, "schemas": 2, "lenses": 3, "labels": 3, "lensVerifications": 0, "accounts": 2}
+        "entries": 5, "schemas": 2, "lenses": 3, "labels": 3, "lensVerifications": 0, "accounts": 2}
     populated.set_account_active(OTHER, False)
     stats = call(http, "getIndexStats", ignored="x")
-    assert (stats["entries"], stats["accounts"]) == (3, 1)
+    assert (stats["entries"], stats["accounts"]) == (4, 1)
