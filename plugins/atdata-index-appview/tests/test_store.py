@@ -132,11 +132,11 @@ def test_a_batch_is_one_transaction(store, make_op, commit, monkeypatch):
     original = type(store)._apply_op
     calls = []
 
-    def failing(self, db, did, op, visible):
+    def failing(self, db, did, op, *rest):
         calls.append(op.uri)
         if len(calls) == 2:
             raise RuntimeError("the disk is gone")
-        return original(self, db, did, op, visible)
+        return original(self, db, did, op, *rest)
 
     monkeypatch.setattr(type(store), "_apply_op", failing)
     ops = [make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("first")), make_op(ENTRY_NSID, "3kccccccccc2a", entry("second")),
@@ -559,10 +559,10 @@ def test_apply_many_is_one_transaction_of_several_commits(store, make_op, monkey
     assert len(store.list_records(ENTRY_NSID).records) == 5
     original = type(store)._apply_op
 
-    def failing(self, db, did, op, visible):
+    def failing(self, db, did, op, *rest):
         if op.uri.endswith("3n00000000002"):
             raise RuntimeError("the disk is gone")
-        return original(self, db, did, op, visible)
+        return original(self, db, did, op, *rest)
 
     monkeypatch.setattr(type(store), "_apply_op", failing)
     more = [CommitBatch(source="https://pds.test", seq=20 + i, did=REPO, rev=f"3m{i:011d}",

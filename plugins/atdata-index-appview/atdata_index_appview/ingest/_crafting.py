@@ -182,6 +182,8 @@ class Commit:
     since: str | None
     blocks: tuple[tuple[bytes, bytes], ...]
     ops: tuple[dict, ...]
+    data: bytes | None = None  # the tree root this commit signs
+    prev_data: bytes | None = None  # the tree root of the commit before it (Sync 1.1 ``prevData``)
 
     def car(self) -> bytes:
         return car_bytes([self.cid], self.blocks)
@@ -259,7 +261,9 @@ class CraftedRepo:
         cid = cid_of(block)
         blocks = ((cid, block), (root, node), *changed)
         self.all_blocks.update(dict(blocks))
-        self.head = Commit(cid=cid, rev=self.rev, since=since, blocks=blocks, ops=tuple(ops))
+        prev_data = self.head.data if self.head is not None else None
+        self.head = Commit(cid=cid, rev=self.rev, since=since, blocks=blocks, ops=tuple(ops), data=root,
+                           prev_data=prev_data)
         return self.head
 
     def fork(self) -> CraftedRepo:
@@ -270,13 +274,22 @@ class CraftedRepo:
         return other
 
     def commit_body(self, commit: Commit, seq: int, *, blocks: bytes | None = None, **extra: Any) -> dict:
-        """The ``#commit`` body announcing ``commit`` (``blocks`` replaces its CAR)."""
-        return {
+        """The ``#commit`` body announcing ``commit`` (``blocks`` replaces its CAR; ``prevData=None``
+        leaves Sync 1.1's field out, a raw CID puts another one in)."""
+        body = {
             "seq": seq, "rebase": False, "tooBig": False, "repo": self.did, "commit": Link(commit.cid),
             "rev": commit.rev, "since": commit.since, "blocks": commit.car() if blocks is None else blocks,
             "ops": [{**op, "cid": Link(op["cid"]) if op["cid"] else None} for op in commit.ops],
-            "blobs": [], "time": "2024-01-01T00:00:00.000Z", **extra,
+            "blobs": [], "time": "2024-01-01T00:00:00.000Z",
         }
+        if commit.prev_data is not None:
+            body["prevData"] = Link(commit.prev_data)
+        body.update(extra)
+        if isinstance(body.get("prevData"), bytes):
+            body["prevData"] = Link(body["prevData"])
+        elif body.get("prevData") is None:
+            body.pop("prevData", None)
+        return body
 
     def commit_frame(self, commit: Commit, seq: int, **changes: Any) -> bytes:
         return frame("#commit", self.commit_body(commit, seq, **changes))

@@ -59,6 +59,7 @@ class CommitEvent:
     ops: tuple[OpRef, ...]
     too_big: bool = False
     time: str | None = None
+    prev_data: bytes | None = None  # Sync 1.1: the tree root (``data``) of the commit at ``since``
 
 
 @attrs.frozen
@@ -182,6 +183,7 @@ def decode_frame(data: bytes) -> Event:
             ops=_ops(body),
             too_big=body.get("tooBig") is True,
             time=_text(body.get("time")),
+            prev_data=_get(body, "prevData", bytes, optional=True),
         )
     if kind == "#sync":
         return SyncEvent(seq=_seq(body), did=_did(body, "did"), rev=_rev(body, "rev"),

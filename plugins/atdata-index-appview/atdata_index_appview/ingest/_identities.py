@@ -71,6 +71,13 @@ class Identities:
             return known, False
         return self._lookup(did, fresh=known is not None), True
 
+    def cached(self, did: str) -> Known | None:
+        """The account as kept, if it is still young; never asks (and never raises)."""
+        known = self._known.get(did)
+        if known is not None and self.clock() - known.fetched < self.ttl:
+            return known
+        return None
+
     def refresh(self, did: str) -> Known:
         """Ask the DID's directory again, whatever is cached (an ``#identity`` event)."""
         return self._lookup(did, fresh=True)

@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -76,6 +77,12 @@ _GONE = {"RepoNotFound", "RepoTakendown", "RepoDeactivated", "RepoSuspended"}
 _FLUSH_SECONDS = 1.0
 _MAX_BACKOFF = 3600.0
 _MAX_DEFERRED = 10_000
+# While events wait in the queue, commits are written together: at most this many in one
+# transaction (each transaction costs far more than a record), and no later than this.
+_MAX_HELD_COMMITS = 500
+_MAX_HELD_SECONDS = 0.25
+# Repositories whose (rev, data) this ingestor keeps in memory instead of asking the store each commit.
+_MAX_KNOWN_REPOS = 200_000
 
 
 class StoreFailed(RuntimeError):
@@ -140,6 +147,10 @@ class Ingestor:
         self._deferred: dict[str, _Deferred] = {}
         self._jobs: deque[Iterator[None]] = deque()
         self._hosts_resyncing: set[str] = set()
+        self._held: list[tuple[CommitBatch, list[tuple]]] = []  # written together at the next _drain
+        self._held_since = 0.0
+        self._holding = 0  # depth of holding() blocks
+        self._repos: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()  # did -> (rev, data)
 
     # ------------------------------------------------------------------ entry points
 
@@ -151,6 +162,27 @@ class Ingestor:
             self.handle_undecodable(source, str(err))
             return
         self.handle_event(source, event)
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Within it, verified commits are written together (in one transaction, with the cursor
+        of the last) when the block ends, when :data:`_MAX_HELD_COMMITS` wait, or after
+        :data:`_MAX_HELD_SECONDS`, rather than one transaction each. For a consumer handing
+        over every event already waiting; any other store write (a cursor, a quarantine, a
+        handle) first writes the commits held before it, so the order of writes is kept."""
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+        if not self._holding:
+            self._drain()
+
+    def handle_events(self, items: Iterable[tuple[str, Event]]) -> None:
+        """Events already waiting, in order, their commits written together."""
+        with self.holding():
+            for source, event in items:
+                self.handle_event(source, event)
 
     def handle_undecodable(self, source: str, reason: str) -> None:
         self._count("undecodable")
@@ -188,7 +220,8 @@ class Ingestor:
         self.maybe_flush()
 
     def flush(self) -> None:
-        """Write the cursors of events that held nothing to index, and the counts."""
+        """Write the commits held, the cursors of events that held nothing to index, and the counts."""
+        self._drain()
         for source, seq in list(self._pending.items()):
             self._store_call("advance", source, seq)
             del self._pending[source]
@@ -238,7 +271,7 @@ class Ingestor:
 
     def _commit(self, source: str, event: CommitEvent) -> None:
         did = event.repo
-        stored = self._store_call("repo_rev", did)
+        stored, stored_data = self._repo_state(did)
         if stored is not None and event.rev <= stored:
             logger.debug("%s: the commit %s of %s is not newer than the index's %s; skipped",
                          source, event.rev[:20], did, stored)
@@ -264,6 +297,15 @@ class Ingestor:
                             source, did, event.since, event.rev, stored)
                 self._resync(did, source, event.seq, "gap")
                 return
+            if stored is not None and event.prev_data is not None and stored_data is not None \
+                    and cid_string(event.prev_data) != stored_data:
+                # Sync 1.1: the commit builds on a tree other than the one indexed. Applying its ops
+                # would index a diverged state; the repository is read whole instead.
+                logger.info("%s: the commit %s of %s follows tree %s, but the index holds %s; resyncing",
+                            source, event.rev, did, cid_string(event.prev_data)[:80], stored_data[:80])
+                self._count("prev_data_mismatch")
+                self._resync(did, source, event.seq, "prevData")
+                return
             ops, quarantined = self._commit_ops(did, car, commit["data"], ours)
         except _Rejected as err:
             self._reject(source, event.seq, did, err)
@@ -276,10 +318,11 @@ class Ingestor:
             self._advance(source, event.seq)
             self._defer(did, source, "identity unavailable")
             return
-        self._write(CommitBatch(source=source, seq=event.seq, did=did, rev=event.rev, ops=tuple(ops)), quarantined)
+        self._write(CommitBatch(source=source, seq=event.seq, did=did, rev=event.rev, ops=tuple(ops),
+                                data=cid_string(commit["data"])), quarantined)
 
     def _sync(self, source: str, event: SyncEvent) -> None:
-        stored = self._store_call("repo_rev", event.did)
+        stored = self._repo_state(event.did)[0]
         if stored is None:
             # Not a repository of ours (every new account announces itself so): nothing to be out of
             # step with. Records it held before this host was followed are backfill's business.
@@ -307,7 +350,7 @@ class Ingestor:
 
     def _identity(self, source: str, event: IdentityEvent) -> None:
         self._count("identity_events")
-        if self._store_call("repo_rev", event.did) is None:
+        if self._repo_state(event.did)[0] is None:
             self.identities.forget(event.did)  # not ours: look it up when it first matters
         else:
             try:
@@ -329,7 +372,7 @@ class Ingestor:
 
     def _account(self, source: str, event: AccountEvent) -> None:
         self._count("account_events")
-        if self._store_call("repo_rev", event.did) is not None:
+        if self._repo_state(event.did)[0] is not None:
             self._store_call("set_account_active", event.did, event.active)
         self._advance(source, event.seq)
 
@@ -469,7 +512,7 @@ class Ingestor:
         car, root = self._fetch_repo(did)
         commit = self._verified_commit(did, car, root, None)
         rev = commit["rev"]
-        stored = self._store_call("repo_rev", did)
+        stored = self._repo_state(did)[0]
         ops: list[RecordOp] = []
         quarantined: list[tuple] = []
         if stored is None or rev > stored:
@@ -493,7 +536,8 @@ class Ingestor:
                 self._advance(source, seq)
             return
         kept = [op for op in ops if op.action != "delete"]
-        self._write(CommitBatch(source=source, seq=seq, did=did, rev=rev, ops=tuple(kept), snapshot=True), quarantined)
+        self._write(CommitBatch(source=source, seq=seq, did=did, rev=rev, ops=tuple(kept), snapshot=True,
+                                data=cid_string(commit["data"])), quarantined)
 
     def _fetch_repo(self, did: str) -> tuple[Car, bytes]:
         known = self._account_of(did)
@@ -559,10 +603,10 @@ class Ingestor:
                 if not isinstance(did, str) or not did.startswith("did:"):
                     continue
                 if repo.get("active") is False:
-                    if self._store_call("repo_rev", did) is not None:
+                    if self._repo_state(did)[0] is not None:
                         self._store_call("set_account_active", did, False)
                     continue
-                stored = self._store_call("repo_rev", did)
+                stored = self._repo_state(did)[0]
                 rev = repo.get("rev")
                 if stored is not None and isinstance(rev, str) and rev <= stored:
                     continue
@@ -587,24 +631,74 @@ class Ingestor:
     # ------------------------------------------------------------------ writing
 
     def _write(self, batch: CommitBatch, quarantined: list[tuple]) -> None:
-        refused: list[tuple] = []
-        try:
-            self.store.apply(batch)
-        except Exception as err:
-            logger.warning("the store refused the commit %s of %s (%s); applying it record by record",
-                           batch.rev, batch.did, err)
-            refused = self._write_each(batch)
-            quarantined = [*quarantined, *refused]
-        if batch.seq is not None and self._pending.get(batch.source, -1) <= batch.seq:
-            self._pending.pop(batch.source, None)
-        for uri, reason, raw in quarantined:
-            self._store_call("quarantine", batch.source, batch.seq, uri, reason, raw)
-            logger.info("quarantined %s: %s", uri[:300], reason[:300])
-        written = sum(op.action != "delete" for op in batch.ops)
-        self._count("records_indexed", written - len(refused))
-        self._count("records_deleted", len(batch.ops) - written)
-        self._count("quarantined", len(quarantined))
-        self._count("warnings", sum(len(op.warnings) for op in batch.ops))
+        """Write ``batch`` now, or hold it to write with the next ones (:meth:`holding`)."""
+        self._remember(batch.did, (batch.rev, batch.data))
+        if not self._held:
+            self._held_since = self.clock()
+        self._held.append((batch, quarantined))
+        # A commit with records to quarantine goes last: quarantine() moves the cursor to its seq.
+        if (quarantined or not self._holding or len(self._held) >= _MAX_HELD_COMMITS
+                or self.clock() - self._held_since >= _MAX_HELD_SECONDS):
+            self._drain()
+
+    def _drain(self) -> None:
+        """Write the commits held: all in one transaction when the store can, else one by one."""
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        together = False
+        if len(held) > 1 and callable(getattr(self.store, "apply_many", None)):
+            try:
+                self.store.apply_many([batch for batch, _ in held])
+                together = True
+            except Exception as err:
+                logger.warning("the store refused %d commits written together (%s); writing them one by one",
+                               len(held), err)
+        for batch, quarantined in held:
+            refused: list[tuple] = []
+            if not together:
+                try:
+                    self.store.apply(batch)
+                except Exception as err:
+                    logger.warning("the store refused the commit %s of %s (%s); applying it record by record",
+                                   batch.rev, batch.did, err)
+                    refused = self._write_each(batch)
+                    quarantined = [*quarantined, *refused]
+            if batch.seq is not None and self._pending.get(batch.source, -1) <= batch.seq:
+                self._pending.pop(batch.source, None)
+            for uri, reason, raw in quarantined:
+                self._store_call("quarantine", batch.source, batch.seq, uri, reason, raw)
+                logger.info("quarantined %s: %s", uri[:300], reason[:300])
+            written = sum(op.action != "delete" for op in batch.ops)
+            self._count("records_indexed", written - len(refused))
+            self._count("records_deleted", len(batch.ops) - written)
+            self._count("quarantined", len(quarantined))
+            self._count("warnings", sum(len(op.warnings) for op in batch.ops))
+
+    def _repo_state(self, did: str) -> tuple[str | None, str | None]:
+        """``(rev, data)`` of the repository as indexed, from memory when this ingestor wrote or read it.
+
+        Only this ingestor writes revisions, so what it remembers is what the store holds; were
+        another process to write the same store, the store would still refuse to go back in
+        revision, and a commit that does not follow what is remembered is resynced.
+        """
+        state = self._repos.get(did)
+        if state is not None:
+            self._repos.move_to_end(did)
+            return state
+        if callable(getattr(self.store, "repo_state", None)):
+            rev, data = self._store_call("repo_state", did)
+        else:
+            rev, data = self._store_call("repo_rev", did), None
+        state = (rev, data)
+        self._remember(did, state)
+        return state
+
+    def _remember(self, did: str, state: tuple[str | None, str | None]) -> None:
+        self._repos[did] = state
+        self._repos.move_to_end(did)
+        while len(self._repos) > _MAX_KNOWN_REPOS:
+            self._repos.popitem(last=False)
 
     def _write_each(self, batch: CommitBatch) -> list[tuple]:
         """A batch the store refused, one op at a time; the ops it refuses again are quarantined.
@@ -648,10 +742,15 @@ class Ingestor:
     _count = note
 
     def _store_call(self, method: str, *args: Any) -> Any:
+        if method not in _READS:
+            self._drain()  # every other write follows the commits held before it
         try:
             return getattr(self.store, method)(*args)
         except Exception as err:
             raise StoreFailed(f"the store failed in {method}: {err}") from err
+
+
+_READS = frozenset({"repo_rev", "repo_state", "cursor"})
 
 
 class _Invalid(Exception):

@@ -23,6 +23,10 @@ Rules the store relies on (ingestion keeps them, the store need not check):
   ``rev`` (all ``create``); every other record of ``did`` is deleted;
 - ``ops`` may be empty: the batch then only moves the repository's rev and the
   cursor.
+
+A store may also offer ``apply_many(batches)``: the batches applied in order
+in one transaction (all or none). Ingestion uses it when events arrive faster
+than one transaction each can be written, and :meth:`IngestStore.apply` otherwise.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class CommitBatch:
     rev: str  # repo revision (TID); ops apply in rev order per repo
     ops: tuple[RecordOp, ...]
     snapshot: bool = False  # True: ops are the repo's whole indexed content; delete the rest of did's records
+    data: str | None = None  # the CID of the repo's tree root at ``rev`` (the commit's ``data``), when known
 
 
 @runtime_checkable
@@ -76,6 +81,10 @@ class IngestStore(Protocol):
 
     def repo_rev(self, did: str) -> str | None:
         """The revision of the last batch applied for ``did``, None if none was."""
+
+    def repo_state(self, did: str) -> tuple[str | None, str | None]:
+        """``(rev, data)`` of the last batch applied for ``did``: its revision and its tree root's
+        CID (``batch.data``; None when that batch did not say), ``(None, None)`` if none was."""
 
     def set_handle(self, did: str, handle: str | None) -> None:
         """Record the account's current handle (None: it has none that verifies)."""

@@ -33,6 +33,7 @@ class MemoryIngestStore:
         self.quarantined: dict[str, tuple[str, bytes | None]] = {}
         self.cursors: dict[str, int] = {}
         self.revs: dict[str, str] = {}
+        self.datas: dict[str, str | None] = {}
         self.handles: dict[str, str | None] = {}
         self.inactive: set[str] = set()
         self.stats: Counter[str] = Counter()
@@ -58,8 +59,14 @@ class MemoryIngestStore:
                     self.quarantined.pop(op.uri, None)
                 self.applied.append((op.action, op.uri, op.cid))
             self.revs[batch.did] = batch.rev
+            self.datas[batch.did] = batch.data
             if batch.seq is not None:
                 self.cursors[batch.source] = batch.seq
+
+    def apply_many(self, batches) -> None:
+        with self.lock:
+            for batch in batches:
+                self.apply(batch)
 
     def quarantine(self, source: str, seq: int | None, uri: str, reason: str, raw: bytes | None) -> None:
         with self.lock:
@@ -78,6 +85,10 @@ class MemoryIngestStore:
     def repo_rev(self, did: str) -> str | None:
         with self.lock:
             return self.revs.get(did)
+
+    def repo_state(self, did: str) -> tuple[str | None, str | None]:
+        with self.lock:
+            return self.revs.get(did), self.datas.get(did)
 
     def set_handle(self, did: str, handle: str | None) -> None:
         with self.lock:

@@ -23,6 +23,14 @@ logger = logging.getLogger("atdata_index_appview.ingest")
 
 # Under a steady stream, waiting resyncs still get a turn this often (events between turns).
 _WORK_EVERY = 64
+# At most this many waiting events are taken from the queue and handled together.
+_TAKE_AT_ONCE = 512
+
+
+def _handle(ingestor: Ingestor, status: IngestStatus, run: list[tuple[str, Any]]) -> None:
+    ingestor.handle_events(run)
+    for source, event in run:
+        status.handled(source, event)
 
 
 def run_ingest(
@@ -76,20 +84,36 @@ def run_ingest(
     try:
         while not stop_event.is_set():
             try:
-                source, kind, payload = events.get(timeout=0.05 if ingestor.waiting else 0.2)
+                first = events.get(timeout=0.05 if ingestor.waiting else 0.2)
             except queue.Empty:
                 if not ingestor.work():
                     ingestor.maybe_flush()
                 continue
-            if kind == EVENT:
-                ingestor.handle_event(source, payload)
-                status.handled(source, payload)
-            elif kind == UNDECODABLE:
-                ingestor.handle_undecodable(source, payload)
-            elif kind == OVERSIZED:
-                ingestor.note("oversized")
-            handled += 1
-            if handled % _WORK_EVERY == 0 and ingestor.waiting:
+            # Every event already waiting is handled together: their commits are written in few
+            # transactions (each with the cursor it covers) rather than one each.
+            taken = [first]
+            while len(taken) < _TAKE_AT_ONCE:
+                try:
+                    taken.append(events.get_nowait())
+                except queue.Empty:
+                    break
+            run: list[tuple[str, Any]] = []
+            with ingestor.holding():
+                for source, kind, payload in taken:
+                    if kind == EVENT:
+                        run.append((source, payload))
+                        continue
+                    if run:
+                        _handle(ingestor, status, run)
+                        run = []
+                    if kind == UNDECODABLE:
+                        ingestor.handle_undecodable(source, payload)
+                    elif kind == OVERSIZED:
+                        ingestor.note("oversized")
+                if run:
+                    _handle(ingestor, status, run)
+            before, handled = handled, handled + len(taken)
+            if handled // _WORK_EVERY != before // _WORK_EVERY and ingestor.waiting:
                 ingestor.work()
     except BaseException as err:
         failure = err

@@ -8,6 +8,13 @@ point. A commit is signed over the sha-256 of its unsigned DAG-CBOR bytes with
 ECDSA; the signature is the 64 bytes ``r || s``, and ``s`` must be in the
 lower half of the curve order (low-S), so that nobody can make a second valid
 signature of the same commit by negating it.
+
+secp256k1 signatures (nearly every account's) are checked with libsecp256k1
+through ``coincurve`` when it is installed (a dependency of this plugin): it
+checks one about 9 times faster than OpenSSL's generic curve code here, which
+otherwise bounds how many commits a second one core can verify. P-256, and
+secp256k1 without ``coincurve``, go through ``cryptography``. Both refuse the
+same signatures (low-S is checked before either is asked).
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class SigningKey:
     multibase: str
     _key: Any = attrs.field(repr=False, eq=False)
     _order: int = attrs.field(repr=False, eq=False)
+    _fast: Any = attrs.field(default=None, repr=False, eq=False)  # a coincurve key, for secp256k1
 
     def verify(self, signed: bytes, signature: bytes) -> bool:
         """Whether ``signature`` (64 bytes ``r || s``, low-S) signs ``signed`` with this key."""
@@ -63,6 +71,11 @@ class SigningKey:
         s = int.from_bytes(signature[32:], "big")
         if not (0 < r < self._order and 0 < s <= self._order // 2):
             return False
+        if self._fast is not None:
+            try:
+                return bool(self._fast.verify(encode_dss_signature(r, s), bytes(signed)))
+            except ValueError:
+                return False
         try:
             self._key.verify(encode_dss_signature(r, s), bytes(signed), ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
@@ -93,7 +106,29 @@ def parse_multikey(multibase: str, *, legacy_type: str | None = None) -> Signing
         key = ec.EllipticCurvePublicKey.from_encoded_point(curve, bytes(point))
     except ValueError as err:
         raise SigningKeyError(f"publicKeyMultibase {text[:60]!r} is not a point on {name}: {err}") from None
-    return SigningKey(curve=name, multibase=text, key=key, order=order)
+    return SigningKey(curve=name, multibase=text, key=key, order=order,
+                      fast=_secp256k1_key(bytes(point)) if name == "secp256k1" else None)
+
+
+_coincurve: Any = None
+
+
+def _secp256k1_key(point: bytes) -> Any:
+    """The point as a ``coincurve`` key, or None without ``coincurve`` (then ``cryptography`` verifies)."""
+    global _coincurve
+    if _coincurve is None:
+        try:
+            import coincurve
+        except ImportError:
+            _coincurve = False
+        else:
+            _coincurve = coincurve
+    if _coincurve is False:
+        return None
+    try:
+        return _coincurve.PublicKey(point)
+    except (ValueError, TypeError):
+        return None  # cryptography accepted the point; let it verify
 
 
 def signing_key_of(document: Any, did: str) -> SigningKey:

@@ -63,6 +63,24 @@ class Change:
     at: str
 
 
+class _Tx:
+    """What one write transaction has read or will write once: accounts ``(rev, active)``, schema
+    names by URI (``schemas_read``: the URIs looked up, found or not), each source's last seq."""
+
+    __slots__ = ("accounts", "schema_names", "schemas_read", "cursors")
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, tuple[Any, Any]] = {}
+        self.schema_names: dict[str, str] = {}
+        self.schemas_read: set[str] = set()
+        self.cursors: dict[str, int] = {}
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 class StoreError(AtdataError):
     """The AppView's store cannot be opened or used (unreachable, migrated by a newer version...)."""
 
@@ -268,52 +286,90 @@ class SqlStore:
         something superseded: its operations are skipped. The cursor of
         ``batch.source`` moves to ``batch.seq`` unless that is None.
         """
-        with self._write() as db:
-            self._apply_in(db, batch)
+        self.apply_many((batch,))
 
     def apply_many(self, batches: Sequence[CommitBatch]) -> None:
         """:meth:`apply` each batch, in order, all in one transaction (all or none of them).
 
         For a consumer with a backlog: one transaction costs far more than one
         record, so writing many commits at once indexes several times faster,
-        and the cursors still move only with the writes they cover.
+        and the cursors still move only with the writes they cover. What every
+        batch needs to read (its account, the names of the schemas its entries
+        name) is read once for all of them, and each source's cursor written
+        once, at the last seq; the writes go out without waiting for each
+        other's answers where the database allows it (PostgreSQL's pipeline).
         """
-        with self._write() as db:
+        if not batches:
+            return
+        with self._write() as db, self._pipeline(db.conn):
+            tx = _Tx()
+            self._prefetch(db, batches, tx)
             for batch in batches:
-                self._apply_in(db, batch)
+                self._apply_in(db, batch, tx)
+            for source, seq in tx.cursors.items():
+                self._set_cursor(db, source, seq)
 
-    def _apply_in(self, db: _Db, batch: CommitBatch) -> None:
+    @contextmanager
+    def _pipeline(self, conn: Any) -> Iterator[None]:
+        """Send writes without waiting for each answer (PostgreSQL); nothing for SQLite."""
+        yield
+
+    def _prefetch(self, db: _Db, batches: Sequence[CommitBatch], tx: _Tx) -> None:
+        dids = sorted({batch.did for batch in batches if not _nul(batch.did)})
+        for chunk in _chunks(dids, 500):
+            marks = ", ".join("?" for _ in chunk)
+            for did, rev, active in db.all(f"SELECT did, rev, active FROM accounts WHERE did IN ({marks})", chunk):
+                tx.accounts[did] = (rev, active)
+        refs = sorted({
+            op.record["schemaRef"]
+            for batch in batches for op in batch.ops
+            if isinstance(op.record, Mapping) and op.uri.split("/", 4)[3:4] == [ENTRY_NSID]
+            and isinstance(op.record.get("schemaRef"), str) and not _nul(op.record["schemaRef"])
+        })
+        for chunk in _chunks(refs, 500):
+            marks = ", ".join("?" for _ in chunk)
+            rows = db.all(f"SELECT uri, name FROM records WHERE collection = ? AND uri IN ({marks})", [SCHEMA_NSID, *chunk])
+            tx.schema_names.update(dict(rows))
+        tx.schemas_read.update(refs)
+
+    def _apply_in(self, db: _Db, batch: CommitBatch, tx: _Tx) -> None:
         if _nul(batch.did, batch.rev):
             log.warning("skipping a commit of a repository whose DID or rev holds a NUL character")
             if batch.seq is not None:
-                self._set_cursor(db, batch.source, batch.seq)
+                tx.cursors[batch.source] = batch.seq
             return
-        account = db.one("SELECT rev, active FROM accounts WHERE did = ?", (batch.did,))
+        account = tx.accounts.get(batch.did)
         current_rev = account[0] if account else None
         replay = current_rev is not None and batch.rev < current_rev
         if not replay:
             visible = 1 if account is None or account[1] else 0
             if getattr(batch, "snapshot", False):
-                self._clear_repo_except(db, batch.did, {op.uri for op in batch.ops if op.action != "delete"})
+                self._clear_repo_except(db, batch.did, {op.uri for op in batch.ops if op.action != "delete"}, tx)
             for op in batch.ops:
-                self._apply_op(db, batch.did, op, visible)
+                self._apply_op(db, batch.did, op, visible, tx)
+            data = getattr(batch, "data", None)
+            data = None if _nul(data) else data
             if account is None:
                 db.run(
-                    "INSERT INTO accounts (did, active, rev, updated_at) VALUES (?, 1, ?, ?)",
-                    (batch.did, batch.rev, _now()),
+                    "INSERT INTO accounts (did, active, rev, data, updated_at) VALUES (?, 1, ?, ?, ?)",
+                    (batch.did, batch.rev, data, _now()),
                 )
+                tx.accounts[batch.did] = (batch.rev, 1)
             else:
-                db.run("UPDATE accounts SET rev = ?, updated_at = ? WHERE did = ?", (batch.rev, _now(), batch.did))
+                db.run("UPDATE accounts SET rev = ?, data = ?, updated_at = ? WHERE did = ?",
+                       (batch.rev, data, _now(), batch.did))
+                tx.accounts[batch.did] = (batch.rev, account[1])
         if batch.seq is not None:
-            self._set_cursor(db, batch.source, batch.seq)
+            tx.cursors.pop(batch.source, None)  # keep the order in which sources last moved
+            tx.cursors[batch.source] = batch.seq
 
-    def _clear_repo_except(self, db: _Db, did: str, keep: set[str]) -> None:
+    def _clear_repo_except(self, db: _Db, did: str, keep: set[str], tx: _Tx | None = None) -> None:
         rows = db.all("SELECT uri, collection FROM records WHERE did = ?", (did,))
         gone = [(uri, collection) for uri, collection in rows if uri not in keep]
         for uri, collection in gone:
-            self._delete(db, uri, collection)
+            self._delete(db, uri, collection, tx)
 
-    def _delete(self, db: _Db, uri: str, collection: str) -> None:
+    def _delete(self, db: _Db, uri: str, collection: str, tx: _Tx | None = None) -> None:
         row = db.one("SELECT did, rkey, visible FROM records WHERE uri = ?", (uri,))
         if row is None:
             return
@@ -322,9 +378,11 @@ class SqlStore:
         db.run("DELETE FROM records WHERE uri = ?", (uri,))
         db.run("DELETE FROM record_tags WHERE uri = ?", (uri,))
         if collection == SCHEMA_NSID:
+            if tx is not None:
+                tx.schema_names.pop(uri, None)
             self._refresh_schema_name(db, uri, None)
 
-    def _apply_op(self, db: _Db, did: str, op: RecordOp, visible: int) -> None:
+    def _apply_op(self, db: _Db, did: str, op: RecordOp, visible: int, tx: _Tx) -> None:
         if _nul(op.uri, op.cid):
             log.warning("skipping an operation whose URI or CID holds a NUL character")
             return
@@ -338,7 +396,7 @@ class SqlStore:
             return
         collection, rkey = parsed.collection, parsed.rkey
         if op.action == "delete":
-            self._delete(db, op.uri, collection)
+            self._delete(db, op.uri, collection, tx)
             return
         if op.action not in ("create", "update") or not isinstance(op.record, Mapping):
             log.warning("skipping a %r operation on %s without a record", op.action, op.uri[:300])
@@ -352,10 +410,13 @@ class SqlStore:
         warnings = [str(w)[:1000] for w in getattr(op, "warnings", ()) or ()][:50]
         schema_f = ""
         if collection == ENTRY_NSID:
-            row = db.one(
-                "SELECT name FROM records WHERE uri = ? AND collection = ?", (derived.ref_a or "", SCHEMA_NSID)
-            )
-            schema_f = schema_name_of(derived.ref_a, row[0] if row else None)
+            ref = derived.ref_a or ""
+            if ref not in tx.schemas_read:
+                row = db.one("SELECT name FROM records WHERE uri = ? AND collection = ?", (ref, SCHEMA_NSID))
+                tx.schemas_read.add(ref)
+                if row:
+                    tx.schema_names[ref] = row[0]
+            schema_f = schema_name_of(derived.ref_a, tx.schema_names.get(ref))
         db.run(
             "INSERT INTO records (uri, did, collection, rkey, cid, value, raw, warnings, indexed_at, sort_time, visible, "
             "name, name_f, name_words, description_f, tags_f, schema_f, search_f, ref_a, ref_b, version, schema_id) "
@@ -380,6 +441,8 @@ class SqlStore:
         if visible:
             self._emit(db, op.action, op.uri, did, collection, rkey, op.cid, text)
         if collection == SCHEMA_NSID:
+            tx.schema_names[op.uri] = derived.name
+            tx.schemas_read.add(op.uri)
             self._refresh_schema_name(db, op.uri, derived.name)
 
     def _refresh_schema_name(self, db: _Db, schema_uri: str, name: str | None) -> None:
@@ -429,7 +492,7 @@ class SqlStore:
             )
             row = db.one("SELECT collection FROM records WHERE uri = ?", (uri,))
             if row:
-                self._delete(db, uri, row[0])
+                self._delete(db, uri, row[0], _Tx())
             if seq is not None:
                 self._set_cursor(db, source, seq)
 
@@ -446,11 +509,15 @@ class SqlStore:
 
     def repo_rev(self, did: str) -> str | None:
         """The revision of the last commit applied for ``did``."""
+        return self.repo_state(did)[0]
+
+    def repo_state(self, did: str) -> tuple[str | None, str | None]:
+        """``(rev, data)``: the revision of the last commit applied for ``did`` and the CID of its tree."""
         if _nul(did):
-            return None
+            return None, None
         with self._read() as db:
-            row = db.one("SELECT rev FROM accounts WHERE did = ?", (did,))
-        return row[0] if row else None
+            row = db.one("SELECT rev, data FROM accounts WHERE did = ?", (did,))
+        return (row[0], row[1]) if row else (None, None)
 
     def set_handle(self, did: str, handle: str | None) -> None:
         """Record the account's handle; another account that claimed it loses it (a handle names one account)."""

@@ -98,10 +98,13 @@ _V2 = [
     )""",
 ]
 
+_V3 = ["ALTER TABLE accounts ADD COLUMN data TEXT"]
+
 #: Versioned migrations: (version, name, statements). Append; never edit one that shipped.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "records, tags, trigram and full-text indexes, accounts, cursors, quarantine, stats", _V1),
     (2, "changes: what subscribeChanges streams", _V2),
+    (3, "accounts.data: the tree root of the last commit indexed (Sync 1.1 prevData checks)", _V3),
 ]
 
 # An arbitrary constant: the advisory lock that keeps two processes from migrating at once.
@@ -151,6 +154,13 @@ class PostgresStore(SqlStore):
     @contextmanager
     def _transaction(self, conn: Any) -> Iterator[None]:
         with conn.transaction():
+            yield
+
+    @contextmanager
+    def _pipeline(self, conn: Any) -> Iterator[None]:
+        # The writes of a transaction go out without waiting for each answer; a read waits for
+        # what was sent before it. Errors surface by the end of the block, inside the transaction.
+        with conn.pipeline():
             yield
 
     def _lock_migrations(self, db: _Db) -> None:

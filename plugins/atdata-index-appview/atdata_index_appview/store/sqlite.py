@@ -100,10 +100,13 @@ _V2 = [
     )""",
 ]
 
+_V3 = ["ALTER TABLE accounts ADD COLUMN data TEXT"]
+
 #: Versioned migrations: (version, name, statements). Append; never edit one that shipped.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "records, tags, trigram text index, accounts, cursors, quarantine, stats", _V1),
     (2, "changes: what subscribeChanges streams", _V2),
+    (3, "accounts.data: the tree root of the last commit indexed (Sync 1.1 prevData checks)", _V3),
 ]
 
 
@@ -140,6 +143,10 @@ class SqliteStore(SqlStore):
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA busy_timeout = 30000")
+            # Index pages of 100,000s of records: a larger page cache spares re-reading them on every
+            # insert (uri keys land at random); sorts of ranked searches stay in memory.
+            conn.execute("PRAGMA cache_size = -32768")
+            conn.execute("PRAGMA temp_store = MEMORY")
         except sqlite3.Error as err:
             raise StoreError(f"cannot open the AppView store {self.path}: {err}") from err
         return conn
