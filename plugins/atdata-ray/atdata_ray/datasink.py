@@ -110,6 +110,11 @@ class AtdataDatasink(Datasink):
     def get_name(self) -> str:
         return "Atdata"
 
+    @property
+    def min_rows_per_write(self) -> int | None:
+        # a write task gets at least a shard's worth of rows, so shards come out full, not one per block
+        return self.maxcount
+
     def pattern(self, task: int) -> str:
         """The shard name pattern of write task ``task``."""
         return f"{self.path}/{self.prefix}-{task:05d}-%06d.tar"
