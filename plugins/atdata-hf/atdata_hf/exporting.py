@@ -9,7 +9,7 @@ import re
 import sys
 import uuid
 import weakref
-from typing import Any
+from typing import Any, ClassVar
 
 from atdata_core.errors import SampleTypeError
 from atdata_core.plugins import sample_fields, storage_backend
@@ -17,7 +17,7 @@ from atdata_core.plugins import sample_fields, storage_backend
 from atdata_hf.features import features_of
 from atdata_hf.rows import row_from_sample
 
-__all__ = ["to_hf", "shard_checksums"]
+__all__ = ["shard_checksums", "to_hf"]
 
 # Bumped when the rows this module writes for the same shards change.
 _ROWS_VERSION = "atdata-hf rows 1"
@@ -51,7 +51,7 @@ class _Source:
     lambda in a ``map``) is passed by a token valid in this process only.
     """
 
-    _live: "weakref.WeakValueDictionary[str, _Source]" = weakref.WeakValueDictionary()
+    _live: ClassVar[weakref.WeakValueDictionary[str, _Source]] = weakref.WeakValueDictionary()
 
     def __init__(self, dataset: Any):
         self.dataset = dataset

@@ -45,7 +45,7 @@ def _null_paths(array: Any, feature: Any, path: str, out: set[str]) -> None:
     if array.null_count:
         out.add(path)
     if isinstance(feature, dict) and pa.types.is_struct(array.type):
-        for i, (name, sub) in enumerate(feature.items()):
+        for name, sub in feature.items():
             index = array.type.get_field_index(name)
             if index >= 0:
                 _null_paths(array.field(index), sub, f"{path}.{name}" if path else name, out)
@@ -71,7 +71,6 @@ def optional_columns(hf_dataset: Any) -> set[str]:
         column = table.column(name)
         for chunk in column.chunks:
             _null_paths(chunk, feature, name, out)
-    # a list item only becomes optional, never the list itself, when the list is what has nulls
     return out
 
 
@@ -88,8 +87,7 @@ def _total(hf_dataset: Any) -> int | None:
 
 def _tables(hf_dataset: Any, batch_size: int) -> Iterable[Any]:
     """Arrow tables of ``batch_size`` rows, as stored: Hugging Face decodes nothing."""
-    for batch in hf_dataset.with_format("arrow").iter(batch_size=batch_size):
-        yield batch
+    yield from hf_dataset.with_format("arrow").iter(batch_size=batch_size)
 
 
 def from_hf(

@@ -16,7 +16,7 @@ import numpy as np
 from atdata_core.errors import SampleTypeError
 from atdata_core.plugins import Array, ListOf, Nested, Optional, Scalar, sample_fields
 
-__all__ = ["samples_from_table", "row_from_sample"]
+__all__ = ["row_from_sample", "samples_from_table"]
 
 _MEDIA = ("Image", "Audio")
 
@@ -37,9 +37,8 @@ def _media_bytes(value: Any, where: str) -> bytes | None:
         with open(path, "rb") as f:
             return f.read()
     raise SampleTypeError(
-        f"{where}: the file is neither embedded nor a local file ({path!r}); embed it first, "
-        "e.g. hf_dataset = hf_dataset.map(lambda x: x, features=...) after downloading, or save the "
-        "dataset with hf_dataset.save_to_disk() and load it back (files are embedded then)"
+        f"{where}: the file is neither embedded in the dataset nor a local file ({path!r}); "
+        "download the files the dataset names first, so that their paths are local"
     )
 
 

@@ -16,7 +16,7 @@ import atdata_core
 def atdata(*args, cwd=None):
     env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
     return subprocess.run([sys.executable, "-m", "atdata_core.cli", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
+                          env=env, cwd=cwd, timeout=300, check=False)
 
 
 def digits(n: int) -> Dataset:

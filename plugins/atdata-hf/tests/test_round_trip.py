@@ -13,7 +13,7 @@ import atdata_core
 from atdata_core.plugins import Array, ListOf, Nested, Optional, Scalar, sample_fields, schema_format
 
 from atdata_hf import UnsupportedFeature, features_of, from_hf, sample_type_from_features, to_hf
-from hf_samples import every_kind_features, every_kind_rows
+from hf_samples import every_kind_rows
 
 
 from datasets import Image
@@ -220,3 +220,20 @@ def test_a_class_of_your_own_maps_to_hugging_face_features_from_its_annotations(
 def test_an_array_without_shape_asks_for_an_annotation():
     with pytest.raises(UnsupportedFeature, match=r"Untyped\.values.*Annotated\[NDArray"):
         features_of(Untyped)
+
+
+def test_an_image_stored_as_a_local_path_is_read_from_its_file(tmp_path):
+    from datasets import Dataset, Features
+
+    from hf_samples import png_bytes
+
+    picture = png_bytes(np.random.default_rng(3), 6, 7)
+    (tmp_path / "cat.png").write_bytes(picture)
+    features = Features({"image": Image()})
+    hf = Dataset.from_dict({"image": [{"bytes": None, "path": str(tmp_path / "cat.png")}]}, features=features)
+    done = from_hf(hf, str(tmp_path / "img-%03d.tar"), progress=False)
+    assert next(iter(done.dataset)).image == picture
+
+    (tmp_path / "cat.png").unlink()
+    with pytest.raises(atdata_core.errors.SampleTypeError, match=r"row 0, column image.*cat\.png"):
+        from_hf(hf, str(tmp_path / "again-%03d.tar"), progress=False)
