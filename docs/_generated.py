@@ -736,6 +736,40 @@ def on_files(files: Any, config: Any) -> Any:
     return files
 
 
+_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s#]+)(#[^)\s]*)?\)")
+
+
+def repository_links(markdown: str, page_path: str, docs_dir: Path) -> str:
+    """Links from a page to files of the repository outside docs/ (a plugin's README, bench/README.md),
+    written as the file's path in the repository: the site holds only docs/, and such a link would
+    fail the strict build. A link to a file that does not exist is left for the build to report."""
+    page_dir = (docs_dir / page_path).parent
+
+    def rewrite(match: re.Match[str]) -> str:
+        text, target = match.group(1), match.group(2)
+        if "://" in target or target.startswith(("/", "mailto:")):
+            return match.group(0)
+        resolved = (page_dir / target).resolve()
+        try:
+            resolved.relative_to(docs_dir.resolve())
+            return match.group(0)  # a page of the site: mkdocs checks it
+        except ValueError:
+            pass
+        try:
+            in_repo = resolved.relative_to(ROOT).as_posix()
+        except ValueError:
+            return match.group(0)
+        if not resolved.exists():
+            return match.group(0)
+        return text if text.strip("`") == in_repo else f"{text} (`{in_repo}` in the repository)"
+
+    return _LINK.sub(rewrite, markdown)
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    return repository_links(markdown, page.file.src_uri, Path(config["docs_dir"]))
+
+
 def _isolate_from_the_user() -> None:
     """The pages describe the code, not this machine: no user configuration or running sandbox is read."""
     import os
