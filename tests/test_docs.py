@@ -264,3 +264,14 @@ def test_the_tutorial_runs_on_a_local_federation(pds_sandbox, tmp_path):
     assert re.fullmatch(r"at://did:plc:\w+/science\.alt\.dataset\.schema/test\.alice\.sound:1\.0\.0", out[3])
     assert out[5] == "['tones']"
     assert out[6] == "Sound 300"
+
+
+def test_links_to_repository_files_outside_the_site_become_their_paths(generated):
+    module, _ = generated
+    text = ("See [the Ray plugin](../plugins/atdata-ray/README.md#install), [concepts](concepts.md#records), "
+            "[nothing](../no/such/file.md) and [the web](https://example.org/x.md).")
+    out = module.repository_links(text, "scaling.md", DOCS)
+    assert "the Ray plugin (`plugins/atdata-ray/README.md` in the repository)" in out
+    assert "[concepts](concepts.md#records)" in out          # a page of the site: mkdocs checks it
+    assert "[nothing](../no/such/file.md)" in out            # missing: left for the strict build to refuse
+    assert "[the web](https://example.org/x.md)" in out
