@@ -27,8 +27,45 @@ def _role(match: re.Match[str]) -> str:
     return f"`{title.rsplit('.', 1)[-1] if tilde else title}`"
 
 
+_BORDER = re.compile(r"^(\s*)(=+)((?:\s+=+)+)\s*$")
+
+
+def _simple_tables(text: str) -> str:
+    """reStructuredText simple tables (``====  ====`` borders) as Markdown tables.
+
+    Columns are where the border's runs of ``=`` are; a line whose first column is blank
+    continues the row above it.
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        border = _BORDER.match(lines[i])
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == lines[i].strip()), None)
+        if not border or end is None:
+            out.append(lines[i])
+            i += 1
+            continue
+        starts = [m.start() for m in re.finditer(r"=+", lines[i])]
+        rows: list[list[str]] = []
+        for line in lines[i + 1:end]:
+            cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None])]
+            if rows and not cells[0]:
+                rows[-1] = [f"{old} {new}".strip() for old, new in zip(rows[-1], cells)]
+            elif line.strip():
+                rows.append(cells)
+        indent = border.group(1)
+        out += ["", indent + "| " + " | ".join(["&nbsp;"] * len(starts)) + " |",
+                indent + "|" + "---|" * len(starts)]
+        out += [indent + "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+        out.append("")
+        i = end + 1
+    return "\n".join(out)
+
+
 def to_markdown(text: str) -> str:
     """One docstring, reStructuredText conventions turned into Markdown."""
+    text = _simple_tables(text)
     text = _ROLE.sub(_role, text)
     text = _DOUBLE.sub(r"`\1`", text)
     lines = text.split("\n")
