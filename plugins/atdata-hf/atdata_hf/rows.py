@@ -47,8 +47,9 @@ def _to_atdata(value: Any, ft: Any, feature: Any, where: str) -> Any:
         return None if value is None else _to_atdata(value, ft.inner, feature, where)
     if value is None:
         raise SampleTypeError(
-            f"{where}: a missing value (None) in a field that is not optional; name it in optional= "
-            f"(from_hf(..., optional=[...])) to allow missing values"
+            f"{where}: a missing value (None) in a field that is not optional; allow missing values by naming "
+            "the field: from_hf(..., optional=['column', 'outer.inner', 'column[]']), or "
+            "atdata hf import --optional column"
         )
     kind = _kind(feature)
     if kind in _MEDIA:
