@@ -420,13 +420,12 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def ingest(store: Any, meta: dict, firehose: Firehose, client: Any) -> tuple[float, Any, threading.Event, threading.Thread]:
-    """Follow the firehose into ``store`` until its cursor reaches the last recorded frame; records/s.
-    Ingestion goes on (the returned stop event and thread end it)."""
+def ingest(store: Any, meta: dict, firehose: Firehose, client: Any, stop: threading.Event) -> tuple[float, float, float, threading.Thread]:
+    """Follow the firehose into ``store`` until its cursor reaches the last recorded frame:
+    (records/s, seconds, CPU seconds of this process). Ingestion goes on until ``stop`` is set."""
     from atdata_index_appview.ingest import IngestSettings, run_ingest
 
     settings = IngestSettings(subscribe=(firehose.url,), replay=True, resync_interval=0)
-    stop = threading.Event()
     failure: list[BaseException] = []
 
     def follow() -> None:
@@ -435,7 +434,7 @@ def ingest(store: Any, meta: dict, firehose: Firehose, client: Any) -> tuple[flo
         except BaseException as err:  # noqa: BLE001 - reported by the caller
             failure.append(err)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     thread = threading.Thread(target=follow, name="ingest", daemon=True)
     thread.start()
     host = settings.subscribe[0]
@@ -446,8 +445,8 @@ def ingest(store: Any, meta: dict, firehose: Firehose, client: Any) -> tuple[flo
             raise RuntimeError(f"ingestion failed: {failure[0]!r}")
         if (store.cursor(host) or 0) >= last:
             break
-    elapsed = time.perf_counter() - started
-    return (meta["entries"] + meta["schemas"]) / elapsed, elapsed, stop, thread
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return (meta["entries"] + meta["schemas"]) / elapsed, elapsed, cpu, thread
 
 
 def commit_to_searchable(store: Any, meta: dict, firehose: Firehose, folder: Path) -> list[float]:
@@ -535,22 +534,29 @@ def bench_store(kind: str, url: str, meta: dict, folder: Path, client: Any, args
     store = open_store(url)
     firehose = Firehose(folder, args.live_rate)
     result: dict[str, Any] = {"kind": kind}
+    stop = threading.Event()
+    thread = None
     try:
         print(f"[{kind}] ingesting {meta['entries'] + meta['schemas']:,} commits ...", flush=True)
-        rate, elapsed, stop, thread = ingest(store, meta, firehose, client)
-        result["rate"], result["ingest_seconds"] = rate, elapsed
-        print(f"[{kind}] {rate:,.0f} records/s ({elapsed:.1f} s)", flush=True)
-        try:
-            result["visible"] = commit_to_searchable(store, meta, firehose, folder)
-        finally:
-            stop.set()
-            thread.join(timeout=30)
+        load = os.getloadavg()[0]
+        rate, elapsed, cpu, thread = ingest(store, meta, firehose, client, stop)
+        load = (load + os.getloadavg()[0]) / 2
+        records = meta["entries"] + meta["schemas"]
+        result.update(rate=rate, ingest_seconds=elapsed, cpu_rate=records / cpu, load=load)
+        print(f"[{kind}] {rate:,.0f} records/s ({elapsed:.1f} s; {records / cpu:,.0f} records per CPU second "
+              f"of this process; load average about {load:.1f})", flush=True)
+        result["visible"] = commit_to_searchable(store, meta, firehose, folder)
+        stop.set()
+        thread.join(timeout=60)
         counts = store.record_counts()
         result["counts"] = counts
         print(f"[{kind}] searching ...", flush=True)
         result["search"] = search_latencies(store, meta, args.rounds, args.queries)
         result["paging"] = paging(store, args.page_total, args.rounds)
     finally:
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=60)
         firehose.stop()
         store.close()
     return result
@@ -570,6 +576,8 @@ def report(results: list[dict], meta: dict, args: argparse.Namespace) -> None:
         print(f"{label:34}" + "".join(f"{cell:>22}" for cell in cells) + f"{target:>12}")
 
     row("ingested, records/s", [f"{r['rate']:,.0f}" for r in results], f">= {TARGET_RATE:,.0f}")
+    row("  per CPU second of this process", [f"{r['cpu_rate']:,.0f}" for r in results])
+    row("  load average meanwhile", [f"{r['load']:.1f}" for r in results])
     row("commit to searchable p50/p99, ms",
         [f"{ms(percentile(r['visible'], 50))} / {ms(percentile(r['visible'], 99))}" for r in results],
         f"p99 <= {TARGET_VISIBLE_P99 * 1000:.0f}")

@@ -219,6 +219,12 @@ class SqlStore:
         clauses = [f"{self._instr}(search_f, ?) > 0" for _ in words]
         return " AND ".join(clauses), list(words)
 
+    def _collection_test(self, db: _Db | None, *, text: bool = False, tags: Sequence[str] = ()) -> str:
+        """The clause keeping one collection (one ``?``). A store whose planner cannot tell a
+        selective filter (text, a rare tag) from the time-ordered walk of a whole collection says
+        here which to prefer; PostgreSQL's planner knows from its statistics."""
+        return "collection = ?"
+
     def _name_word_test(self, word: str) -> tuple[str, list[Any]]:
         """A clause true when ``word`` is a whole word of the name."""
         return f"{self._instr}(name_words, ?) > 0", [f" {word} "]
@@ -640,11 +646,12 @@ class SqlStore:
         if after is not None:
             where.append("(sort_time, uri) < (?, ?)")
             params.extend([after.sort_time, after.uri])
-        sql = (
-            f"SELECT {_COLUMNS} FROM records WHERE {' AND '.join(where)} "
-            "ORDER BY sort_time DESC, uri DESC LIMIT ?"
-        )
         with self._read() as db:
+            where[0] = self._collection_test(db, text=bool(phrase), tags=tags)
+            sql = (
+                f"SELECT {_COLUMNS} FROM records WHERE {' AND '.join(where)} "
+                "ORDER BY sort_time DESC, uri DESC LIMIT ?"
+            )
             rows = db.all(sql, [*params, limit + 1])
         return self._page(self._records(rows), limit, ranked=False)
 
@@ -684,6 +691,7 @@ class SqlStore:
         clause, values = self._text_filter(words)
         where.append(clause)
         params.extend(values)
+        where[0] = self._collection_test(None, text=True)
         score_sql, score_params = self._score(words)
         inner = f"SELECT {_COLUMNS}, {score_sql} AS score FROM records WHERE {' AND '.join(where)}"
         outer_where = ""

@@ -110,6 +110,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 ]
 
 
+#: A tag carried by fewer records than this is found through its own rows, not by walking the collection.
+_FEW_TAGGED = 2000
+
+
 def _fts_string(text: str) -> str:
     """``text`` as an FTS5 string: between double quotes, a double quote doubled. Nothing in it is syntax."""
     return '"' + text.replace('"', '""') + '"'
@@ -160,6 +164,21 @@ class SqliteStore(SqlStore):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def _collection_test(self, db: Any, *, text: bool = False, tags: Sequence[str] = ()) -> str:
+        # Without statistics, SQLite walks the collection's time index and tests each row against
+        # the text or tag: quick when matches are many (the first page fills at once), a scan of
+        # the whole collection when they are few. The text index, or a rare tag's rows, find
+        # those few directly: `+collection` keeps the planner off the collection's indexes then.
+        if text:
+            return "+collection = ?"
+        for tag in tags:
+            row = db.one(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM record_tags WHERE tag = ? LIMIT ?)", (tag, _FEW_TAGGED)
+            )
+            if row and row[0] < _FEW_TAGGED:
+                return "+collection = ?"
+        return "collection = ?"
 
     def _text_filter(self, words: Sequence[str]) -> tuple[str, list[Any]]:
         # The trigram index finds substrings of 3 characters or more; shorter words are tested row by row.
