@@ -1,15 +1,18 @@
-"""``atdata hf import``: the command this plugin adds to the CLI.
+"""``atdata hf import`` and ``atdata hf export``: the commands this plugin adds to the CLI.
 
 ::
 
     atdata hf import ./saved-mnist "shards/mnist-%06d.tar" --split train --class-name Digit
     atdata hf import mnist "shards/mnist-%06d.tar" --split train \\
         --publish mnist --schema-id com.example.digit --storage blob
+    atdata hf export @alice.example.com/mnist ./mnist-hf          # a folder load_from_disk reads
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from typing import Any
 
 import click
@@ -109,3 +112,56 @@ def import_cmd(source, pattern, split, config, streaming, class_name, optional, 
         click.echo(f"schema {done.schema.uri}")
     if done.entry is not None:
         click.echo(f"entry {done.entry.uri}")
+
+
+def _import_class(target: str) -> Any:
+    """``package.module:Class`` -> the class (the current folder importable, like ``python -m``)."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise click.BadParameter(f"{target!r} should look like package.module:Class", param_hint="--type")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as err:
+        raise click.BadParameter(f"cannot import {module_name}: {err}", param_hint="--type") from err
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise click.BadParameter(f"{module_name} has no {attr}", param_hint="--type")
+    return obj
+
+
+@hf.command("export")
+@click.argument("source")
+@click.argument("folder")
+@click.option("--type", "type_", metavar="MODULE:CLASS", help="The sample class of local shards (published ones carry theirs).")
+def export_cmd(source: str, folder: str, type_: str | None) -> None:
+    """Write the atdata dataset SOURCE as a Hugging Face dataset in FOLDER (datasets.load_from_disk reads it).
+
+    SOURCE is a published reference (@handle/name, @handle/name@label,
+    at://...), whose schema gives the features, or local shards (a pattern,
+    a glob, a folder) with --type naming their class.
+    """
+    import atdata_core
+
+    from atdata_hf.exporting import to_hf
+
+    if source.startswith(("at://", "@")):
+        ds = atdata_core.load(source, _import_class(type_) if type_ else None)
+    elif type_ is None:
+        raise click.BadParameter(
+            "local shards carry no schema: name their sample class with --type package.module:Class",
+            param_hint="--type",
+        )
+    else:
+        ds = atdata_core.Dataset(source, sample_type=_import_class(type_))
+    exported = to_hf(ds)
+    exported.save_to_disk(folder)
+    click.echo(f"{exported.num_rows} rows written to {folder}")
+    # kinds only: a published schema's text (class names...) is not for the terminal unescaped
+    click.echo("features: " + ", ".join(f"{name} ({_kind(feature)})" for name, feature in exported.features.items()))
+
+
+def _kind(feature: Any) -> str:
+    return "dict" if isinstance(feature, dict) else type(feature).__name__

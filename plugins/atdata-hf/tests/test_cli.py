@@ -84,3 +84,36 @@ def test_an_unsupported_feature_fails_with_one_clear_line(tmp_path):
     assert done.returncode == 1
     assert "error: when: Value('date32') has no atdata field type" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_export_local_shards_with_their_class(tmp_path):
+    (tmp_path / "readings.py").write_text(
+        "from typing import Annotated\n"
+        "import numpy as np\n"
+        "from numpy.typing import NDArray\n"
+        "import atdata_core\n\n"
+        "@atdata_core.packable\n"
+        "class Reading:\n"
+        "    station: str\n"
+        "    trace: Annotated[NDArray[np.float32], {'shape': (None, 4)}]\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from readings import Reading
+    finally:
+        sys.path.remove(str(tmp_path))
+    with atdata_core.ShardWriter(str(tmp_path / "r-%03d.tar"), maxcount=2) as sink:
+        for i in range(3):
+            sink.write(Reading(station=f"s{i}", trace=np.full((i + 1, 4), i, np.float32)))
+
+    refused = atdata("hf", "export", "r-*.tar", "out", cwd=tmp_path)
+    assert refused.returncode == 2 and "--type package.module:Class" in refused.stderr
+
+    done = atdata("hf", "export", "r-*.tar", "out", "--type", "readings:Reading", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "3 rows written to out" in done.stdout and "trace (Array2D)" in done.stdout
+    from datasets import load_from_disk
+
+    saved = load_from_disk(str(tmp_path / "out"))
+    assert saved.features["trace"] == Array2D(shape=(None, 4), dtype="float32")
+    assert saved["station"] == ["s0", "s1", "s2"]

@@ -47,3 +47,17 @@ def test_an_imported_dataset_published_and_loaded_exports_the_same_features(alic
     returned = back.with_format("arrow")[:]
     for name in original.column_names:
         assert returned.column(name).equals(original.column(name)), name
+
+    # the same from the shell: the schema gives the features, no class needed
+    import os
+    import subprocess
+    import sys
+
+    from datasets import load_from_disk
+
+    done_cli = subprocess.run(
+        [sys.executable, "-m", "atdata_core.cli", "hf", "export", done.entry.uri, str(tmp_path / "exported")],
+        capture_output=True, text=True, env=dict(os.environ), timeout=300, check=False,
+    )
+    assert done_cli.returncode == 0, done_cli.stderr
+    assert load_from_disk(str(tmp_path / "exported")).features == every_kind.features
