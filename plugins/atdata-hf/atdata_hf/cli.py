@@ -22,7 +22,7 @@ __all__ = ["hf"]
 
 @click.group()
 def hf() -> None:
-    """Hugging Face datasets: import them as typed atdata shards (atdata-hf)."""
+    """Hugging Face datasets: import them as typed atdata shards, export atdata datasets to them (atdata-hf)."""
 
 
 def _pick_split(loaded: Any, split: str | None, source: str) -> Any:
