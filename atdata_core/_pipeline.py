@@ -358,9 +358,12 @@ class _Fetcher:
 
     __slots__ = ("_refs", "_limits", "_ready", "_room", "_stop", "_thread", "busy")
 
-    # The decoding thread lets the GIL go every this many members while the fetching thread
-    # works: a thread waiting for the GIL gets it only every switch interval (5 ms) otherwise.
-    PACE = 64
+    # While the fetching thread works, the decoding thread lets the GIL go every PACE seconds or
+    # so: the fetching thread needs it between reads and hashes, and a thread waiting for the GIL
+    # gets it only every switch interval (5 ms) otherwise. A pause that took long (other work
+    # holds the cores) spaces the next ones out, so pausing never costs more than 1/PACE_SHARE.
+    PACE = 0.0003
+    PACE_SHARE = 20
 
     def __init__(self, refs: list[ShardRef], limits: ShardLimits):
         import queue
@@ -401,16 +404,21 @@ class _Fetcher:
         return fetched
 
     def pace(self, members: Iterator[Any]) -> Iterator[Any]:
-        """``members``, letting the GIL go every :attr:`PACE` members while the thread fetches."""
+        """``members``, letting the GIL go now and then while the thread fetches (see :attr:`PACE`)."""
+        clock = time.perf_counter
         count = 0
-        every = self.PACE
+        due = 0.0
         for member in members:
             yield member
             count += 1
-            if count == every:
+            if count == 16:  # a clock read every 16 members costs next to nothing
                 count = 0
                 if self.busy:
-                    _yield_gil(0)
+                    now = clock()
+                    if now >= due:
+                        _yield_gil(0)
+                        done = clock()
+                        due = done + max(self.PACE, self.PACE_SHARE * (done - now))
 
     def close(self) -> None:
         """Stop the thread and close what it fetched. One still inside a read (a stalled

@@ -75,9 +75,9 @@ _READ_CHUNK = 1 << 24
 # exactly as far as its members say. Each read is a fresh buffer, never written to again. A
 # buffer this size stays in a core's L2 cache while its members are parsed and unpacked.
 _CHUNK = 1 << 20
-# A shard to verify before use is read in larger buffers: each is hashed in one call on the
-# hashing thread, which needs the GIL back only between calls.
-_HEAD_CHUNK = 4 << 20
+# A shard to verify before use is read in larger buffers: each is read and hashed in one call
+# each, and the thread doing it needs the GIL back only between calls.
+_HEAD_CHUNK = 8 << 20
 # Network streams of known length are read this many chunks ahead, on a thread of their own.
 _READ_AHEAD = 8
 # Hashing: buffers of at least this size go to the hashing thread, at most this many waiting.
