@@ -146,7 +146,7 @@ def _fingerprint(ds: Any, features: Any) -> str:
             "rows": _ROWS_VERSION,
             "shards": [[ref.url, sha] for ref, sha in zip(ds.shards, shard_checksums(ds))],
             "features": features.to_dict(),
-            "fields": [repr(f) for f in sample_fields(ds.sample_type)],
+            "fields": [repr(f) for f in sample_fields(ds.sample_type)] if _sample_fields_known(ds.sample_type) else [],
             "type": f"{ds.sample_type.__module__}.{ds.sample_type.__qualname__}",
         },
         sort_keys=True,

@@ -9,6 +9,7 @@ from Arrow at once where the column allows it.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -158,4 +159,7 @@ def _to_hf(value: Any, feature: Any) -> Any:
 
 def row_from_sample(sample: Any, features: Any) -> dict[str, Any]:
     """One sample as a Hugging Face row for ``features`` (arrays stay ndarrays: Hugging Face encodes them)."""
+    if isinstance(sample, Mapping) or not hasattr(sample, "__dataclass_fields__"):
+        # a DictSample (or a plain map) holds its fields by key
+        return {name: _to_hf(sample[name] if name in sample else None, feature) for name, feature in features.items()}
     return {name: _to_hf(getattr(sample, name), feature) for name, feature in features.items()}

@@ -60,5 +60,8 @@ def test_a_dict_sample_dataset_asks_for_a_sample_type(tmp_path):
     untyped = atdata_core.Dataset(str(tmp_path / "x-*.tar"))
     with pytest.raises(atdata_core.errors.SampleTypeError, match="DictSample.*features="):
         to_hf(untyped, cache_dir=str(tmp_path / "cache"))
-    # with features given, the fields are taken by name
-    assert to_hf(done.dataset, features=Features({"n": Value("int16")}), cache_dir=str(tmp_path / "c2"))["n"] == [1, 2]
+    # with features given, the fields are taken by name, from typed samples and from DictSamples alike
+    given = Features({"n": Value("int16")})
+    assert to_hf(done.dataset, features=given, cache_dir=str(tmp_path / "c2"))["n"] == [1, 2]
+    exported = to_hf(untyped, features=given, cache_dir=str(tmp_path / "c3"))
+    assert exported["n"] == [1, 2] and exported.features == given
