@@ -8,6 +8,7 @@ strict mode here too, and a broken anchor is shown to fail it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import os
@@ -16,6 +17,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -32,21 +34,29 @@ def _load_generator():
     return module
 
 
-@pytest.fixture(scope="module")
-def generated():
-    """The generator, and its pages built as the docs build builds them (no user configuration)."""
+@contextlib.contextmanager
+def isolated(module):
+    """The environment the docs build sees (no ATDATA_* variable, empty user folders), for the block only:
+    the whole environment is restored on exit, so nothing leaks into other tests' fixtures."""
     saved = dict(os.environ)
-    module = _load_generator()
     try:
         module._isolate_from_the_user()
-        pages = module.generated_pages()
-        yield module, pages
+        yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
         from atdata_core.plugins import reset_plugins
 
         reset_plugins()
+
+
+@pytest.fixture(scope="module")
+def generated():
+    """The generator, and its pages built as the docs build builds them."""
+    module = _load_generator()
+    with isolated(module):
+        pages = module.generated_pages()
+    return module, pages
 
 
 def page_sources(generated) -> dict[str, str]:
@@ -88,9 +98,10 @@ def command_paths(module) -> list[tuple[str, list[str]]]:
 
     root = click.Context(cli, info_name="atdata", **cli.context_settings)
     found = []
-    for name, command, _ in module.cli_commands():
-        for path, _, _ in module._walk(command, ["atdata", name], root):
-            found.append((f"cli/{name}.md", path))
+    with isolated(module):
+        for name, command, _ in module.cli_commands():
+            for path, _, _ in module._walk(command, ["atdata", name], root):
+                found.append((f"cli/{name}.md", path))
     return found
 
 
@@ -108,10 +119,11 @@ def test_every_command_and_subcommand_has_its_help_on_a_page(generated):
 
 
 def test_commands_of_installed_plugins_are_documented(generated):
-    _, pages = generated
+    module, pages = generated
     from atdata_core.plugins import cli_commands
 
-    names = [command.name for command in cli_commands()]
+    with isolated(module):
+        names = [command.name for command in cli_commands()]
     assert "appview" in names  # atdata-index-appview is installed in the test environment
     for name in names:
         assert f"cli/{name}.md" in pages
@@ -138,13 +150,15 @@ def test_every_configuration_key_is_documented_with_its_variable(generated):
     for section, keys in CORE_KEYS.items():
         for key in keys:
             assert re.search(rf"^\| `{key}` \|", sections[section], re.MULTILINE), f"[{section}] {key} missing"
-    for entry in module.config_keys():
+    with isolated(module):
+        keys, problems = module.config_keys(), module.configuration_problems()
+    for entry in keys:
         section = page.split(f"## `[{entry['section']}]`", 1)[1].split("\n## ", 1)[0]
         row = next(line for line in section.splitlines() if line.startswith(f"| `{entry['key']}` |"))
         assert entry["doc"] and entry["doc"].replace("|", "\\|") in row
         if "files only" not in row:
             assert f"`{module.env_name(entry['section'], entry['key'])}`" in row
-    assert module.configuration_problems() == []
+    assert problems == []
 
 
 def test_settings_of_installed_plugins_are_in_the_reference(generated):
@@ -154,7 +168,8 @@ def test_settings_of_installed_plugins_are_in_the_reference(generated):
     from atdata_core.plugins import get_registry
 
     page = pages["reference/configuration.md"]
-    with_settings = [spec for spec in get_registry().all_specs() if spec.settings is not None]
+    with isolated(module):
+        with_settings = [spec for spec in get_registry().all_specs() if spec.settings is not None]
     assert {spec.section or spec.name for spec in with_settings} >= {"s3", "blob", "appview"}
     for spec in with_settings:
         section = page.split(f"## `[{spec.section or spec.name}]`", 1)[1].split("\n## ", 1)[0]
@@ -166,7 +181,9 @@ def test_a_key_without_a_description_is_a_problem(generated):
     module, _ = generated
     module.CORE_KEY_DOCS.pop("http.timeout")
     try:
-        assert "configuration key http.timeout has no description in docs/_generated.py" in module.configuration_problems()
+        with isolated(module):
+            problems = module.configuration_problems()
+        assert "configuration key http.timeout has no description in docs/_generated.py" in problems
     finally:
         module.CORE_KEY_DOCS["http.timeout"] = "restored"
 
@@ -253,7 +270,9 @@ def test_the_tutorial_runs_on_a_local_federation(pds_sandbox, tmp_path):
     env = {key: value for key, value in os.environ.items() if not key.startswith("ATDATA_")}
     env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), ATDATA_SANDBOX_STATE=str(tmp_path / "no-user-sandbox"),
                ATDATA_PLC_URL=pds_sandbox.plc_url, ATDATA_SANDBOX_PDS_URL=pds_sandbox.pds_url,
-               ATDATA_NETWORK_ALLOW_HOSTS=os.environ.get("ATDATA_NETWORK_ALLOW_HOSTS", ""))
+               # the sandbox's DID documents name its loopback PDS, which records may reach only if allowed
+               ATDATA_NETWORK_ALLOW_HOSTS=",".join(urlsplit(url).netloc for url in (pds_sandbox.plc_url,
+                                                                                     pds_sandbox.pds_url)))
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
