@@ -772,13 +772,16 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 
 def _isolate_from_the_user() -> None:
     """The pages describe the code, not this machine: no user configuration or running sandbox is read."""
+    import atexit
     import os
+    import shutil
     import tempfile
 
     for name in list(os.environ):
         if name.startswith("ATDATA_"):
             del os.environ[name]
     empty = tempfile.mkdtemp(prefix="atdata-docs-")
+    atexit.register(shutil.rmtree, empty, ignore_errors=True)
     for variable in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
         os.environ[variable] = empty
     from atdata_core.plugins import reset_plugins
