@@ -83,7 +83,7 @@ if [ "$with_torch" = "1" ]; then
 fi
 
 # The AppView's web pages are tested in headless Chromium driven by its chromedriver: Debian's
-# packages, as the browser a download tool would fetch is not reachable offline.
+# packages: the browser builds that test tools download are out of reach offline.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
     apt_install=()
     if [ "$(id -u)" = "0" ]; then
@@ -93,8 +93,9 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     fi
     if [ ${#apt_install[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "setup.sh: installing chromium and chromium-driver (the web pages' tests run in them)"
-        "${apt_install[@]}" apt-get update -qq
-        "${apt_install[@]}" apt-get install -y -qq chromium chromium-driver >/dev/null
+        if ! { "${apt_install[@]}" apt-get update -qq && "${apt_install[@]}" apt-get install -y -qq chromium chromium-driver >/dev/null; }; then
+            echo "setup.sh: apt-get could not install chromium and chromium-driver; the AppView's browser tests will fail" >&2
+        fi
     else
         echo "setup.sh: chromium and chromedriver are missing and cannot be installed here (not root, no sudo" >&2
         echo "  without a password, or no apt-get); the AppView's browser tests will fail until they are installed:" >&2
