@@ -9,6 +9,7 @@ import attrs
 
 import atdata_core
 from atdata_core.errors import SampleTypeError
+from atdata_core.plugins import sample_fields
 
 from atdata_hf.features import sample_type_from_features
 from atdata_hf.rows import samples_from_table
@@ -155,6 +156,13 @@ def from_hf(
     if sample_type is None:
         wanted = set(optional) if optional is not None else optional_columns(hf_dataset)
         sample_type = sample_type_from_features(features, name=name, optional=wanted)
+    else:
+        missing = [f.name for f in sample_fields(sample_type) if f.name not in features]
+        if missing:
+            raise SampleTypeError(
+                f"{sample_type.__name__} has fields the Hugging Face dataset has no column for: {missing} "
+                f"(its columns: {list(features)}); rename the columns or leave sample_type out to generate a class"
+            )
 
     bar = tqdm(total=_total(hf_dataset), unit=" rows", desc="importing", disable=not progress)
     written = 0

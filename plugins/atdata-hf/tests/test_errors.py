@@ -65,3 +65,23 @@ def test_a_dict_sample_dataset_asks_for_a_sample_type(tmp_path):
     assert to_hf(done.dataset, features=given, cache_dir=str(tmp_path / "c2"))["n"] == [1, 2]
     exported = to_hf(untyped, features=given, cache_dir=str(tmp_path / "c3"))
     assert exported["n"] == [1, 2] and exported.features == given
+
+
+def test_a_class_of_your_own_must_find_its_fields_among_the_columns(tmp_path):
+    import atdata_core
+
+    @atdata_core.packable
+    class Row:
+        n: int
+        caption: str
+
+    with pytest.raises(atdata_core.errors.SampleTypeError, match=r"Row has fields .*\['caption'\].*columns: \['n'\]"):
+        from_hf(Dataset.from_dict({"n": [1]}), str(tmp_path / "x-%03d.tar"), sample_type=Row, progress=False)
+
+    @atdata_core.packable
+    class Narrow:
+        n: int
+
+    done = from_hf(Dataset.from_dict({"n": [1, 2], "extra": ["a", "b"]}), str(tmp_path / "y-%03d.tar"),
+                   sample_type=Narrow, progress=False)
+    assert [s.n for s in done.dataset] == [1, 2]
