@@ -1,9 +1,12 @@
 """The pages: search, a dataset, a schema, an account. Each reads the index the XRPC methods read.
 
-Search goes through the ``searchDatasets`` method itself, its parameters
-checked against the method's lexicon, so the page finds, ranks and pages
-exactly as the API does. The other pages read the store with the queries
-the methods use (records by URI, by referenced URI, by account).
+Where a method answers what a page shows, the page calls it, its parameters
+checked against the method's lexicon: search and a schema's datasets are
+``searchDatasets``, a dataset's figures, labels and lenses ``getEntryStats``,
+a schema's lenses ``searchLenses``, an account's records ``listEntries``,
+``listSchemas`` and ``listLenses``, the totals ``getIndexStats``. So a page
+finds, ranks, pages and counts exactly as the API does. The rest are the
+store's own reads: a record by URI, a schema's versions, an account's handle.
 """
 
 from __future__ import annotations
