@@ -266,9 +266,7 @@ def _maps_back(ft: FieldType, feature: Any) -> bool:
     class rebuilt from it may list its fields in another order than the
     struct had; the description keeps the order.
     """
-    if isinstance(ft, (Nested, ListOf)) and not isinstance(ft, Array):
-        return False if _has_nested(ft) else _same_feature(_default_feature(ft), feature)
-    return _same_feature(_default_feature(ft), feature)
+    return not _has_nested(ft) and _same_feature(_default_feature(ft), feature)
 
 
 def _has_nested(ft: FieldType) -> bool:
