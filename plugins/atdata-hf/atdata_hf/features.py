@@ -17,7 +17,8 @@ a dict of features                          a nested ``@packable`` class
 ==========================================  ==================================================
 
 Where the plain mapping back would not give the same feature (``Value("int8")``
-reads back as ``int``, ``ClassLabel`` as ``int``, ``Image`` as ``bytes``), the
+reads back as ``int``, ``ClassLabel`` as ``int``, ``Image`` as ``bytes``), and
+for nested features (a published record does not keep their field order), the
 field's description records the feature as ``Hugging Face feature {json}``,
 so a class rebuilt from a published schema finds its way back to the same
 Hugging Face feature. A class generated here also carries the exact features
