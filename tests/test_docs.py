@@ -230,10 +230,11 @@ def test_the_site_builds_strictly(tmp_path):
         if name not in ("__version__", "errors"):
             assert f'id="atdata_core.{name}"' in api, f"atdata_core.{name} is not in the API reference"
     assert 'id="atdata_core.errors.ChecksumError"' in api
-    # Offline: no page asks for fonts or scripts from elsewhere.
+    # Offline: no page loads a font, script or style sheet from elsewhere.
     for page in site.rglob("*.html"):
         text = page.read_text(encoding="utf-8")
         assert "fonts.googleapis.com" not in text and "fonts.gstatic.com" not in text, page
+        assert not re.search(r'<(script|link)[^>]*(src|href)="(https?:)?//', text), page
 
 
 def test_a_broken_anchor_fails_the_build(tmp_path):
