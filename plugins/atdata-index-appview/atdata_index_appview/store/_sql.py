@@ -46,6 +46,9 @@ __all__ = ["Change", "SqlStore", "StoreError"]
 log = logging.getLogger("atdata_index_appview.store")
 
 _COLUMNS = "uri, did, collection, rkey, cid, value, indexed_at, sort_time"
+# A record carries a tag: as a set of the tag's rows (a plan that starts from them), or row by row.
+_TAG_IN = "uri IN (SELECT uri FROM record_tags WHERE tag = ?)"
+_TAG_EXISTS = "EXISTS (SELECT 1 FROM record_tags WHERE record_tags.uri = records.uri AND record_tags.tag = ?)"
 
 
 @attrs.frozen
@@ -219,11 +222,14 @@ class SqlStore:
         clauses = [f"{self._instr}(search_f, ?) > 0" for _ in words]
         return " AND ".join(clauses), list(words)
 
-    def _collection_test(self, db: _Db | None, *, text: bool = False, tags: Sequence[str] = ()) -> str:
-        """The clause keeping one collection (one ``?``). A store whose planner cannot tell a
-        selective filter (text, a rare tag) from the time-ordered walk of a whole collection says
-        here which to prefer; PostgreSQL's planner knows from its statistics."""
-        return "collection = ?"
+    def _plan(self, db: _Db, *, text: bool = False, tags: Sequence[str] = ()) -> tuple[str, dict[str, str]]:
+        """``(the clause keeping one collection, the clause keeping each tag)``, each with one ``?``.
+
+        A store whose planner cannot tell a selective filter (the text, a rare tag) from the
+        time-ordered walk of a whole collection says here which to prefer; PostgreSQL's planner
+        knows from its statistics.
+        """
+        return "collection = ?", {tag: _TAG_IN for tag in tags}
 
     def _name_word_test(self, word: str) -> tuple[str, list[Any]]:
         """A clause true when ``word`` is a whole word of the name."""
@@ -632,11 +638,17 @@ class SqlStore:
         ``query`` keeps records whose name or description contains it,
         ignoring case; ``tags`` records carrying every tag.
         """
-        where = ["collection = ?", "visible = 1"]
-        params: list[Any] = [collection]
-        if not self._filters(where, params, did=did, ref_a=ref_a, ref_b=ref_b, tags=tags):
-            return Page((), None)
         phrase = fold(query) if query else ""
+        with self._read() as db:
+            return self._list_in(db, collection, did, ref_a, ref_b, phrase, tags, after, limit)
+
+    def _list_in(self, db: _Db, collection: str, did: str | None, ref_a: str | None, ref_b: str | None,
+                 phrase: str, tags: Sequence[str], after: PageKey | None, limit: int) -> Page:
+        collection_test, tag_tests = self._plan(db, text=bool(phrase), tags=tags)
+        where = [collection_test, "visible = 1"]
+        params: list[Any] = [collection]
+        if not self._filters(where, params, did=did, ref_a=ref_a, ref_b=ref_b, tags=tags, tag_tests=tag_tests):
+            return Page((), None)
         if phrase:
             clause, values = self._text_filter([phrase])
             where.append(clause)
@@ -646,13 +658,11 @@ class SqlStore:
         if after is not None:
             where.append("(sort_time, uri) < (?, ?)")
             params.extend([after.sort_time, after.uri])
-        with self._read() as db:
-            where[0] = self._collection_test(db, text=bool(phrase), tags=tags)
-            sql = (
-                f"SELECT {_COLUMNS} FROM records WHERE {' AND '.join(where)} "
-                "ORDER BY sort_time DESC, uri DESC LIMIT ?"
-            )
-            rows = db.all(sql, [*params, limit + 1])
+        sql = (
+            f"SELECT {_COLUMNS} FROM records WHERE {' AND '.join(where)} "
+            "ORDER BY sort_time DESC, uri DESC LIMIT ?"
+        )
+        rows = db.all(sql, [*params, limit + 1])
         return self._page(self._records(rows), limit, ranked=False)
 
     def search_entries(
@@ -684,26 +694,33 @@ class SqlStore:
                 page = Page((), None)  # past a positive score, an empty query has nothing left
             ranked = tuple(attrs.evolve(record, score=0) for record in page.records)
             return Page(ranked, None if page.next is None else attrs.evolve(page.next, score=0))
-        where = ["collection = ?", "visible = 1"]
-        params: list[Any] = [ENTRY_NSID]
-        if not self._filters(where, params, did=did, ref_a=schema_ref, tags=tags):
-            return Page((), None)
-        clause, values = self._text_filter(words)
-        where.append(clause)
-        params.extend(values)
-        where[0] = self._collection_test(None, text=True)
-        score_sql, score_params = self._score(words)
-        inner = f"SELECT {_COLUMNS}, {score_sql} AS score FROM records WHERE {' AND '.join(where)}"
-        outer_where = ""
-        outer_params: list[Any] = []
-        if after is not None:
-            outer_where = "WHERE (score, sort_time, uri) < (?, ?, ?)"
-            outer_params = [after.score or 0, after.sort_time, after.uri]
-        sql = (
-            f"SELECT {_COLUMNS}, score FROM ({inner}) AS found {outer_where} "
-            "ORDER BY score DESC, sort_time DESC, uri DESC LIMIT ?"
-        )
         with self._read() as db:
+            collection_test, tag_tests = self._plan(db, text=True, tags=tags)
+            where = [collection_test, "visible = 1"]
+            params: list[Any] = [ENTRY_NSID]
+            if not self._filters(where, params, did=did, ref_a=schema_ref, tags=tags, tag_tests=tag_tests):
+                return Page((), None)
+            clause, values = self._text_filter(words)
+            where.append(clause)
+            params.extend(values)
+            score_sql, score_params = self._score(words)
+            # Every match is scored, but only its key is sorted: the records of the page are read
+            # after, by id (a common word matches most of the index; its rows stay where they are).
+            inner = f"SELECT id, {score_sql} AS score, sort_time, uri FROM records WHERE {' AND '.join(where)}"
+            outer_where = ""
+            outer_params: list[Any] = []
+            if after is not None:
+                outer_where = "WHERE (score, sort_time, uri) < (?, ?, ?)"
+                outer_params = [after.score or 0, after.sort_time, after.uri]
+            top = (
+                f"SELECT id, score FROM ({inner}) AS found {outer_where} "
+                "ORDER BY score DESC, sort_time DESC, uri DESC LIMIT ?"
+            )
+            columns = ", ".join(f"records.{column.strip()}" for column in _COLUMNS.split(","))
+            sql = (
+                f"SELECT {columns}, top.score FROM ({top}) AS top JOIN records ON records.id = top.id "
+                "ORDER BY top.score DESC, records.sort_time DESC, records.uri DESC"
+            )
             rows = db.all(sql, [*score_params, *params, *outer_params, limit + 1])
         return self._page(self._records(rows, ranked=True), limit, ranked=True)
 
@@ -740,6 +757,7 @@ class SqlStore:
         ref_a: str | None = None,
         ref_b: str | None = None,
         tags: Sequence[str] = (),
+        tag_tests: Mapping[str, str] | None = None,
     ) -> bool:
         """Add the common filters; False when they can match nothing."""
         if _nul(did, ref_a, ref_b):
@@ -756,7 +774,7 @@ class SqlStore:
         for tag in dict.fromkeys(tags):
             if len(tag) > MAX_TAG_CHARS or "\x00" in tag:
                 return False  # never indexed, so carried by nothing
-            where.append("uri IN (SELECT uri FROM record_tags WHERE tag = ?)")
+            where.append((tag_tests or {}).get(tag, _TAG_IN))
             params.append(tag)
         return True
 

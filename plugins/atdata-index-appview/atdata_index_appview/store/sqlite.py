@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from atdata_index_appview.store._sql import SqlStore, StoreError
+from atdata_index_appview.store._sql import _TAG_EXISTS, _TAG_IN, SqlStore, StoreError
 
 __all__ = ["SqliteStore"]
 
@@ -165,20 +165,24 @@ class SqliteStore(SqlStore):
             raise
         conn.execute("COMMIT")
 
-    def _collection_test(self, db: Any, *, text: bool = False, tags: Sequence[str] = ()) -> str:
-        # Without statistics, SQLite walks the collection's time index and tests each row against
-        # the text or tag: quick when matches are many (the first page fills at once), a scan of
-        # the whole collection when they are few. The text index, or a rare tag's rows, find
-        # those few directly: `+collection` keeps the planner off the collection's indexes then.
+    def _plan(self, db: Any, *, text: bool = False, tags: Sequence[str] = ()) -> tuple[str, dict[str, str]]:
+        # Without statistics, SQLite walks the collection's time index and tests each row: quick
+        # when matches are many (the first page fills at once), a scan of the whole collection
+        # when they are few. The text index, or the rows of the rarest tag when it is rare, find
+        # those few directly (`+collection` keeps the planner off the collection's indexes);
+        # the other tags are then tested row by row, never gathered whole.
+        tag_tests = {tag: _TAG_EXISTS for tag in tags}
         if text:
-            return "+collection = ?"
+            return "+collection = ?", tag_tests
+        rarest, fewest = None, _FEW_TAGGED
         for tag in tags:
-            row = db.one(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM record_tags WHERE tag = ? LIMIT ?)", (tag, _FEW_TAGGED)
-            )
-            if row and row[0] < _FEW_TAGGED:
-                return "+collection = ?"
-        return "collection = ?"
+            row = db.one("SELECT COUNT(*) FROM (SELECT 1 FROM record_tags WHERE tag = ? LIMIT ?)", (tag, fewest))
+            if row and row[0] < fewest:
+                rarest, fewest = tag, row[0]
+        if rarest is None:
+            return "collection = ?", tag_tests
+        tag_tests[rarest] = _TAG_IN
+        return "+collection = ?", tag_tests
 
     def _text_filter(self, words: Sequence[str]) -> tuple[str, list[Any]]:
         # The trigram index finds substrings of 3 characters or more; shorter words are tested row by row.
