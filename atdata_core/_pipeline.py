@@ -362,7 +362,7 @@ class _Fetcher:
     # so: the fetching thread needs it between reads and hashes, and a thread waiting for the GIL
     # gets it only every switch interval (5 ms) otherwise. A pause that took long (other work
     # holds the cores) spaces the next ones out, so pausing never costs more than 1/PACE_SHARE.
-    PACE = 0.0003
+    PACE = 0.001
     PACE_SHARE = 20
 
     def __init__(self, refs: list[ShardRef], limits: ShardLimits):
