@@ -13,7 +13,8 @@ limit, so every backend gets the same shards). Each backend is one function in
 ``BACKENDS``: it places those shards where it reads them from (timed, when that
 is an upload) and returns a :class:`Placed` that opens the dataset again. The
 reading is the same for every column: iterate the whole dataset into typed
-samples, every shard's sha256 verified, best of ``--repeat`` runs.
+samples, every shard's sha256 verified, best of ``--repeat`` rounds (each round
+reads from every backend once, in turn).
 
 - ``local``: the shards where they were written.
 - ``blobs``: published with ``publish_dataset(..., storage="blob")`` to a fresh
@@ -48,6 +49,7 @@ import atdata_core  # noqa: E402
 from atdata_core import ShardWriter, packable  # noqa: E402
 
 SHARD_BYTES = 5 * 1024 * 1024
+READ_TARGET = 0.5  # remote reads at least half as fast as local ones, on loopback
 
 
 @packable
@@ -204,15 +206,17 @@ def write_dataset(folder: Path, megabytes: float) -> tuple[list[Any], int]:
     return sink.shards, count
 
 
-def read_rate(placed: Placed, repeat: int) -> float:
-    """Seconds of the fastest full read."""
-    best = float("inf")
+def read_seconds(placed: dict[str, Placed], repeat: int) -> dict[str, float]:
+    """Seconds of each backend's fastest full read; every round reads from each backend once, in turn,
+    so that other work on the machine weighs on all of them alike."""
+    best = {name: float("inf") for name in placed}
     for _ in range(repeat):
-        dataset = placed.open()
-        started = time.perf_counter()
-        count = sum(1 for _ in dataset)
-        best = min(best, time.perf_counter() - started)
-        assert count > 0
+        for name, place in placed.items():
+            dataset = place.open()
+            started = time.perf_counter()
+            count = sum(1 for _ in dataset)
+            best[name] = min(best[name], time.perf_counter() - started)
+            assert count > 0
     return best
 
 
@@ -240,23 +244,25 @@ def main() -> int:
         bench = Bench(folder, shards, samples, total)
         print(f"dataset: {samples:,} samples, {total / 1e6:.1f} MB in {len(shards)} shards of at most "
               f"{SHARD_BYTES / 2**20:.0f} MiB; best of {args.repeat} reads, sha256 verified")
-        rows = []
         try:
-            for name in chosen:
-                placed = BACKENDS[name](bench)
-                seconds = read_rate(placed, args.repeat)
-                rows.append((name, seconds, placed.publish_seconds))
+            placed = {name: BACKENDS[name](bench) for name in chosen}
+            seconds = read_seconds(placed, args.repeat)
+            rows = [(name, seconds[name], placed[name].publish_seconds) for name in chosen]
         finally:
             bench.close()
 
     local_seconds = next((seconds for name, seconds, _ in rows if name == "local"), None)
-    print(f"{'storage':<10} {'MB/s':>8} {'samples/s':>11} {'vs local':>9} {'publish s/MB':>13} {'publish MB/s':>13}")
+    print(f"{'storage':<10} {'MB/s':>8} {'samples/s':>11} {'vs local':>9} {'publish s/MB':>13} {'publish MB/s':>13}"
+          "  target")
     for name, seconds, publish in rows:
         ratio = f"{local_seconds / seconds:.2f}x" if local_seconds else "-"
         per_mb = f"{publish / (total / 1e6):.4f}" if publish is not None else "-"
         publish_rate = f"{total / 1e6 / publish:.1f}" if publish is not None else "-"
+        target = ""
+        if local_seconds and name != "local":
+            target = f"  >= {READ_TARGET}x local: {'ok' if local_seconds / seconds >= READ_TARGET else 'BELOW TARGET'}"
         print(f"{name:<10} {total / 1e6 / seconds:>8.1f} {samples / seconds:>11,.0f} {ratio:>9} {per_mb:>13} "
-              f"{publish_rate:>13}")
+              f"{publish_rate:>13}{target}")
     return 0
 
 
