@@ -182,6 +182,11 @@ def test_a_corrupt_shard_fails_the_read_naming_the_shard(ray_session, tmp_path):
     message = str(failure.value)
     assert bad.name in message and "sha256" in message.lower()
 
+    # on_error="skip": the damaged shard is left out whole, the others read
+    with pytest.warns(UserWarning, match=bad.name):
+        skipped = [block.num_rows for task in AtdataDatasource(shards, Patch, on_error="skip").get_read_tasks(1)
+                   for block in task()]
+    assert sum(skipped) == 20
     # verify=False reads what is there
     assert read_atdata(shards, Patch, verify=False, on_error="skip").count() >= 20
 
