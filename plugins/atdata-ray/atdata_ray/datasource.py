@@ -26,16 +26,12 @@ in shape goes through Ray's own tensor columns instead.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import threading
-import warnings
 from typing import Any, Iterable, Iterator
-from urllib.parse import unquote, urlsplit
 
 import atdata_core
-from atdata_core.errors import ChecksumError, SampleTypeError, StorageError
-from atdata_core.plugins import Array, get_config, storage_backend
+from atdata_core.errors import SampleTypeError, StorageError
+from atdata_core.plugins import Array, storage_backend
 from ray.data import Datasource, ReadTask
 from ray.data.block import BlockAccessor, BlockMetadata
 
@@ -189,14 +185,9 @@ class AtdataDatasource(Datasource):
         for rank, (ref, size) in enumerate(zip(self._shards, sizes)):
             if self._per_shard:
                 # a dataset of this one shard: what the task carries stays small however many shards there are
-                check = _local_check(ref, size)
                 read = _ShardRead(
-                    atdata_core.Dataset(
-                        shards=[ref if check is None else ref._replace(sha256=None)],
-                        sample_type=self._sample_type,
-                        on_error=self._on_error,
-                    ),
-                    0, 1, columns, self._batch_size, check=check, on_error=self._on_error,
+                    atdata_core.Dataset(shards=[ref], sample_type=self._sample_type, on_error=self._on_error),
+                    0, 1, columns, self._batch_size,
                 )
                 rows = ref.count
             else:
@@ -257,109 +248,20 @@ class _ShardRead:
     ``RANK`` / ``WORLD_SIZE`` a Ray Train worker carries are never consulted.
     """
 
-    def __init__(
-        self,
-        dataset: Any,
-        rank: int,
-        world: int,
-        columns: list[str] | None,
-        batch_size: int,
-        *,
-        check: tuple[str, str, str] | None = None,
-        on_error: Any = "raise",
-    ):
+    def __init__(self, dataset: Any, rank: int, world: int, columns: list[str] | None, batch_size: int):
         self.dataset = dataset
         self.rank = rank
         self.world = world
         self.columns = columns
         self.batch_size = batch_size
-        self.check = check  # (local path, sha256, url): hashed beside the decoding, see __call__
-        self.on_error = on_error
 
     def batches(self) -> Iterator[Any]:
         """The shard's samples as :class:`atdata_core.SampleBatch` objects (the read without Ray)."""
         return iter(self.dataset.ordered(self.batch_size, rank=self.rank, world_size=self.world, epochs=1))
 
     def __call__(self) -> Iterator[Any]:
-        if self.check is None:
-            for batch in self.batches():
-                yield batch_to_block(batch, self.columns)
-            return
-        # A local shard of known sha256: hashed on a thread of its own while it decodes, and no
-        # block leaves the task before the digest matched (atdata's own read hashes the next shard
-        # while this one decodes; a task has no next shard). A file changed meanwhile is refused.
-        path, expected, url = self.check
-        before = _identity(path)
-        digest = _FileDigest(path)
-        try:
-            blocks = [batch_to_block(batch, self.columns) for batch in self.batches()]
-        except Exception as failure:
-            actual = digest.result()
-            if actual != expected:
-                raise ChecksumError(url, expected, actual, note="no sample of it was handed on") from failure
-            raise
-        actual = digest.result()
-        if actual == expected and _identity(path) != before:
-            actual = "(the file changed while it was read)"
-        if actual != expected:
-            error = ChecksumError(url, expected, actual, note="no sample of it was handed on")
-            if self.on_error == "raise":
-                raise error
-            if self.on_error == "skip":
-                warnings.warn(f"skipping: {error}", stacklevel=2)
-            else:
-                self.on_error(error)
-            return
-        yield from blocks
-
-
-def _identity(path: str) -> tuple[int, int, int]:
-    stat = os.stat(path)
-    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
-
-class _FileDigest:
-    """The sha256 of a file, computed on a thread of its own (hashlib lets the GIL go on large buffers)."""
-
-    def __init__(self, path: str):
-        self._path = path
-        self._hex: str | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="atdata-ray-shard-hash", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            hasher = hashlib.sha256()
-            with open(self._path, "rb") as file:
-                for chunk in iter(lambda: file.read(8 << 20), b""):
-                    hasher.update(chunk)
-            self._hex = hasher.hexdigest()
-        except BaseException as exc:  # raised in the task, in result()
-            self._error = exc
-
-    def result(self) -> str:
-        self._thread.join()
-        if self._error is not None:
-            raise StorageError(f"cannot read {self._path} to verify it: {self._error}") from self._error
-        return self._hex  # type: ignore[return-value]
-
-
-def _local_check(ref: Any, size: int | None) -> tuple[str, str, str] | None:
-    """``(path, sha256, url)`` for a local shard to verify that fits ``[shards] verify_buffer_bytes``."""
-    if not ref.sha256 or size is None:
-        return None
-    url = str(ref.url)
-    if url.startswith("file://"):
-        path = unquote(urlsplit(url).path)
-    elif "://" in url:
-        return None  # remote: atdata's read verifies it before its first sample, reading it once
-    else:
-        path = url
-    limit = get_config().get_int("shards.verify_buffer_bytes", 64 << 20)
-    if limit is None or size > limit:
-        return None  # larger shards are verified as they stream, by atdata's read
-    return (os.path.abspath(path), ref.sha256, url)
+        for batch in self.batches():
+            yield batch_to_block(batch, self.columns)
 
 
 def batch_to_block(batch: Any, columns: list[str] | None = None) -> Any:
