@@ -22,8 +22,9 @@ of ``--repeat`` rounds (background load hits every reader alike):
 - ``ray read -> map_batches -> Datasink``: read, a numpy ``map_batches``, and
   the shards written again by the Datasink (one writer per write task).
 
-Ray runs with its files in a temporary folder, no dashboard, on loopback,
-with a token from the environment. Nothing is asserted: figures, not tests.
+Ray runs with its files in a temporary folder, no dashboard, its node
+addressed as 127.0.0.1, and token authentication with a token from the
+environment (its gRPC servers still listen on every interface). Nothing is asserted: figures, not tests.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def copy(
         if address:
             ray.init(address=address)
         else:
-            # this machine only: workers are reached on loopback, and no dashboard is served
+            # this machine only: the node is addressed as 127.0.0.1, and no dashboard is served
             ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1")
         started = True
     try:

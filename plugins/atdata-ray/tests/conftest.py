@@ -2,9 +2,10 @@
 
 ``ray.init`` takes seconds and ``ray.shutdown`` more than one, so every test
 shares one instance: two CPUs, a 256 MiB object store, its files in a
-temporary folder (not ``/tmp/ray``), no dashboard, reached on loopback, and
-token authentication with a token given in the environment (nothing written
-to ``~/.ray``). Its worker processes inherit the environment of that moment:
+temporary folder (not ``/tmp/ray``), no dashboard, its node addressed as
+127.0.0.1, and token authentication with a token given in the environment
+(nothing written to ``~/.ray``). Ray's gRPC servers still listen on every
+interface (Ray 2.60 has no setting for that); the token is what keeps others out. Its worker processes inherit the environment of that moment:
 a configuration folder of their own and none of the user's ``ATDATA_*``
 settings. A test that needs workers to see a setting passes it through
 ``ray_remote_args={"runtime_env": {"env_vars": ...}}``, as a user would.
