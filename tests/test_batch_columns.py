@@ -174,3 +174,11 @@ def test_writer_keys_start_at_zero_by_default(tmp_path):
 def test_a_key_prefix_with_a_dot_is_refused(tmp_path):
     with pytest.raises(ValueError, match="key_prefix"):
         ShardWriter(str(tmp_path / "a-%06d.tar"), key_prefix="task.1-")
+
+
+def test_to_ray_without_the_plugin_says_what_to_install(tmp_path, monkeypatch):
+    with ShardWriter(str(tmp_path / "a-%06d.tar")) as sink:
+        sink.write(readings(1)[0])
+    monkeypatch.setitem(sys.modules, "atdata_ray", None)  # as if atdata-ray were not installed
+    with pytest.raises(ImportError, match="pip install atdata-ray"):
+        Dataset[Reading](sink.shards).to_ray()
