@@ -50,14 +50,15 @@ def ray_session():
             _node_ip_address="127.0.0.1",
             log_to_driver=False,
         )
-        import ray.data
+    # the environment is this process's own again: only Ray's processes keep the one above
+    import ray.data
 
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        try:
-            yield ray
-        finally:
-            ray.shutdown()
-            shutil.rmtree(temp, ignore_errors=True)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
