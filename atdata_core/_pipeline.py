@@ -348,9 +348,11 @@ class _Fetcher:
 
     A shard to verify before use, or (after the first) a network body of
     announced length of at most ``[shards] verify_buffer_bytes``, is read
-    whole there and hashed there (:func:`~atdata_core.shards._fetch_ahead`):
-    file and socket reads and hashlib on large buffers release the GIL, so
-    this runs on the other core while the current shard decodes. Any other
+    whole there, and hashed as it arrives on a hashing thread
+    (:func:`~atdata_core.shards._fetch_ahead`): file and socket reads and
+    hashlib on large buffers release the GIL, so both run beside the
+    decoding of the current shard (reading into fresh memory costs page
+    faults: on a thread apart from the hash, they do not slow it). Any other
     shard is only opened (its request's round trip is not waited for in its
     turn). At most one shard waits ahead of the one being decoded: two in
     memory at most.

@@ -75,8 +75,8 @@ _READ_CHUNK = 1 << 24
 # exactly as far as its members say. Each read is a fresh buffer, never written to again. A
 # buffer this size stays in a core's L2 cache while its members are parsed and unpacked.
 _CHUNK = 1 << 20
-# A shard to verify before use is read in larger buffers: each is read and hashed in one call
-# each, and the thread doing it needs the GIL back only between calls.
+# A shard to verify before use is read in larger buffers: each is read in one call and hashed
+# in one call (on the hashing thread), so the threads doing it need the GIL only between calls.
 _HEAD_CHUNK = 8 << 20
 # Network streams of known length are read this many chunks ahead, on a thread of their own.
 _READ_AHEAD = 8
@@ -281,20 +281,18 @@ class _Hasher:
     every buffer to be hashed. Small amounts are hashed on the spot.
     """
 
-    __slots__ = ("_hash", "_queue", "_room", "_thread", "inline")
+    __slots__ = ("_hash", "_queue", "_room", "_thread")
     name = "sha256"
 
-    def __init__(self, *, inline: bool = False) -> None:
+    def __init__(self) -> None:
         self._hash = hashlib.sha256()
         self._queue: Any = None
         self._room: Any = None
         self._thread: Any = None
-        # hash on the calling thread: it is itself a thread beside the decoding (see _fetch_ahead)
-        self.inline = inline
 
     def update(self, data: bytes) -> None:
         if self._thread is None:
-            if self.inline or len(data) < _HASH_ON_THREAD:
+            if len(data) < _HASH_ON_THREAD:
                 self._hash.update(data)
                 return
             import queue
@@ -531,8 +529,9 @@ def _fetch_ahead(
 ) -> _Head | None:
     """A shard read into memory before its turn, on a thread beside the decoding; None to stream it in its turn.
 
-    Read whole: a shard to verify before its first sample is used (hashed
-    here, where the hash runs beside the decoding: see :func:`iter_samples`),
+    Read whole: a shard to verify before its first sample is used (hashed on
+    a hashing thread as its buffers arrive, beside both this thread's reads
+    and the decoding: see :func:`iter_samples`),
     and, when another shard decodes meanwhile (``ahead``), a network body of
     announced length of at most ``[shards] verify_buffer_bytes``, so the
     download goes on while the shard before it decodes (the first shard is
@@ -550,18 +549,16 @@ def _fetch_ahead(
             return None  # verified as it streams, in its turn
         expected = checksum.lower()
         declared = _declared_sha256(stream) == expected
-        head = _Head(stream, limit, size, hasher=None if declared else _Hasher(inline=True), chunk=chunk)
+        head = _Head(stream, limit, size, hasher=None if declared else _Hasher(), chunk=chunk)
         head.read(stopped)
         if declared:
             whole = head._error is None and (size is not None or head.total <= limit)
             if whole and _at_end(stream):
                 head.hasher = _KnownDigest(expected)
             else:  # the stream's own check may not cover exactly these bytes: hash them here
-                head.hasher = _Hasher(inline=True)
+                head.hasher = _Hasher()
                 for part in head.chunks:
                     head.hasher.update(part)
-        if isinstance(head.hasher, _Hasher):
-            head.hasher.inline = False  # the rest of a larger shard, if any, is hashed as it streams
         return head
     if not ahead or length is None or length > limit:
         return None
