@@ -239,6 +239,65 @@ def test_rows_missing_a_field_of_the_class_are_refused(ray_session, tmp_path):
         write_atdata(rds, str(tmp_path / "out"), Patch)
 
 
+def test_the_datasink_writes_to_s3_from_every_task(ray_session, tmp_path, monkeypatch):
+    pytest.importorskip("atdata_storage_s3", reason="atdata-storage-s3 is not installed")
+    boto3 = pytest.importorskip("boto3")
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    from atdata_core.plugins import reset_plugins
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        # the same settings here and, through Ray's runtime environment, in the write tasks
+        env = {
+            "ATDATA_S3_ENDPOINT": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        reset_plugins()
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="ray-out")
+
+        samples = patches(40)
+        write_shards(tmp_path / "in", samples)
+        rds = read_atdata(str(tmp_path / "in" / "*.tar"), Patch).repartition(2)
+        sink = write_atdata(rds, "s3://ray-out/patches", Patch, maxcount=15,
+                            ray_remote_args={"runtime_env": {"env_vars": env}})
+
+        assert sink.shards and all(info.url.startswith("s3://ray-out/patches/part-") for info in sink.shards)
+        listed = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").list_objects_v2(Bucket="ray-out")
+        assert sorted(item["Key"] for item in listed["Contents"]) == sorted(
+            info.url.removeprefix("s3://ray-out/") for info in sink.shards
+        )
+        loaded = sorted(Dataset[Patch](sink.shards), key=lambda s: s.label)  # read back, sha256 verified
+        assert [s.name for s in loaded] == [s.name for s in samples]
+        np.testing.assert_array_equal(loaded[9].pixels, samples[9].pixels)
+        assert len(set(member_keys_of_remote(sink.shards, endpoint))) == 40
+    finally:
+        server.stop()
+
+
+def member_keys_of_remote(shards, endpoint: str) -> list[str]:
+    import io
+
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    keys = []
+    for info in shards:
+        bucket, key = info.url.removeprefix("s3://").split("/", 1)
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+            keys += [m.name.removesuffix(".msgpack") for m in tar.getmembers()]
+    return keys
+
+
 # --------------------------------------------------------------------------- the command line
 
 
