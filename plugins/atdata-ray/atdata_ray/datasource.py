@@ -93,7 +93,9 @@ class AtdataDatasource(Datasource):
             :class:`~atdata_core.DictSample`.
         columns: the fields to read (all by default). Ray's
             ``select_columns`` on the dataset is pushed down here too.
-        verify: check each shard's sha256 where it is known (default).
+        verify: check each shard's sha256 where it is known (default). A
+            :class:`atdata_core.Dataset` passed in reads as it was made (its
+            read tasks each carry the whole dataset and read their shard of it).
         checksums: ``{url: sha256 hex}`` for shards given by URL.
         on_error: ``"raise"`` (default), ``"skip"`` or a callable, as for
             :class:`atdata_core.Dataset`.
