@@ -331,7 +331,9 @@ def firehose_server(folder: str, port_file: str, rate: float) -> None:
                 if websocket in subscribers:
                     subscribers.remove(websocket)
 
-    with serve(handler, "127.0.0.1", 0, max_size=None, compression=None) as server:
+    # No keepalive pings: behind a backlog of frames a pong cannot arrive in time, and the
+    # subscriber would be dropped and reconnect (which the service survives, but it is not timed here).
+    with serve(handler, "127.0.0.1", 0, max_size=None, compression=None, ping_interval=None) as server:
         Path(port_file).write_text(str(server.socket.getsockname()[1]))
         threading.Thread(target=server.serve_forever, daemon=True).start()
         for line in sys.stdin:
