@@ -345,10 +345,11 @@ def test_a_published_dataset_reads_by_reference_and_a_write_publishes(ray_sessio
     schema = atdata_core.publish_schema(client, Patch, schema_id="com.example.patch", version="1.0.0")
     samples = patches(24)
     shards = write_shards(tmp_path / "shards", samples)
-    atdata_core.publish_dataset(client, "patches", shards, schema=schema, storage="blob")
+    entry = atdata_core.publish_dataset(client, "patches", shards, schema=schema, storage="blob")
+    atdata_core.publish_label(client, "patches", entry, version="v1")
 
     remote = {"runtime_env": {"env_vars": federation.worker_env}}
-    for ref in (f"@{account.handle}/patches", atdata_core.resolve(f"@{account.handle}/patches").entry_uri):
+    for ref in (f"@{account.handle}/patches", entry.uri, f"@{account.handle}/patches@v1"):
         columns = rows_by_label(read_atdata(ref, ray_remote_args=remote))
         assert_columns_equal(columns, samples)
 
