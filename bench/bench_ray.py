@@ -36,7 +36,8 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -46,11 +47,11 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-import numpy as np  # noqa: E402
-from numpy.typing import NDArray  # noqa: E402
+import numpy as np
+from numpy.typing import NDArray
 
-import atdata_core  # noqa: E402
-from atdata_core import Dataset, ShardWriter  # noqa: E402
+import atdata_core
+from atdata_core import Dataset, ShardWriter
 
 
 @atdata_core.packable
@@ -96,7 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     shape = tuple(int(n) for n in args.shape.split(","))
 
-    from atdata_ray import AtdataDatasource, AtdataDatasink, read_atdata
+    from atdata_ray import AtdataDatasink, AtdataDatasource, read_atdata
 
     work = tempfile.mkdtemp(prefix="atray-bench-")
     try:

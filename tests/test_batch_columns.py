@@ -95,7 +95,7 @@ def test_to_arrow_types_every_column_and_keeps_the_values(batch):
 
 
 def test_to_arrow_shares_the_array_columns_memory(batch):
-    pa = pytest.importorskip("pyarrow")
+    pytest.importorskip("pyarrow")
     batch, _ = batch
     tensor = batch.to_arrow(["image"]).column("image")
     values = np.frombuffer(tensor.storage.values.buffers()[1], dtype=np.uint8)

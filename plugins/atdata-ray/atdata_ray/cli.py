@@ -62,7 +62,6 @@ def ray_group() -> None:
 def inspect(source: tuple[str, ...], type_: str | None, columns: str | None) -> None:
     """Plan reading SOURCE with Ray: read tasks, size, and the Arrow schema of its blocks."""
     from atdata_core.errors import AtdataError
-
     from atdata_ray.datasource import AtdataDatasource, _ShardRead, batch_to_block
 
     try:

@@ -20,16 +20,17 @@ backend takes: a local folder, ``s3://bucket/prefix``, ``atblob://<did>/prefix``
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import attrs
 import numpy as np
+from ray.data import Datasink
+from ray.data.block import BlockAccessor
 
 import atdata_core
 from atdata_core import ShardInfo, ShardWriter
 from atdata_core.plugins import Array, DictOf, ListOf, Nested, Optional, Scalar
-from ray.data import Datasink
-from ray.data.block import BlockAccessor
 
 __all__ = ["AtdataDatasink", "Publication", "write_atdata"]
 

@@ -27,15 +27,17 @@ in shape goes through Ray's own tensor columns instead.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ray.data import Datasource, ReadTask
+from ray.data.block import BlockAccessor, BlockMetadata
 
 import atdata_core
 from atdata_core.errors import SampleTypeError, StorageError
 from atdata_core.plugins import Array, storage_backend
-from ray.data import Datasource, ReadTask
-from ray.data.block import BlockAccessor, BlockMetadata
 
-__all__ = ["AtdataDatasource", "DEFAULT_BATCH_SIZE", "read_atdata"]
+__all__ = ["DEFAULT_BATCH_SIZE", "AtdataDatasource", "read_atdata"]
 
 #: Rows per Arrow block a read task yields (Ray merges or splits blocks to its own target size).
 DEFAULT_BATCH_SIZE = 1024
@@ -74,7 +76,7 @@ def read_atdata(
 
 
 def _is_reference(source: Any) -> bool:
-    return isinstance(source, str) and (source.startswith("at://") or source.startswith("@"))
+    return isinstance(source, str) and source.startswith(("at://", "@"))
 
 
 class AtdataDatasource(Datasource):
@@ -162,7 +164,7 @@ class AtdataDatasource(Datasource):
     def supports_projection_pushdown(self) -> bool:
         return True
 
-    def apply_projection(self, projection_map: dict[str, str] | None) -> "AtdataDatasource":
+    def apply_projection(self, projection_map: dict[str, str] | None) -> AtdataDatasource:
         clone = super().apply_projection(projection_map)
         clone._check_columns(clone._get_data_columns())
         return clone

@@ -24,7 +24,6 @@ import pytest
 
 from atdata_core.plugins import Client, reset_plugins
 
-
 # Ray reads its authentication mode when it is imported, so it is set before any test module
 # imports ray: a token of this process's own, given in the environment (nothing written to ~/.ray).
 os.environ.setdefault("RAY_AUTH_MODE", "token")
