@@ -265,6 +265,34 @@ def test_hostile_strings_are_indexed_as_they_are(harness):
     assert stored.record["name"] == "a\x00b" and any("description" in w for w in stored.warnings)
 
 
+
+SHARD_BLOB = "science.alt.dataset.shardBlob"  # written by the blob storage plugin; not indexed here
+
+
+def shard_blob() -> dict:
+    return {"$type": SHARD_BLOB, "path": "shards/a.tar", "size": 10, "createdAt": "2024-01-01T00:00:00.000Z"}
+
+
+def test_a_record_of_a_collection_the_index_does_not_hold_is_ignored_not_quarantined(harness):
+    alice = harness.account()
+    harness.commit(alice, [("create", f"{SHARD_BLOB}/3kaaa", shard_blob()),
+                           ("create", f"{LABEL}/3kbbb", label(name=42))])
+    assert harness.uris() == set()
+    assert set(harness.store.quarantined) == {uri(alice, f"{LABEL}/3kbbb")}  # an indexed collection's bad record
+    assert harness.store.stats["quarantined"] == 1
+    harness.commit(alice, [("create", f"{SHARD_BLOB}/3kccc", {"anything": ["at", "all"]})])
+    assert uri(alice, f"{SHARD_BLOB}/3kccc") not in harness.store.quarantined
+    assert harness.store.stats["quarantined"] == 1 and harness.store.stats["records_indexed"] == 0
+
+
+def test_a_resync_passes_over_collections_the_index_does_not_hold(harness):
+    alice = harness.account()
+    alice.commit([("create", f"{SHARD_BLOB}/3kaaa", shard_blob()), ("create", f"{LABEL}/3kbbb", label())])
+    backfill(IngestSettings(), harness.store, [alice.did], client=Client.anonymous())
+    assert harness.uris() == {uri(alice, f"{LABEL}/3kbbb")}
+    assert harness.store.quarantined == {} and harness.store.stats.get("quarantined", 0) == 0
+
+
 # --- resyncs: gaps, tooBig, #sync, OutdatedCursor ----------------------------------------------
 
 

@@ -6,7 +6,7 @@ verifies and writes:
 
 - ``#commit``: skipped when its ``rev`` is not above the repository's stored
   rev (a replay, or a commit a resync already covered); skipped cheaply when
-  it touches no ``science.alt.dataset.*`` record of a repository the store
+  it touches no record of an indexed collection of a repository the store
   does not track. Otherwise the CAR is read with every block checked against
   its CID, the commit's signature verified against the account's key, and
   each of our operations proven against the signed tree (the record under
@@ -45,7 +45,7 @@ import attrs
 import libipld
 
 from atdata_core.errors import IdentityError, NetworkError, NetworkPolicyError, XrpcError
-from atdata_core.plugins import NAMESPACE, AtUri
+from atdata_core.plugins import NAMESPACE, RECORD_NSIDS, AtUri
 
 from atdata_index_appview.ingest._car import BadBlock, Car, CarError, cid_string, read_car
 from atdata_index_appview.ingest._cbor import CborError, record_json, unsigned_commit
@@ -110,8 +110,14 @@ class _Deferred:
     attempts: int = 0
 
 
-def in_namespace(path: str) -> bool:
-    return path.startswith(_PREFIX)
+_INDEXED = frozenset(RECORD_NSIDS)
+
+
+def indexed(path: str) -> bool:
+    """Whether the record at ``path`` (``collection/rkey``) is of a collection the index holds.
+    Other collections, of the namespace too (a plugin's own records, such as shard blobs), are
+    ignored: neither indexed nor quarantined."""
+    return path.partition("/")[0] in _INDEXED
 
 
 class Ingestor:
@@ -278,7 +284,7 @@ class Ingestor:
             self._count("stale_commits")
             self._advance(source, event.seq)
             return
-        ours = [op for op in event.ops if in_namespace(op.path)]
+        ours = [op for op in event.ops if indexed(op.path)]
         if not ours and stored is None:
             self._advance(source, event.seq)
             return
@@ -518,10 +524,12 @@ class Ingestor:
         if stored is None or rev > stored:
             try:
                 for key, cid in walk(car.blocks, commit["data"], _LOW, _HIGH):
+                    path = key.decode("utf-8", errors="replace")
+                    if not indexed(path):
+                        continue
                     raw = car.blocks.get(cid)
                     if raw is None:
                         raise _Rejected("bad_repo", f"the record {key[:200]!r} of {did} is not in the repository's CAR")
-                    path = key.decode("utf-8", errors="replace")
                     self._record_op("create", did, path, cid, raw, ops, quarantined)
             except MstError as err:
                 raise _Rejected("bad_repo", f"the repository tree of {did} is malformed: {err}") from None
