@@ -2,7 +2,7 @@
 
 ::
 
-    atdata appview serve --subscribe https://pds.example.com      # index its firehose, answer XRPC on :2590
+    atdata appview serve --subscribe https://pds.example.com      # index its firehose; XRPC and web pages on :2590
     atdata appview backfill did:plc:abc... https://pds.example.com  # whole repositories, now
     atdata search "handwritten digits" --tag vision                # through [appview] url
     atdata appview mcp --url https://appview.example.com          # MCP tools for AI assistants, over stdio
@@ -126,7 +126,8 @@ def serve(store: str | None, host: str | None, port: int | None, subscribe: tupl
 
         ingest_thread = threading.Thread(target=ingest, name="appview-ingest", daemon=True)
         ingest_thread.start()
-    click.echo(f"AppView {settings.service_did()} on http://{settings.host}:{settings.port}/xrpc/ "
+    address = f"http://{settings.host}:{settings.port}"
+    click.echo(f"AppView {settings.service_did()}: XRPC on {address}/xrpc/, web pages on {address}/ "
                f"({index!r}; following {', '.join(settings.subscribe) if ingest_thread else 'nothing'})", err=True)
     # uvicorn shuts down cleanly on SIGINT / SIGTERM, then raises the signal again for the handler it
     # found: make that handler end this command normally (exit 0) once the server has stopped.

@@ -119,6 +119,8 @@ def test_serve_answers_queries_and_stops_on_a_signal(tmp_path, stop):
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
     assert store.exists()
+    assert f"XRPC on http://127.0.0.1:{port}/xrpc/" in output
+    assert f"web pages on http://127.0.0.1:{port}/ " in output
 
 
 def test_serve_refuses_a_malformed_store_url():
