@@ -451,6 +451,34 @@ def test_ranked_pages_return_every_match_once_while_records_arrive(store, make_o
     assert expected <= set(seen)
 
 
+def test_words_too_common_to_score_page_newest_first(store, make_op, commit, monkeypatch):
+    ops = [make_op(ENTRY_NSID, f"3k{i:011d}", entry(f"{'galaxy' if i % 2 else 'galaxy survey'} {i}",
+                                                     f"2025-0{1 + i % 5}-01T00:00:00Z", tags=["sky"] if i % 3 else []))
+           for i in range(30)]
+    ops.append(make_op(ENTRY_NSID, "3kzzzzzzzzz2a", entry("stars", tags=["survey"])))
+    commit(store, ops)
+    monkeypatch.setattr(store, "scored_matches", 10)
+    # "galaxy" is in 30 records, over the limit: newest first, as a search without words, each scoring 0.
+    common = store.search_entries(search_words("galaxy"), limit=100).records
+    assert [r.uri for r in common] == [r.uri for r in store.list_records(ENTRY_NSID, limit=100).records if "galaxy" in r.value["name"]]
+    assert len(common) == 30 and all(r.score == 0 for r in common)
+    ranked = store.search_entries(search_words("stars"), limit=100).records
+    assert names(ranked) == ["stars"] and ranked[0].score == 30  # a rare word is still scored
+    # Pages keep the order the first page was cut in, while records arrive between them.
+    seen, after, new = [], None, 0
+    while True:
+        page = store.search_entries(search_words("galaxy"), tags=["sky"], after=after, limit=4)
+        seen.extend(page.records)
+        commit(store, [make_op(ENTRY_NSID, f"3n{new:011d}", entry(f"galaxy {new}", "2024-01-01T00:00:00Z", tags=["sky"]))])
+        new += 1
+        if page.next is None:
+            break
+        after = decode_cursor(encode_cursor(page.next), ranked=True)
+    assert len({r.uri for r in seen}) == len(seen) and all(r.score == 0 for r in seen)
+    assert [r.value["createdAt"] for r in seen] == sorted((r.value["createdAt"] for r in seen), reverse=True)
+    assert {r.uri for r in seen} >= {r.uri for r in common if "sky" in r.value.get("tags", [])}
+
+
 @pytest.mark.parametrize("text", [
     "%", "_", "\\", "%%", "a%b", "50%", "under_score", "\\%", "'", "''", "\"", "\"\"", "' OR 1=1 --", "\"; DROP TABLE records; --",
     "*", "mni*", "NEAR(a b)", "a AND b", "a OR b", "NOT a", "-a", "^a", "a:b", "name:mnist", "(", ")", "{a}", "[a]",

@@ -199,6 +199,11 @@ class SqlStore:
     #: How many changes the log keeps for subscribers that resume from a cursor.
     changes_kept = 100_000
 
+    #: A text search matching more entries than this is not scored: its matches come newest first,
+    #: each with score 0 (as an empty query's). Scoring reads every match; a common word matches
+    #: a good part of the index, while the time index finds its newest matches in a few rows.
+    scored_matches = 1000
+
     def __init__(self, connect: Callable[[], Any], *, pool_size: int = 8):
         self._pool = _Pool(connect, pool_size, self._is_broken)
         self._write_lock = threading.Lock()
@@ -219,8 +224,19 @@ class SqlStore:
 
     def _text_filter(self, words: Sequence[str]) -> tuple[str, list[Any]]:
         """A clause true exactly when every word occurs in ``search_f``, as fast as the store can make it."""
+        return self._text_test(words)
+
+    def _text_test(self, words: Sequence[str]) -> tuple[str, list[Any]]:
+        """A clause true exactly when every word occurs in ``search_f``, tested on each row read
+        (no index: the planner then walks the time index, as a newest-first search wants)."""
         clauses = [f"{self._instr}(search_f, ?) > 0" for _ in words]
         return " AND ".join(clauses), list(words)
+
+    def _matches_over(self, db: _Db, words: Sequence[str], n: int) -> bool:
+        """Whether more than ``n`` records (of any collection, hidden ones too) hold every word."""
+        clause, values = self._text_filter(words)
+        row = db.one(f"SELECT COUNT(*) FROM (SELECT 1 FROM records WHERE {clause} LIMIT ?) AS found", [*values, n + 1])
+        return bool(row and row[0] > n)
 
     def _plan(self, db: _Db, *, text: bool = False, tags: Sequence[str] = ()) -> tuple[str, dict[str, str]]:
         """``(the clause keeping one collection, the clause keeping each tag)``, each with one ``?``.
@@ -682,6 +698,11 @@ class SqlStore:
         A word scores 10 as a whole word of the name, else 6 within the name;
         5 as a whole tag, else 3 within a tag; 2 in the schema name; 1 in the
         description. An entry whose name is the whole query scores 20 more.
+
+        When the words match more than :attr:`scored_matches` records, the
+        matches are not scored: they come newest first, each with score 0, the
+        order of a search without words. A page's key carries its score, so the
+        pages after the first keep the order the first page was cut in.
         """
         words = [word for word in words if word]
         if not words:
@@ -695,11 +716,14 @@ class SqlStore:
             ranked = tuple(attrs.evolve(record, score=0) for record in page.records)
             return Page(ranked, None if page.next is None else attrs.evolve(page.next, score=0))
         with self._read() as db:
-            collection_test, tag_tests = self._plan(db, text=True, tags=tags)
+            newest = after.score == 0 if after is not None else self._matches_over(db, words, self.scored_matches)
+            collection_test, tag_tests = self._plan(db, text=not newest, tags=tags)
             where = [collection_test, "visible = 1"]
             params: list[Any] = [ENTRY_NSID]
             if not self._filters(where, params, did=did, ref_a=schema_ref, tags=tags, tag_tests=tag_tests):
                 return Page((), None)
+            if newest:
+                return self._newest_matches(db, words, where, params, after, limit)
             clause, values = self._text_filter(words)
             where.append(clause)
             params.extend(values)
@@ -722,6 +746,22 @@ class SqlStore:
                 "ORDER BY top.score DESC, records.sort_time DESC, records.uri DESC"
             )
             rows = db.all(sql, [*score_params, *params, *outer_params, limit + 1])
+        return self._page(self._records(rows, ranked=True), limit, ranked=True)
+
+    def _newest_matches(self, db: _Db, words: Sequence[str], where: list[str], params: list[Any],
+                        after: PageKey | None, limit: int) -> Page:
+        """The matches of a search too common to score, newest first, each with score 0."""
+        clause, values = self._text_test(words)
+        where = [*where, clause]
+        params = [*params, *values]
+        if after is not None:
+            where.append("(sort_time, uri) < (?, ?)")
+            params.extend([after.sort_time, after.uri])
+        sql = (
+            f"SELECT {_COLUMNS}, 0 FROM records WHERE {' AND '.join(where)} "
+            "ORDER BY sort_time DESC, uri DESC LIMIT ?"
+        )
+        rows = db.all(sql, [*params, limit + 1])
         return self._page(self._records(rows, ranked=True), limit, ranked=True)
 
     def _score(self, words: Sequence[str]) -> tuple[str, list[Any]]:

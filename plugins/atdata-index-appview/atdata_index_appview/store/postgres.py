@@ -18,7 +18,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from atdata_index_appview.store._sql import SqlStore, StoreError, _Db
+from atdata_core.plugins import ENTRY_NSID
+
+from atdata_index_appview.store._sql import _TAG_IN, SqlStore, StoreError, _Db
 
 __all__ = ["PostgresStore"]
 
@@ -112,6 +114,14 @@ _MIGRATION_LOCK = 0x61746461  # "atda"
 
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
+#: A tag carried by fewer records than this is found through its own rows, not by walking the collection.
+_FEW_TAGGED = 2000
+#: The rows of a tag gathered into an array: the planner then starts from them (with ``uri IN``
+#: it may walk the time index, testing each row, expecting the tag's rows to come early).
+_TAG_ROWS_FIRST = "uri = ANY(ARRAY(SELECT uri FROM record_tags WHERE tag = ?))"
+#: How many of the newest entries are read to tell how common the words of a search are.
+_SAMPLED = 2000
+
 
 def _like_pattern(word: str) -> str:
     """``%word%`` with ``\\``, ``%`` and ``_`` escaped: the user's text is never a wildcard."""
@@ -144,7 +154,10 @@ class PostgresStore(SqlStore):
         import psycopg
 
         try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)))
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)))
+            # Queries here read a page: starting parallel workers costs more than it saves, most on a busy machine.
+            conn.execute("SET max_parallel_workers_per_gather = 0")
+            return conn
         except psycopg.Error as err:
             raise StoreError(f"cannot connect to the AppView store {redact(self.url)}: {err}") from err
 
@@ -165,6 +178,35 @@ class PostgresStore(SqlStore):
 
     def _lock_migrations(self, db: _Db) -> None:
         db.run("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+
+    def _plan(self, db: _Db, *, text: bool = False, tags: Sequence[str] = ()) -> tuple[str, dict[str, str]]:
+        # The planner's statistics tell how many rows a tag has, not where they fall in time: for a
+        # rare tag it may walk the time index expecting the tag's rows early. Start from its rows.
+        tag_tests = {tag: _TAG_IN for tag in tags}
+        if text:
+            return "collection = ?", tag_tests
+        rarest, fewest = None, _FEW_TAGGED
+        for tag in tags:
+            row = db.one("SELECT COUNT(*) FROM (SELECT 1 FROM record_tags WHERE tag = ? LIMIT ?) AS tagged", (tag, fewest))
+            if row and row[0] < fewest:
+                rarest, fewest = tag, row[0]
+        if rarest is not None:
+            tag_tests[rarest] = _TAG_ROWS_FIRST
+        return "collection = ?", tag_tests
+
+    def _matches_over(self, db: _Db, words: Sequence[str], n: int) -> bool:
+        # Counting through the trigram index reads and tests every candidate row (many for a common
+        # word, and for a word of few distinct trigrams); the newest entries are a sample that the
+        # time index reads cheaply, scaled to the table's size as the planner's statistics give it.
+        clause, values = self._text_test(words)
+        row = db.one(
+            "SELECT COUNT(*) FROM (SELECT search_f FROM records WHERE collection = ? AND visible = 1 "
+            f"ORDER BY sort_time DESC, uri DESC LIMIT ?) AS newest WHERE {clause}",
+            [ENTRY_NSID, _SAMPLED, *values],
+        )
+        size = db.one("SELECT reltuples FROM pg_class WHERE oid = 'records'::regclass")
+        scale = max(1.0, float(size[0]) / _SAMPLED) if size else 1.0
+        return bool(row and row[0] * scale > n)
 
     def _text_filter(self, words: Sequence[str]) -> tuple[str, list[Any]]:
         # LIKE on the trigram-indexed column: the index finds candidates for words of 3+ characters.

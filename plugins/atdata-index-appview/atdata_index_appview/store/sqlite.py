@@ -184,6 +184,18 @@ class SqliteStore(SqlStore):
         tag_tests[rarest] = _TAG_IN
         return "+collection = ?", tag_tests
 
+    def _matches_over(self, db: Any, words: Sequence[str], n: int) -> bool:
+        # Counted in the text index alone (the table's rows are not read). Words under 3 characters
+        # are not in it: those match most texts, so a search of only such words counts as common.
+        indexed = [word for word in words if len(word) >= 3]
+        if not indexed:
+            return True
+        row = db.one(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM records_fts WHERE records_fts MATCH ? LIMIT ?)",
+            (" AND ".join(_fts_string(word) for word in indexed), n + 1),
+        )
+        return bool(row and row[0] > n)
+
     def _text_filter(self, words: Sequence[str]) -> tuple[str, list[Any]]:
         # The trigram index finds substrings of 3 characters or more; shorter words are tested row by row.
         indexed = [word for word in words if len(word) >= 3]
