@@ -14,8 +14,10 @@ demo: setup
 test:
 	bash scripts/test.sh
 
+# Every benchmark at full size (about 25 minutes), one after another; their figures, the machine
+# and the commands that reproduce them go into docs/performance.md between its report markers.
 bench: setup
-	.venv/bin/python bench/bench_read_write.py
+	.venv/bin/python bench/report.py
 
 # The documentation site into build/site, built strictly: a broken link, anchor or API reference
 # fails it. CLI, configuration and lexicon pages are generated from the code (docs/_generated.py).

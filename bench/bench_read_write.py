@@ -35,6 +35,7 @@ alike. Nothing is asserted: these are figures, not tests.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -69,6 +70,8 @@ SMALL_TARGETS = {
 LARGE_TARGETS = {"ordered": ("page-cache read", 0.5), "ordered, verified": ("ordered", 0.9)}
 HTTP_TARGETS = {"ordered": ("plain download", 0.9), "ordered, verified": ("ordered", 0.9)}
 WRITE_TARGET = 40_000  # small samples/s
+
+TABLES: list[dict[str, Any]] = []  # every table printed, for --json
 
 
 @atdata_core.packable
@@ -127,6 +130,7 @@ def table(title: str, unit: str, rates: dict[str, float], base: str, targets: di
     """Print rates side by side, each as a ratio to ``base`` or to the reader its target names."""
     print(f"\n{title}")
     print(f"  {'reader':<30}{unit:>12}{'ratio':>8}  against / target")
+    rows = []
     for name, rate in rates.items():
         against, wanted = targets.get(name, (base, None))
         ratio = rate / rates[against]
@@ -135,8 +139,12 @@ def table(title: str, unit: str, rates: dict[str, float], base: str, targets: di
         else:
             text = "" if name == base else against
         print(f"  {name:<30}{rate * scale:>12,.0f}{ratio:>7.2f}x  {text}")
+        target = f">= {wanted}x {against}: {'met' if ratio >= wanted else 'not met'}" if wanted is not None else ""
+        rows.append([name, f"{rate * scale:,.0f}", f"{ratio:.2f}x {'' if name == base else against}".strip(), target])
     for note in notes:
         print(f"  {note}")
+    TABLES.append({"title": title, "columns": ["reader", unit, "ratio", "target"], "rows": rows,
+                   "notes": [note.strip() for note in notes]})
 
 
 # --------------------------------------------------------------------------- the readers
@@ -471,6 +479,11 @@ def section_startup(args: argparse.Namespace, work: str) -> None:
     print(f"\nFirst sample in a fresh process, after `import atdata_core` (median of {args.import_runs} runs)")
     for label, (seconds, discovered) in results.items():
         print(f"  {label:<50}{seconds * 1000:>7.1f} ms  plugins discovered: {', '.join(sorted(discovered))}")
+    TABLES.append({
+        "title": f"First sample in a fresh process, after `import atdata_core` (median of {args.import_runs} runs)",
+        "columns": ["start-up", "ms", "plugins discovered"],
+        "rows": [[label, f"{s * 1000:.1f}", ", ".join(sorted(d))] for label, (s, d) in results.items()],
+    })
 
 
 def section_write(args: argparse.Namespace, work: str) -> float:
@@ -479,6 +492,11 @@ def section_write(args: argparse.Namespace, work: str) -> float:
     wanted = WRITE_TARGET
     print(f"\nWrite (ShardWriter, {args.samples:,} small samples): {rate:,.0f} samples/s "
           f"(target >= {wanted:,}: {'ok' if rate >= wanted else 'BELOW TARGET'})")
+    TABLES.append({
+        "title": f"Write (ShardWriter, {args.samples:,} small samples)",
+        "columns": ["writer", "samples/s", "target"],
+        "rows": [["ShardWriter", f"{rate:,.0f}", f">= {wanted:,}: {'met' if rate >= wanted else 'not met'}"]],
+    })
     return rate
 
 
@@ -510,6 +528,13 @@ def section_import(args: argparse.Namespace, work: str) -> None:
     print(f"  import numpy                         {numpy_s * 1000:>6.0f} ms")
     print(f"  import atdata_core                   {core_s * 1000:>6.0f} ms  ({core_s / numpy_s:.2f}x numpy)")
     print(f"  atdata_core.Dataset (the read path)  {dataset_s * 1000:>6.0f} ms  ({dataset_s / numpy_s:.2f}x numpy)")
+    TABLES.append({
+        "title": f"Import (median of {args.import_runs} runs, warm bytecode caches)",
+        "columns": ["import", "ms", "ratio"],
+        "rows": [["import numpy", f"{numpy_s * 1000:.0f}", "1.00x"],
+                 ["import atdata_core", f"{core_s * 1000:.0f}", f"{core_s / numpy_s:.2f}x numpy"],
+                 ["atdata_core.Dataset (the read path)", f"{dataset_s * 1000:.0f}", f"{dataset_s / numpy_s:.2f}x numpy"]],
+    })
 
 
 def main() -> int:
@@ -523,6 +548,7 @@ def main() -> int:
         "--http-server", choices=("python", "sendfile"), default="python",
         help="the loopback server: the standard library's http.server as it is (python), or sending files with sendfile",
     )
+    parser.add_argument("--json", metavar="PATH", help="also write the tables printed, as JSON, to PATH")
     args = parser.parse_args()
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(chosen) - set(SECTIONS)
@@ -536,6 +562,9 @@ def main() -> int:
             globals()[f"section_{name}"](args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"benchmark": "read and write", "tables": TABLES}, f, indent=1)
     return 0
 
 
