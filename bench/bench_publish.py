@@ -29,6 +29,7 @@ import secrets
 import sys
 import tempfile
 import time
+from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -83,6 +84,9 @@ def main() -> int:
         sandbox = Sandbox(os.path.join(tmp, "sandbox"))
         print("starting the sandbox PDS ...", flush=True)
         info = sandbox.up(parent_pid=os.getpid())
+        # The sandbox's hosts are on loopback: allow the PDS endpoint its DID documents name.
+        os.environ["ATDATA_NETWORK_ALLOW_HOSTS"] = ",".join(
+            sorted({urlsplit(url).netloc for url in (info.pds_url, info.plc_url)}))
         try:
             password = secrets.token_urlsafe(12)
             did, handle = create_account(f"bench{secrets.token_hex(3)}.test", password, pds_url=info.pds_url)
