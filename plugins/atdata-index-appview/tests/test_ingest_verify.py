@@ -131,6 +131,14 @@ def test_records_that_are_not_dag_cbor_maps_are_refused(data, reason):
         record_json(data)
 
 
+def test_a_record_libipld_would_refuse_or_misread_is_read_as_before():
+    # Records without bytes or links take libipld's faster path; these must not.
+    assert record_json(b"\xa2\x61b\x01\x61a\x02") == {"b": 1, "a": 2}  # keys out of order: libipld refuses
+    with pytest.raises(CborError, match="additional information 26"):  # a 32-bit float: libipld reads it
+        record_json(b"\xa1\x61a\xfa\x3f\xc0\x00\x00")
+    assert record_json(encode({"a": 1.5, "b": [{"c": "d"}]})) == {"a": 1.5, "b": [{"c": "d"}]}
+
+
 def test_unsigned_commit_is_the_commit_encoded_without_its_signature():
     unsigned = {"did": "did:web:example.com", "version": 3, "data": Link(cid_of(b"x")), "rev": "3kabc",
                 "prev": None}

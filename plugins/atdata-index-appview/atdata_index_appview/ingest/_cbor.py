@@ -116,10 +116,30 @@ def _read(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
     raise CborError(f"simple value or float with additional information {info} is not DAG-CBOR")
 
 
+def _plain(value: Any, depth: int) -> bool:
+    """Whether libipld's decoding of a record is already its JSON form: no byte string or link
+    (libipld gives both as ``bytes``), no float, nested no deeper than this reader allows."""
+    if depth > MAX_DEPTH:
+        return False
+    if isinstance(value, dict):
+        return all(_plain(item, depth + 1) for item in value.values())
+    if isinstance(value, list):
+        return all(_plain(item, depth + 1) for item in value)
+    return not isinstance(value, (bytes, float))
+
+
 def record_json(data: bytes) -> dict[str, Any]:
     """A record block in its JSON form: bytes as ``{"$bytes": base64}`` (no padding, as a PDS
     writes them), CID links as ``{"$link": cid}``. Raises :class:`CborError` when the block is
     not one DAG-CBOR map."""
+    # Most records hold neither bytes nor links: libipld (strict DAG-CBOR, in Rust) reads those
+    # several times faster; anything else, or anything it refuses, is read here.
+    try:
+        fast = libipld.decode_dag_cbor(data)
+    except (ValueError, RecursionError):
+        fast = None
+    if isinstance(fast, dict) and _plain(fast, 0):
+        return fast
     value, end = _read(data, 0, 0)
     if end != len(data):
         raise CborError(f"{len(data) - end} bytes follow the record")
