@@ -197,16 +197,16 @@ class PostgresStore(SqlStore):
     def _matches_over(self, db: _Db, words: Sequence[str], n: int) -> bool:
         # Counting through the trigram index reads and tests every candidate row (many for a common
         # word, and for a word of few distinct trigrams); the newest entries are a sample that the
-        # time index reads cheaply, scaled to the table's size as the planner's statistics give it.
+        # time index reads cheaply, scaled to the table's size (its largest id: no statistics needed).
         clause, values = self._text_test(words)
         row = db.one(
-            "SELECT COUNT(*) FROM (SELECT search_f FROM records WHERE collection = ? AND visible = 1 "
-            f"ORDER BY sort_time DESC, uri DESC LIMIT ?) AS newest WHERE {clause}",
+            "SELECT (SELECT COUNT(*) FROM (SELECT search_f FROM records WHERE collection = ? AND visible = 1 "
+            f"ORDER BY sort_time DESC, uri DESC LIMIT ?) AS newest WHERE {clause}), (SELECT MAX(id) FROM records)",
             [ENTRY_NSID, _SAMPLED, *values],
         )
-        size = db.one("SELECT reltuples FROM pg_class WHERE oid = 'records'::regclass")
-        scale = max(1.0, float(size[0]) / _SAMPLED) if size else 1.0
-        return bool(row and row[0] * scale > n)
+        if not row or not row[0]:
+            return False
+        return row[0] * max(1.0, (row[1] or 0) / _SAMPLED) > n
 
     def _text_filter(self, words: Sequence[str]) -> tuple[str, list[Any]]:
         # LIKE on the trigram-indexed column: the index finds candidates for words of 3+ characters.
