@@ -13,7 +13,7 @@ Later layers win, key by key::
     < arguments      load_config(overrides={"plc.url": ...})
 
 An environment name is split at the first underscore after ``ATDATA_``, so
-``ATDATA_HTTP_MAX_RETRIES`` sets ``[http] max_retries``. Environment values are
+``ATDATA_HTTP_RETRIES`` sets ``[http] retries``. Environment values are
 strings; the typed getters (:meth:`Config.get_int`, :meth:`Config.get_list`...)
 convert them and name the variable when a value does not convert.
 :meth:`Config.source` says which layer a value came from.

@@ -346,7 +346,7 @@ def _default_text(value: Any) -> str:
 
 
 #: Names the code's docstrings use as examples of the ``ATDATA_<SECTION>_<KEY>`` rule, not variables it reads.
-EXAMPLE_VARIABLES = {"ATDATA_ZIPSTORE_LEVEL", "ATDATA_HTTP_MAX_RETRIES"}
+EXAMPLE_VARIABLES = {"ATDATA_ZIPSTORE_LEVEL"}
 
 
 def environment_variables_in_code() -> set[str]:
