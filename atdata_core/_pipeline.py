@@ -22,20 +22,8 @@ from ._consumers import check_rank, dataloader_worker, node_rank
 from ._fields import is_packable
 from ._shard_sources import open_shard
 from ._shardref import ShardRef
-from .errors import AtdataError, NetworkError, SampleDecodeError, StorageError
-from .shards import (
-    _DECODE_FAULTS,
-    _SKIPPED,
-    _VERIFIED,
-    OnError,
-    ShardLimits,
-    _decode_failure,
-    _decode_member,
-    _decoded,
-    _fetch_ahead,
-    _shard_members,
-    handle_error,
-)
+from .errors import AtdataError, NetworkError, StorageError
+from .shards import _SKIPPED, OnError, ShardLimits, _decode_member, _decoded, _fetch_ahead, _shard_members, handle_error
 
 __all__ = ["Pipeline"]
 
@@ -215,20 +203,17 @@ class Pipeline(Generic[T]):
         codec = codec_of(ds._decode_type)
         return codec if codec.batchable else None
 
-    def _member_streams(self, rank: int, world: int, worker: int, workers: int) -> Iterator[tuple[str, Iterator[Any], bool]]:
-        """``(shard, its members, held)`` for every shard this consumer reads, epoch after epoch; the
-        members (``(name, bytes)`` of each ``.msgpack`` member) are to be read before the next shard.
-        ``held``: the first shard of the read, whose members come before its check (see :func:`_open_shards`)."""
+    def _member_streams(self, rank: int, world: int, worker: int, workers: int) -> Iterator[tuple[str, Iterator[Any]]]:
+        """``(shard, its members)`` for every shard this consumer reads, epoch after epoch; the
+        members (``(name, bytes)`` of each ``.msgpack`` member) are to be read before the next shard."""
         epoch = self.epoch
         last = None if self.epochs is None else epoch + self.epochs
         on_error = self.dataset._on_error
         while last is None or epoch < last:
             limits = ShardLimits.from_config()
             refs = self.shards_for(epoch, rank, world, worker, workers)
-            for ref, stream, head, pace, hold in _open_shards(refs, on_error, limits):
-                hold = hold and epoch == self.epoch  # a batch begins with it: nothing before it to undo
-                members = _shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, hold=hold)
-                yield ref.url, pace(members), hold
+            for ref, stream, head, pace in _open_shards(refs, on_error, limits):
+                yield ref.url, pace(_shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head))
             epoch += 1
 
     def _samples(self, rank: int, world: int, worker: int, workers: int) -> Iterator[Any]:
@@ -278,63 +263,21 @@ def _read_shards(
     refs: list[ShardRef], decode: Callable[[dict[str, Any]], Any], on_error: OnError, limits: ShardLimits
 ) -> Iterator[Any]:
     from_member = member_decoder(decode)
-    for ref, stream, head, pace, hold in _open_shards(refs, on_error, limits):
-        members = pace(_shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, hold=hold))
-        if hold:
-            yield from _held_samples(members, from_member, ref.url, on_error)
-        else:
-            yield from _decoded(members, from_member, ref.url, on_error)
-
-
-def _held_samples(
-    members: Iterator[Any], decode: Callable[[Any], Any], shard: str, on_error: OnError
-) -> Iterator[Any]:
-    """The samples of a shard decoded while it is hashed: none is handed out before its checksum matched.
-
-    A member that does not decode goes to ``on_error`` in its place, after the
-    check. The samples held are at most one shard's (see ``hold`` in
-    :func:`~atdata_core.shards._shard_members`).
-    """
-    held: list[Any] = []
-    for member in members:
-        if member is _VERIFIED:
-            break
-        name, data = member
-        try:
-            held.append(decode(data))
-        except _DECODE_FAULTS + (SampleDecodeError,) as exc:
-            held.append(_Undecoded(name, exc))
-    else:
-        return  # the checksum did not match (and went to on_error): nothing of the shard is used
-    held.reverse()
-    while held:
-        sample = held.pop()
-        if type(sample) is _Undecoded:
-            handle_error(_decode_failure(sample.error, shard, sample.name), on_error)
-        else:
-            yield sample
-    yield from _decoded(members, decode, shard, on_error)  # a failure to scan the shard, if any
-
-
-class _Undecoded(NamedTuple):
-    name: str
-    error: BaseException
+    for ref, stream, head, pace in _open_shards(refs, on_error, limits):
+        members = pace(_shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head))
+        yield from _decoded(members, from_member, ref.url, on_error)
 
 
 def _open_shards(
     refs: list[ShardRef], on_error: OnError, limits: ShardLimits
-) -> Iterator[tuple[ShardRef, Any, Any, Callable[[Iterator[Any]], Iterator[Any]], bool]]:
-    """``(ref, stream, head, pace, hold)`` for each shard in turn, closed once the next is asked for.
+) -> Iterator[tuple[ShardRef, Any, Any, Callable[[Iterator[Any]], Iterator[Any]]]]:
+    """``(ref, stream, head, pace)`` for each shard in turn, closed once the next is asked for.
 
     A shard that cannot be opened goes to ``on_error``, in its turn. When some
     shard will be verified before use or comes over the network, the shards
     are fetched on a thread of their own, one ahead (:class:`_Fetcher`):
     ``head`` is then what was read of the shard before its turn, and ``pace``
     wraps the shard's members so that the decoding lets that thread run.
-    ``hold`` says the shard is the first and is verified before use: it was
-    not hashed while another decoded, so its members are decoded while it is
-    hashed, and held back until its digest matched (``hold`` in
-    :func:`~atdata_core.shards._shard_members`).
     """
     if not any(_verified_first(ref, limits) or _remote(ref.url) for ref in refs):
         for ref in refs:
@@ -344,20 +287,19 @@ def _open_shards(
                 handle_error(_open_failure(exc, ref), on_error)
                 continue
             try:
-                yield ref, stream, None, _unpaced, False
+                yield ref, stream, None, _unpaced
             finally:
                 stream.close()
         return
     fetcher = _Fetcher(refs, limits)
     try:
-        for index, ref in enumerate(refs):
+        for ref in refs:
             fetched = fetcher.take()
             try:
                 if fetched.error is not None:
                     handle_error(_open_failure(fetched.error, ref), on_error)
                     continue
-                hold = index == 0 and _verified_first(ref, limits)
-                yield ref, fetched.stream, fetched.head, fetcher.pace, hold
+                yield ref, fetched.stream, fetched.head, fetcher.pace
             finally:
                 fetched.close()
     finally:
@@ -503,7 +445,7 @@ def _fetch(ref: ShardRef, limits: ShardLimits, stopped: Callable[[], bool], ahea
 
 
 def _column_batches(
-    shards: Iterator[tuple[str, Iterator[Any], bool]], codec: SampleCodec, size: int, drop_last: bool, dataset: Any
+    shards: Iterator[tuple[str, Iterator[Any]]], codec: SampleCodec, size: int, drop_last: bool, dataset: Any
 ) -> Iterator[SampleBatch[Any]]:
     """Batches of ``size`` samples, decoded into columns while the members share a layout.
 
@@ -511,10 +453,6 @@ def _column_batches(
     an unbatched read would (errors go to ``on_error`` in member order), and
     the rest of that batch is a list of samples. The batches are the same as
     :func:`_batches` makes, sample for sample.
-
-    The batches of a held shard (the first, decoded while it is hashed) are
-    held back until its checksum matched; a member of it that does not fit
-    the columns, and those after it, wait undecoded until then.
     """
     on_error = dataset._on_error
     sample_type = dataset._out_type
@@ -523,28 +461,7 @@ def _column_batches(
     from_member = codec.from_member
     count = 0  # members in the columns
     pending: list[Any] = []  # samples decoded one by one: this batch does not share one layout
-    for shard, members, hold in shards:
-        if hold:  # the first shard: the columns are empty
-            held: list[Any] = []
-            rest: list[Any] = []  # from the first member that does not fit the columns on
-            for member in members:
-                if member is _VERIFIED:
-                    break
-                if rest or not add(member[1]):
-                    rest.append(member)
-                    continue
-                count += 1
-                if count == size:
-                    count = 0
-                    held.append(columns.take(sample_type))
-            else:  # the checksum did not match (and went to on_error): nothing of the shard is used
-                columns = codec.columns()
-                add = columns.add
-                count = 0
-                continue
-            yield from held
-            del held
-            members = itertools.chain(rest, members)
+    for shard, members in shards:
         for name, data in members:
             if not pending and add(data):
                 count += 1

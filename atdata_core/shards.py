@@ -1082,20 +1082,10 @@ def _shard_members(
     limits: ShardLimits,
     *,
     head: _Head | None = None,
-    hold: bool = False,
 ) -> Iterator[tuple[str, memoryview]]:
     """The ``.msgpack`` members of one shard under the checksum policy of :func:`iter_samples`.
 
     ``head``: the start of this shard, read before its turn (:func:`_fetch_ahead`).
-
-    ``hold`` (with a checksum): a shard read whole is scanned while its hash is
-    still being computed, and :data:`_VERIFIED` follows its members once the
-    digest matched; the caller holds back everything made of them until then.
-    On a mismatch the :class:`ChecksumError` goes to ``on_error`` and
-    :data:`_VERIFIED` never comes: nothing of the shard may be used. A failure
-    to scan it goes to ``on_error`` after :data:`_VERIFIED`, as it would have
-    after the members before it. A shard verified as it streams yields
-    :data:`_VERIFIED` first.
     """
     read: Callable[[int], bytes] = stream.read
     hint: int | None
@@ -1136,11 +1126,6 @@ def _shard_members(
                 return
             chunks, total = head.chunks, head.total
             if size is not None or total <= buffered:
-                if hold:
-                    source = _Source(None, chunks=chunks)
-                    chunks.clear()
-                    yield from _scanned_while_hashed(source, hasher, expected, shard, on_error, limits)
-                    return
                 actual = hasher.hexdigest()
                 if actual != expected:
                     handle_error(ChecksumError(shard, expected, actual), on_error)
@@ -1152,8 +1137,6 @@ def _shard_members(
                 except ShardError as exc:  # verified, but not a readable tar: the publisher's shard is bad
                     handle_error(exc, on_error)
                 return
-        if hold:
-            yield _VERIFIED  # verified as it streams: nothing to hold back
         if size is not None:
             read = _Bounded(stream, size).read
             hint = size
@@ -1187,29 +1170,6 @@ def _shard_members(
             raise late from exc
     finally:
         hasher.close()
-
-
-# What the members of a held shard end with once its checksum matched (see :func:`_shard_members`).
-_VERIFIED: Any = ("", None)
-
-
-def _scanned_while_hashed(
-    source: _Source, hasher: Any, expected: str, shard: str, on_error: OnError, limits: ShardLimits
-) -> Iterator[tuple[str, memoryview]]:
-    """The members of a shard read whole, scanned while the hashing thread hashes it, then
-    :data:`_VERIFIED` if the digest matched (see ``hold`` in :func:`_shard_members`)."""
-    failure = None
-    try:
-        yield from _scan(source, shard, limits.max_member_bytes, ".msgpack")
-    except ShardError as exc:  # reported only once the shard is known to be the publisher's
-        failure = exc
-    actual = hasher.hexdigest()
-    if actual != expected:
-        handle_error(ChecksumError(shard, expected, actual), on_error)
-        return
-    yield _VERIFIED
-    if failure is not None:
-        handle_error(failure, on_error)
 
 
 # --------------------------------------------------------------------------- writing

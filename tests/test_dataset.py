@@ -560,7 +560,7 @@ def test_property_column_batches_decode_and_refuse_as_samples_do(cls):
     from atdata_core._codec_compiler import codec_of
     from atdata_core._pipeline import _batches, _column_batches
     from atdata_core.codec import encode_ndarray
-    from atdata_core.shards import _VERIFIED, _decoded
+    from atdata_core.shards import _decoded
 
     codec = codec_of(cls)
     image = encode_ndarray(np.arange(6, dtype=np.int16).reshape(2, 3))
@@ -599,18 +599,16 @@ def test_property_column_batches_decode_and_refuse_as_samples_do(cls):
     def compare(payloads, size):
         keys = [f"{i:04d}.msgpack" for i in range(len(payloads))]
         outcomes = []
-        for way in ("columns", "held", "samples"):
+        for way in ("columns", "samples"):
             errors = []
             Source._on_error = errors.append
             pairs = [(key, memoryview(data)) for key, data in zip(keys, payloads)]
             if way == "columns":
-                batches = _column_batches(iter([("s.tar", iter(pairs), False)]), codec, size, False, Source)
-            elif way == "held":  # decoded before its checksum matched (_VERIFIED): the same batches and errors
-                batches = _column_batches(iter([("s.tar", iter(pairs + [_VERIFIED]), True)]), codec, size, False, Source)
+                batches = _column_batches(iter([("s.tar", iter(pairs))]), codec, size, False, Source)
             else:
                 batches = _batches(_decoded(iter(pairs), codec.from_member, "s.tar", errors.append), size, False, cls)
             outcomes.append((by_sample(list(batches)), [str(e) for e in errors]))
-        assert outcomes[0] == outcomes[1] == outcomes[2]
+        assert outcomes[0] == outcomes[1]
         return outcomes[0]
 
     # after a member with an extra key, one whose extra key is a second image: msgpack keeps the
@@ -646,10 +644,6 @@ def test_a_columns_memory_is_reused_only_once_nothing_holds_it(tmp_path):
     again = list(ds.ordered(batch_size=4))
     assert [int(r[0, 0]) for r in rows] == list(range(1, 60, 4))
     assert not any(np.shares_memory(r, b.image) for r in rows for b in again)
-    # a batch dropped as soon as it is read lends its memory to the next ones (past the first
-    # shard: its batches are all held until its checksum matched, decoded while it was hashed)
-    with ShardWriter(str(tmp_path / "few-%03d.tar"), maxcount=20) as sink:
-        for i in range(60):
-            sink.write(Item(np.full((2, 3), i, dtype=np.int16), f"item-{i}", i / 2))
-    addresses = {batch.image.__array_interface__["data"][0] for batch in Dataset[Item](sink.shards).ordered(batch_size=4)}
+    # a batch dropped as soon as it is read lends its memory to the next ones
+    addresses = {batch.image.__array_interface__["data"][0] for batch in ds.ordered(batch_size=4)}
     assert len(addresses) < 15
