@@ -175,6 +175,8 @@ _LAZY = {
     "TrustDecision": "atdata_core.executors._trust",
     "TrustPolicy": "atdata_core.executors._trust",
     "lens_code_hash": "atdata_core.executors._trust",
+    # text others wrote, escaped for a terminal
+    "safe_text": "atdata_core.cli._terminal",
     # the ATProto client
     "Client": "atdata_core.atproto",
     "Identity": "atdata_core.atproto",

@@ -16,33 +16,14 @@ from __future__ import annotations
 
 import json
 import signal
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 import click
 
+from atdata_core.plugins import safe_text
+
 __all__ = ["appview", "search"]
-
-_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-
-
-def safe_text(value: Any) -> str:
-    """Text others wrote, fit for a terminal: every control or invisible formatting character escaped."""
-    text = value if isinstance(value, str) else str(value)
-    if text.isascii() and text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if ch == "\u200d" or unicodedata.category(ch) not in _HIDDEN:
-            out.append(ch)
-        elif ord(ch) < 0x100:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    return "".join(out)
 
 
 def _settings(**overrides: Any) -> Any:

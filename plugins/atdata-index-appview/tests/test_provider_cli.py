@@ -65,7 +65,7 @@ def test_search_text_and_json(appview_url):
 def test_safe_text():
     assert safe_text("plain name") == "plain name"
     assert safe_text("Ünïcödé 数据") == "Ünïcödé 数据"
-    assert safe_text("a\rb\x00c\u2028d") == "a\\x0db\\x00c\\u2028d"
+    assert safe_text("a\rb\x00c\u2028d") == "a\\rb\\x00c\\u2028d"
 
 
 def _free_port() -> int:

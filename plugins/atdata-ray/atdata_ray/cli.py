@@ -21,14 +21,9 @@ from typing import Any
 
 import click
 
+from atdata_core.plugins import safe_text
+
 __all__ = ["ray_group"]
-
-
-def _safe(value: Any) -> str:
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def _sample_type(target: str | None) -> type | None:
@@ -78,7 +73,7 @@ def inspect(source: tuple[str, ...], type_: str | None, columns: str | None) -> 
     except (AtdataError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     sample_type = datasource.sample_type
-    click.echo(f"samples:    {_safe(sample_type.__qualname__) if sample_type else 'as the dataset maps them'}")
+    click.echo(f"samples:    {safe_text(sample_type.__qualname__) if sample_type else 'as the dataset maps them'}")
     click.echo(f"read tasks: {len(tasks)} (one per shard)")
     rows = [t.metadata.num_rows for t in tasks]
     click.echo(f"rows:       {sum(rows) if rows and None not in rows else 'unknown until read'}")
@@ -86,7 +81,7 @@ def inspect(source: tuple[str, ...], type_: str | None, columns: str | None) -> 
     if block is not None:
         click.echo("schema:")
         for field in block.schema:
-            click.echo(f"  {_safe(field.name)}: {_safe(field.type)}")
+            click.echo(f"  {safe_text(field.name)}: {safe_text(field.type)}")
 
 
 @ray_group.command("copy")
@@ -153,6 +148,6 @@ def copy(
     samples = sum(info.count for info in sink.shards)
     click.echo(f"wrote {len(sink.shards)} shard(s), {samples} samples")
     for info in sink.shards:
-        click.echo(f"  {_safe(info.url)}  {info.count} samples  sha256 {info.sha256}")
+        click.echo(f"  {safe_text(info.url)}  {info.count} samples  sha256 {info.sha256}")
     if sink.published is not None:
-        click.echo(_safe(sink.published.uri))
+        click.echo(safe_text(sink.published.uri))
