@@ -260,8 +260,13 @@ class SampleCodec:
         self._slots = not hasattr(cls, "__dict__") or "__slots__" in cls.__dict__
         # fields whose binary values may stay views of a large member: arrays, which are views anyway
         self._views = frozenset(f.name for f in fields if _is_array(f.type))
-        # a batch decodes into columns when every sample is its fields and nothing more
-        self.batchable = getattr(cls, "__post_init__", None) is None
+        # A batch decodes into columns when every sample is its fields and nothing more: no
+        # __post_init__, and no nested class (its objects would be built, and its author's code
+        # run, while the columns fill). Nothing of its author's then runs until a sample is asked
+        # for, which lets a read decode a shard into columns before the shard is verified.
+        self.batchable = getattr(cls, "__post_init__", None) is None and not any(
+            _nests(f.type) for f in fields
+        )
         self.from_map, self.from_member = _compile(self)
 
     def to_map(self, obj: Any) -> dict[str, Any]:
@@ -318,6 +323,19 @@ class SampleCodec:
     def columns(self) -> "ColumnBatch":
         """An empty :class:`ColumnBatch` for samples of this class."""
         return ColumnBatch(self)
+
+
+def _nests(ft: FieldType) -> bool:
+    """Whether a field's values hold objects of a nested packable class."""
+    if isinstance(ft, Nested):
+        return True
+    if isinstance(ft, Optional):
+        return _nests(ft.inner)
+    if isinstance(ft, ListOf):
+        return _nests(ft.item)
+    if isinstance(ft, DictOf):
+        return _nests(ft.value)
+    return False
 
 
 def _is_array(ft: FieldType) -> bool:
@@ -438,6 +456,9 @@ _UNHELD = _unheld_count()
 _SPARE_COLUMNS = 4
 
 
+_COLUMN_CODE: dict[str, Any] = {}  # the source of a ColumnBatch.add, compiled
+
+
 class ColumnBatch:
     """Members decoded straight into columns while they share one layout.
 
@@ -538,7 +559,9 @@ class ColumnBatch:
 
         for i in range(len(codec._dec)):
             env[f"_c{i}"] = self._columns[i].append
-        source = ["def add(member):", "    t = _template[0]", "    if t is not None and member[:t[1]] == t[0]:"]
+        source = ["def add(member):"]
+        if self._arrays:  # members that begin alike: only the rest is unpacked (see the class's doc)
+            source += ["    t = _template[0]", "    if t is not None and member[:t[1]] == t[0]:"]
         for j in self._arrays:
             name = codec._dec[j][0]
             lines, appends = checks("            ", j)
@@ -576,7 +599,13 @@ class ColumnBatch:
             "        _learn(member)",
             "    return True",
         ]
-        exec(compile("\n".join(source), f"<atdata columns of {codec.cls.__qualname__}>", "exec"), env)
+        text = "\n".join(source)
+        code = _COLUMN_CODE.get(text)
+        if code is None:  # compiled once per layout of fields: a read of one shard makes a batch anew
+            code = compile(text, f"<atdata columns of {codec.cls.__qualname__}>", "exec")
+            if len(_COLUMN_CODE) < 256:
+                _COLUMN_CODE[text] = code
+        exec(code, env)
         return env["add"]
 
     def _first_layout(self, i: int, value: Any) -> tuple[bytes, int, int, np.dtype, tuple[int, ...]]:

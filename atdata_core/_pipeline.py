@@ -23,7 +23,18 @@ from ._fields import is_packable
 from ._shard_sources import open_shard
 from ._shardref import ShardRef
 from .errors import AtdataError, NetworkError, StorageError
-from .shards import _SKIPPED, OnError, ShardLimits, _decode_member, _decoded, _fetch_ahead, _shard_members, handle_error
+from .shards import (
+    _SKIPPED,
+    _VERIFIED,
+    OnError,
+    ShardLimits,
+    _decode_member,
+    _decoded,
+    _fetch_ahead,
+    _known_length,
+    _shard_members,
+    handle_error,
+)
 
 __all__ = ["Pipeline"]
 
@@ -203,17 +214,25 @@ class Pipeline(Generic[T]):
         codec = codec_of(ds._decode_type)
         return codec if codec.batchable else None
 
-    def _member_streams(self, rank: int, world: int, worker: int, workers: int) -> Iterator[tuple[str, Iterator[Any]]]:
-        """``(shard, its members)`` for every shard this consumer reads, epoch after epoch; the
-        members (``(name, bytes)`` of each ``.msgpack`` member) are to be read before the next shard."""
+    def _member_streams(
+        self, rank: int, world: int, worker: int, workers: int
+    ) -> Iterator[tuple[str, Iterator[Any], bool]]:
+        """``(shard, its members, held)`` for every shard this consumer reads, epoch after epoch; the
+        members (``(name, bytes)`` of each ``.msgpack`` member) are to be read before the next shard.
+        ``held``: the members come before the shard's check, and end with ``_VERIFIED`` once it
+        passed (the first shard of the read, when it is to be verified: see :func:`_open_shards`)."""
         epoch = self.epoch
         last = None if self.epochs is None else epoch + self.epochs
         on_error = self.dataset._on_error
         while last is None or epoch < last:
             limits = ShardLimits.from_config()
             refs = self.shards_for(epoch, rank, world, worker, workers)
-            for ref, stream, head, pace in _open_shards(refs, on_error, limits):
-                yield ref.url, pace(_shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head))
+            # In the first epoch the first shard begins the first batch: nothing before it to hold
+            # back. (Batches decoded into columns run no code of the sample's author: see batchable.)
+            hold_first = epoch == self.epoch
+            for ref, stream, head, pace, hold in _open_shards(refs, on_error, limits, hold_first=hold_first):
+                members = _shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, hold=hold)
+                yield ref.url, pace(members), hold
             epoch += 1
 
     def _samples(self, rank: int, world: int, worker: int, workers: int) -> Iterator[Any]:
@@ -263,21 +282,28 @@ def _read_shards(
     refs: list[ShardRef], decode: Callable[[dict[str, Any]], Any], on_error: OnError, limits: ShardLimits
 ) -> Iterator[Any]:
     from_member = member_decoder(decode)
-    for ref, stream, head, pace in _open_shards(refs, on_error, limits):
+    for ref, stream, head, pace, _ in _open_shards(refs, on_error, limits):
         members = pace(_shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head))
         yield from _decoded(members, from_member, ref.url, on_error)
 
 
 def _open_shards(
-    refs: list[ShardRef], on_error: OnError, limits: ShardLimits
-) -> Iterator[tuple[ShardRef, Any, Any, Callable[[Iterator[Any]], Iterator[Any]]]]:
-    """``(ref, stream, head, pace)`` for each shard in turn, closed once the next is asked for.
+    refs: list[ShardRef], on_error: OnError, limits: ShardLimits, *, hold_first: bool = False
+) -> Iterator[tuple[ShardRef, Any, Any, Callable[[Iterator[Any]], Iterator[Any]], bool]]:
+    """``(ref, stream, head, pace, hold)`` for each shard in turn, closed once the next is asked for.
 
     A shard that cannot be opened goes to ``on_error``, in its turn. When some
     shard will be verified before use or comes over the network, the shards
     are fetched on a thread of their own, one ahead (:class:`_Fetcher`):
     ``head`` is then what was read of the shard before its turn, and ``pace``
     wraps the shard's members so that the decoding lets that thread run.
+
+    ``hold_first``: the caller can hold back what it makes of a shard until
+    the shard's check passed (batches decoded into columns: no sample object
+    is built, no user code runs). The first shard, which no other shard's
+    decoding hides, is then not read whole before its turn when it is a local
+    file to verify: ``hold`` is True for it, and its members are scanned while
+    it is read and hashed (``hold`` in :func:`~atdata_core.shards._shard_members`).
     """
     if not any(_verified_first(ref, limits) or _remote(ref.url) for ref in refs):
         for ref in refs:
@@ -287,11 +313,11 @@ def _open_shards(
                 handle_error(_open_failure(exc, ref), on_error)
                 continue
             try:
-                yield ref, stream, None, _unpaced
+                yield ref, stream, None, _unpaced, False
             finally:
                 stream.close()
         return
-    fetcher = _Fetcher(refs, limits)
+    fetcher = _Fetcher(refs, limits, hold_first=hold_first)
     try:
         for ref in refs:
             fetched = fetcher.take()
@@ -299,7 +325,7 @@ def _open_shards(
                 if fetched.error is not None:
                     handle_error(_open_failure(fetched.error, ref), on_error)
                     continue
-                yield ref, fetched.stream, fetched.head, fetcher.pace
+                yield ref, fetched.stream, fetched.head, fetcher.pace, fetched.hold
             finally:
                 fetched.close()
     finally:
@@ -327,14 +353,15 @@ def _remote(url: str) -> bool:
 class _Fetched:
     """One shard as the fetching thread left it: opened (``stream``), perhaps read (``head``), or failed."""
 
-    __slots__ = ("stream", "head", "error", "crash")
+    __slots__ = ("stream", "head", "error", "crash", "hold")
 
     def __init__(self, stream: Any = None, head: Any = None, error: BaseException | None = None,
-                 crash: BaseException | None = None):
+                 crash: BaseException | None = None, hold: bool = False):
         self.stream = stream
         self.head = head
         self.error = error  # failed to open: goes to on_error in its turn
         self.crash = crash  # anything else: raised in its turn
+        self.hold = hold  # only opened: read, hashed and scanned at once in its turn (see _open_shards)
 
     def close(self) -> None:
         if self.head is not None:
@@ -358,7 +385,7 @@ class _Fetcher:
     memory at most.
     """
 
-    __slots__ = ("_refs", "_limits", "_ready", "_room", "_stop", "_thread", "busy")
+    __slots__ = ("_refs", "_limits", "_hold_first", "_ready", "_room", "_stop", "_thread", "busy")
 
     # While the fetching thread works, the decoding thread lets the GIL go every PACE seconds or
     # so: the fetching thread needs it between reads and hashes, and a thread waiting for the GIL
@@ -367,12 +394,13 @@ class _Fetcher:
     PACE = 0.001
     PACE_SHARE = 20
 
-    def __init__(self, refs: list[ShardRef], limits: ShardLimits):
+    def __init__(self, refs: list[ShardRef], limits: ShardLimits, *, hold_first: bool = False):
         import queue
         import threading
 
         self._refs = refs
         self._limits = limits
+        self._hold_first = hold_first
         self._ready: Any = queue.SimpleQueue()
         self._room = threading.Semaphore(1)
         self._stop = threading.Event()
@@ -388,7 +416,7 @@ class _Fetcher:
                 return
             self.busy = True
             try:
-                fetched = _fetch(ref, self._limits, stopped, ahead=index > 0)
+                fetched = _fetch(ref, self._limits, stopped, ahead=index > 0, hold=index == 0 and self._hold_first)
             except BaseException as exc:  # noqa: BLE001 - raised on the decoding thread, in the shard's turn
                 fetched = _Fetched(crash=exc)
             self.busy = False
@@ -432,12 +460,16 @@ class _Fetcher:
             self._ready.get().close()
 
 
-def _fetch(ref: ShardRef, limits: ShardLimits, stopped: Callable[[], bool], ahead: bool) -> _Fetched:
+def _fetch(ref: ShardRef, limits: ShardLimits, stopped: Callable[[], bool], ahead: bool, hold: bool = False) -> _Fetched:
     try:
         stream = open_shard(ref.url)
     except (StorageError, NetworkError, OSError) as exc:
         return _Fetched(error=exc)
     try:
+        if hold and ref.sha256 and not _remote(ref.url):
+            length = ref.size if ref.size is not None else _known_length(stream)
+            if length is not None and length <= limits.verify_buffer_bytes:
+                return _Fetched(stream, hold=True)
         return _Fetched(stream, _fetch_ahead(stream, ref.sha256, ref.size, limits, stopped, ahead))
     except BaseException:
         stream.close()
@@ -445,7 +477,7 @@ def _fetch(ref: ShardRef, limits: ShardLimits, stopped: Callable[[], bool], ahea
 
 
 def _column_batches(
-    shards: Iterator[tuple[str, Iterator[Any]]], codec: SampleCodec, size: int, drop_last: bool, dataset: Any
+    shards: Iterator[tuple[str, Iterator[Any], bool]], codec: SampleCodec, size: int, drop_last: bool, dataset: Any
 ) -> Iterator[SampleBatch[Any]]:
     """Batches of ``size`` samples, decoded into columns while the members share a layout.
 
@@ -453,6 +485,12 @@ def _column_batches(
     an unbatched read would (errors go to ``on_error`` in member order), and
     the rest of that batch is a list of samples. The batches are the same as
     :func:`_batches` makes, sample for sample.
+
+    The batches of a held shard (the first of the read, decoded into columns
+    while it is read and hashed) are held back until its checksum matched;
+    nothing of a shard that fails it is handed out. A member of it that does
+    not fit the columns, and every member after it, wait undecoded until
+    then: no sample object is built from bytes not yet verified.
     """
     on_error = dataset._on_error
     sample_type = dataset._out_type
@@ -461,7 +499,28 @@ def _column_batches(
     from_member = codec.from_member
     count = 0  # members in the columns
     pending: list[Any] = []  # samples decoded one by one: this batch does not share one layout
-    for shard, members in shards:
+    for shard, members, hold in shards:
+        if hold:  # the first shard of the first epoch: the columns are empty
+            held: list[Any] = []
+            rest: list[Any] = []  # from the first member that does not fit the columns on
+            for member in members:
+                if member is _VERIFIED:
+                    break
+                if rest or not add(member[1]):
+                    rest.append(member)
+                    continue
+                count += 1
+                if count == size:
+                    count = 0
+                    held.append(columns.take(sample_type))
+            else:  # the check failed (and went to on_error): nothing of the shard is used
+                columns = codec.columns()
+                add = columns.add
+                count = 0
+                continue
+            yield from held
+            del held
+            members = itertools.chain(rest, members)  # then whatever the shard reports after its check
         for name, data in members:
             if not pending and add(data):
                 count += 1

@@ -102,7 +102,9 @@ class Dataset(Generic[T]):
       mismatch raises :class:`~atdata_core.errors.ChecksumError`; under
       ``on_error="skip"`` the whole shard is skipped with a warning (a callable
       receives the error, then the shard is skipped). No sample of it is
-      yielded either way.
+      yielded either way. (The first shard of a batched read is decoded
+      into columns while it is hashed, and its batches held back until the
+      check passed: the same guarantee, and no sample object is built before it.)
     - A larger shard is verified as it streams, so its samples are yielded
       before its end is hashed. A mismatch, or any failure to read it to its
       end, found after some of its samples were yielded raises

@@ -1082,11 +1082,21 @@ def _shard_members(
     limits: ShardLimits,
     *,
     head: _Head | None = None,
+    hold: bool = False,
 ) -> Iterator[tuple[str, memoryview]]:
     """The ``.msgpack`` members of one shard under the checksum policy of :func:`iter_samples`.
 
     ``head``: the start of this shard, read before its turn (:func:`_fetch_ahead`).
+
+    ``hold`` (with a checksum, and a shard of known length of at most
+    ``[shards] verify_buffer_bytes``): the members are scanned while the
+    shard is read and hashed, and :data:`_VERIFIED` follows them once the
+    digest matched (:func:`_members_while_hashed`). The caller hands out
+    nothing made of them before it comes.
     """
+    if hold:
+        yield from _members_while_hashed(stream, shard, on_error, checksum, size, limits)  # type: ignore[arg-type]
+        return
     read: Callable[[int], bytes] = stream.read
     hint: int | None
     if not checksum:
@@ -1168,6 +1178,61 @@ def _shard_members(
             reason = error.reason if isinstance(error, ShardError) else str(error)
             late = ShardError(f"{reason}. {note}", shard=shard, member=getattr(error, "member", None))
             raise late from exc
+    finally:
+        hasher.close()
+
+
+# What the members of a held shard end with once its checksum matched (see :func:`_members_while_hashed`).
+_VERIFIED: Any = ("", None)
+
+
+def _members_while_hashed(
+    stream: BinaryIO, shard: str, on_error: OnError, checksum: str, size: int | None, limits: ShardLimits
+) -> Iterator[tuple[str, Any]]:
+    """The members of a shard scanned as it is read and hashed, then :data:`_VERIFIED` if its digest matched.
+
+    For a read whose caller holds back everything it makes of the members
+    until :data:`_VERIFIED` comes (no sample object is built, no user code
+    runs on them before): the decoding then overlaps the read and the hash
+    instead of waiting for both. The shard is at most
+    ``[shards] verify_buffer_bytes`` long (its recorded size, else its
+    file's): what the caller holds is bounded as for a shard read whole
+    before use. On a checksum mismatch or a failure to read, the error goes
+    to ``on_error`` and :data:`_VERIFIED` never comes. A shard whose bytes
+    are the publisher's but not a readable tar ends after :data:`_VERIFIED`
+    with the :class:`ShardError`, as a shard verified before use does.
+    """
+    expected = checksum.lower()
+    hasher = _Hasher()
+    try:
+        read = _Bounded(stream, size).read if size is not None else stream.read
+        limit = limits.verify_buffer_bytes
+        source = _Source(read, size if size is not None else _known_length(stream), hasher=hasher)
+        malformed: ShardError | None = None
+        try:
+            try:
+                yield from _scan(source, shard, limits.max_member_bytes, ".msgpack")
+                source.drain(shard=shard)
+            except ShardError as exc:  # the bytes may not be the publisher's: the digest tells
+                malformed = exc
+                while source.taken <= limit and source._fetch(_CHUNK):
+                    pass  # hash the rest
+                if source.taken > limit:
+                    raise ShardError(
+                        f"{exc.reason}; the shard is longer than [shards] verify_buffer_bytes "
+                        f"({limit:,} bytes) and cannot be verified",
+                        shard=shard,
+                    ) from exc
+        except _SHARD_FAULTS as exc:
+            handle_error(_read_failure(exc, shard), on_error)
+            return
+        actual = hasher.hexdigest()
+        if actual != expected:
+            handle_error(ChecksumError(shard, expected, actual, hasher.name), on_error)
+            return
+        yield _VERIFIED
+        if malformed is not None:
+            handle_error(malformed, on_error)
     finally:
         hasher.close()
 

@@ -14,9 +14,11 @@ of ``--repeat`` rounds (background load hits every reader alike):
   another in this process (no Ray scheduling or object store): atdata's read
   plus the Arrow blocks (``SampleBatch.to_arrow``), which should stay within
   10% of the baseline;
-- the same two unverified (shards given by URL, no sha256): a shard to verify
-  is read and hashed before its first sample; atdata's own read does that for
-  the next shard while the current one decodes, a read task has no next shard;
+- the same two unverified (shards given by URL, no sha256): what verifying
+  costs each. atdata's own read fetches and hashes the next shard while the
+  current one decodes; a read task has no next shard, and decodes its one
+  shard into columns while it is read and hashed (its blocks held until the
+  checksum matched);
 - ``ray iter_batches(128)``: ``read_atdata(...).iter_batches(batch_size=128)``
   on a local Ray instance (2 CPUs), numpy batches;
 - ``ray read -> map_batches -> Datasink``: read, a numpy ``map_batches``, and

@@ -182,3 +182,38 @@ def test_to_ray_without_the_plugin_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "atdata_ray", None)  # as if atdata-ray were not installed
     with pytest.raises(ImportError, match="pip install atdata-ray"):
         Dataset[Reading](sink.shards).to_ray()
+
+
+@packable
+class Plain:
+    label: int
+    name: str
+
+
+@packable
+class Point:
+    x: int
+    y: int
+
+
+@packable
+class Path:
+    points: list[Point]
+    start: Point | None
+    name: str
+
+
+@pytest.mark.parametrize("cls", [Plain, Path])
+def test_batches_of_a_class_without_arrays_or_with_nested_classes_hold_the_samples_written(tmp_path, cls):
+    def make(i):
+        if cls is Plain:
+            return Plain(label=i, name=f"s-{i}")
+        return Path(points=[Point(i, j) for j in range(i % 3)], start=Point(i, -i) if i % 2 else None, name=f"s-{i}")
+
+    with ShardWriter(str(tmp_path / "p-%02d.tar"), maxcount=10) as sink:
+        for i in range(25):
+            sink.write(make(i))
+    batches = list(Dataset[cls](sink.shards).ordered(batch_size=8))
+    assert [len(batch) for batch in batches] == [8, 8, 8, 1]
+    assert [sample for batch in batches for sample in batch] == [make(i) for i in range(25)]
+    assert batches[0].name == [f"s-{i}" for i in range(8)]
