@@ -22,6 +22,7 @@ from ._consumers import check_rank, dataloader_worker, node_rank
 from ._fields import is_packable
 from ._shard_sources import open_shard
 from ._shardref import ShardRef
+from ._verified import identity_of, is_remembered, remember
 from .errors import AtdataError, NetworkError, StorageError
 from .shards import (
     _SKIPPED,
@@ -230,8 +231,10 @@ class Pipeline(Generic[T]):
             # In the first epoch the first shard begins the first batch: nothing before it to hold
             # back. (Batches decoded into columns run no code of the sample's author: see batchable.)
             hold_first = epoch == self.epoch
-            for ref, stream, head, pace, hold in _open_shards(refs, on_error, limits, hold_first=hold_first):
-                members = _shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, hold=hold)
+            for ref, stream, head, pace, hold, verified in _open_shards(refs, on_error, limits, hold_first=hold_first):
+                members = _shard_members(
+                    stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, hold=hold, on_verified=verified
+                )
                 yield ref.url, pace(members), hold
             epoch += 1
 
@@ -282,15 +285,21 @@ def _read_shards(
     refs: list[ShardRef], decode: Callable[[dict[str, Any]], Any], on_error: OnError, limits: ShardLimits
 ) -> Iterator[Any]:
     from_member = member_decoder(decode)
-    for ref, stream, head, pace, _ in _open_shards(refs, on_error, limits):
-        members = pace(_shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head))
+    for ref, stream, head, pace, _, verified in _open_shards(refs, on_error, limits):
+        members = pace(
+            _shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, on_verified=verified)
+        )
         yield from _decoded(members, from_member, ref.url, on_error)
 
 
 def _open_shards(
     refs: list[ShardRef], on_error: OnError, limits: ShardLimits, *, hold_first: bool = False
-) -> Iterator[tuple[ShardRef, Any, Any, Callable[[Iterator[Any]], Iterator[Any]], bool]]:
-    """``(ref, stream, head, pace, hold)`` for each shard in turn, closed once the next is asked for.
+) -> Iterator[tuple[ShardRef, Any, Any, Callable[[Iterator[Any]], Iterator[Any]], bool, Any]]:
+    """``(ref, stream, head, pace, hold, verified)`` for each shard in turn, closed once the next is asked for.
+
+    ``ref`` is the shard's, without its checksum when it is a local file
+    verified against it before and unchanged since; ``verified``, if not None,
+    is to be called once its checksum matched (see :func:`_recall`).
 
     A shard that cannot be opened goes to ``on_error``, in its turn. When some
     shard will be verified before use or comes over the network, the shards
@@ -313,7 +322,8 @@ def _open_shards(
                 handle_error(_open_failure(exc, ref), on_error)
                 continue
             try:
-                yield ref, stream, None, _unpaced, False
+                read_as, verified = _recall(ref, stream, limits)
+                yield read_as, stream, None, _unpaced, False, verified
             finally:
                 stream.close()
         return
@@ -325,11 +335,30 @@ def _open_shards(
                 if fetched.error is not None:
                     handle_error(_open_failure(fetched.error, ref), on_error)
                     continue
-                yield ref, fetched.stream, fetched.head, fetcher.pace, fetched.hold
+                yield fetched.ref or ref, fetched.stream, fetched.head, fetcher.pace, fetched.hold, fetched.verified
             finally:
                 fetched.close()
     finally:
         fetcher.close()
+
+
+def _recall(ref: ShardRef, stream: Any, limits: ShardLimits) -> tuple[ShardRef, Callable[[], None] | None]:
+    """``(ref, verified)`` for a shard just opened, before any of it is read.
+
+    A local file verified against this checksum before, and unchanged since
+    (:mod:`atdata_core._verified`), is read as ``ref`` without its checksum;
+    for one still to verify, ``verified`` remembers it once it matched.
+    Anything else is read as it is, and ``verified`` is None.
+    """
+    checksum = ref.sha256
+    if not checksum or not limits.remember_verified or _remote(ref.url):
+        return ref, None
+    identity = identity_of(stream)
+    if identity is None:
+        return ref, None
+    if is_remembered(identity, checksum):
+        return ref._replace(sha256=None), None
+    return ref, lambda: remember(identity, checksum, stream)
 
 
 def _open_failure(exc: BaseException, ref: ShardRef) -> AtdataError:
@@ -353,15 +382,18 @@ def _remote(url: str) -> bool:
 class _Fetched:
     """One shard as the fetching thread left it: opened (``stream``), perhaps read (``head``), or failed."""
 
-    __slots__ = ("stream", "head", "error", "crash", "hold")
+    __slots__ = ("stream", "head", "error", "crash", "hold", "ref", "verified")
 
     def __init__(self, stream: Any = None, head: Any = None, error: BaseException | None = None,
-                 crash: BaseException | None = None, hold: bool = False):
+                 crash: BaseException | None = None, hold: bool = False, ref: ShardRef | None = None,
+                 verified: Any = None):
         self.stream = stream
         self.head = head
         self.error = error  # failed to open: goes to on_error in its turn
         self.crash = crash  # anything else: raised in its turn
         self.hold = hold  # only opened: read, hashed and scanned at once in its turn (see _open_shards)
+        self.ref = ref  # the shard as it is to be read (see _recall)
+        self.verified = verified
 
     def close(self) -> None:
         if self.head is not None:
@@ -466,11 +498,13 @@ def _fetch(ref: ShardRef, limits: ShardLimits, stopped: Callable[[], bool], ahea
     except (StorageError, NetworkError, OSError) as exc:
         return _Fetched(error=exc)
     try:
+        ref, verified = _recall(ref, stream, limits)
         if hold and ref.sha256 and not _remote(ref.url):
             length = ref.size if ref.size is not None else _known_length(stream)
             if length is not None and length <= limits.verify_buffer_bytes:
-                return _Fetched(stream, hold=True)
-        return _Fetched(stream, _fetch_ahead(stream, ref.sha256, ref.size, limits, stopped, ahead))
+                return _Fetched(stream, hold=True, ref=ref, verified=verified)
+        head = _fetch_ahead(stream, ref.sha256, ref.size, limits, stopped, ahead)
+        return _Fetched(stream, head, ref=ref, verified=verified)
     except BaseException:
         stream.close()
         raise

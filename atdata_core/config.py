@@ -114,8 +114,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "network": {"allow_http": False, "allow_private": False, "allow_hosts": []},
     # How much the shard reader may hold (atdata_core.shards.ShardLimits): the largest
     # tar member it accepts, and the largest shard read whole and verified against its
-    # checksum before its first sample is yielded (bigger ones are verified as they stream).
-    "shards": {"max_member_bytes": 4 << 30, "verify_buffer_bytes": 64 << 20},
+    # checksum before its first sample is yielded (bigger ones are verified as they stream);
+    # remember_verified: a local file whose checksum matched is not hashed again while it is
+    # unchanged (atdata_core._verified; `atdata cache clear` forgets them).
+    "shards": {"max_member_bytes": 4 << 30, "verify_buffer_bytes": 64 << 20, "remember_verified": True},
 }
 
 #: Keys of the core's own sections; anything else in them is reported as unknown.
@@ -135,7 +137,7 @@ CORE_KEYS: dict[str, frozenset[str]] = {
     # state, cache and node are the sandbox's ATDATA_SANDBOX_* folder and Node overrides.
     "sandbox": frozenset({"pds_url", "handle_domain", "state", "cache", "node"}),
     "network": frozenset({"allow_http", "allow_private", "allow_hosts"}),
-    "shards": frozenset({"max_member_bytes", "verify_buffer_bytes"}),
+    "shards": frozenset({"max_member_bytes", "verify_buffer_bytes", "remember_verified"}),
 }
 
 PROJECT_FILE_NAME = "atdata.toml"

@@ -111,25 +111,33 @@ class ShardLimits:
     as they stream, and a failure at their end raises whatever ``on_error``
     says (see :func:`iter_samples`). 0 streams every shard.
 
+    ``remember_verified``: a local shard file whose checksum matched is not
+    hashed again by a dataset's reads while the file is unchanged (same
+    device, inode, size, modification and change times; see
+    :mod:`atdata_core._verified`). Default True.
+
     >>> ShardLimits.from_config(Config({"shards": {"max_member_bytes": 1 << 20}}))  # doctest: +SKIP
-    ShardLimits(max_member_bytes=1048576, verify_buffer_bytes=67108864)
+    ShardLimits(max_member_bytes=1048576, verify_buffer_bytes=67108864, remember_verified=True)
     """
 
     max_member_bytes: int = 4 << 30
     verify_buffer_bytes: int = 64 << 20
+    remember_verified: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_member_bytes", "verify_buffer_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"ShardLimits.{name} must be an integer >= 0, not {value!r}")
+        if not isinstance(self.remember_verified, bool):
+            raise ValueError(f"ShardLimits.remember_verified must be True or False, not {self.remember_verified!r}")
 
     @classmethod
     def from_config(cls, config: Any = None) -> "ShardLimits":
         """Read ``[shards]`` from ``config`` (default: :func:`~atdata_core.config.load_config`).
 
-        ``ATDATA_SHARDS_MAX_MEMBER_BYTES`` and ``ATDATA_SHARDS_VERIFY_BUFFER_BYTES``
-        set them from the environment. An invalid value raises
+        ``ATDATA_SHARDS_MAX_MEMBER_BYTES``, ``ATDATA_SHARDS_VERIFY_BUFFER_BYTES``
+        and ``ATDATA_SHARDS_REMEMBER_VERIFIED`` set them from the environment. An invalid value raises
         :class:`~atdata_core.errors.ConfigError` naming where it was set.
         """
         from .config import ConfigError, load_config
@@ -143,6 +151,7 @@ class ShardLimits:
             if value < 0:
                 raise ConfigError(f"{config.source(key)}: {key} should be an integer >= 0, not {value!r}")
             values[name] = value
+        values["remember_verified"] = bool(config.get_bool("shards.remember_verified", cls.remember_verified))
         return cls(**values)
 
 
@@ -1083,6 +1092,7 @@ def _shard_members(
     *,
     head: _Head | None = None,
     hold: bool = False,
+    on_verified: Callable[[], None] | None = None,
 ) -> Iterator[tuple[str, memoryview]]:
     """The ``.msgpack`` members of one shard under the checksum policy of :func:`iter_samples`.
 
@@ -1093,9 +1103,11 @@ def _shard_members(
     shard is read and hashed, and :data:`_VERIFIED` follows them once the
     digest matched (:func:`_members_while_hashed`). The caller hands out
     nothing made of them before it comes.
+
+    ``on_verified`` is called once the shard's digest matched its checksum.
     """
     if hold:
-        yield from _members_while_hashed(stream, shard, on_error, checksum, size, limits)  # type: ignore[arg-type]
+        yield from _members_while_hashed(stream, shard, on_error, checksum, size, limits, on_verified)  # type: ignore[arg-type]
         return
     read: Callable[[int], bytes] = stream.read
     hint: int | None
@@ -1140,6 +1152,8 @@ def _shard_members(
                 if actual != expected:
                     handle_error(ChecksumError(shard, expected, actual), on_error)
                     return
+                if on_verified is not None:
+                    on_verified()
                 source = _Source(None, chunks=chunks)
                 chunks.clear()  # each buffer is freed once scanned: the next shard's reads take its memory
                 try:
@@ -1163,6 +1177,8 @@ def _shard_members(
             actual = hasher.hexdigest()
             if actual != expected:
                 raise ChecksumError(shard, expected, actual, hasher.name)
+            if on_verified is not None:
+                on_verified()
         except _SHARD_FAULTS as exc:
             error = _read_failure(exc, shard)
             if not yielded:
@@ -1187,7 +1203,13 @@ _VERIFIED: Any = ("", None)
 
 
 def _members_while_hashed(
-    stream: BinaryIO, shard: str, on_error: OnError, checksum: str, size: int | None, limits: ShardLimits
+    stream: BinaryIO,
+    shard: str,
+    on_error: OnError,
+    checksum: str,
+    size: int | None,
+    limits: ShardLimits,
+    on_verified: Callable[[], None] | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """The members of a shard scanned as it is read and hashed, then :data:`_VERIFIED` if its digest matched.
 
@@ -1230,6 +1252,8 @@ def _members_while_hashed(
         if actual != expected:
             handle_error(ChecksumError(shard, expected, actual, hasher.name), on_error)
             return
+        if on_verified is not None:
+            on_verified()
         yield _VERIFIED
         if malformed is not None:
             handle_error(malformed, on_error)

@@ -181,6 +181,8 @@ CORE_KEY_DOCS: dict[str, str] = {
     "shards.max_member_bytes": "The largest tar member the shard reader accepts.",
     "shards.verify_buffer_bytes": "Shards up to this size are read whole and verified against their "
     "checksum before their first sample; bigger ones are verified as they stream.",
+    "shards.remember_verified": "A local shard file whose checksum matched is not hashed again while it is "
+    "unchanged (same device, inode, size, modification and change times); `atdata cache clear` forgets them.",
 }
 
 #: What each key of the installed plugins' typed settings means, by section. A field missing here is

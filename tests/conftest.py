@@ -28,6 +28,9 @@ def _no_user_sandbox(tmp_path_factory, monkeypatch):
     """A sandbox the user started (``atdata sandbox up``) configures their shells, not the tests."""
     monkeypatch.setenv("ATDATA_SANDBOX_STATE", str(tmp_path_factory.getbasetemp() / "no-user-sandbox"))
     monkeypatch.delenv("ATDATA_SANDBOX_PDS_URL", raising=False)
+    # the files verified in tests are remembered here, not in the user's cache
+    verified = tmp_path_factory.getbasetemp() / "verified"
+    monkeypatch.setattr("atdata_core._verified.verified_dir", lambda: verified)
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

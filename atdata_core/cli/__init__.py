@@ -23,6 +23,7 @@ class _Group(click.Group):
     _builtin = {
         "plugins": ("atdata_core.cli._plugins", "plugins"),
         "inspect": ("atdata_core.cli._shards", "inspect"),
+        "cache": ("atdata_core.cli._shards", "cache"),
         "preview": ("atdata_core.cli._shards", "preview"),
         "sandbox": ("atdata_core.sandbox.cli", "sandbox"),
         "login": ("atdata_core.cli._federation", "login"),

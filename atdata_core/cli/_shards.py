@@ -1,4 +1,4 @@
-"""``atdata inspect`` and ``atdata preview``: look inside shards without writing code."""
+"""``atdata inspect`` and ``atdata preview``: look inside shards without writing code; ``atdata cache``."""
 
 from __future__ import annotations
 
@@ -130,3 +130,33 @@ def preview(source: str, count: int) -> None:
             break
     if shown == 0:
         click.echo("no samples")
+
+
+@click.group()
+def cache() -> None:
+    """What atdata keeps between runs: the local shard files already verified."""
+
+
+@cache.command("info")
+def cache_info() -> None:
+    """Where the verified files are remembered, and how many.
+
+    A local shard file whose sha256 matched its checksum is not hashed again
+    by later reads while it is unchanged (same device, inode, size,
+    modification and change times). Turn it off with
+    ``[shards] remember_verified = false``.
+    """
+    from atdata_core._verified import verified_dir
+
+    folder = verified_dir()
+    count = sum(1 for _ in folder.glob("*/*")) if folder.is_dir() else 0
+    echo(f"{folder}: {count} verified shard file(s) remembered")
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Forget every verified shard file: each is hashed again on its next read."""
+    from atdata_core._verified import forget_all, verified_dir
+
+    count = forget_all()
+    echo(f"forgot {count} verified shard file(s) ({verified_dir()})")

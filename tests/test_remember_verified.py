@@ -1,0 +1,127 @@
+"""A local shard file whose checksum matched is not hashed again while it is unchanged; any change
+to it (or another checksum) is verified again, and a file that failed is never remembered."""
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from atdata_core import Dataset, _verified, shards
+from atdata_core.cli import cli
+from atdata_core.errors import ChecksumError
+
+from .test_fetch_ahead import Row, _write
+
+
+@pytest.fixture
+def hashed(monkeypatch):
+    """The shards hashed so far: each entry is one _Hasher made for a read (none: nothing hashed)."""
+    made = []
+    real = shards._Hasher
+
+    class Counted(real):
+        __slots__ = ()
+
+        def __init__(self):
+            made.append(self)
+            super().__init__()
+
+    monkeypatch.setattr(shards, "_Hasher", Counted)
+    return made
+
+
+@pytest.fixture
+def settled(monkeypatch):
+    """Files written by the test count as settled at once (by default, a file changed in the last
+    two seconds is verified but not remembered: its timestamps may not show a write just after)."""
+    monkeypatch.setattr(_verified, "_SETTLED_NS", 0)
+
+
+def _names(infos, batched=False, **kwargs):
+    ds = Dataset[Row](infos, **kwargs)
+    if batched:
+        return [row.name for batch in ds.ordered(batch_size=16) for row in batch]
+    return [row.name for row in ds]
+
+
+ALL = [f"row-{i}" for i in range(100)]
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_verified_file_is_not_hashed_again_while_unchanged(tmp_path, hashed, settled, batched):
+    infos = _write(tmp_path, shards=2)
+    hashed.clear()  # (the writer hashes what it writes)
+    assert _names(infos, batched) == ALL
+    assert len(hashed) == 2
+    assert _names(infos, batched) == ALL
+    assert _names(infos, not batched) == ALL
+    assert len(hashed) == 2  # the later reads hashed nothing
+
+
+def test_a_file_changed_after_it_was_verified_is_verified_again(tmp_path, hashed, settled):
+    infos = _write(tmp_path, shards=2)
+    assert _names(infos) == ALL
+    data = bytearray(open(infos[0].url, "rb").read())
+    at = data.index(b"row-7")
+    data[at : at + 5] = b"row-X"  # same size, still decodes: only the checksum tells
+    with open(infos[0].url, "r+b") as f:  # written in place: the same inode
+        f.write(bytes(data))
+    with pytest.raises(ChecksumError, match="d-00.tar"):
+        _names(infos)
+    with pytest.raises(ChecksumError):  # and again: a file that failed is never remembered
+        _names(infos, batched=True)
+
+
+def test_a_file_replaced_by_another_is_verified_again(tmp_path, hashed, settled):
+    infos = _write(tmp_path, shards=2)
+    assert _names(infos) == ALL
+    other = _write(tmp_path / "other", shards=2)
+    os.replace(other[1].url, infos[0].url)  # a valid shard, but not the one recorded
+    with pytest.raises(ChecksumError, match="d-00.tar"):
+        _names(infos)
+
+
+def test_a_file_is_remembered_per_checksum(tmp_path, hashed, settled):
+    infos = _write(tmp_path, shards=1)
+    assert _names(infos) == ALL[:50]
+    wrong = [infos[0].__class__(**{**infos[0].__dict__, "sha256": "0" * 64})]
+    with pytest.raises(ChecksumError):
+        _names(wrong)
+
+
+def test_a_file_just_written_is_verified_but_not_yet_remembered(tmp_path, hashed):
+    infos = _write(tmp_path, shards=1)
+    hashed.clear()  # (the writer hashes what it writes)
+    assert _names(infos) == ALL[:50]
+    assert _names(infos) == ALL[:50]
+    assert len(hashed) == 2
+    assert not _verified.is_remembered(_identity(infos[0].url), infos[0].sha256)
+
+
+def _identity(path):
+    with open(path, "rb") as f:
+        return _verified.identity_of(f)
+
+
+def test_remember_verified_off_hashes_every_read(tmp_path, hashed, settled, monkeypatch):
+    monkeypatch.setenv("ATDATA_SHARDS_REMEMBER_VERIFIED", "false")
+    infos = _write(tmp_path, shards=1)
+    hashed.clear()  # (the writer hashes what it writes)
+    assert _names(infos) == ALL[:50]
+    assert _names(infos) == ALL[:50]
+    assert len(hashed) == 2
+    assert not _verified.is_remembered(_identity(infos[0].url), infos[0].sha256)
+
+
+def test_cache_clear_forgets_the_verified_files(tmp_path, hashed, settled):
+    infos = _write(tmp_path, shards=2)
+    hashed.clear()  # (the writer hashes what it writes)
+    assert _names(infos) == ALL
+    runner = CliRunner()
+    info = runner.invoke(cli, ["cache", "info"])
+    assert info.exit_code == 0 and "verified shard file(s) remembered" in info.output
+    assert int(info.output.split(": ")[-1].split()[0]) >= 2
+    cleared = runner.invoke(cli, ["cache", "clear"])
+    assert cleared.exit_code == 0 and "forgot" in cleared.output
+    assert _names(infos) == ALL
+    assert len(hashed) == 4  # hashed again after the cache was cleared
