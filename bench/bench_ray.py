@@ -49,6 +49,8 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Every verified read hashes its shards (none remembered as verified by an earlier round).
+os.environ["ATDATA_SHARDS_REMEMBER_VERIFIED"] = "false"
 
 import numpy as np
 from numpy.typing import NDArray

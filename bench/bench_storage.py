@@ -256,6 +256,8 @@ def main() -> int:
         # This run's own configuration: never the user's folders, sessions or sandbox.
         os.environ["XDG_CONFIG_HOME"] = str(folder / "config")
         os.environ["ATDATA_SANDBOX_STATE"] = str(folder / "no-user-sandbox")
+        # every read hashes its shards, local files too (not remembered as verified by an earlier round)
+        os.environ["ATDATA_SHARDS_REMEMBER_VERIFIED"] = "false"
         for name in ("ATDATA_CONFIG", "ATDATA_SANDBOX_PDS_URL", "ATDATA_PUBLISH_STORAGE"):
             os.environ.pop(name, None)
         (folder / "shards").mkdir()
