@@ -599,3 +599,61 @@ def test_apply_many_is_one_transaction_of_several_commits(store, make_op, monkey
         store.apply_many(more)
     assert store.cursor("https://pds.test") == 14
     assert len(store.list_records(ENTRY_NSID).records) == 5
+
+
+# ---------------------------------------------------------------------------- SQLite's text index
+
+
+def _fts_consistent(store) -> None:
+    """FTS5's own check that the text index holds exactly the table's text (raises when not)."""
+    with store._write() as db:
+        db.run("INSERT INTO records_fts (records_fts) VALUES ('integrity-check')")
+
+
+def test_the_sqlite_text_index_follows_every_write(store, make_op, commit):
+    if store.dialect != "sqlite":
+        pytest.skip("SQLite's FTS5 index")
+    ref = f"at://{REPO}/{SCHEMA_NSID}/3kschemaaaa2a"
+    first = make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("alpha", tags=["x"], schema_ref=ref))
+    # Written together: a create, an update and a delete of the same record in one transaction.
+    last = CommitBatch(source="https://pds.test", seq=3, did=REPO, rev="3l00000000003",
+                       ops=(make_op(ENTRY_NSID, "3kbbbbbbbbb2a", None), make_op(ENTRY_NSID, "3kccccccccc2a", entry("delta"))))
+    store.apply_many([
+        CommitBatch(source="https://pds.test", seq=1, did=REPO, rev="3l00000000001", ops=(first,)),
+        CommitBatch(source="https://pds.test", seq=2, did=REPO, rev="3l00000000002",
+                    ops=(make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("beta", schema_ref=ref), action="update"),
+                         make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("gamma")))),
+        last,
+    ])
+    _fts_consistent(store)
+    assert names(store.search_entries(search_words("beta")).records) == ["beta"]
+    assert names(store.search_entries(search_words("alpha")).records) == []
+    assert names(store.search_entries(search_words("gamma")).records) == []
+    store.apply(last)  # a replay: the same rows written again
+    commit(store, [make_op(SCHEMA_NSID, "3kschemaaaa2a", schema(name="org.example.weather"))],
+           rev="3l00000000004")  # the entry's schema arrives: its text changes
+    _fts_consistent(store)
+    assert names(store.search_entries(search_words("weather")).records) == ["beta"]
+    store.quarantine("https://pds.test", 9, first.uri, "invalid now", None)
+    commit(store, [make_op(ENTRY_NSID, "3kddddddddd2a", entry("epsilon"))], seq=None, snapshot=True, rev="3l00000000005")
+    _fts_consistent(store)
+    assert names(store.search_entries(search_words("delta")).records) == []
+    assert names(store.search_entries(search_words("epsilon")).records) == ["epsilon"]
+
+
+def test_a_sqlite_store_of_an_earlier_version_is_migrated_and_keeps_its_text_index(tmp_path, make_op, commit, monkeypatch):
+    from atdata_index_appview.store import sqlite
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    monkeypatch.setattr(sqlite.SqliteStore, "migrations", sqlite.MIGRATIONS[:3])
+    with open_store(url) as old:
+        commit(old, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("written before"))])
+        assert old.schema_version() == 3
+    monkeypatch.undo()
+    with open_store(url) as new:
+        assert new.schema_version() == new.migrations[-1][0]
+        commit(new, [make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("written after")),
+                     make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("written before, changed after"), action="update")])
+        _fts_consistent(new)
+        assert sorted(names(new.search_entries(search_words("written")).records)) == [
+            "written after", "written before, changed after"]

@@ -68,11 +68,13 @@ class Change:
 
 class _Tx:
     """What one write transaction has read or will write once: accounts ``(rev, active)``, schema
-    names by URI (``schemas_read``: the URIs looked up, found or not), each source's last seq."""
+    names by URI (``schemas_read``: the URIs looked up, found or not), each source's last seq, and
+    the time its writes are stamped with (one for the whole transaction)."""
 
-    __slots__ = ("accounts", "schema_names", "schemas_read", "cursors")
+    __slots__ = ("accounts", "schema_names", "schemas_read", "cursors", "now")
 
     def __init__(self) -> None:
+        self.now = _now()
         self.accounts: dict[str, tuple[Any, Any]] = {}
         self.schema_names: dict[str, str] = {}
         self.schemas_read: set[str] = set()
@@ -120,8 +122,9 @@ class _Db:
         rows = self.all(sql, params)
         return rows[0] if rows else None
 
-    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.conn.execute(self._sql(sql), tuple(params))
+    def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Execute ``sql``; the cursor (its ``rowcount`` and ``lastrowid``)."""
+        return self.conn.execute(self._sql(sql), tuple(params))
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = [tuple(row) for row in rows]
@@ -380,12 +383,12 @@ class SqlStore:
             if account is None:
                 db.run(
                     "INSERT INTO accounts (did, active, rev, data, updated_at) VALUES (?, 1, ?, ?, ?)",
-                    (batch.did, batch.rev, data, _now()),
+                    (batch.did, batch.rev, data, tx.now),
                 )
                 tx.accounts[batch.did] = (batch.rev, 1)
             else:
                 db.run("UPDATE accounts SET rev = ?, data = ?, updated_at = ? WHERE did = ?",
-                       (batch.rev, data, _now(), batch.did))
+                       (batch.rev, data, tx.now, batch.did))
                 tx.accounts[batch.did] = (batch.rev, account[1])
         if batch.seq is not None:
             tx.cursors.pop(batch.source, None)  # keep the order in which sources last moved
@@ -445,9 +448,35 @@ class SqlStore:
                 if row:
                     tx.schema_names[ref] = row[0]
             schema_f = schema_name_of(derived.ref_a, tx.schema_names.get(ref))
+        search_f = derived.search_text(schema_f)
+        inserted = self._write_record(db, (
+            op.uri, did, collection, rkey, op.cid, text, op.raw, json.dumps(warnings) if warnings else None,
+            tx.now, derived.sort_time, visible,
+            derived.name, derived.name_f, derived.name_words, derived.description_f, derived.tags_f, schema_f,
+            search_f, derived.ref_a, derived.ref_b, derived.version, derived.schema_id,
+        ))
+        if not inserted:
+            db.run("DELETE FROM record_tags WHERE uri = ?", (op.uri,))
+        db.many("INSERT INTO record_tags (uri, tag) VALUES (?, ?)", [(op.uri, tag) for tag in derived.tags])
+        db.run("DELETE FROM quarantine WHERE uri = ?", (op.uri,))
+        if visible:
+            self._emit(db, op.action, op.uri, did, collection, rkey, op.cid, text, tx.now)
+        if collection == SCHEMA_NSID:
+            tx.schema_names[op.uri] = derived.name
+            tx.schemas_read.add(op.uri)
+            self._refresh_schema_name(db, op.uri, derived.name)
+
+    _RECORD_COLUMNS = (
+        "uri, did, collection, rkey, cid, value, raw, warnings, indexed_at, sort_time, visible, "
+        "name, name_f, name_words, description_f, tags_f, schema_f, search_f, ref_a, ref_b, version, schema_id"
+    )
+
+    def _write_record(self, db: _Db, values: tuple) -> bool:
+        """Insert or replace the row of ``values`` (in the order of :attr:`_RECORD_COLUMNS`, the URI
+        first). True when the URI was new; False when it replaced a row, or when the store does not
+        tell (then the caller clears what the row's earlier version left)."""
         db.run(
-            "INSERT INTO records (uri, did, collection, rkey, cid, value, raw, warnings, indexed_at, sort_time, visible, "
-            "name, name_f, name_words, description_f, tags_f, schema_f, search_f, ref_a, ref_b, version, schema_id) "
+            f"INSERT INTO records ({self._RECORD_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (uri) DO UPDATE SET cid = excluded.cid, value = excluded.value, raw = excluded.raw, "
             "warnings = excluded.warnings, "
@@ -456,22 +485,9 @@ class SqlStore:
             "description_f = excluded.description_f, tags_f = excluded.tags_f, schema_f = excluded.schema_f, "
             "search_f = excluded.search_f, ref_a = excluded.ref_a, ref_b = excluded.ref_b, "
             "version = excluded.version, schema_id = excluded.schema_id",
-            (
-                op.uri, did, collection, rkey, op.cid, text, op.raw, json.dumps(warnings) if warnings else None,
-                _now(), derived.sort_time, visible,
-                derived.name, derived.name_f, derived.name_words, derived.description_f, derived.tags_f, schema_f,
-                derived.search_text(schema_f), derived.ref_a, derived.ref_b, derived.version, derived.schema_id,
-            ),
+            values,
         )
-        db.run("DELETE FROM record_tags WHERE uri = ?", (op.uri,))
-        db.many("INSERT INTO record_tags (uri, tag) VALUES (?, ?)", [(op.uri, tag) for tag in derived.tags])
-        db.run("DELETE FROM quarantine WHERE uri = ?", (op.uri,))
-        if visible:
-            self._emit(db, op.action, op.uri, did, collection, rkey, op.cid, text)
-        if collection == SCHEMA_NSID:
-            tx.schema_names[op.uri] = derived.name
-            tx.schemas_read.add(op.uri)
-            self._refresh_schema_name(db, op.uri, derived.name)
+        return False
 
     def _refresh_schema_name(self, db: _Db, schema_uri: str, name: str | None) -> None:
         """Entries are searched by their schema's name: keep it current when the schema comes or goes."""
@@ -492,11 +508,11 @@ class SqlStore:
         )
 
     def _emit(self, db: _Db, action: str, uri: str, did: str, collection: str, rkey: str, cid: str | None,
-              value: str | None) -> None:
+              value: str | None, at: str | None = None) -> None:
         """Log a change of what readers see, in the transaction that makes it (subscribeChanges streams the log)."""
         db.run(
             "INSERT INTO changes (action, uri, did, collection, rkey, cid, value, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (action, uri, did, collection, rkey, cid, value, _now()),
+            (action, uri, did, collection, rkey, cid, value, at or _now()),
         )
         self._emitted += 1
         if self._emitted % 1024 == 0:

@@ -102,13 +102,24 @@ _V2 = [
 
 _V3 = ["ALTER TABLE accounts ADD COLUMN data TEXT"]
 
+# A trigger that writes to the FTS5 table runs inside the statement's savepoint, and FTS5 writes
+# out its pending terms at every savepoint: each record became a segment of its own, merged
+# again and again (about three quarters of an insert's cost). The store inserts the text of a
+# new row itself (see ``_write_record``); updates and deletes, rare, keep their triggers.
+_V4 = ["DROP TRIGGER records_fts_insert"]
+
 #: Versioned migrations: (version, name, statements). Append; never edit one that shipped.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "records, tags, trigram text index, accounts, cursors, quarantine, stats", _V1),
     (2, "changes: what subscribeChanges streams", _V2),
     (3, "accounts.data: the tree root of the last commit indexed (Sync 1.1 prevData checks)", _V3),
+    (4, "the text index of a new record written by the store, not by a trigger", _V4),
 ]
 
+
+#: The columns a new version of a record replaces (every column of ``_RECORD_COLUMNS`` from ``cid`` on).
+_UPDATED = ("cid", "value", "raw", "warnings", "indexed_at", "sort_time", "visible", "name", "name_f", "name_words",
+            "description_f", "tags_f", "schema_f", "search_f", "ref_a", "ref_b", "version", "schema_id")
 
 #: A tag carried by fewer records than this is found through its own rows, not by walking the collection.
 _FEW_TAGGED = 2000
@@ -144,6 +155,10 @@ class SqliteStore(SqlStore):
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+            # For a new file only (a database's page size is fixed once written): a record's row
+            # (its JSON, its DAG-CBOR block and the derived text, about 2 KB) fills most of a
+            # 4 KiB page, and the next row does not fit in what is left.
+            conn.execute("PRAGMA page_size = 16384")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA busy_timeout = 30000")
@@ -164,6 +179,23 @@ class SqliteStore(SqlStore):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def _write_record(self, db: Any, values: tuple) -> bool:
+        # A new URI is inserted and its text indexed here; a known one is updated in place (its
+        # row id kept), and the update trigger replaces its text in the index.
+        cursor = db.run(
+            f"INSERT INTO records ({self._RECORD_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uri) DO NOTHING",
+            values,
+        )
+        if cursor.rowcount == 1:
+            db.run("INSERT INTO records_fts (rowid, search_f) VALUES (?, ?)", (cursor.lastrowid, values[17]))
+            return True
+        db.run(
+            f"UPDATE records SET {', '.join(f'{column} = ?' for column in _UPDATED)} WHERE uri = ?",
+            (*values[4:], values[0]),
+        )
+        return False
 
     def _plan(self, db: Any, *, text: bool = False, tags: Sequence[str] = ()) -> tuple[str, dict[str, str]]:
         # Without statistics, SQLite walks the collection's time index and tests each row: quick
