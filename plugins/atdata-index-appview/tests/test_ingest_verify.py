@@ -148,6 +148,21 @@ def test_unsigned_commit_is_the_commit_encoded_without_its_signature():
     assert signature == b"\x01" * 64
 
 
+@pytest.mark.parametrize("extra", [
+    {},
+    {"aaa": b"\x63sig\x58\x40" + b"\x02" * 64},  # the bytes of a sig entry, inside an earlier value
+    {"sig2": "x"},
+    {"nested": {"sig": b"\x03" * 64}},
+], ids=["plain", "decoy-before", "key-after", "nested-sig"])
+def test_unsigned_commit_cuts_the_sig_entry_exactly_whatever_surrounds_it(extra):
+    unsigned = {"did": "did:web:example.com", "version": 3, "data": Link(cid_of(b"x")), "rev": "3kabc",
+                "prev": None, **extra}
+    block = encode({**unsigned, "sig": b"\x01" * 64})
+    assert unsigned_commit(block) == (encode(unsigned), b"\x01" * 64)
+    short = encode({**unsigned, "sig": b"\x01" * 10})  # not the usual 64 bytes: read the long way
+    assert unsigned_commit(short) == (encode(unsigned), b"\x01" * 10)
+
+
 def test_a_commit_without_a_signature_is_refused():
     with pytest.raises(CborError, match="no sig"):
         unsigned_commit(encode({"did": "did:web:example.com", "version": 3}))

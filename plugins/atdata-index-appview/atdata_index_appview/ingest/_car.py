@@ -92,18 +92,29 @@ def read_car(data: bytes) -> Car:
         raise CarError("the CAR header is not {version: 1, roots: [CID...]}")
     pos = end
     blocks: dict[bytes, bytes] = {}
-    while pos < len(data):
-        length, pos = _varint(data, pos)
+    size = len(data)
+    sha256 = hashlib.sha256
+    while pos < size:
+        length = data[pos]
+        if length < 0x80:  # a section under 128 bytes: its length is one byte
+            pos += 1
+        else:
+            length, pos = _varint(data, pos)
         end = pos + length
-        if length == 0 or end > len(data):
+        if length == 0 or end > size:
             raise CarError("truncated: a block runs past the end")
-        section = data[pos:end]
-        cid_end, code, digest = _cid_end(section)
-        cid = section[:cid_end]
-        block = section[cid_end:]
+        if length >= 36 and data[pos] == 1 and data[pos + 1] < 0x80 and data[pos + 2] == _SHA2_256 \
+                and data[pos + 3] == 32:
+            # The common CID: version 1, a one-byte codec, a 32-byte sha2-256 digest.
+            cid_end, code, digest = pos + 36, _SHA2_256, data[pos + 4:pos + 36]
+        else:
+            cid_end, code, digest = _cid_end(data[pos:end])
+            cid_end += pos
+        cid = data[pos:cid_end]
+        block = data[cid_end:end]
         if code != _SHA2_256 or len(digest) != 32:
             raise BadBlock(f"the block {_describe(cid)} uses multihash 0x{code:x}; only sha2-256 is checked and accepted")
-        if hashlib.sha256(block).digest() != digest:
+        if sha256(block).digest() != digest:
             raise BadBlock(f"the block {_describe(cid)} does not match its CID: its bytes hash to something else")
         blocks[cid] = block
         pos = end

@@ -157,6 +157,31 @@ def _head_bytes(major: int, value: int) -> bytes:
     raise CborError("a length beyond 64 bits")
 
 
+# The ``sig`` entry of a commit as every implementation writes it: the key, a 64-byte string.
+_SIG_ENTRY = b"\x63sig\x58\x40"
+
+
+def _unsigned_commit_fast(block: bytes) -> tuple[bytes, bytes] | None:
+    """:func:`unsigned_commit` for the usual commit (a small map, a 64-byte ``sig``): the entry
+    found by its bytes, and the cut proven right by decoding both sides (the rest decodes to
+    exactly the commit's other entries, the cut-out bytes are its ``sig``). None otherwise."""
+    if not block or not 0xA1 <= block[0] <= 0xB7:
+        return None
+    at = block.find(_SIG_ENTRY)
+    if at < 0 or len(block) < at + 70:
+        return None
+    signature = bytes(block[at + 6:at + 70])
+    signed = bytes([block[0] - 1]) + bytes(block[1:at]) + bytes(block[at + 70:])
+    try:
+        commit, rest = libipld.decode_dag_cbor(bytes(block)), libipld.decode_dag_cbor(signed)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(commit, dict) or commit.get("sig") != signature or not isinstance(rest, dict) \
+            or len(rest) != len(commit) - 1 or any(key not in commit or commit[key] != value for key, value in rest.items()):
+        return None
+    return signed, signature
+
+
 def unsigned_commit(block: bytes) -> tuple[bytes, bytes]:
     """``(the bytes the signature covers, the signature)`` of a commit block.
 
@@ -165,6 +190,9 @@ def unsigned_commit(block: bytes) -> tuple[bytes, bytes]:
     so the signed bytes are the block with that entry cut out and the map's
     size lowered by one: no re-encoding, nothing lost.
     """
+    fast = _unsigned_commit_fast(block)
+    if fast is not None:
+        return fast
     major, _, count, pos = _head(block, 0)
     if major != 5:
         raise CborError("a commit is a map")
