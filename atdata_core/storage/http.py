@@ -1,6 +1,8 @@
 """HTTP(S) storage: streaming reads that resume with ``Range`` when a connection drops.
 
-Reading: ``open`` sends one GET and streams the body. If the connection drops
+Reading: ``open`` sends one GET and streams the body; an uncompressed body is
+read straight from the connection into the buffer each read hands out (one
+copy, each read a buffer of its own). If the connection drops
 or stalls mid-body, the stream reopens with ``Range: bytes=<offset>-`` and
 carries on where it stopped, so the reader sees one unbroken byte stream. It
 gives up after ``[http] retries`` consecutive failures without progress (5 by
@@ -41,6 +43,8 @@ password, a presigned signature or token) is never written into a record.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import io
 import os
 import re
@@ -366,7 +370,15 @@ class _ResumableBody(io.RawIOBase):
                     self._reopen()
                     if self._response is None:
                         continue
-                data = self._response.raw.read(want, decode_content=self._encoded)
+                body = None if self._encoded else _plain_body(self._response)
+                if body is not None:
+                    # Straight from the connection into the caller's buffer: one copy, and no
+                    # fresh memory on the way (urllib3's read would hand out a new bytes object).
+                    got = _read_into(body, view[:want] if want < len(view) else view)
+                    data = None
+                else:
+                    data = self._response.raw.read(want, decode_content=self._encoded)
+                    got = len(data)
             except _DROPPED as err:
                 self._check_deadline()
                 if self._encoded:
@@ -381,20 +393,26 @@ class _ResumableBody(io.RawIOBase):
             except Exception:
                 self._check_deadline()  # a socket shut down under a read surfaces in many shapes
                 raise
-            if not data:
+            if not got:
                 self._check_deadline()  # the watchdog's shutdown reads as the end of the body
                 if self._total is not None and self._offset < self._total:
                     self._dropped(f"body ended at byte {self._offset} of {self._total}")
                     continue
-            if data:
+            else:
                 self._failures = 0
                 self._stalled_since = None
-            if self._limit is not None and self._offset + len(data) > self._limit:
+            if self._limit is not None and self._offset + got > self._limit:
                 self.close()
                 raise self._too_long(f"it sent more than {self._limit:,} bytes")
-            view[: len(data)] = data
-            self._offset += len(data)
-            return len(data)
+            if data is not None:
+                view[:got] = data
+            elif got and body.isclosed():
+                # The whole body is read: nothing more is read under this deadline, and the
+                # connection may serve the next request (its socket must not be shut down then).
+                self._deadline.close()
+                _release(self._response)
+            self._offset += got
+            return got
 
     def _check_deadline(self) -> None:
         if self._deadline.expired:
@@ -506,6 +524,30 @@ class _ResumableBody(io.RawIOBase):
             self._response = None
         self._deadline.close()
         super().close()
+
+
+def _plain_body(response: Any) -> http.client.HTTPResponse | None:
+    """The standard library's response under a ``requests`` one, to read its body without urllib3's copies."""
+    body = getattr(getattr(response, "raw", None), "_fp", None)
+    return body if isinstance(body, http.client.HTTPResponse) else None
+
+
+def _read_into(body: http.client.HTTPResponse, view: memoryview) -> int:
+    """``body.readinto(view)``, its failures raised as urllib3 raises them when it reads."""
+    try:
+        return body.readinto(view)
+    except TimeoutError as err:
+        raise urllib3.exceptions.ReadTimeoutError(None, None, f"Read timed out. ({err})") from err  # type: ignore[arg-type]
+    except (OSError, http.client.HTTPException) as err:
+        raise urllib3.exceptions.ProtocolError(f"Connection broken: {err!r}", err) from err
+
+
+def _release(response: Any) -> None:
+    """Hand the connection of a response whose body was read to its end back to the pool."""
+    raw = getattr(response, "raw", None)
+    if raw is not None and getattr(raw, "_connection", None) is not None:
+        with contextlib.suppress(Exception):
+            raw.release_conn()
 
 
 def _late(url: str, deadline: Deadline, doing: str, at: int | None = None) -> StorageError:
