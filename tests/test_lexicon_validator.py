@@ -213,3 +213,76 @@ def test_registering_a_lexicon_twice_is_refused():
         register_lexicon({"lexicon": 1, "id": "science.alt.dataset.entry", "defs": {"main": {"type": "token"}}})
     with pytest.raises(RecordError):
         register_lexicon({"id": "com.example.broken"})
+
+
+def _walked(record: dict, strict: bool) -> tuple[list, tuple | None]:
+    """The definition walk alone (what the compiled validator hands anything unusual to)."""
+    from atdata_core.lexicon._catalog import find_definition
+    from atdata_core.lexicon._validator import Validation
+
+    nsid = record["$type"]
+    run = Validation(nsid, strict=strict)
+    found = find_definition(nsid)
+    if found is None:  # refused before any walk: no lexicon to check against
+        return [], ("", "$.$type", "$type", nsid)
+    try:
+        run.check(found[1], record, "$", nsid, f"{nsid}#main")
+    except ValidationError as err:
+        return run.warnings, (str(err), err.path, err.rule, err.nsid)
+    return run.warnings, None
+
+
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "tolerant"])
+@pytest.mark.parametrize("path", VALID + INVALID, ids=lambda p: f"{p.parent.name}-{p.stem}")
+def test_the_compiled_validator_reports_exactly_what_the_walk_does(path, strict):
+    record, _ = _load(path)
+    expected_warnings, expected_error = _walked(record, strict)
+    try:
+        warnings = validate_record(record, strict=strict)
+    except ValidationError as err:
+        assert expected_error is not None
+        assert (str(err) if expected_error[0] else "", err.path, err.rule, err.nsid) == expected_error
+    else:
+        assert expected_error is None
+        assert warnings == expected_warnings
+
+
+def test_a_lexicon_that_refers_to_itself_validates_nested_values():
+    tree = {
+        "lexicon": 1, "id": "com.example.atdata.tree",
+        "defs": {
+            "main": {"type": "record", "key": "tid", "record": {"type": "ref", "ref": "#node"}},
+            "node": {"type": "object", "required": ["label"], "properties": {
+                "label": {"type": "string", "maxLength": 10},
+                "children": {"type": "array", "items": {"type": "ref", "ref": "#node"}},
+            }},
+        },
+    }
+    register_lexicon(tree)
+    try:
+        nested = {"$type": "com.example.atdata.tree", "label": "a", "children": [{"label": "b", "children": [{"label": "c"}]}]}
+        assert validate_record(nested) == []
+        nested["children"][0]["children"][0]["label"] = "far too long"
+        with pytest.raises(ValidationError) as caught:
+            validate_record(nested)
+        assert caught.value.path == "$.children[0].children[0].label"
+        assert [w.path for w in validate_record(nested, strict=False)] == ["$.children[0].children[0].label"]
+    finally:
+        unregister_lexicon("com.example.atdata.tree")
+
+
+def test_a_lexicon_replaced_after_use_is_validated_by_its_new_rules():
+    first = {"lexicon": 1, "id": "com.example.atdata.changing",
+             "defs": {"main": {"type": "record", "key": "tid", "record": {"type": "ref", "ref": "#body"}},
+                      "body": {"type": "object", "properties": {"n": {"type": "integer", "maximum": 5}}}}}
+    second = json.loads(json.dumps(first))
+    second["defs"]["body"]["properties"]["n"]["maximum"] = 1
+    register_lexicon(first)
+    try:
+        record = {"$type": "com.example.atdata.changing", "n": 3}
+        assert validate_record(record) == []
+        register_lexicon(second, replace=True)
+        with pytest.raises(ValidationError, match="maximum"):
+            validate_record(record)
+    finally:
+        unregister_lexicon("com.example.atdata.changing")

@@ -45,7 +45,7 @@ from atdata_core.lexicon._catalog import (
     unregister_lexicon,
 )
 from atdata_core.lexicon._formats import FORMATS as _FORMATS, count_graphemes
-from atdata_core.lexicon._validator import LexiconWarning, Validation as _Validation
+from atdata_core.lexicon._validator import LexiconWarning, Validation as _Validation, compile_definition as _compile
 
 from atdata_core._nsids import NAMESPACE
 
@@ -92,7 +92,7 @@ def validate_record(record: dict[str, Any], nsid: str | None = None, *, strict: 
     found = _find_definition(nsid)
     if found is None or found[1].get("type") != "record":
         raise ValidationError(f"no record lexicon is known for {nsid}", path="$.$type", rule="$type", nsid=nsid)
-    run.check(found[1], record, "$", nsid, f"{nsid}#main")
+    _compile(found[1], nsid, f"{nsid}#main")(run, record, "$")
     return run.warnings
 
 

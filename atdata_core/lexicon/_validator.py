@@ -355,3 +355,186 @@ def _json_schema_envelope(value: dict[str, Any]) -> tuple[dict[str, Any], str] |
 _TOLERATED = {
     "science.alt.dataset.schema#jsonSchemaFormat": _json_schema_envelope,
 }
+
+
+# --- compiled validators ----------------------------------------------------------------
+#
+# The walk above reads each definition again for every value (its type, its rules, its refs
+# resolved by name). A compiled validator reads a definition once: each node becomes a
+# function ``(run, value, path)`` that accepts at once a value plainly within its rules and
+# hands anything else (a missing field, a wrong type, a limit broken, a tolerated deviation,
+# an unknown union member) to the walk above, for that node and what it holds. So every error
+# and warning is the walk's own, with the same message, path and rule, in the same order.
+
+_Compiled = Any  # Callable[[Validation, Any, str], None]
+
+
+def _interpreted(definition: dict[str, Any], context: str, key: str) -> _Compiled:
+    def check(run: Validation, value: Any, path: str) -> None:
+        run.check(definition, value, path, context, key)
+
+    return check
+
+
+def _compile_string(definition: dict[str, Any], context: str, key: str) -> _Compiled:
+    if "const" in definition or "enum" in definition or "minGraphemes" in definition:
+        return _interpreted(definition, context, key)
+    max_bytes = definition.get("maxLength")
+    min_bytes = definition.get("minLength")
+    max_graphemes = definition.get("maxGraphemes")
+    checker = FORMATS.get(definition.get("format"))
+    slow = _interpreted(definition, context, key)
+
+    def check(run: Validation, value: Any, path: str) -> None:
+        if value.__class__ is not str:
+            return slow(run, value, path)
+        length = len(value)
+        if max_bytes is not None and length * 4 > max_bytes and (
+            length > max_bytes or (not value.isascii() and len(value.encode("utf-8")) > max_bytes)
+        ):
+            return slow(run, value, path)
+        if min_bytes is not None and length < min_bytes:
+            return slow(run, value, path)
+        if max_graphemes is not None and length > max_graphemes:  # never fewer characters than graphemes
+            return slow(run, value, path)
+        if checker is not None and checker(value) is not None:
+            return slow(run, value, path)
+
+    return check
+
+
+def _compile_integer(definition: dict[str, Any], context: str, key: str) -> _Compiled:
+    if "const" in definition or "enum" in definition:
+        return _interpreted(definition, context, key)
+    minimum, maximum = definition.get("minimum"), definition.get("maximum")
+    slow = _interpreted(definition, context, key)
+
+    def check(run: Validation, value: Any, path: str) -> None:
+        if value.__class__ is not int or (minimum is not None and value < minimum) or (
+            maximum is not None and value > maximum
+        ):
+            slow(run, value, path)
+
+    return check
+
+
+def _compile_object(definition: dict[str, Any], context: str, key: str) -> _Compiled:
+    slow = _interpreted(definition, context, key)
+    if key in _TOLERATED:
+        return slow  # a tolerated layout is adapted by the walk
+    required = tuple(definition.get("required", ()))
+    properties = [(name, compile_definition(prop, context, "")) for name, prop in definition.get("properties", {}).items()]
+
+    def check(run: Validation, value: Any, path: str) -> None:
+        if value.__class__ is not dict:
+            return slow(run, value, path)
+        for name in required:
+            if name not in value:
+                return slow(run, value, path)
+        checks = []
+        for name, compiled in properties:
+            if name in value:
+                item = value[name]
+                if item is None:
+                    return slow(run, value, path)
+                checks.append((compiled, item, name))
+        for compiled, item, name in checks:
+            compiled(run, item, f"{path}.{name}")
+
+    return check
+
+
+def _compile_record(definition: dict[str, Any], context: str, key: str) -> _Compiled:
+    slow = _interpreted(definition, context, key)
+    inner = compile_definition(definition["record"], context, key)
+
+    def check(run: Validation, value: Any, path: str) -> None:
+        if value.__class__ is not dict or value.get("$type") != context:
+            return slow(run, value, path)
+        inner(run, value, path)
+
+    return check
+
+
+def _compile_array(definition: dict[str, Any], context: str, key: str) -> _Compiled:
+    slow = _interpreted(definition, context, key)
+    max_length, min_length = definition.get("maxLength"), definition.get("minLength")
+    items = definition.get("items")
+    item_check = compile_definition(items, context, "") if items else None
+
+    def check(run: Validation, value: Any, path: str) -> None:
+        if value.__class__ is not list and value.__class__ is not tuple:
+            return slow(run, value, path)
+        if (max_length is not None and len(value) > max_length) or (min_length is not None and len(value) < min_length):
+            return slow(run, value, path)
+        if item_check is not None:
+            for index, item in enumerate(value):
+                item_check(run, item, f"{path}[{index}]")
+
+    return check
+
+
+def _compile_ref(ref: str, context: str) -> _Compiled:
+    def slow(run: Validation, value: Any, path: str) -> None:
+        run.check_ref(ref, value, path, context)
+
+    compiled: list[Any] = []  # (the definition found, its compiled check), on first use: refs may recur
+
+    def check(run: Validation, value: Any, path: str) -> None:
+        found = find_definition(ref, context)
+        if found is None:
+            return slow(run, value, path)
+        if not compiled or compiled[0] is not found:  # first use, or a lexicon registered or removed since
+            compiled[:] = [found, compile_definition(found[1], found[0], _full_ref(ref, context))]
+        compiled[1](run, value, path)
+
+    return check
+
+
+def _compile_union(definition: dict[str, Any], context: str, key: str) -> _Compiled:
+    slow = _interpreted(definition, context, key)
+    members = {_full_ref(ref, context): None for ref in definition.get("refs", ())}
+
+    def check(run: Validation, value: Any, path: str) -> None:
+        member = value.get("$type") if value.__class__ is dict else None
+        if member.__class__ is not str or not member:
+            return slow(run, value, path)
+        member_ref = member if "#" in member else f"{member}#main"
+        if member_ref not in members:
+            return slow(run, value, path)
+        compiled = members[member_ref]
+        if compiled is None:
+            compiled = members[member_ref] = _compile_ref(member_ref, context)
+        compiled(run, value, path)
+
+    return check
+
+
+_COMPILERS = {
+    "string": _compile_string,
+    "integer": _compile_integer,
+    "object": _compile_object,
+    "record": _compile_record,
+    "array": _compile_array,
+    "union": _compile_union,
+}
+_compiled_cache: dict[tuple[int, str, str], tuple[dict[str, Any], _Compiled]] = {}
+
+
+def compile_definition(definition: dict[str, Any], context: str, key: str = "") -> _Compiled:
+    """A function ``(run, value, path)`` that checks ``value`` against ``definition`` (of lexicon
+    ``context``; ``key`` its ``nsid#name`` when it is a named one) as :meth:`Validation.check`
+    does, raising and warning exactly as it would. Compiled once per definition."""
+    cache_key = (id(definition), context, key)
+    cached = _compiled_cache.get(cache_key)
+    if cached is not None and cached[0] is definition:
+        return cached[1]
+    kind = definition.get("type")
+    if kind == "ref" and isinstance(definition.get("ref"), str):
+        compiled = _compile_ref(definition["ref"], context)
+    elif kind in _COMPILERS:
+        compiled = _COMPILERS[kind](definition, context, key)
+    else:
+        compiled = _interpreted(definition, context, key)
+    _compiled_cache[cache_key] = (definition, compiled)  # the definition kept: its id stays its own
+    return compiled
