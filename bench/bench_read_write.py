@@ -24,7 +24,8 @@ Sections (every ratio is against a baseline measured in the same run):
 - ``http``: the ``small`` shards from a local HTTP server (another process, on
   loopback). Baseline: a plain streamed download of the same files
   (``requests``, 1 MiB pieces). Ours: the ordered typed read, unverified and
-  verified.
+  verified, and HTTP storage alone (the shards streamed through
+  ``HttpStorage``, 1 MiB reads, nothing decoded).
 - ``startup``: a fresh process, from ``Dataset(...)`` to its first sample, for
   local paths (no plugin discovery), and the same after discovering plugins.
 - ``write``: ``ShardWriter``, small samples per second.
@@ -371,6 +372,7 @@ def section_http(args: argparse.Namespace, work: str) -> dict[str, float]:
     import requests
 
     from atdata_core.shards import ShardInfo
+    from atdata_core.storage.http import HttpStorage
 
     folder = os.path.join(work, "small")
     if not os.path.isdir(folder):
@@ -398,21 +400,36 @@ def section_http(args: argparse.Namespace, work: str) -> dict[str, float]:
                         got += len(piece)
             return got
 
+        storage = HttpStorage()
+
+        def storage_alone() -> int:
+            got = 0
+            for url in urls:
+                with storage.open(url) as stream:
+                    while piece := stream.read(1 << 20):
+                        got += len(piece)
+            return got
+
         local = [os.path.join(folder, name) for name in names]
         readers = {
             "plain download": (download, total),
+            "HTTP storage alone (no decoding)": (storage_alone, total),
             "ordered": (lambda: ordered(Dataset[ImageSample](urls)), n),
             "ordered, verified": (lambda: ordered(Dataset[ImageSample](records)), n),
             "(decoding alone, local files)": (lambda: ordered(Dataset[ImageSample](local)), n),
         }
+        # Page faults of this process in each reader's runs (fresh memory the kernel hands out page by page)
+        faults: dict[str, list[int]] = {name: [] for name in readers}
+        readers = {name: (_counting_faults(read, faults[name]), expected) for name, (read, expected) in readers.items()}
         cpu: dict[str, float] = {}
         rates = rounds(readers, args.repeat, cpu, server.pid)
     finally:
         server.terminate()
         server.wait()
     # the same bytes go through each: compare in shard bytes per second
-    per_byte = {name: cpu[name] * (1 if name == "plain download" else n / total) for name in cpu}
-    rates = {name: rate if name == "plain download" else rate * total / n for name, rate in rates.items()}
+    in_bytes = ("plain download", "HTTP storage alone (no decoding)")
+    per_byte = {name: cpu[name] * (1 if name in in_bytes else n / total) for name in cpu}
+    rates = {name: rate if name in in_bytes else rate * total / n for name, rate in rates.items()}
     # Both processes share this machine's cores: a read that downloads and decodes needs at least the
     # CPU of each, per byte. Without _process_cpu (not Linux) the bound is not printed.
     cores = os.cpu_count() or 1
@@ -420,7 +437,11 @@ def section_http(args: argparse.Namespace, work: str) -> dict[str, float]:
     notes = [
         f"CPU per MB (client + server): plain download {per_byte['plain download'] * 1e9:.2f} ms, "
         f"decoding alone {per_byte['(decoding alone, local files)'] * 1e9:.2f} ms, "
-        f"ordered {per_byte['ordered'] * 1e9:.2f} ms, verified {per_byte['ordered, verified'] * 1e9:.2f} ms",
+        f"ordered {per_byte['ordered'] * 1e9:.2f} ms, verified {per_byte['ordered, verified'] * 1e9:.2f} ms, "
+        f"HTTP storage alone {per_byte['HTTP storage alone (no decoding)'] * 1e9:.2f} ms",
+        "page faults per MB in the client (median of the rounds): " + ", ".join(
+            f"{name} {statistics.median(counts) * 1e6 / total:.0f}" for name, counts in faults.items() if counts
+        ),
     ]
     if _process_cpu(os.getpid()):
         notes.append(
@@ -439,6 +460,22 @@ def section_http(args: argparse.Namespace, work: str) -> dict[str, float]:
         notes=tuple(notes),
     )
     return rates
+
+
+def _counting_faults(read: Callable[[], int], counts: list[int]) -> Callable[[], int]:
+    """``read``, appending the page faults of this process during each call to ``counts`` (Unix)."""
+    try:
+        import resource
+    except ImportError:
+        return read
+
+    def counted() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        got = read()
+        counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        return got
+
+    return counted
 
 
 def _serve(folder: str, kind: str) -> tuple[subprocess.Popen[bytes], str]:
