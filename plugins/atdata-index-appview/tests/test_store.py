@@ -646,8 +646,15 @@ def test_a_sqlite_store_of_an_earlier_version_is_migrated_and_keeps_its_text_ind
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     monkeypatch.setattr(sqlite.SqliteStore, "migrations", sqlite.MIGRATIONS[:3])
+    with open_store(url) as old, old._write() as db:  # rows as version 3 wrote them (its trigger indexed the text)
+        for rkey, name, created, tags in (("3kaaaaaaaaa2a", "written before", "2025-02-02T00:00:00.000000Z", ["t"]),
+                                          ("3kzzzzzzzzz2a", "older", "2025-01-01T00:00:00.000000Z", ["t", "u"])):
+            uri = f"at://{REPO}/{ENTRY_NSID}/{rkey}"
+            db.run("INSERT INTO records (uri, did, collection, rkey, value, indexed_at, sort_time, name, name_f, search_f) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (uri, REPO, ENTRY_NSID, rkey, json.dumps(entry(name, created, tags=tags)), created, created, name, name, name))
+            db.many("INSERT INTO record_tags (uri, tag) VALUES (?, ?)", [(uri, tag) for tag in tags])
     with open_store(url) as old:
-        commit(old, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("written before"))])
         assert old.schema_version() == 3
     monkeypatch.undo()
     with open_store(url) as new:
@@ -657,3 +664,24 @@ def test_a_sqlite_store_of_an_earlier_version_is_migrated_and_keeps_its_text_ind
         _fts_consistent(new)
         assert sorted(names(new.search_entries(search_words("written")).records)) == [
             "written after", "written before, changed after"]
+        assert names(new.list_records(ENTRY_NSID, tags=["u"]).records) == ["older"]  # tag rows of before, timed
+        assert names(every_page(lambda **kw: new.list_records(ENTRY_NSID, tags=["t"], **kw), 1)) == ["older"]
+
+
+def test_a_listing_by_tags_follows_the_records_times_and_pages_once(store, make_op, commit):
+    ops = [make_op(ENTRY_NSID, f"3k{i:011d}", entry(f"d{i}", f"2025-03-{1 + i % 9:02d}T00:00:00Z",
+                                                    tags=["common"] + (["rare"] if i % 7 == 0 else [])))
+           for i in range(40)]
+    commit(store, ops)
+    expected = [r.uri for r in store.list_records(ENTRY_NSID, limit=100).records]
+    for tags, keep in ((["common"], lambda i: True), (["rare"], lambda i: i % 7 == 0),
+                       (["common", "rare"], lambda i: i % 7 == 0), (["rare", "common", "rare"], lambda i: i % 7 == 0)):
+        wanted = [uri for uri in expected if keep(int(uri.rsplit("/", 1)[1][2:]))]
+        assert [r.uri for r in every_page(lambda **kw: store.list_records(ENTRY_NSID, tags=tags, **kw), 3)] == wanted
+        assert [r.uri for r in every_page(lambda **kw: store.search_entries([], tags=tags, **kw), 4)] == wanted
+    # A record moved in time (its createdAt changed) moves in the tag's listing too.
+    commit(store, [make_op(ENTRY_NSID, "3k00000000014", entry("d14", "2030-01-01T00:00:00Z", tags=["rare"]), action="update")])
+    assert names(store.list_records(ENTRY_NSID, tags=["rare"]).records)[0] == "d14"
+    assert "d14" not in names(store.list_records(ENTRY_NSID, tags=["common"], limit=100).records)
+    assert names(store.list_records(ENTRY_NSID, tags=["nothing"]).records) == []
+    assert names(store.list_records(ENTRY_NSID, tags=["x" * 1000]).records) == []

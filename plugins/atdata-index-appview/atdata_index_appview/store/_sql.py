@@ -48,6 +48,8 @@ log = logging.getLogger("atdata_index_appview.store")
 _COLUMNS = "uri, did, collection, rkey, cid, value, indexed_at, sort_time"
 # A record carries a tag: as a set of the tag's rows (a plan that starts from them), or row by row.
 _TAG_IN = "uri IN (SELECT uri FROM record_tags WHERE tag = ?)"
+#: Tags of a listing by several tags are counted up to this many rows, to let the rarest lead.
+_COUNTED_TAG_ROWS = 2000
 _TAG_EXISTS = "EXISTS (SELECT 1 FROM record_tags WHERE record_tags.uri = records.uri AND record_tags.tag = ?)"
 
 
@@ -457,7 +459,8 @@ class SqlStore:
         ))
         if not inserted:
             db.run("DELETE FROM record_tags WHERE uri = ?", (op.uri,))
-        db.many("INSERT INTO record_tags (uri, tag) VALUES (?, ?)", [(op.uri, tag) for tag in derived.tags])
+        db.many("INSERT INTO record_tags (uri, tag, sort_time) VALUES (?, ?, ?)",
+                [(op.uri, tag, derived.sort_time) for tag in derived.tags])
         db.run("DELETE FROM quarantine WHERE uri = ?", (op.uri,))
         if visible:
             self._emit(db, op.action, op.uri, did, collection, rkey, op.cid, text, tx.now)
@@ -676,6 +679,8 @@ class SqlStore:
 
     def _list_in(self, db: _Db, collection: str, did: str | None, ref_a: str | None, ref_b: str | None,
                  phrase: str, tags: Sequence[str], after: PageKey | None, limit: int) -> Page:
+        if tags and not phrase and did is None and ref_a is None and ref_b is None:
+            return self._tag_walk(db, collection, tags, after, limit)
         collection_test, tag_tests = self._plan(db, text=bool(phrase), tags=tags)
         where = [collection_test, "visible = 1"]
         params: list[Any] = [collection]
@@ -693,6 +698,41 @@ class SqlStore:
         sql = (
             f"SELECT {_COLUMNS} FROM records WHERE {' AND '.join(where)} "
             "ORDER BY sort_time DESC, uri DESC LIMIT ?"
+        )
+        rows = db.all(sql, [*params, limit + 1])
+        return self._page(self._records(rows), limit, ranked=False)
+
+    #: How a listing by tag joins the tag's rows to the records (SQLite: in that order, always).
+    _tag_join = "JOIN"
+
+    def _tag_walk(self, db: _Db, collection: str, tags: Sequence[str], after: PageKey | None, limit: int) -> Page:
+        """Records carrying every tag, newest first: the rows of one tag read in time order from
+        its index, each joined to its record, until the page is full (a few dozen rows however
+        many carry the tag). With several tags, the rarest leads and the others are tested."""
+        distinct = list(dict.fromkeys(tags))
+        if any(len(tag) > MAX_TAG_CHARS or "\x00" in tag for tag in distinct):
+            return Page((), None)  # never indexed, so carried by nothing
+        lead = distinct[0]
+        if len(distinct) > 1:
+            counts = {}
+            for tag in distinct:
+                row = db.one("SELECT COUNT(*) FROM (SELECT 1 FROM record_tags WHERE tag = ? LIMIT ?) AS tagged",
+                              (tag, _COUNTED_TAG_ROWS))
+                counts[tag] = row[0] if row else 0
+            lead = min(distinct, key=lambda tag: counts[tag])
+        where = ["t.tag = ?", "r.collection = ?", "r.visible = 1"]
+        params: list[Any] = [lead, collection]
+        for tag in distinct:
+            if tag != lead:
+                where.append("EXISTS (SELECT 1 FROM record_tags AS o WHERE o.uri = r.uri AND o.tag = ?)")
+                params.append(tag)
+        if after is not None:
+            where.append("(t.sort_time, t.uri) < (?, ?)")
+            params.extend([after.sort_time, after.uri])
+        columns = ", ".join(f"r.{column.strip()}" for column in _COLUMNS.split(","))
+        sql = (
+            f"SELECT {columns} FROM record_tags AS t {self._tag_join} records AS r ON r.uri = t.uri "
+            f"WHERE {' AND '.join(where)} ORDER BY t.sort_time DESC, t.uri DESC LIMIT ?"
         )
         rows = db.all(sql, [*params, limit + 1])
         return self._page(self._records(rows), limit, ranked=False)

@@ -102,11 +102,21 @@ _V2 = [
 
 _V3 = ["ALTER TABLE accounts ADD COLUMN data TEXT"]
 
+# Each tag row carries its record's time, so that a listing by tag reads the tag's rows newest
+# first from one index and stops when the page is full.
+_V4 = [
+    f"ALTER TABLE record_tags ADD COLUMN sort_time TEXT {_C} NOT NULL DEFAULT ''",
+    "UPDATE record_tags SET sort_time = records.sort_time FROM records WHERE records.uri = record_tags.uri",
+    "CREATE INDEX record_tags_by_tag_time ON record_tags (tag, sort_time DESC, uri DESC)",
+    "DROP INDEX record_tags_by_tag",
+]
+
 #: Versioned migrations: (version, name, statements). Append; never edit one that shipped.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "records, tags, trigram and full-text indexes, accounts, cursors, quarantine, stats", _V1),
     (2, "changes: what subscribeChanges streams", _V2),
     (3, "accounts.data: the tree root of the last commit indexed (Sync 1.1 prevData checks)", _V3),
+    (4, "record_tags.sort_time: a tag's records listed newest first from its own index", _V4),
 ]
 
 # An arbitrary constant: the advisory lock that keeps two processes from migrating at once.

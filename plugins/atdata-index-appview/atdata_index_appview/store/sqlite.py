@@ -108,12 +108,22 @@ _V3 = ["ALTER TABLE accounts ADD COLUMN data TEXT"]
 # new row itself (see ``_write_record``); updates and deletes, rare, keep their triggers.
 _V4 = ["DROP TRIGGER records_fts_insert"]
 
+# Each tag row carries its record's time, so that a listing by tag reads the tag's rows newest
+# first from one index and stops when the page is full (it gathered and sorted all of them).
+_V5 = [
+    "ALTER TABLE record_tags ADD COLUMN sort_time TEXT NOT NULL DEFAULT ''",
+    "UPDATE record_tags SET sort_time = COALESCE((SELECT sort_time FROM records WHERE records.uri = record_tags.uri), '')",
+    "CREATE INDEX record_tags_by_tag_time ON record_tags (tag, sort_time DESC, uri DESC)",
+    "DROP INDEX record_tags_by_tag",
+]
+
 #: Versioned migrations: (version, name, statements). Append; never edit one that shipped.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "records, tags, trigram text index, accounts, cursors, quarantine, stats", _V1),
     (2, "changes: what subscribeChanges streams", _V2),
     (3, "accounts.data: the tree root of the last commit indexed (Sync 1.1 prevData checks)", _V3),
     (4, "the text index of a new record written by the store, not by a trigger", _V4),
+    (5, "record_tags.sort_time: a tag's records listed newest first from its own index", _V5),
 ]
 
 
@@ -135,6 +145,7 @@ class SqliteStore(SqlStore):
 
     dialect = "sqlite"
     migrations = MIGRATIONS
+    _tag_join = "CROSS JOIN"  # the tag's rows first: SQLite's planner, without statistics, may start from the records
 
     def __init__(self, path: str | Path, *, pool_size: int = 8):
         self.path = Path(path)
