@@ -111,6 +111,7 @@ class _Db:
     def __init__(self, conn: Any, placeholder: str):
         self.conn = conn
         self._ph = placeholder
+        self.found: Any = None  # what a store found while planning a query, for the query itself
 
     def _sql(self, sql: str) -> str:
         return sql if self._ph == "?" else sql.replace("?", self._ph)
@@ -227,8 +228,9 @@ class SqlStore:
     def _lock_migrations(self, db: _Db) -> None:
         """Keep two processes from migrating at once (inside the migration transaction)."""
 
-    def _text_filter(self, words: Sequence[str]) -> tuple[str, list[Any]]:
-        """A clause true exactly when every word occurs in ``search_f``, as fast as the store can make it."""
+    def _text_filter(self, words: Sequence[str], db: _Db | None = None) -> tuple[str, list[Any]]:
+        """A clause true exactly when every word occurs in ``search_f``, as fast as the store can make it
+        (``db``: the connection of the search, which may hold what :meth:`_matches_over` found)."""
         return self._text_test(words)
 
     def _text_test(self, words: Sequence[str]) -> tuple[str, list[Any]]:
@@ -780,7 +782,7 @@ class SqlStore:
                 return Page((), None)
             if newest:
                 return self._newest_matches(db, words, where, params, after, limit)
-            clause, values = self._text_filter(words)
+            clause, values = self._text_filter(words, db)
             where.append(clause)
             params.extend(values)
             score_sql, score_params = self._score(words)

@@ -218,7 +218,7 @@ class PostgresStore(SqlStore):
             return False
         return row[0] * max(1.0, (row[1] or 0) / _SAMPLED) > n
 
-    def _text_filter(self, words: Sequence[str]) -> tuple[str, list[Any]]:
+    def _text_filter(self, words: Sequence[str], db: _Db | None = None) -> tuple[str, list[Any]]:
         # LIKE on the trigram-indexed column: the index finds candidates for words of 3+ characters.
         clauses = ["search_f LIKE ? ESCAPE '\\'" for _ in words]
         return " AND ".join(clauses), [_like_pattern(word) for word in words]

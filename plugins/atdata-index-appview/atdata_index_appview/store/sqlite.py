@@ -9,6 +9,7 @@ of the rows the other conditions leave.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -228,26 +229,35 @@ class SqliteStore(SqlStore):
         return "+collection = ?", tag_tests
 
     def _matches_over(self, db: Any, words: Sequence[str], n: int) -> bool:
-        # Counted in the text index alone (the table's rows are not read). Words under 3 characters
+        # Read in the text index alone (the table's rows are not read). Words under 3 characters
         # are not in it: those match most texts, so a search of only such words counts as common.
+        # When there are few matches, their row ids are kept for the search itself, which then
+        # reads them by id instead of matching the words in the index a second time.
         indexed = [word for word in words if len(word) >= 3]
         if not indexed:
             return True
-        row = db.one(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM records_fts WHERE records_fts MATCH ? LIMIT ?)",
-            (" AND ".join(_fts_string(word) for word in indexed), n + 1),
-        )
-        return bool(row and row[0] > n)
+        expression = " AND ".join(_fts_string(word) for word in indexed)
+        rows = db.all("SELECT rowid FROM records_fts WHERE records_fts MATCH ? LIMIT ?", (expression, n + 1))
+        if len(rows) > n:
+            return True
+        db.found = (expression, json.dumps([row[0] for row in rows]))
+        return False
 
-    def _text_filter(self, words: Sequence[str]) -> tuple[str, list[Any]]:
+    def _text_filter(self, words: Sequence[str], db: Any = None) -> tuple[str, list[Any]]:
         # The trigram index finds substrings of 3 characters or more; shorter words are tested row by row.
         indexed = [word for word in words if len(word) >= 3]
         short = [word for word in words if len(word) < 3]
         clauses: list[str] = []
         params: list[Any] = []
         if indexed:
-            clauses.append("id IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)")
-            params.append(" AND ".join(_fts_string(word) for word in indexed))
+            expression = " AND ".join(_fts_string(word) for word in indexed)
+            found = getattr(db, "found", None)
+            if found is not None and found[0] == expression:
+                clauses.append("id IN (SELECT value FROM json_each(?))")
+                params.append(found[1])
+            else:
+                clauses.append("id IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)")
+                params.append(expression)
         for word in short:
             clauses.append("instr(search_f, ?) > 0")
             params.append(word)
