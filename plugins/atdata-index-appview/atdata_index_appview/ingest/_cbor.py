@@ -121,11 +121,25 @@ def _plain(value: Any, depth: int) -> bool:
     (libipld gives both as ``bytes``), no float, nested no deeper than this reader allows."""
     if depth > MAX_DEPTH:
         return False
-    if isinstance(value, dict):
-        return all(_plain(item, depth + 1) for item in value.values())
-    if isinstance(value, list):
-        return all(_plain(item, depth + 1) for item in value)
-    return not isinstance(value, (bytes, float))
+    kind = value.__class__
+    if kind is dict:
+        items = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return not isinstance(value, (bytes, float))
+    inner = depth + 1
+    for item in items:
+        kind = item.__class__
+        if kind is dict or kind is list:
+            if not _plain(item, inner):
+                return False
+        elif kind is str or kind is int or kind is bool or item is None:
+            if inner > MAX_DEPTH:
+                return False
+        elif not _plain(item, inner):  # anything else: the general test
+            return False
+    return True
 
 
 def record_json(data: bytes) -> dict[str, Any]:

@@ -46,21 +46,24 @@ def _node(blocks: Mapping[bytes, bytes], cid: bytes, cache: dict[bytes, _Node] |
     if left is not None and not isinstance(left, bytes):
         raise MstError(f"the tree node {_text(cid)} has a left link that is not a CID")
     entries = []
+    append = entries.append
     previous = b""
     for entry in node["e"]:
-        if not isinstance(entry, dict):
+        # libipld gives exactly dict, int, bytes and None: a class test is enough (and a bool,
+        # whose class is bool, is no prefix).
+        if entry.__class__ is not dict:
             raise MstError(f"the tree node {_text(cid)} has an entry that is not a map")
         prefix, suffix, value, right = entry.get("p"), entry.get("k"), entry.get("v"), entry.get("t")
         if (
-            not isinstance(prefix, int) or isinstance(prefix, bool) or not 0 <= prefix <= len(previous)
-            or not isinstance(suffix, bytes) or not isinstance(value, bytes)
-            or (right is not None and not isinstance(right, bytes))
+            prefix.__class__ is not int or not 0 <= prefix <= len(previous)
+            or suffix.__class__ is not bytes or value.__class__ is not bytes
+            or (right is not None and right.__class__ is not bytes)
         ):
             raise MstError(f"the tree node {_text(cid)} has a malformed entry")
-        key = previous[:prefix] + suffix
+        key = previous[:prefix] + suffix if prefix else suffix
         if entries and key <= previous:
             raise MstError(f"the tree node {_text(cid)} has keys out of order")
-        entries.append((key, value, right))
+        append((key, value, right))
         previous = key
     return left, entries
 
