@@ -685,3 +685,27 @@ def test_a_listing_by_tags_follows_the_records_times_and_pages_once(store, make_
     assert "d14" not in names(store.list_records(ENTRY_NSID, tags=["common"], limit=100).records)
     assert names(store.list_records(ENTRY_NSID, tags=["nothing"]).records) == []
     assert names(store.list_records(ENTRY_NSID, tags=["x" * 1000]).records) == []
+
+
+def test_the_sqlite_log_is_copied_into_the_file_beside_the_writer(tmp_path, make_op, commit):
+    import sqlite3
+    import time
+
+    path = tmp_path / "log.db"  # nothing but the store itself checkpoints it here
+    store = open_store(f"sqlite:///{path}")
+    try:
+        commit(store, [make_op(ENTRY_NSID, f"3k{i:011d}", entry(f"d{i}")) for i in range(50)])
+        assert store._checkpointer is not None and store._checkpointer.is_alive()
+        probe = sqlite3.connect(str(path))
+        pages, page_size = probe.execute("PRAGMA page_count").fetchone()[0], probe.execute("PRAGMA page_size").fetchone()[0]
+        probe.close()
+        assert path.stat().st_size < pages * page_size  # the records are in the log, not yet in the file
+        deadline = time.monotonic() + 60  # a liveness bound, not a measurement
+        while path.stat().st_size < pages * page_size:  # every page in the file: the log was copied
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        store.close()
+    assert not store._checkpointer.is_alive()
+    with open_store(f"sqlite:///{path}") as again:
+        assert len(again.list_records(ENTRY_NSID, limit=100).records) == 50

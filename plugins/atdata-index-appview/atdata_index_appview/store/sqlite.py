@@ -10,7 +10,9 @@ of the rows the other conditions leave.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,6 +134,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 _UPDATED = ("cid", "value", "raw", "warnings", "indexed_at", "sort_time", "visible", "name", "name_f", "name_words",
             "description_f", "tags_f", "schema_f", "search_f", "ref_a", "ref_b", "version", "schema_id")
 
+#: How long the checkpointer waits after a write before copying the log into the file.
+_CHECKPOINT_SECONDS = 1.0
+#: A writer checkpoints itself only when the log holds this many pages (256 MiB): the checkpointer is stuck.
+_FALLBACK_CHECKPOINT_PAGES = 16384
+#: What is kept of the log's file after a checkpoint emptied it.
+_LOG_BYTES_KEPT = 64 * 1024 * 1024
+
+_log = logging.getLogger("atdata_index_appview.store")
+
 #: A tag carried by fewer records than this is found through its own rows, not by walking the collection.
 _FEW_TAGGED = 2000
 
@@ -159,6 +170,10 @@ class SqliteStore(SqlStore):
                 f"the AppView's SQLite store needs SQLite 3.34 or newer (FTS5 trigram index); "
                 f"this Python has {sqlite3.sqlite_version}"
             )
+        self._written = threading.Event()  # set by each write; the checkpointer waits for it
+        self._closing = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        self._checkpointer_lock = threading.Lock()
         super().__init__(self._connect, pool_size=pool_size)
 
     def __repr__(self) -> str:
@@ -178,6 +193,10 @@ class SqliteStore(SqlStore):
             # insert (uri keys land at random); sorts of ranked searches stay in memory.
             conn.execute("PRAGMA cache_size = -32768")
             conn.execute("PRAGMA temp_store = MEMORY")
+            # The log is copied into the file by a thread of the store's own (see _checkpoints), not
+            # by the transaction that fills it: a writer checkpoints only if that thread falls far behind.
+            conn.execute(f"PRAGMA wal_autocheckpoint = {_FALLBACK_CHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit = {_LOG_BYTES_KEPT}")
         except sqlite3.Error as err:
             raise StoreError(f"cannot open the AppView store {self.path}: {err}") from err
         return conn
@@ -191,6 +210,47 @@ class SqliteStore(SqlStore):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        self._written.set()
+        if self._checkpointer is None:
+            self._start_checkpoints()
+
+    def _start_checkpoints(self) -> None:
+        with self._checkpointer_lock:
+            if self._checkpointer is None and not self._closing.is_set():
+                self._checkpointer = threading.Thread(target=self._checkpoints, name=f"checkpoints of {self.path.name}",
+                                                      daemon=True)
+                self._checkpointer.start()
+
+    def _checkpoints(self) -> None:
+        """Copy the write-ahead log into the database file, about once a second while writes come.
+
+        On a connection of its own, beside the writer: a checkpoint (pages copied, the file
+        synced) runs in SQLite without the GIL, so ingestion goes on meanwhile instead of
+        stopping for it in a commit, and PASSIVE never makes a writer or a reader wait.
+        """
+        conn = None
+        try:
+            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+            while not self._closing.is_set():
+                if not self._written.wait(0.5):
+                    continue
+                if self._closing.wait(_CHECKPOINT_SECONDS):
+                    break
+                self._written.clear()
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as err:  # the writers checkpoint themselves then (wal_autocheckpoint)
+            _log.warning("background checkpoints of %s stopped: %s", self.path, err)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def close(self) -> None:
+        self._closing.set()
+        with self._checkpointer_lock:
+            checkpointer = self._checkpointer
+        if checkpointer is not None:
+            checkpointer.join()
+        super().close()
 
     def _write_record(self, db: Any, values: tuple) -> bool:
         # A new URI is inserted and its text indexed here; a known one is updated in place (its
