@@ -45,6 +45,7 @@ from typing import Any, BinaryIO
 import attrs
 import boto3
 import botocore.exceptions
+import botocore.response
 import urllib3.exceptions
 from botocore import UNSIGNED
 from botocore.config import Config as BotoConfig
@@ -498,7 +499,9 @@ class _ResumableBody(io.RawIOBase):
         self._target = target
         self._client = client
         self._location = location
-        self._body: Any = response["Body"]
+        self._body: Any = None
+        self._wire: _Wire | None = None
+        self._use(response["Body"])
         self._etag = response.get("ETag")
         self._total = int(response["ContentLength"])
         self._offset = 0
@@ -521,7 +524,7 @@ class _ResumableBody(io.RawIOBase):
             try:
                 if self._body is None:
                     self._reopen()
-                count = self._body.readinto(view)
+                count = self._wire.readinto(view) if self._wire is not None else self._body.readinto(view)
             except _DROPPED as err:
                 self._dropped(f"{type(err).__name__}: {err}")
                 continue
@@ -530,7 +533,13 @@ class _ResumableBody(io.RawIOBase):
                 continue
             self._failures = 0
             self._offset += count
+            if self._wire is not None and self._offset >= self._total:
+                self._wire.done()
             return count
+
+    def _use(self, body: Any) -> None:
+        self._body = body
+        self._wire = _Wire.of(body)
 
     def readall(self) -> bytes:
         # io.RawIOBase.readall reads 8 KiB at a time; read(-1) of a whole shard lands here.
@@ -546,6 +555,7 @@ class _ResumableBody(io.RawIOBase):
         if self._body is not None:
             self._body.close()
             self._body = None
+            self._wire = None
         self._failures += 1
         retries = self._storage.policy.retries
         if self._failures > retries:
@@ -577,7 +587,7 @@ class _ResumableBody(io.RawIOBase):
         content_range = response.get("ContentRange")
         match = _CONTENT_RANGE.match(content_range or "")
         if match and int(match.group(1)) == self._offset:
-            self._body = body
+            self._use(body)
             return
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if status == 206 and content_range is None:
@@ -593,7 +603,7 @@ class _ResumableBody(io.RawIOBase):
                     body.close()
                     raise http.client.IncompleteRead(b"", remaining)
                 remaining -= len(chunk)
-            self._body = body
+            self._use(body)
             return
         body.close()
         raise StorageError(
@@ -605,4 +615,53 @@ class _ResumableBody(io.RawIOBase):
         if self._body is not None:
             self._body.close()
             self._body = None
+            self._wire = None
         super().close()
+
+
+class _Wire:
+    """A body read straight from its HTTP response into the reader's buffer.
+
+    botocore's body reads through urllib3, which reads each piece into memory
+    of its own and copies it into the buffer given; this reads from the
+    standard library's response underneath, so the socket fills the buffer
+    itself: one copy of each byte instead of two. Used only for a plain body
+    of announced length (neither chunked nor read before, nor checked by
+    botocore against a checksum the service sent); any other is read through
+    botocore as before. Once all of it is read, the connection goes back to
+    the pool for the next request, as urllib3 would do.
+    """
+
+    __slots__ = ("_fp", "_raw")
+
+    def __init__(self, raw: Any, fp: http.client.HTTPResponse):
+        self._raw = raw
+        self._fp = fp
+
+    @classmethod
+    def of(cls, body: Any) -> _Wire | None:
+        if type(body) is not botocore.response.StreamingBody:
+            return None  # botocore checks this one as it is read (against a checksum the service sent)
+        raw = getattr(body, "_raw_stream", None)
+        fp = getattr(raw, "_fp", None)
+        if (
+            not isinstance(fp, http.client.HTTPResponse)
+            or fp.chunked
+            or fp.length is None
+            or getattr(raw, "_fp_bytes_read", None) != 0
+            or not hasattr(raw, "release_conn")
+        ):
+            return None
+        return cls(raw, fp)
+
+    def readinto(self, view: memoryview) -> int:
+        try:
+            return self._fp.readinto(view)
+        except (OSError, http.client.HTTPException) as err:
+            # What urllib3 reports as a broken connection: resumed as one.
+            raise ConnectionError(f"{type(err).__name__}: {err}") from err
+
+    def done(self) -> None:
+        """All the body was read: the connection may serve another request."""
+        if self._fp.isclosed():
+            self._raw.release_conn()
