@@ -64,6 +64,9 @@ def admin(moto_endpoint):
 class CuttingProxy:
     """A TCP proxy on loopback that drops connections after they carried ``cut_after`` bytes to the client.
 
+    A cut connection ends with a reset; one the server closed after its whole
+    answer ends cleanly, so the client may still read what it has not read yet.
+
     ``arm(cut_after, times)`` cuts the next ``times`` connections that reach
     the threshold; ``requests`` holds the request heads seen since the last
     ``arm`` (so a test can check the ``Range`` a resumed GET asked for).
@@ -117,6 +120,7 @@ class CuttingProxy:
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
         threading.Thread(target=self._upload, args=(client, upstream), daemon=True).start()
         sent = 0
+        cut = False
         try:
             while True:
                 data = upstream.recv(65536)
@@ -137,18 +141,27 @@ class CuttingProxy:
                 client.sendall(data)
                 sent += len(data)
         except OSError:
-            pass
-        finally:
-            # A reset rather than a clean close: what a dropped network connection looks like.
-            # shutdown() first: it wakes the thread blocked reading the other direction, whose
-            # reference would otherwise keep the socket open until the client timed out.
-            for sock in (client, upstream):
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    sock.shutdown(socket.SHUT_RD)
-                except OSError:
-                    pass
-                sock.close()
+            cut = True
+        if not cut:
+            # The server closed its end after its answer: so does the proxy, cleanly, and the client
+            # reads all of the answer whenever it comes to it (a reset would discard what it has not
+            # read yet). The connection ends when the client closes it (see _upload).
+            try:
+                client.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            upstream.close()
+            return
+        # A reset rather than a clean close: what a dropped network connection looks like.
+        # shutdown() first: it wakes the thread blocked reading the other direction, whose
+        # reference would otherwise keep the socket open until the client timed out.
+        for sock in (client, upstream):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+            sock.close()
 
     def _upload(self, client: socket.socket, upstream: socket.socket) -> None:
         try:
@@ -163,6 +176,7 @@ class CuttingProxy:
                 upstream.sendall(data)
         except OSError:
             pass
+        client.close()
 
 
 @pytest.fixture(scope="session")
