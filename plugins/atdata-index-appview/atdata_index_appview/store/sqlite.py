@@ -134,6 +134,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 _UPDATED = ("cid", "value", "raw", "warnings", "indexed_at", "sort_time", "visible", "name", "name_f", "name_words",
             "description_f", "tags_f", "schema_f", "search_f", "ref_a", "ref_b", "version", "schema_id")
 
+#: The page cache of a connection that writes, in KiB.
+_WRITER_CACHE_KIB = 256 * 1024
 #: How long the checkpointer waits after a write before copying the log into the file.
 _CHECKPOINT_SECONDS = 1.0
 #: A writer checkpoints itself only when the log holds this many pages (256 MiB): the checkpointer is stuck.
@@ -170,6 +172,7 @@ class SqliteStore(SqlStore):
                 f"the AppView's SQLite store needs SQLite 3.34 or newer (FTS5 trigram index); "
                 f"this Python has {sqlite3.sqlite_version}"
             )
+        self._writers: set[int] = set()  # connections that wrote (their page cache made larger)
         self._written = threading.Event()  # set by each write; the checkpointer waits for it
         self._closing = threading.Event()
         self._checkpointer: threading.Thread | None = None
@@ -203,6 +206,12 @@ class SqliteStore(SqlStore):
 
     @contextmanager
     def _transaction(self, conn: Any) -> Iterator[None]:
+        if id(conn) not in self._writers:
+            # A writer's page cache holds the indexes its inserts land in at random (the URIs',
+            # the tags', the text index's segments): at 100,000 entries, 32 MiB of them made
+            # ingestion a fifth slower than 256 MiB. Readers keep the smaller cache.
+            conn.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
+            self._writers.add(id(conn))
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
