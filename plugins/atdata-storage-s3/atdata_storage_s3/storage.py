@@ -568,14 +568,16 @@ class _Ahead:
         threading.Thread(target=self._run, args=(get,), name="atdata-s3-ahead", daemon=True).start()
 
     def _run(self, get: Any) -> None:
+        response = None
         try:
             response = get()
         except Exception:  # noqa: BLE001 - the reader's own GET, if it comes, reports it
-            response = None
-        with self._lock:
-            self._response = response
-            self._answered.set()
-            dropped = self._dropped
+            pass
+        finally:  # whatever happened, a reader waiting in take() is answered
+            with self._lock:
+                self._response = response
+                self._answered.set()
+                dropped = self._dropped
         if response is None:
             return
         if dropped or not self._settled.wait(_AHEAD_WAIT) and self._give_up():
