@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--shard-rows", type=int, default=5_000)
     parser.add_argument("--shape", default="3,16,16", help="the array field's shape")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5, help="rounds; each reader's best is kept")
     parser.add_argument("--json", metavar="PATH", help="also write the table printed, as JSON, to PATH")
     args = parser.parse_args()
     shape = tuple(int(n) for n in args.shape.split(","))
