@@ -48,6 +48,8 @@ log = logging.getLogger("atdata_index_appview.store")
 _COLUMNS = "uri, did, collection, rkey, cid, value, indexed_at, sort_time"
 # A record carries a tag: as a set of the tag's rows (a plan that starts from them), or row by row.
 _TAG_IN = "uri IN (SELECT uri FROM record_tags WHERE tag = ?)"
+#: A tag carried by fewer records than this is found through its own rows, not by walking the collection.
+_FEW_TAGGED = 2000
 #: Tags of a listing by several tags are counted up to this many rows, to let the rarest lead.
 _COUNTED_TAG_ROWS = 2000
 _TAG_EXISTS = "EXISTS (SELECT 1 FROM record_tags WHERE record_tags.uri = records.uri AND record_tags.tag = ?)"
@@ -253,6 +255,16 @@ class SqlStore:
         knows from its statistics.
         """
         return "collection = ?", {tag: _TAG_IN for tag in tags}
+
+    def _rarest_tag(self, db: _Db, tags: Sequence[str]) -> str | None:
+        """The tag of ``tags`` carried by the fewest records, if fewer than :data:`_FEW_TAGGED`
+        (counted only that far): a tag rare enough to start a listing from its own rows."""
+        rarest, fewest = None, _FEW_TAGGED
+        for tag in tags:
+            row = db.one("SELECT COUNT(*) FROM (SELECT 1 FROM record_tags WHERE tag = ? LIMIT ?) AS tagged", (tag, fewest))
+            if row and row[0] < fewest:
+                rarest, fewest = tag, row[0]
+        return rarest
 
     def _name_word_test(self, word: str) -> tuple[str, list[Any]]:
         """A clause true when ``word`` is a whole word of the name."""

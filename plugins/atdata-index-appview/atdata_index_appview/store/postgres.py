@@ -124,8 +124,6 @@ _MIGRATION_LOCK = 0x61746461  # "atda"
 
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
-#: A tag carried by fewer records than this is found through its own rows, not by walking the collection.
-_FEW_TAGGED = 2000
 #: The rows of a tag gathered into an array: the planner then starts from them (with ``uri IN``
 #: it may walk the time index, testing each row, expecting the tag's rows to come early).
 _TAG_ROWS_FIRST = "uri = ANY(ARRAY(SELECT uri FROM record_tags WHERE tag = ?))"
@@ -195,11 +193,7 @@ class PostgresStore(SqlStore):
         tag_tests = {tag: _TAG_IN for tag in tags}
         if text:
             return "collection = ?", tag_tests
-        rarest, fewest = None, _FEW_TAGGED
-        for tag in tags:
-            row = db.one("SELECT COUNT(*) FROM (SELECT 1 FROM record_tags WHERE tag = ? LIMIT ?) AS tagged", (tag, fewest))
-            if row and row[0] < fewest:
-                rarest, fewest = tag, row[0]
+        rarest = self._rarest_tag(db, tags)
         if rarest is not None:
             tag_tests[rarest] = _TAG_ROWS_FIRST
         return "collection = ?", tag_tests

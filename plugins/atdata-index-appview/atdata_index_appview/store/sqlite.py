@@ -145,8 +145,6 @@ _LOG_BYTES_KEPT = 64 * 1024 * 1024
 
 _log = logging.getLogger("atdata_index_appview.store")
 
-#: A tag carried by fewer records than this is found through its own rows, not by walking the collection.
-_FEW_TAGGED = 2000
 
 
 def _fts_string(text: str) -> str:
@@ -287,11 +285,7 @@ class SqliteStore(SqlStore):
         tag_tests = {tag: _TAG_EXISTS for tag in tags}
         if text:
             return "+collection = ?", tag_tests
-        rarest, fewest = None, _FEW_TAGGED
-        for tag in tags:
-            row = db.one("SELECT COUNT(*) FROM (SELECT 1 FROM record_tags WHERE tag = ? LIMIT ?)", (tag, fewest))
-            if row and row[0] < fewest:
-                rarest, fewest = tag, row[0]
+        rarest = self._rarest_tag(db, tags)
         if rarest is None:
             return "collection = ?", tag_tests
         tag_tests[rarest] = _TAG_IN
