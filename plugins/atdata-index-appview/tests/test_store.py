@@ -601,6 +601,54 @@ def test_apply_many_is_one_transaction_of_several_commits(store, make_op, monkey
     assert len(store.list_records(ENTRY_NSID).records) == 5
 
 
+def test_commits_written_together_read_as_written_one_at_a_time(store_url, make_op):
+    """apply_many of commits that create, update, delete and recreate records, bring an entry's schema,
+    and replay an older commit leaves what applying them one at a time leaves, change log included."""
+    other = "did:plc:appviewtestsother00000000"
+    ref = f"at://{other}/{SCHEMA_NSID}/org.example.weather:1.0.0"
+
+    def batches():
+        def batch(seq, did, rev, *ops, **extra):
+            return CommitBatch(source="https://pds.test", seq=seq, did=did, rev=rev, ops=ops, **extra)
+
+        return [
+            batch(1, REPO, "3l00000000001", make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("alpha", tags=["x", "y"])),
+                  make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("beta", tags=["y"]))),
+            batch(2, REPO, "3l00000000002",
+                  make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("alpha two", tags=["z"]), action="update"),
+                  make_op(ENTRY_NSID, "3kbbbbbbbbb2a", None),
+                  make_op(ENTRY_NSID, "3kccccccccc2a", entry("gamma", schema_ref=ref))),
+            batch(3, other, "3l00000000003", make_op(SCHEMA_NSID, "org.example.weather:1.0.0",
+                                                     schema(name="org.example.weather"), repo=other)),
+            batch(4, REPO, "3l00000000004", make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("beta again", tags=["w"]))),
+            batch(5, REPO, "3l00000000001", make_op(ENTRY_NSID, "3kddddddddd2a", entry("stale"))),  # older: skipped
+            batch(6, other, "3l00000000006", make_op(ENTRY_NSID, "3keeeeeeeee2a", entry("epsilon", tags=["x"]), repo=other)),
+            batch(None, other, "3l00000000007", make_op(ENTRY_NSID, "3keeeeeeeee2a", entry("epsilon", tags=["v"]),
+                                                        repo=other), snapshot=True),
+        ]
+
+    def state(store):
+        search = {word: sorted(names(store.search_entries(search_words(word)).records))
+                  for word in ("alpha", "beta", "gamma", "weather", "stale", "epsilon")}
+        tags = {tag: sorted(names(store.search_entries([], tags=[tag]).records)) for tag in "vwxyz"}
+        changes = [(c.action, c.uri, c.value) for c in store.changes_after(0)]
+        return (search, tags, changes, store.cursor("https://pds.test"), store.repo_state(REPO), store.repo_state(other),
+                store.record_counts())
+
+    with open_store(store_url) as one:
+        for item in batches():
+            one.apply(item)
+        expected = state(one)
+    with open_store(store_url) as store:
+        with store._write() as db:
+            for table in ("records", "record_tags", "changes", "accounts", "cursors"):
+                db.run(f"DELETE FROM {table}")
+        store.apply_many(batches())
+        assert state(store) == expected
+    assert expected[0]["weather"] == ["gamma"] and expected[1]["w"] == ["beta again"] and expected[1]["x"] == []
+    assert expected[3] == 6 and expected[4][0] == "3l00000000004"
+
+
 # ---------------------------------------------------------------------------- SQLite's text index
 
 

@@ -75,7 +75,7 @@ class _Tx:
     names by URI (``schemas_read``: the URIs looked up, found or not), each source's last seq, and
     the time its writes are stamped with (one for the whole transaction)."""
 
-    __slots__ = ("accounts", "schema_names", "schemas_read", "cursors", "now")
+    __slots__ = ("accounts", "schema_names", "schemas_read", "cursors", "now", "indexed", "bulk")
 
     def __init__(self) -> None:
         self.now = _now()
@@ -83,6 +83,26 @@ class _Tx:
         self.schema_names: dict[str, str] = {}
         self.schemas_read: set[str] = set()
         self.cursors: dict[str, int] = {}
+        self.indexed: set[str] = set()  # URIs of the transaction's writes that the store may hold a row of
+        self.bulk: _Bulk | None = None  # writes gathered to go out together (stores that write in bulk)
+
+
+class _Bulk:
+    """Writes of one transaction gathered to go out a statement per table (see
+    :meth:`SqlStore._write_bulk`): rows of records new to the store, their tags, their changes,
+    the quarantine entries they clear, and each account's last revision."""
+
+    __slots__ = ("records", "tags", "changes", "unquarantined", "accounts")
+
+    def __init__(self) -> None:
+        self.records: list[tuple] = []
+        self.tags: list[tuple[str, str, str]] = []
+        self.changes: list[tuple] = []
+        self.unquarantined: list[str] = []
+        self.accounts: dict[str, tuple[str, Any, str]] = {}  # did -> (rev, data, updated_at)
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.accounts or self.unquarantined)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -203,6 +223,11 @@ class SqlStore:
     migrations: Sequence[tuple[int, str, Sequence[str]]] = ()
     _placeholder = "?"
     _instr = "instr"
+
+    #: Whether :meth:`apply_many` gathers the rows of records new to the store (and their tags, changes
+    #: and accounts' revisions) and writes them a statement per table (:meth:`_write_bulk`): for a
+    #: store whose driver costs more per statement than per row.
+    _bulk_writes = False
 
     #: How many changes the log keeps for subscribers that resume from a cursor.
     changes_kept = 100_000
@@ -350,11 +375,28 @@ class SqlStore:
             return
         with self._write() as db, self._pipeline(db.conn):
             tx = _Tx()
+            if self._bulk_writes:
+                tx.bulk = _Bulk()
             self._prefetch(db, batches, tx)
             for batch in batches:
                 self._apply_in(db, batch, tx)
+            self._flush_bulk(db, tx)
             for source, seq in tx.cursors.items():
                 self._set_cursor(db, source, seq)
+
+    def _flush_bulk(self, db: _Db, tx: _Tx) -> None:
+        """Write what the transaction gathered (before any write or read that must follow it)."""
+        if tx.bulk:
+            bulk, tx.bulk = tx.bulk, _Bulk()
+            self._write_bulk(db, bulk)
+            before, self._emitted = self._emitted, self._emitted + len(bulk.changes)
+            if before // 1024 != self._emitted // 1024:
+                self._trim_changes(db)
+
+    def _write_bulk(self, db: _Db, bulk: _Bulk) -> None:
+        """Write ``bulk``: records new to the store (no row of their URI exists), their tags and
+        changes (in order), the quarantine entries of their URIs removed, each account's revision."""
+        raise NotImplementedError
 
     @contextmanager
     def _pipeline(self, conn: Any) -> Iterator[None]:
@@ -378,6 +420,12 @@ class SqlStore:
             rows = db.all(f"SELECT uri, name FROM records WHERE collection = ? AND uri IN ({marks})", [SCHEMA_NSID, *chunk])
             tx.schema_names.update(dict(rows))
         tx.schemas_read.update(refs)
+        if tx.bulk is not None:
+            # Which records the store holds already: the others are written in bulk, as new rows.
+            uris = sorted({op.uri for batch in batches for op in batch.ops if not _nul(op.uri)})
+            for chunk in _chunks(uris, 500):
+                marks = ", ".join("?" for _ in chunk)
+                tx.indexed.update(row[0] for row in db.all(f"SELECT uri FROM records WHERE uri IN ({marks})", chunk))
 
     def _apply_in(self, db: _Db, batch: CommitBatch, tx: _Tx) -> None:
         if _nul(batch.did, batch.rev):
@@ -391,12 +439,17 @@ class SqlStore:
         if not replay:
             visible = 1 if account is None or account[1] else 0
             if getattr(batch, "snapshot", False):
+                self._flush_bulk(db, tx)
                 self._clear_repo_except(db, batch.did, {op.uri for op in batch.ops if op.action != "delete"}, tx)
             for op in batch.ops:
                 self._apply_op(db, batch.did, op, visible, tx)
             data = getattr(batch, "data", None)
             data = None if _nul(data) else data
-            if account is None:
+            if tx.bulk is not None:
+                # Only the last revision of a transaction is ever seen: one row per account.
+                tx.bulk.accounts[batch.did] = (batch.rev, data, tx.now)
+                tx.accounts[batch.did] = (batch.rev, account[1] if account else 1)
+            elif account is None:
                 db.run(
                     "INSERT INTO accounts (did, active, rev, data, updated_at) VALUES (?, 1, ?, ?, ?)",
                     (batch.did, batch.rev, data, tx.now),
@@ -442,6 +495,10 @@ class SqlStore:
             log.warning("skipping an operation on %r: not a record of %s", op.uri[:300], did)
             return
         collection, rkey = parsed.collection, parsed.rkey
+        bulk = tx.bulk is not None and op.action != "delete" and collection != SCHEMA_NSID \
+            and op.uri not in tx.indexed
+        if tx.bulk and not bulk:
+            self._flush_bulk(db, tx)  # what this op reads or writes follows what was gathered
         if op.action == "delete":
             self._delete(db, op.uri, collection, tx)
             return
@@ -465,12 +522,23 @@ class SqlStore:
                     tx.schema_names[ref] = row[0]
             schema_f = schema_name_of(derived.ref_a, tx.schema_names.get(ref))
         search_f = derived.search_text(schema_f)
-        inserted = self._write_record(db, (
+        values = (
             op.uri, did, collection, rkey, op.cid, text, op.raw, json.dumps(warnings) if warnings else None,
             tx.now, derived.sort_time, visible,
             derived.name, derived.name_f, derived.name_words, derived.description_f, derived.tags_f, schema_f,
             search_f, derived.ref_a, derived.ref_b, derived.version, derived.schema_id,
-        ))
+        )
+        if bulk:
+            gathered = tx.bulk
+            gathered.records.append(values)
+            gathered.tags.extend((op.uri, tag, derived.sort_time) for tag in derived.tags)
+            gathered.unquarantined.append(op.uri)
+            if visible:
+                gathered.changes.append((op.action, op.uri, did, collection, rkey, op.cid, text, tx.now))
+            tx.indexed.add(op.uri)  # a later op on it in this transaction finds its row
+            return
+        tx.indexed.add(op.uri)
+        inserted = self._write_record(db, values)
         if not inserted:
             db.run("DELETE FROM record_tags WHERE uri = ?", (op.uri,))
         db.many("INSERT INTO record_tags (uri, tag, sort_time) VALUES (?, ?, ?)",
@@ -533,9 +601,12 @@ class SqlStore:
         )
         self._emitted += 1
         if self._emitted % 1024 == 0:
-            row = db.one("SELECT MAX(seq) FROM changes")
-            if row and row[0] is not None:
-                db.run("DELETE FROM changes WHERE seq <= ?", (int(row[0]) - self.changes_kept,))
+            self._trim_changes(db)
+
+    def _trim_changes(self, db: _Db) -> None:
+        row = db.one("SELECT MAX(seq) FROM changes")
+        if row and row[0] is not None:
+            db.run("DELETE FROM changes WHERE seq <= ?", (int(row[0]) - self.changes_kept,))
 
     def quarantine(self, source: str, seq: int | None, uri: str, reason: str, raw: bytes | None) -> None:
         """Keep a record that did not validate aside with the reason; move the cursor unless ``seq`` is None.

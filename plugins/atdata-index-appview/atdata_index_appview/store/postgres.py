@@ -20,7 +20,7 @@ from typing import Any
 
 from atdata_core.plugins import ENTRY_NSID
 
-from atdata_index_appview.store._sql import _TAG_IN, SqlStore, StoreError, _Db
+from atdata_index_appview.store._sql import _TAG_IN, SqlStore, StoreError, _Bulk, _Db
 
 __all__ = ["PostgresStore"]
 
@@ -149,6 +149,10 @@ class PostgresStore(SqlStore):
     migrations = MIGRATIONS
     _placeholder = "%s"
     _instr = "strpos"
+    # psycopg costs tens of microseconds of Python per statement, and a record took seven or eight
+    # (the row, its tags, its change, the quarantine, the account): new records are copied in
+    # (COPY), a table at a time, which costs a few microseconds a row.
+    _bulk_writes = True
 
     def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: float = 10.0):
         self.url = url
@@ -177,12 +181,33 @@ class PostgresStore(SqlStore):
         with conn.transaction():
             yield
 
-    @contextmanager
-    def _pipeline(self, conn: Any) -> Iterator[None]:
-        # The writes of a transaction go out without waiting for each answer; a read waits for
-        # what was sent before it. Errors surface by the end of the block, inside the transaction.
-        with conn.pipeline():
-            yield
+    def _write_bulk(self, db: _Db, bulk: _Bulk) -> None:
+        cursor = db.conn.cursor()
+        if bulk.unquarantined:
+            cursor.execute("DELETE FROM quarantine WHERE uri = ANY(%s)", (bulk.unquarantined,))
+        if bulk.records:
+            with cursor.copy(f"COPY records ({self._RECORD_COLUMNS}) FROM STDIN") as copy:
+                for row in bulk.records:
+                    copy.write_row(row)
+        if bulk.tags:
+            with cursor.copy("COPY record_tags (uri, tag, sort_time) FROM STDIN") as copy:
+                for row in bulk.tags:
+                    copy.write_row(row)
+        if bulk.changes:
+            # In order: the log's sequence numbers are drawn row by row as they are copied.
+            with cursor.copy("COPY changes (action, uri, did, collection, rkey, cid, value, at) FROM STDIN") as copy:
+                for row in bulk.changes:
+                    copy.write_row(row)
+        if bulk.accounts:
+            dids = list(bulk.accounts)
+            revs, datas, times = zip(*bulk.accounts.values())
+            cursor.execute(
+                "INSERT INTO accounts (did, active, rev, data, updated_at) "
+                "SELECT did, 1, rev, data, updated_at FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+                "AS gathered (did, rev, data, updated_at) "
+                "ON CONFLICT (did) DO UPDATE SET rev = excluded.rev, data = excluded.data, updated_at = excluded.updated_at",
+                (dids, list(revs), list(datas), list(times)),
+            )
 
     def _lock_migrations(self, db: _Db) -> None:
         db.run("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
