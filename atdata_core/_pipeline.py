@@ -303,7 +303,7 @@ def _open_shards(
 
     A shard that cannot be opened goes to ``on_error``, in its turn. When some
     shard will be verified before use or comes over the network, the shards
-    are fetched on a thread of their own, one ahead (:class:`_Fetcher`):
+    are fetched on threads of their own, ahead of the decoding (:class:`_Fetcher`):
     ``head`` is then what was read of the shard before its turn, and ``pace``
     wraps the shard's members so that the decoding lets that thread run.
 
@@ -327,7 +327,8 @@ def _open_shards(
             finally:
                 stream.close()
         return
-    fetcher = _Fetcher(refs, limits, hold_first=hold_first)
+    remote = any(_remote(ref.url) for ref in refs)
+    fetcher = _Fetcher(refs, limits, hold_first=hold_first, workers=_Fetcher.REMOTE_WORKERS if remote else 1)
     try:
         for ref in refs:
             fetched = fetcher.take()
@@ -403,7 +404,7 @@ class _Fetched:
 
 
 class _Fetcher:
-    """The shards of one read, opened in order on a thread of their own, one shard ahead of the decoding.
+    """The shards of one read, opened in order on threads of their own, ahead of the decoding.
 
     A shard to verify before use, or (after the first) a network body of
     announced length of at most ``[shards] verify_buffer_bytes``, is read
@@ -413,60 +414,94 @@ class _Fetcher:
     decoding of the current shard (reading into fresh memory costs page
     faults: on a thread apart from the hash, they do not slow it). Any other
     shard is only opened (its request's round trip is not waited for in its
-    turn). At most one shard waits ahead of the one being decoded: two in
-    memory at most.
+    turn).
+
+    ``workers`` shards are fetched at once, each on a thread of its own, and
+    at most that many wait ahead of the one being decoded. Local files are
+    read one at a time (one is as fast as the disk and the hash allow);
+    remote shards :data:`REMOTE_WORKERS` at a time, so that one request's
+    round trip and its server's work per request overlap another's body.
     """
 
-    __slots__ = ("_refs", "_limits", "_hold_first", "_ready", "_room", "_stop", "_thread", "busy")
+    __slots__ = ("_refs", "_limits", "_hold_first", "_cond", "_done", "_next", "_taken", "_active", "_room",
+                 "_stop", "_threads", "busy")
 
-    # While the fetching thread works, the decoding thread lets the GIL go every PACE seconds or
+    # While a fetching thread works, the decoding thread lets the GIL go every PACE seconds or
     # so: the fetching thread needs it between reads and hashes, and a thread waiting for the GIL
     # gets it only every switch interval (5 ms) otherwise. A pause that took long (other work
     # holds the cores) spaces the next ones out, so pausing never costs more than 1/PACE_SHARE.
     PACE = 0.001
     PACE_SHARE = 20
+    #: Remote shards fetched at once: a third shard in memory, against a request's fixed costs
+    #: (its round trip, and the server's and the client's work per request) hidden behind another.
+    REMOTE_WORKERS = 2
 
-    def __init__(self, refs: list[ShardRef], limits: ShardLimits, *, hold_first: bool = False):
-        import queue
+    def __init__(self, refs: list[ShardRef], limits: ShardLimits, *, hold_first: bool = False, workers: int = 1):
         import threading
 
         self._refs = refs
         self._limits = limits
         self._hold_first = hold_first
-        self._ready: Any = queue.SimpleQueue()
-        self._room = threading.Semaphore(1)
+        self._cond = threading.Condition()
+        self._done: dict[int, _Fetched] = {}  # fetched, by index, until taken
+        self._next = 0  # the index of the next shard to fetch
+        self._taken = 0  # the index of the next shard to take
+        self._active = 0  # threads inside a fetch
+        self._room = threading.Semaphore(max(1, workers))
         self._stop = threading.Event()
         self.busy = False
-        self._thread = threading.Thread(target=self._run, name="atdata-shard-fetch", daemon=True)
-        self._thread.start()
+        count = max(1, min(workers, len(refs)))
+        self._threads = [
+            threading.Thread(target=self._run, name="atdata-shard-fetch", daemon=True) for _ in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def _run(self) -> None:
         stopped = self._stop.is_set
-        for index, ref in enumerate(self._refs):
+        cond = self._cond
+        while True:
             self._room.acquire()
             if stopped():
                 return
-            self.busy = True
+            with cond:
+                index = self._next
+                if index >= len(self._refs):
+                    self._room.release()  # for another thread, to see there is nothing left
+                    return
+                self._next = index + 1
+                self._active += 1
+                self.busy = True
+            ref = self._refs[index]
             try:
                 fetched = _fetch(ref, self._limits, stopped, ahead=index > 0, hold=index == 0 and self._hold_first)
             except BaseException as exc:  # noqa: BLE001 - raised on the decoding thread, in the shard's turn
                 fetched = _Fetched(crash=exc)
-            self.busy = False
-            if stopped():
-                fetched.close()
-                return
-            self._ready.put(fetched)
+            with cond:
+                self._active -= 1
+                self.busy = self._active > 0
+                if not stopped():
+                    self._done[index] = fetched
+                    cond.notify_all()
+                    continue
+            fetched.close()
+            return
 
     def take(self) -> _Fetched:
-        """The next shard, once fetched; the thread goes on to the one after it."""
-        fetched: _Fetched = self._ready.get()
+        """The next shard, once fetched; a thread goes on to the one after those fetched or in fetching."""
+        with self._cond:
+            index = self._taken
+            while index not in self._done:
+                self._cond.wait()
+            fetched = self._done.pop(index)
+            self._taken = index + 1
         self._room.release()
         if fetched.crash is not None:
             raise fetched.crash
         return fetched
 
     def pace(self, members: Iterator[Any]) -> Iterator[Any]:
-        """``members``, letting the GIL go now and then while the thread fetches (see :attr:`PACE`)."""
+        """``members``, letting the GIL go now and then while a thread fetches (see :attr:`PACE`)."""
         clock = time.perf_counter
         count = 0
         due = 0.0
@@ -483,13 +518,19 @@ class _Fetcher:
                         due = done + max(self.PACE, self.PACE_SHARE * (done - now))
 
     def close(self) -> None:
-        """Stop the thread and close what it fetched. One still inside a read (a stalled
+        """Stop the threads and close what they fetched. One still inside a read (a stalled
         connection) is not waited for long: it closes its shard when the read ends."""
         self._stop.set()
-        self._room.release()
-        self._thread.join(timeout=1.0)
-        while not self._ready.empty():
-            self._ready.get().close()
+        for _ in self._threads:
+            self._room.release()
+        until = time.monotonic() + 1.0
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, until - time.monotonic()))
+        with self._cond:
+            left = list(self._done.values())
+            self._done.clear()
+        for fetched in left:
+            fetched.close()
 
 
 def _fetch(ref: ShardRef, limits: ShardLimits, stopped: Callable[[], bool], ahead: bool, hold: bool = False) -> _Fetched:

@@ -107,7 +107,7 @@ def _serve(infos, folder, base):
 
 
 @pytest.mark.parametrize("verified", [False, True])
-def test_at_most_one_shard_is_fetched_ahead_of_the_one_being_read(tmp_path, logging_server, verified):
+def test_at_most_two_remote_shards_are_in_flight_beside_the_one_being_read(tmp_path, logging_server, verified):
     folder, base, requested = logging_server
     infos = _write(tmp_path, shards=5)
     urls = _serve(infos, folder, base)
@@ -122,10 +122,10 @@ def test_at_most_one_shard_is_fetched_ahead_of_the_one_being_read(tmp_path, logg
         return [path.rsplit("/", 1)[-1] for path in requested]
 
     assert next(pipe).name == "row-0"
-    assert settled(2) == ["d-00.tar", "d-01.tar"]  # the one being read, and the next
+    assert settled(3) == ["d-00.tar", "d-01.tar", "d-02.tar"]  # the one being read, and the next two
     for _ in range(50):
         next(pipe)  # the rest of shard 0 and the first of shard 1
-    assert settled(3) == ["d-00.tar", "d-01.tar", "d-02.tar"]
+    assert settled(4) == ["d-00.tar", "d-01.tar", "d-02.tar", "d-03.tar"]
     pipe.close()
     assert not _wait_for_no_threads()
 

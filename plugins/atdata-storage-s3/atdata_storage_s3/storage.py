@@ -12,9 +12,9 @@ and ``If-Match: <ETag>``, so the reader sees one unbroken byte stream of one
 version of the object; it gives up after ``[http] retries`` failures in a
 row without progress, sleeping ``[http] backoff`` seconds (doubling) between
 them. An object replaced while it is read fails the read instead of mixing
-two versions. A reader going through an entry's shards in order has the
-next shard's GET sent while it reads the current one (see
-:meth:`S3Storage._send_ahead`).
+two versions. (The core's loader keeps two remote shards in flight, so
+one request's round trip and the service's work on it are hidden behind the
+other's body.)
 
 Writing: an object up to ``[s3] part_size`` bytes is one PUT; a larger one is
 a multipart upload of parts of that size, ``[s3] max_concurrency`` at a time,
@@ -69,10 +69,6 @@ _READ_BUFFER = 1 << 20
 # progress, so this bounds what a resume asks for again.
 _READ_CHUNK = 1 << 20
 _MAX_PARTS = 10_000  # S3's limit on the parts of one upload
-# A GET sent ahead for the shard a reader is expected to open next (see S3Storage._send_ahead) is
-# closed when not asked for within this many seconds: a reader that slow gains nothing from it.
-_AHEAD_WAIT = 10.0
-_FOLLOWING_MAX = 100_000  # shard URLs whose successor in their record is remembered
 _MISSING_OBJECT = {"NoSuchKey", "404", "NotFound"}
 _REFUSED = {
     "AccessDenied",
@@ -140,8 +136,6 @@ class S3Storage(StorageBase):
         self._clients: dict[_Target, Any] = {}
         self._checked_buckets: set[tuple[_Target, str]] = set()
         self._pid = os.getpid()
-        self._following: dict[str, str] = {}  # a record's shard URL -> the next one in that record
-        self._reader = threading.local()  # per reading thread: the URL it opened last, a GET sent ahead
 
     def __repr__(self) -> str:
         endpoint = self.settings.endpoint or "AWS S3"
@@ -221,10 +215,7 @@ class S3Storage(StorageBase):
         if isinstance(url, RecordUrl) and not target.signed and location.endpoint is not None:
             # Judged when the record was mapped; again now, by what its host name resolves to today.
             check_record_endpoint(location.endpoint, record=url.named_by or "a record", policy=url.policy)
-        response = self._sent_ahead(url)
-        if response is None:
-            response = self._call("GET", url, target, client.get_object, Bucket=location.bucket, Key=location.key)
-        self._send_ahead(url, location, client)
+        response = self._call("GET", url, target, client.get_object, Bucket=location.bucket, Key=location.key)
         limit = url.max_bytes if isinstance(url, RecordUrl) else None
         if limit is not None and int(response["ContentLength"]) > limit:
             response["Body"].close()
@@ -234,47 +225,6 @@ class S3Storage(StorageBase):
             )
         body = _ResumableBody(self, url, target, client, location, response)
         return io.BufferedReader(body, buffer_size=_READ_BUFFER)  # type: ignore[return-value]
-
-    def _sent_ahead(self, url: str) -> Any:
-        """The answer to a GET of ``url`` sent ahead by this thread's previous :meth:`open`, if any."""
-        ahead = getattr(self._reader, "ahead", None)
-        if ahead is None:
-            return None
-        self._reader.ahead = None
-        if ahead.pid != os.getpid() or ahead.url != url:
-            ahead.drop()  # the reader went elsewhere
-            return None
-        response = ahead.take()
-        if ahead.expired:
-            self._reader.slow = True  # it came too late: this reader is sent nothing ahead again
-        return response
-
-    def _send_ahead(self, url: str, location: S3Location, client: Any) -> None:
-        """Send the GET of the shard after ``url`` in its record now, when this thread's reads follow the record.
-
-        A reader that opened two shards of an entry one after the other, in
-        the entry's order, is likely to open the next one as soon as it has
-        read this one: its request goes out now, on a thread of its own, so
-        the service prepares its answer while this shard is read, instead of
-        after. Only the answer's headers wait (its body stays in the
-        connection, unread); an answer not asked for within
-        :data:`_AHEAD_WAIT` seconds, or when the reader opens another URL, is
-        closed, and that reader is sent nothing ahead again. Same bucket and
-        endpoint as ``url``, with the same client: no request goes anywhere
-        this shard's did not.
-        """
-        reader = self._reader
-        previous = getattr(reader, "previous", None)
-        reader.previous = str(url)
-        following = self._following.get(url)
-        if following is None or previous is None or self._following.get(previous) != url:
-            return
-        if getattr(reader, "slow", False):
-            return
-        after = S3Location.parse(following)
-        if (after.bucket, after.endpoint) != (location.bucket, location.endpoint) or not after.key:
-            return
-        reader.ahead = _Ahead(following, lambda: client.get_object(Bucket=after.bucket, Key=after.key))
 
     def size(self, url: str) -> int | None:
         location, target, client = self._locate(url)
@@ -494,11 +444,6 @@ class S3Storage(StorageBase):
                 if isinstance(value, str) and _HEX64.match(value.lower()):
                     digest = value.lower()
             out.append(ShardRef(base.url(key), digest))
-        with self._lock:
-            # Which shard follows which, for readers that go through the entry in order (see open).
-            if len(self._following) + len(out) > _FOLLOWING_MAX:
-                self._following.clear()
-            self._following.update((a.url, b.url) for a, b in zip(out, out[1:]))
         return out
 
     # -- errors --------------------------------------------------------------
@@ -544,70 +489,6 @@ def _as_ref(shard: Any) -> ShardRef:
     if isinstance(shard, (tuple, list)):
         return ShardRef(*shard)
     return ShardRef(shard.url, getattr(shard, "sha256", None))
-
-
-class _Ahead:
-    """A GET sent before its reader asked for it (see :meth:`S3Storage._send_ahead`), on a thread of its own.
-
-    :meth:`take` waits for its answer (None if the request failed: the
-    reader's own request then reports why); :meth:`drop` gives it up. An
-    answer neither taken nor dropped within :data:`_AHEAD_WAIT` seconds is
-    closed.
-    """
-
-    def __init__(self, url: str, get: Any):
-        self.url = url
-        self.pid = os.getpid()
-        self._lock = threading.Lock()
-        self._answered = threading.Event()
-        self._settled = threading.Event()  # taken or dropped
-        self._response: Any = None
-        self._taken = False
-        self._dropped = False
-        self.expired = False  # closed unasked after _AHEAD_WAIT seconds
-        threading.Thread(target=self._run, args=(get,), name="atdata-s3-ahead", daemon=True).start()
-
-    def _run(self, get: Any) -> None:
-        response = None
-        try:
-            response = get()
-        except Exception:  # noqa: BLE001 - the reader's own GET, if it comes, reports it
-            pass
-        finally:  # whatever happened, a reader waiting in take() is answered
-            with self._lock:
-                self._response = response
-                self._answered.set()
-                dropped = self._dropped
-        if response is None:
-            return
-        if dropped or not self._settled.wait(_AHEAD_WAIT) and self._give_up():
-            response["Body"].close()
-
-    def _give_up(self) -> bool:
-        with self._lock:
-            if self._taken:
-                return False
-            self._dropped = self.expired = True
-            return True
-
-    def take(self) -> Any:
-        with self._lock:
-            if self._dropped:
-                return None
-            self._taken = True
-        self._settled.set()
-        self._answered.wait()
-        return self._response
-
-    def drop(self) -> None:
-        with self._lock:
-            if self._taken or self._dropped:
-                return
-            self._dropped = True
-            response = self._response
-        self._settled.set()
-        if response is not None:
-            response["Body"].close()
 
 
 class _ResumableBody(io.RawIOBase):

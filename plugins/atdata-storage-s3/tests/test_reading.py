@@ -1,5 +1,5 @@
-"""How shards are read: the next shard of an entry asked for while the current one is read, and
-connections kept for the next request when the service allows it."""
+"""How shards are read: one GET per shard opened, two shards of a dataset in flight while it is
+read, and connections kept for the next request when the service allows it."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from numpy.typing import NDArray
 import atdata_core
 from atdata_core.errors import StorageNotFound
 from atdata_core.plugins import RetryPolicy, ShardRef, storage_backend
-from atdata_storage_s3 import storage as s3_storage
 from atdata_storage_s3.settings import S3Settings
 from atdata_storage_s3.storage import S3Storage
 
@@ -56,8 +55,8 @@ def gets(proxy) -> list[str]:
     return out
 
 
-def no_request_sent_ahead_is_open() -> bool:
-    return not any(thread.name == "atdata-s3-ahead" for thread in threading.enumerate())
+def no_fetching_thread() -> bool:
+    return not any(thread.name == "atdata-shard-fetch" for thread in threading.enumerate())
 
 
 @pytest.fixture
@@ -74,83 +73,59 @@ def entry(s3_config, cutting_proxy, tmp_path, prefix):
     mapped = backend.from_storage_record(backend.to_storage_record(refs))
     cutting_proxy.arm(cut_after=1 << 40, times=0)  # nothing cut: only the requests are recorded
     yield backend, mapped, datas
-    eventually(no_request_sent_ahead_is_open, "every request sent ahead was used or closed")
+    eventually(no_fetching_thread, "the dataset's fetching threads are gone")
 
 
-def test_an_entry_read_in_order_has_the_next_shard_asked_for_while_the_current_one_is_read(entry, cutting_proxy):
+def test_each_shard_opened_is_one_get_in_any_order(entry, cutting_proxy):
     backend, refs, datas = entry
-    assert read_all(backend.open(refs[0].url)) == datas[0]
-    second = backend.open(refs[1].url)
-    # Two shards in the entry's order: the third one's request goes out before the second is read.
-    eventually(lambda: gets(cutting_proxy) == ["data-000000.tar", "data-000001.tar", "data-000002.tar"],
-               "the third shard requested")
-    assert read_all(second) == datas[1]
-    assert read_all(backend.open(refs[2].url)) == datas[2]
-    assert read_all(backend.open(refs[3].url)) == datas[3]
-    # Each shard was asked for once: the answer sent ahead is the one read.
-    assert gets(cutting_proxy) == [f"data-{index:06d}.tar" for index in range(4)]
-
-
-def test_shards_read_out_of_order_cost_no_extra_request(entry, cutting_proxy):
-    backend, refs, datas = entry
-    for index in (2, 0, 3, 1):
+    for index in (0, 1, 2, 3, 2, 0):
         assert read_all(backend.open(refs[index].url)) == datas[index]
-    assert gets(cutting_proxy) == ["data-000002.tar", "data-000000.tar", "data-000003.tar", "data-000001.tar"]
-
-
-def test_a_reader_that_goes_elsewhere_gets_what_it_asked_for(entry, cutting_proxy):
-    backend, refs, datas = entry
-    read_all(backend.open(refs[0].url))
-    read_all(backend.open(refs[1].url))
-    eventually(lambda: "data-000002.tar" in gets(cutting_proxy), "the third shard requested")
-    # The fourth instead of the third: the answer sent ahead is given up, the fourth fetched.
-    assert read_all(backend.open(refs[3].url)) == datas[3]
-    assert gets(cutting_proxy)[-1] == "data-000003.tar"
-
-
-def test_a_next_shard_that_is_missing_fails_only_when_it_is_opened(entry, cutting_proxy, admin):
-    backend, refs, datas = entry
-    key = refs[2].url.split(f"{PROXIED}/", 1)[1]
-    admin.delete_object(Bucket=PROXIED, Key=key)
-    read_all(backend.open(refs[0].url))
-    assert read_all(backend.open(refs[1].url)) == datas[1]  # its follower's request failed, quietly
-    with pytest.raises(StorageNotFound, match=re.escape(f"no object at {refs[2].url}")):
-        backend.open(refs[2].url)
-
-
-def _third_shard_sent_ahead_and_left_unasked(entry, cutting_proxy, monkeypatch):
-    """Two shards read in order, with answers sent ahead closed after 50 ms; the third's closed so."""
-    backend, refs, _ = entry
-    monkeypatch.setattr(s3_storage, "_AHEAD_WAIT", 0.05)
-    read_all(backend.open(refs[0].url))
-    read_all(backend.open(refs[1].url))
-    eventually(lambda: "data-000002.tar" in gets(cutting_proxy), "the third shard requested")
-    eventually(no_request_sent_ahead_is_open, "the unused answer closed")
-
-
-def test_an_answer_sent_ahead_and_not_asked_for_is_closed(entry, cutting_proxy, monkeypatch):
-    backend, refs, datas = entry
-    _third_shard_sent_ahead_and_left_unasked(entry, cutting_proxy, monkeypatch)
-    # Asked for after all: fetched again, whole.
-    assert read_all(backend.open(refs[2].url)) == datas[2]
-    assert gets(cutting_proxy)[-2:] == ["data-000002.tar", "data-000002.tar"]
-
-
-def test_a_reader_slower_than_the_wait_is_sent_nothing_ahead_again(entry, cutting_proxy, monkeypatch):
-    backend, refs, datas = entry
-    _third_shard_sent_ahead_and_left_unasked(entry, cutting_proxy, monkeypatch)
-    monkeypatch.setattr(s3_storage, "_AHEAD_WAIT", 60.0)  # an answer sent ahead now would stay open
-    assert read_all(backend.open(refs[2].url)) == datas[2]
-    assert no_request_sent_ahead_is_open()
-    assert read_all(backend.open(refs[3].url)) == datas[3]
-    assert gets(cutting_proxy) == ["data-000000.tar", "data-000001.tar", "data-000002.tar", "data-000002.tar",
-                                   "data-000003.tar"]
+    assert gets(cutting_proxy) == [f"data-{index:06d}.tar" for index in (0, 1, 2, 3, 2, 0)]
 
 
 @atdata_core.packable
 class Note:
     text: str
     values: NDArray[np.int64]
+
+
+@pytest.fixture
+def notes(s3_config, cutting_proxy, prefix):
+    """Five shards of 100 notes each in the proxied bucket, as their entry maps them."""
+    with atdata_core.ShardWriter(f"s3://{PROXIED}/{prefix}/data-%06d.tar", maxcount=100) as sink:
+        for index in range(500):
+            sink.write(Note(f"note {index:05d}", np.arange(index, index + 50)))
+    backend = storage_backend("s3://x/y")
+    cutting_proxy.arm(cut_after=1 << 40, times=0)  # nothing cut: only the requests are recorded
+    yield backend.from_storage_record(backend.to_storage_record(sink.shards))
+    eventually(no_fetching_thread, "the dataset's fetching threads are gone")
+
+
+def test_a_dataset_read_from_s3_has_two_shards_in_flight_and_no_more(notes, cutting_proxy):
+    def settled(count):
+        eventually(lambda: len(gets(cutting_proxy)) >= count, f"{count} shards requested")
+        time.sleep(0.2)  # time enough to ask for more, if it would
+        return gets(cutting_proxy)
+
+    rows = iter(atdata_core.Dataset(shards=notes, sample_type=Note))
+    assert next(rows).text == "note 00000"
+    # the shard being read and two in flight: a fourth only once the reader moves on
+    assert settled(3) == ["data-000000.tar", "data-000001.tar", "data-000002.tar"]
+    for _ in range(100):
+        next(rows)  # the rest of the first shard and the first note of the second
+    assert settled(4) == [f"data-{index:06d}.tar" for index in range(4)]
+    assert [note.text for note in rows] == [f"note {index:05d}" for index in range(101, 500)]
+    assert gets(cutting_proxy) == [f"data-{index:06d}.tar" for index in range(5)]  # each asked for once
+
+
+def test_a_missing_shard_fetched_ahead_fails_in_its_turn(notes, cutting_proxy, admin):
+    key = notes[2].url.split(f"{PROXIED}/", 1)[1]
+    admin.delete_object(Bucket=PROXIED, Key=key)
+    seen = []
+    with pytest.raises(StorageNotFound, match=re.escape(f"no object at {notes[2].url}")):
+        for note in atdata_core.Dataset(shards=notes, sample_type=Note):
+            seen.append(note.text)
+    assert seen == [f"note {index:05d}" for index in range(200)]  # every sample before it, in order
 
 
 def test_an_entry_read_in_order_through_dropped_connections_is_whole_and_verified(
@@ -167,7 +142,7 @@ def test_an_entry_read_in_order_through_dropped_connections_is_whole_and_verifie
     assert all(np.array_equal(note.values, np.arange(i, i + 50)) for i, note in enumerate(notes))
     assert cutting_proxy.cuts_done == 3
     assert any(r.startswith("bytes=") for r in cutting_proxy.ranges()), "resumed by Range"
-    eventually(no_request_sent_ahead_is_open, "every request sent ahead was used or closed")
+    eventually(no_fetching_thread, "the dataset's fetching threads are gone")
 
 
 # -- connections -----------------------------------------------------------------------------
