@@ -32,6 +32,7 @@ from .shards import (
     _decode_member,
     _decoded,
     _fetch_ahead,
+    _keep_freed_shard_memory,
     _known_length,
     _shard_members,
     handle_error,
@@ -450,6 +451,7 @@ class _Fetcher:
         self._room = threading.Semaphore(max(1, workers))
         self._stop = threading.Event()
         self.busy = False
+        _keep_freed_shard_memory()
         count = max(1, min(workers, len(refs)))
         self._threads = [
             threading.Thread(target=self._run, name="atdata-shard-fetch", daemon=True) for _ in range(count)
