@@ -601,6 +601,22 @@ def test_apply_many_is_one_transaction_of_several_commits(store, make_op, monkey
     assert len(store.list_records(ENTRY_NSID).records) == 5
 
 
+def test_a_word_is_found_within_any_word_of_the_text_however_long(store, make_op, commit):
+    long_word = "x" * 3000 + "needle" + "y" * 3000  # longer than an index entry may be
+    first = make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("first", description=f"alpha\t{long_word}\nbeta"))
+    commit(store, [first, make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("second needles"))])
+    assert sorted(names(store.search_entries(search_words("needle")).records)) == ["first", "second needles"]
+    assert names(store.search_entries(search_words("xneedley")).records) == ["first"]
+    assert names(store.search_entries(search_words("needle alpha")).records) == ["first"]
+    assert names(store.list_records(ENTRY_NSID, query="alpha\txxx").records) == ["first"]  # a phrase with white space
+    assert names(store.search_entries(search_words("beta\txxx")).records) == ["first"]  # two words
+    commit(store, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("first", description="nothing here"), action="update")])
+    assert names(store.search_entries(search_words("needle")).records) == ["second needles"]
+    commit(store, [make_op(ENTRY_NSID, "3kbbbbbbbbb2a", None)])
+    assert names(store.search_entries(search_words("needle")).records) == []
+    assert names(store.search_entries(search_words("nothing")).records) == ["first"]
+
+
 def test_commits_written_together_read_as_written_one_at_a_time(store_url, make_op):
     """apply_many of commits that create, update, delete and recreate records, bring an entry's schema,
     and replay an older commit leaves what applying them one at a time leaves, change log included."""
@@ -714,6 +730,32 @@ def test_a_sqlite_store_of_an_earlier_version_is_migrated_and_keeps_its_text_ind
             "written after", "written before, changed after"]
         assert names(new.list_records(ENTRY_NSID, tags=["u"]).records) == ["older"]  # tag rows of before, timed
         assert names(every_page(lambda **kw: new.list_records(ENTRY_NSID, tags=["t"], **kw), 1)) == ["older"]
+
+
+def test_a_postgresql_store_of_an_earlier_version_is_migrated_and_its_text_searchable(pg_server, make_op, commit,
+                                                                                        monkeypatch):
+    from atdata_index_appview.store import postgres
+
+    url = pg_server.create_database()
+    try:
+        monkeypatch.setattr(postgres.PostgresStore, "migrations", postgres.MIGRATIONS[:4])
+        with open_store(url) as old:  # records written before the text had tables of its own
+            commit(old, [make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("written before", description="alpha\tbeta")),
+                         make_op(ENTRY_NSID, "3kzzzzzzzzz2a", entry("older"))])
+            assert old.schema_version() == 4
+        monkeypatch.undo()
+        with open_store(url) as new:
+            assert new.schema_version() == new.migrations[-1][0]
+            assert names(new.search_entries(search_words("efore")).records) == ["written before"]
+            assert names(new.search_entries(search_words("lph")).records) == ["written before"]
+            commit(new, [make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("written after")),
+                         make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("written before, changed after"), action="update")])
+            assert sorted(names(new.search_entries(search_words("written")).records)) == [
+                "written after", "written before, changed after"]
+            assert names(new.search_entries(search_words("alpha")).records) == []
+            assert names(new.search_entries(search_words("older")).records) == ["older"]
+    finally:
+        pg_server.drop_database(url)
 
 
 def test_a_listing_by_tags_follows_the_records_times_and_pages_once(store, make_op, commit):

@@ -111,16 +111,78 @@ _V4 = [
     "DROP INDEX record_tags_by_tag",
 ]
 
+# Text search through the words of each record's searchable text. A word of a search occurs in
+# the text exactly when it occurs within one of the text's words (a search's words hold no white
+# space), so the trigram index is on the distinct words of every record (search_words, about 3 %
+# of the rows the records' own text had), and each record keeps the hashes of its words in an
+# array (record_words, GIN-indexed): the records holding a matching word are looked up, instead of
+# every record whose text holds the word's trigrams somewhere (thousands for a word of common
+# trigrams, each read and tested). Hashes keep index entries small whatever a word's length; a
+# hash shared by two words only brings a candidate more, since the search still tests the text.
+# Statement triggers keep both tables, whatever writes records. A word stays in search_words
+# when its last record goes (it then matches no record).
+_WORDS_OF = r"ARRAY(SELECT DISTINCT word FROM regexp_split_to_table({text}, '[ \t\n\r\f\v]+') AS word WHERE word <> '')"
+_HASHES_OF = "ARRAY(SELECT DISTINCT hashtextextended(word, 0) FROM unnest({words}) AS word)"
+_NEW_WORDS = (
+    "INSERT INTO search_words (word, hash) SELECT DISTINCT fresh.word, hashtextextended(fresh.word, 0) "
+    "FROM {rows}, unnest({rows}.words) AS fresh (word) "
+    "WHERE NOT EXISTS (SELECT 1 FROM search_words WHERE search_words.word = fresh.word)"
+)
+_V5 = [
+    f"CREATE TABLE search_words (word TEXT {_C} NOT NULL, hash BIGINT NOT NULL)",
+    "CREATE TABLE record_words (id BIGINT PRIMARY KEY, words BIGINT[] NOT NULL)",
+    "INSERT INTO search_words (word, hash) SELECT DISTINCT word, hashtextextended(word, 0) "
+    f"FROM records, unnest({_WORDS_OF.format(text='records.search_f')}) AS word",
+    f"INSERT INTO record_words (id, words) SELECT id, {_HASHES_OF.format(words=_WORDS_OF.format(text='search_f'))} "
+    "FROM records",
+    "CREATE INDEX search_words_by_word ON search_words USING hash (word)",
+    "CREATE INDEX search_words_trgm ON search_words USING gin (word gin_trgm_ops)",
+    "CREATE INDEX record_words_gin ON record_words USING gin (words)",
+    "DROP INDEX records_search_trgm",
+    f"""CREATE FUNCTION record_words_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        WITH texts AS (SELECT id, {_WORDS_OF.format(text='search_f')} AS words FROM inserted),
+             added AS ({_NEW_WORDS.format(rows='texts')})
+        INSERT INTO record_words (id, words) SELECT id, {_HASHES_OF.format(words='words')} FROM texts;
+        RETURN NULL;
+    END $$""",
+    f"""CREATE FUNCTION record_words_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        WITH texts AS (
+                SELECT updated.id, {_WORDS_OF.format(text='updated.search_f')} AS words
+                FROM updated JOIN earlier ON earlier.id = updated.id WHERE earlier.search_f <> updated.search_f),
+             added AS ({_NEW_WORDS.format(rows='texts')})
+        UPDATE record_words SET words = {_HASHES_OF.format(words='texts.words')} FROM texts
+            WHERE record_words.id = texts.id;
+        RETURN NULL;
+    END $$""",
+    """CREATE FUNCTION record_words_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        DELETE FROM record_words WHERE id IN (SELECT id FROM deleted);
+        RETURN NULL;
+    END $$""",
+    "CREATE TRIGGER records_words_insert AFTER INSERT ON records REFERENCING NEW TABLE AS inserted "
+    "FOR EACH STATEMENT EXECUTE FUNCTION record_words_inserted()",
+    "CREATE TRIGGER records_words_update AFTER UPDATE ON records REFERENCING OLD TABLE AS earlier NEW TABLE AS updated "
+    "FOR EACH STATEMENT EXECUTE FUNCTION record_words_updated()",
+    "CREATE TRIGGER records_words_delete AFTER DELETE ON records REFERENCING OLD TABLE AS deleted "
+    "FOR EACH STATEMENT EXECUTE FUNCTION record_words_deleted()",
+]
+
 #: Versioned migrations: (version, name, statements). Append; never edit one that shipped.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "records, tags, trigram and full-text indexes, accounts, cursors, quarantine, stats", _V1),
     (2, "changes: what subscribeChanges streams", _V2),
     (3, "accounts.data: the tree root of the last commit indexed (Sync 1.1 prevData checks)", _V3),
     (4, "record_tags.sort_time: a tag's records listed newest first from its own index", _V4),
+    (5, "search_words, record_words: text search through each record's words, kept by triggers", _V5),
 ]
 
 # An arbitrary constant: the advisory lock that keeps two processes from migrating at once.
 _MIGRATION_LOCK = 0x61746461  # "atda"
+
+#: The white space that separates the words of search_words (the split of _WORDS_OF).
+_SPACE = re.compile("[ \t\n\r\f\v]+")
 
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
@@ -238,9 +300,18 @@ class PostgresStore(SqlStore):
         return row[0] * max(1.0, (row[1] or 0) / _SAMPLED) > n
 
     def _text_filter(self, words: Sequence[str], db: _Db | None = None) -> tuple[str, list[Any]]:
-        # LIKE on the trigram-indexed column: the index finds candidates for words of 3+ characters.
-        clauses = ["search_f LIKE ? ESCAPE '\\'" for _ in words]
-        return " AND ".join(clauses), [_like_pattern(word) for word in words]
+        # The records holding a word that holds each search word (LIKE on the trigram-indexed words,
+        # for words of 3+ characters), then the text itself tested. Text with white space (a listing's
+        # phrase) is looked up by its pieces between white space, each of which lies within one word.
+        pieces = list(dict.fromkeys(piece for word in words for piece in _SPACE.split(word) if piece))
+        test, values = self._text_test(words)
+        if not pieces:
+            return test, values
+        holds = " AND ".join(
+            "words && ARRAY(SELECT hash FROM search_words WHERE word LIKE ? ESCAPE '\\')" for _ in pieces
+        )
+        return f"id IN (SELECT id FROM record_words WHERE {holds}) AND {test}", [
+            *(_like_pattern(piece) for piece in pieces), *values]
 
     def _name_word_test(self, word: str) -> tuple[str, list[Any]]:
         # Full-text: the word (letters, digits and _ only; checked by the caller) as a lexeme of the name.
