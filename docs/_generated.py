@@ -222,6 +222,8 @@ PLUGIN_KEY_DOCS: dict[str, str] = {
     "appview.queue_size": "Decoded events waiting for the writer, per process.",
     "appview.lookup_timeout": "Seconds a DID document, handle or repository look-up may keep the firehose "
     "waiting; past it, the repository waits for a resync instead.",
+    "appview.check_frames_apart": "Firehose frames are decoded and checked (blocks, tree proofs, records) in a "
+    "process of their own beside the one writing the index (default: on a machine of more than one core).",
 }
 
 #: ATDATA_* variables that are not ``ATDATA_<SECTION>_<KEY>`` configuration keys.

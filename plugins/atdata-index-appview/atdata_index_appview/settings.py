@@ -84,7 +84,8 @@ class AppViewSettings:
         The URL users reach the service at, when it sits behind a proxy.
     ``subscribe``
         Firehose hosts (relays or PDSes, ``https://`` or ``wss://``) to follow.
-    ``replay``, ``max_frame_bytes``, ``max_repo_bytes``, ``identity_ttl``, ``resync_interval``, ``queue_size``, ``lookup_timeout``
+    ``replay``, ``max_frame_bytes``, ``max_repo_bytes``, ``identity_ttl``, ``resync_interval``, ``queue_size``,
+    ``lookup_timeout``, ``check_frames_apart``
         How ingestion follows them: see
         :class:`~atdata_index_appview.ingest.IngestSettings`, which reads
         these fields (with the same defaults) and checks them.
@@ -109,6 +110,7 @@ class AppViewSettings:
     resync_interval: float = attrs.field(default=60.0, validator=_non_negative)
     queue_size: int = attrs.field(default=1024, validator=_positive)
     lookup_timeout: float = attrs.field(default=10.0, validator=_positive)
+    check_frames_apart: bool = attrs.field(factory=lambda: (os.cpu_count() or 1) > 1)
 
     def store_url(self) -> str:
         """The store URL to open: ``store``, else the default SQLite file."""

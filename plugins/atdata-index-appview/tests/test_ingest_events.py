@@ -10,12 +10,14 @@ match its CID. The sandbox tests cover the same paths against the reference PDS.
 from __future__ import annotations
 
 import contextlib
+import pickle
 
 import pytest
 
 from atdata_core.plugins import Client, reset_plugins
 
 from atdata_index_appview.ingest import IngestSettings, Ingestor, MemoryIngestStore, StoreFailed, backfill
+from atdata_index_appview.ingest._checking import check_frame, commit_event
 from atdata_index_appview.ingest._crafting import CraftedRepo, Link, Signer, car_bytes, cid_of, encode, frame, serve_repo
 
 SOURCE = "https://relay.example.com"
@@ -38,10 +40,13 @@ def own_configuration(tmp_path, tmp_path_factory, monkeypatch):
 
 
 class Harness:
-    """Crafted accounts on loopback, an in-memory store and an ingestor fed frame by frame."""
+    """Crafted accounts on loopback, an in-memory store and an ingestor fed frame by frame: decoded
+    and checked by the ingestor itself, or (``apart``) first as a checking process does it, the
+    result passed through pickle as it comes back from one."""
 
-    def __init__(self, stack: contextlib.ExitStack):
+    def __init__(self, stack: contextlib.ExitStack, apart: bool = False):
         self.stack = stack
+        self.apart = apart
         self.store = MemoryIngestStore()
         self.seq = 0
         self.settings = IngestSettings(resync_interval=0)
@@ -54,7 +59,17 @@ class Harness:
 
     def feed(self, data: bytes | str) -> int:
         self.seq += 1
-        self.ingestor.handle_frame(SOURCE, data)
+        if self.apart and isinstance(data, bytes):
+            kind, payload = pickle.loads(pickle.dumps(check_frame(data)))
+            if kind == "commit":
+                self.ingestor.handle_event(SOURCE, commit_event(payload))
+            elif kind == "event":
+                self.ingestor.handle_event(SOURCE, payload)
+            else:
+                assert kind == "undecodable"
+                self.ingestor.handle_undecodable(SOURCE, payload)
+        else:
+            self.ingestor.handle_frame(SOURCE, data)
         self.ingestor.flush()
         return self.seq
 
@@ -66,10 +81,10 @@ class Harness:
         return set(self.store.visible())
 
 
-@pytest.fixture
-def harness():
+@pytest.fixture(params=["here", "apart"])
+def harness(request):
     with contextlib.ExitStack() as stack:
-        yield Harness(stack)
+        yield Harness(stack, apart=request.param == "apart")
 
 
 def label(name: str = "v1", **extra) -> dict:

@@ -46,13 +46,36 @@ class FirehoseReader(threading.Thread):
         self.settings = settings
         self.connected = threading.Event()  # set while a connection is open (tests wait on it)
         self.connections = 0
+        self._checker: Any = None
+
+    def _start_checker(self) -> None:
+        if not self.settings.check_frames_apart:
+            return
+        from atdata_index_appview.ingest._checking import FrameChecker
+
+        try:
+            self._checker = FrameChecker(self.source, self._checked, self._handle)
+        except Exception as err:  # noqa: BLE001 - frames are then checked in this process
+            logger.warning("%s: no frame-checking process (%s); frames are checked here", self.source, err)
 
     def run(self) -> None:
+        self._start_checker()
+        try:
+            self._follow()
+        finally:
+            if self._checker is not None:
+                self._checker.close()
+
+    def _follow(self) -> None:
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
         from websockets.sync.client import connect
 
         pause = 0.25
         while not self.halt.is_set():
+            if self._checker is not None:
+                # Every frame received has moved the cursor before it is asked for again.
+                while not self._checker.wait_idle(0.25) and not self.halt.is_set():
+                    pass
             url = subscribe_url(self.source, self.cursor)
             try:
                 with connect(
@@ -85,11 +108,29 @@ class FirehoseReader(threading.Thread):
             pause = min(max(pause * 2, 0.25), 30.0)
 
     def _receive(self, data: Any) -> None:
+        checker = self._checker
+        if checker is not None and isinstance(data, bytes):
+            if checker.submit(data):
+                return
+            checker.wait_idle()  # it failed: the frames it held go first
+        self._handle(data)
+
+    def _checked(self, data: bytes, kind: str, payload: Any) -> None:
+        """A frame's result from the checking process (on its thread, in order)."""
+        if kind == UNDECODABLE:
+            self._put(UNDECODABLE, payload)
+        else:
+            self._accept(payload)
+
+    def _handle(self, data: Any) -> None:
         try:
             event = decode_frame(data)
         except FrameError as err:
             self._put(UNDECODABLE, str(err))
             return
+        self._accept(event)
+
+    def _accept(self, event: Any) -> None:
         if isinstance(event, ErrorFrame) and event.error == "FutureCursor":
             # The host's sequence is behind ours: it was reset, or this is not the host the
             # cursor came from. Read what it has from its start.
@@ -101,6 +142,8 @@ class FirehoseReader(threading.Thread):
         self._put(EVENT, event)
 
     def _skip_oversized(self) -> None:
+        if self._checker is not None:
+            self._checker.wait_idle()
         logger.warning("%s sent a frame over %d bytes after seq %s; skipping it",
                        self.source, self.settings.max_frame_bytes, self.cursor)
         if self.cursor is not None:

@@ -60,6 +60,8 @@ class CommitEvent:
     too_big: bool = False
     time: str | None = None
     prev_data: bytes | None = None  # Sync 1.1: the tree root (``data``) of the commit at ``since``
+    # What a checking process found of this commit (``_checked.Checked``), or None: checked on use.
+    checked: Any = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen

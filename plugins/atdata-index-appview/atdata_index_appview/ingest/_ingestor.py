@@ -48,6 +48,7 @@ from atdata_core.errors import IdentityError, NetworkError, NetworkPolicyError, 
 from atdata_core.plugins import NAMESPACE, RECORD_NSIDS, AtUri
 
 from atdata_index_appview.ingest._car import BadBlock, Car, CarError, cid_string, read_car
+from atdata_index_appview.ingest._checked import Checked, Rejected
 from atdata_index_appview.ingest._cbor import CborError, record_json, unsigned_commit
 from atdata_index_appview.ingest._frames import (
     AccountEvent,
@@ -89,13 +90,7 @@ class StoreFailed(RuntimeError):
     """The store raised while ingestion wrote to it; ingestion stops, nothing was skipped."""
 
 
-class _Rejected(Exception):
-    """An event (or a repository) that fails a check: counted under ``metric``, not indexed."""
-
-    def __init__(self, metric: str, reason: str):
-        super().__init__(reason)
-        self.metric = metric
-        self.reason = reason
+_Rejected = Rejected
 
 
 class _Unavailable(Exception):
@@ -292,11 +287,13 @@ class Ingestor:
         if event.too_big:
             self._resync(did, source, event.seq, "tooBig")
             return
+        checked = event.checked if isinstance(event.checked, Checked) else None
         try:
-            car = _read_car(event.blocks)
+            car = checked.car() if checked is not None else _read_car(event.blocks)
             if not car.roots or car.roots[0] != event.commit:
                 raise _Rejected("bad_commit", "the CAR's root is not the commit the event names")
-            commit = self._verified_commit(did, car, event.commit, event.rev)
+            commit = self._verified_commit(did, car, event.commit, event.rev,
+                                           checked.commit() if checked is not None else None)
             if stored is not None and event.since != stored:
                 # Events of this repository were missed (or refused): read it whole.
                 logger.info("%s: %s moved from %s to %s, but the index holds %s; resyncing",
@@ -312,7 +309,10 @@ class Ingestor:
                 self._count("prev_data_mismatch")
                 self._resync(did, source, event.seq, "prevData")
                 return
-            ops, quarantined = self._commit_ops(did, car, commit["data"], ours)
+            if checked is not None and (checked.proven_ops is not None or checked.ops_refused is not None):
+                ops, quarantined = checked.ops()
+            else:
+                ops, quarantined = _commit_ops(did, car, commit["data"], ours)
         except _Rejected as err:
             self._reject(source, event.seq, did, err)
             if stored is None and ours:
@@ -392,16 +392,11 @@ class Ingestor:
 
     # ------------------------------------------------------------------ verification
 
-    def _verified_commit(self, did: str, car: Car, cid: bytes, rev: str | None) -> dict:
-        """The commit object ``cid`` of ``car``, its signature checked against ``did``'s key."""
-        block = car.blocks.get(cid)
-        if block is None:
-            raise _Rejected("bad_commit", "the commit block is not in the CAR")
-        try:
-            commit = libipld.decode_dag_cbor(block)
-            signed, signature = unsigned_commit(block)
-        except (ValueError, RecursionError) as err:
-            raise _Rejected("bad_commit", f"the commit does not decode: {err}") from None
+    def _verified_commit(self, did: str, car: Car, cid: bytes, rev: str | None,
+                         decoded: tuple[Any, bytes, bytes] | None = None) -> dict:
+        """The commit object ``cid`` of ``car``, its signature checked against ``did``'s key
+        (``decoded``: :func:`decode_commit` of it, done already)."""
+        commit, signed, signature = decoded if decoded is not None else decode_commit(car, cid)
         if (
             not isinstance(commit, dict) or commit.get("did") != did or not isinstance(commit.get("rev"), str)
             or not isinstance(commit.get("data"), bytes) or commit.get("version") not in (2, 3)
@@ -430,48 +425,6 @@ class Ingestor:
         if fresh and known.handle_checked:
             self._store_call("set_handle", did, known.handle)
         return known
-
-    def _commit_ops(self, did: str, car: Car, root: bytes, ours: list) -> tuple[list[RecordOp], list[tuple]]:
-        """The commit's operations of our namespace, each proven against the signed tree.
-
-        One ``applyWrites`` may write a key twice (create, then update or delete): the tree holds
-        the last write only, and the last write is all the index needs.
-        """
-        ops: list[RecordOp] = []
-        quarantined: list[tuple] = []
-        last = {op.path: op for op in ours}
-        nodes: dict = {}
-        for op in last.values():
-            try:
-                proven = lookup(car.blocks, root, op.path.encode("utf-8"), nodes)
-            except MstError as err:
-                raise _Rejected("bad_commit", f"{op.path[:200]}: {err}") from None
-            if op.action == "delete":
-                if proven is not None:
-                    raise _Rejected("bad_commit", f"{op.path[:200]} is deleted, but the signed tree still holds it")
-                ops.append(RecordOp(action="delete", uri=_uri(did, op.path), cid=None, record=None, raw=None))
-                continue
-            if op.cid is None or proven != op.cid:
-                raise _Rejected("bad_commit", f"{op.path[:200]}: the signed tree holds another record than the op says")
-            raw = car.blocks.get(op.cid)
-            if raw is None:
-                raise _Rejected("bad_commit", f"{op.path[:200]}: the record's block is not in the CAR")
-            self._record_op(op.action, did, op.path, op.cid, raw, ops, quarantined)
-        return ops, quarantined
-
-    def _record_op(self, action: str, did: str, path: str, cid: bytes, raw: bytes, ops: list, quarantined: list) -> None:
-        """Append the op for one record, or its removal and its quarantine when it is not valid."""
-        uri = _uri(did, path)
-        try:
-            collection, _ = _split_path(did, path)
-            record = _decode_record(raw)
-            warnings = _validate(record, collection)
-        except _Invalid as err:
-            ops.append(RecordOp(action="delete", uri=uri, cid=None, record=None, raw=None))
-            quarantined.append((uri, err.reason, bytes(raw)))
-            return
-        ops.append(RecordOp(action=action, uri=uri, cid=cid_string(cid), record=record, raw=bytes(raw),
-                            warnings=warnings))
 
     # ------------------------------------------------------------------ resync
 
@@ -530,7 +483,7 @@ class Ingestor:
                     raw = car.blocks.get(cid)
                     if raw is None:
                         raise _Rejected("bad_repo", f"the record {key[:200]!r} of {did} is not in the repository's CAR")
-                    self._record_op("create", did, path, cid, raw, ops, quarantined)
+                    _record_op("create", did, path, cid, raw, ops, quarantined)
             except MstError as err:
                 raise _Rejected("bad_repo", f"the repository tree of {did} is malformed: {err}") from None
         if stored is None and not ops and not quarantined:
@@ -800,6 +753,62 @@ def _read_car(data: bytes) -> Car:
         raise _Rejected("bad_block", str(err)) from None
     except CarError as err:
         raise _Rejected("bad_car", str(err)) from None
+
+
+def decode_commit(car: Car, cid: bytes) -> tuple[Any, bytes, bytes]:
+    """The commit block ``cid`` of ``car`` decoded, with its signed bytes and its signature."""
+    block = car.blocks.get(cid)
+    if block is None:
+        raise _Rejected("bad_commit", "the commit block is not in the CAR")
+    try:
+        commit = libipld.decode_dag_cbor(block)
+        signed, signature = unsigned_commit(block)
+    except (ValueError, RecursionError) as err:
+        raise _Rejected("bad_commit", f"the commit does not decode: {err}") from None
+    return commit, signed, signature
+
+
+def _commit_ops(did: str, car: Car, root: bytes, ours: list) -> tuple[list[RecordOp], list[tuple]]:
+    """The commit's operations of our namespace, each proven against the signed tree.
+
+    One ``applyWrites`` may write a key twice (create, then update or delete): the tree holds
+    the last write only, and the last write is all the index needs.
+    """
+    ops: list[RecordOp] = []
+    quarantined: list[tuple] = []
+    last = {op.path: op for op in ours}
+    nodes: dict = {}
+    for op in last.values():
+        try:
+            proven = lookup(car.blocks, root, op.path.encode("utf-8"), nodes)
+        except MstError as err:
+            raise _Rejected("bad_commit", f"{op.path[:200]}: {err}") from None
+        if op.action == "delete":
+            if proven is not None:
+                raise _Rejected("bad_commit", f"{op.path[:200]} is deleted, but the signed tree still holds it")
+            ops.append(RecordOp(action="delete", uri=_uri(did, op.path), cid=None, record=None, raw=None))
+            continue
+        if op.cid is None or proven != op.cid:
+            raise _Rejected("bad_commit", f"{op.path[:200]}: the signed tree holds another record than the op says")
+        raw = car.blocks.get(op.cid)
+        if raw is None:
+            raise _Rejected("bad_commit", f"{op.path[:200]}: the record's block is not in the CAR")
+        _record_op(op.action, did, op.path, op.cid, raw, ops, quarantined)
+    return ops, quarantined
+
+def _record_op(action: str, did: str, path: str, cid: bytes, raw: bytes, ops: list, quarantined: list) -> None:
+    """Append the op for one record, or its removal and its quarantine when it is not valid."""
+    uri = _uri(did, path)
+    try:
+        collection, _ = _split_path(did, path)
+        record = _decode_record(raw)
+        warnings = _validate(record, collection)
+    except _Invalid as err:
+        ops.append(RecordOp(action="delete", uri=uri, cid=None, record=None, raw=None))
+        quarantined.append((uri, err.reason, bytes(raw)))
+        return
+    ops.append(RecordOp(action=action, uri=uri, cid=cid_string(cid), record=record, raw=bytes(raw),
+                        warnings=warnings))
 
 
 def _decode_record(raw: bytes) -> dict:

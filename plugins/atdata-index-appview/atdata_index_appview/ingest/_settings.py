@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 import attrs
@@ -61,6 +62,10 @@ class IngestSettings:
     DID document, handle or repository may keep the firehose waiting (no answer
     within it, and the repository waits for a resync instead), when
     :func:`~atdata_index_appview.ingest.run_ingest` makes its own client.
+    ``check_frames_apart``: each host's frames are decoded and checked (blocks
+    against CIDs, operations against the signed tree, records against the
+    lexicons) in a process of their own beside the one writing the index, on
+    a machine with more than one core (see ``_checking``).
     """
 
     subscribe: tuple[str, ...] = attrs.field(default=(), converter=_hosts)
@@ -71,6 +76,7 @@ class IngestSettings:
     resync_interval: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
     queue_size: int = attrs.field(default=1024, validator=_positive)
     lookup_timeout: float = attrs.field(default=10.0, validator=_positive)
+    check_frames_apart: bool = attrs.field(factory=lambda: (os.cpu_count() or 1) > 1)
 
     @classmethod
     def of(cls, settings: object) -> IngestSettings:
