@@ -223,7 +223,7 @@ PLUGIN_KEY_DOCS: dict[str, str] = {
     "appview.lookup_timeout": "Seconds a DID document, handle or repository look-up may keep the firehose "
     "waiting; past it, the repository waits for a resync instead.",
     "appview.check_frames_apart": "Firehose frames are decoded and checked (blocks, tree proofs, records) in a "
-    "process of their own beside the one writing the index (default: on a machine of more than one core).",
+    "process of their own beside the one writing the index (off by default).",
 }
 
 #: ATDATA_* variables that are not ``ATDATA_<SECTION>_<KEY>`` configuration keys.

@@ -110,7 +110,7 @@ class AppViewSettings:
     resync_interval: float = attrs.field(default=60.0, validator=_non_negative)
     queue_size: int = attrs.field(default=1024, validator=_positive)
     lookup_timeout: float = attrs.field(default=10.0, validator=_positive)
-    check_frames_apart: bool = attrs.field(factory=lambda: (os.cpu_count() or 1) > 1)
+    check_frames_apart: bool = False
 
     def store_url(self) -> str:
         """The store URL to open: ``store``, else the default SQLite file."""

@@ -71,7 +71,8 @@ def ingesting(store, settings, status=None):
     assert "error" not in outcome, outcome.get("error")
 
 
-def test_frames_that_do_not_decode_or_are_too_big_pass_and_the_stream_goes_on():
+@pytest.mark.parametrize("apart", [False, True], ids=["checked here", "checked apart"])
+def test_frames_that_do_not_decode_or_are_too_big_pass_and_the_stream_goes_on(apart):
     alice = CraftedRepo()
     with serve_repo(alice), contextlib.ExitStack() as stack:
         frames: list = []
@@ -84,7 +85,7 @@ def test_frames_that_do_not_decode_or_are_too_big_pass_and_the_stream_goes_on():
         frames.append((4, alice.commit_frame(alice.commit([("create", f"{LABEL}/3kccc", label())]), 4)))
         url = stack.enter_context(serve_frames(frames))
         store = MemoryIngestStore()
-        settings = IngestSettings(subscribe=[url], max_frame_bytes=64 * 1024, resync_interval=0)
+        settings = IngestSettings(subscribe=[url], max_frame_bytes=64 * 1024, resync_interval=0, check_frames_apart=apart)
         with ingesting(store, settings):
             wait_for(lambda: store.cursor(settings.subscribe[0]) == 4 and store.stats["oversized"] == 1,
                      what="ingesting the four commits")
@@ -93,14 +94,15 @@ def test_frames_that_do_not_decode_or_are_too_big_pass_and_the_stream_goes_on():
     assert store.stats["undecodable"] == 2 and store.stats["resyncs"] == 1
 
 
-def test_a_second_run_resumes_from_the_saved_cursor_and_applies_nothing_twice():
+@pytest.mark.parametrize("apart", [False, True], ids=["checked here", "checked apart"])
+def test_a_second_run_resumes_from_the_saved_cursor_and_applies_nothing_twice(apart):
     alice = CraftedRepo()
     with serve_repo(alice), contextlib.ExitStack() as stack:
         frames = [(seq, alice.commit_frame(alice.commit([("create", f"{LABEL}/3k{seq}", label())]), seq))
                   for seq in (1, 2)]
         url = stack.enter_context(serve_frames(frames))
         store = MemoryIngestStore()
-        settings = IngestSettings(subscribe=[url], replay=True)
+        settings = IngestSettings(subscribe=[url], replay=True, check_frames_apart=apart)
         with ingesting(store, settings):
             wait_for(lambda: store.cursor(settings.subscribe[0]) == 2)
         frames += [(seq, alice.commit_frame(alice.commit([("create", f"{LABEL}/3k{seq}", label())]), seq))

@@ -189,6 +189,8 @@ _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 #: The rows of a tag gathered into an array: the planner then starts from them (with ``uri IN``
 #: it may walk the time index, testing each row, expecting the tag's rows to come early).
 _TAG_ROWS_FIRST = "uri = ANY(ARRAY(SELECT uri FROM record_tags WHERE tag = ?))"
+#: A search whose words' candidates are at most this many names them by id (see _text_filter).
+_CANDIDATES_NAMED = 10_000
 #: How many of the newest entries are read to tell how common the words of a search are.
 _SAMPLED = 2000
 
@@ -310,8 +312,15 @@ class PostgresStore(SqlStore):
         holds = " AND ".join(
             "words && ARRAY(SELECT hash FROM search_words WHERE word LIKE ? ESCAPE '\\')" for _ in pieces
         )
-        return f"id IN (SELECT id FROM record_words WHERE {holds}) AND {test}", [
-            *(_like_pattern(piece) for piece in pieces), *values]
+        patterns = [_like_pattern(piece) for piece in pieces]
+        if db is not None:
+            # A search's candidates are fetched first and named by id: the plan of the search then
+            # does not hang on statistics of the words' tables (a store just filled has none, and
+            # the planner may choose to read every record).
+            rows = db.all(f"SELECT id FROM record_words WHERE {holds} LIMIT ?", [*patterns, _CANDIDATES_NAMED + 1])
+            if len(rows) <= _CANDIDATES_NAMED:
+                return f"id = ANY(?::bigint[]) AND {test}", [[row[0] for row in rows], *values]
+        return f"id IN (SELECT id FROM record_words WHERE {holds}) AND {test}", [*patterns, *values]
 
     def _name_word_test(self, word: str) -> tuple[str, list[Any]]:
         # Full-text: the word (letters, digits and _ only; checked by the caller) as a lexeme of the name.
