@@ -445,9 +445,9 @@ def _keep_freed_shard_memory() -> None:
     A shard read whole ahead of its turn is up to ``[shards]
     verify_buffer_bytes`` of 1 MiB buffers, freed together once its turn is
     over. glibc hands free memory at the top of its heap back to the system
-    once more than its trim threshold is free (twice its mmap threshold: 128
-    KiB at start, raised after a large block is freed, as below), so each
-    shard would be read into fresh pages: a page fault per 4 KiB, about 1 ms
+    once more than its trim threshold is free (128 KiB at start; twice its
+    mmap threshold once it raised that after a large block was freed, as
+    below), so each shard would be read into fresh pages: a page fault per 4 KiB, about 1 ms
     of CPU per MB measured here, more than decoding the shard costs. Freeing
     one block of 31 MiB raises both thresholds, by glibc's own rule for any
     large block freed (mmap threshold 31 MiB, trim threshold 62 MiB), and
