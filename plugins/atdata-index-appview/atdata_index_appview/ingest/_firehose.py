@@ -54,7 +54,7 @@ class FirehoseReader(threading.Thread):
         from atdata_index_appview.ingest._checking import FrameChecker
 
         try:
-            self._checker = FrameChecker(self.source, self._checked, self._handle)
+            self._checker = FrameChecker(self.source, self._checked, self._handle_frame)
         except Exception as err:  # noqa: BLE001 - frames are then checked in this process
             logger.warning("%s: no frame-checking process (%s); frames are checked here", self.source, err)
 
@@ -113,7 +113,7 @@ class FirehoseReader(threading.Thread):
             if checker.submit(data):
                 return
             checker.wait_idle()  # it failed: the frames it held go first
-        self._handle(data)
+        self._handle_frame(data)
 
     def _checked(self, data: bytes, kind: str, payload: Any) -> None:
         """A frame's result from the checking process (on its thread, in order)."""
@@ -122,7 +122,7 @@ class FirehoseReader(threading.Thread):
         else:
             self._accept(payload)
 
-    def _handle(self, data: Any) -> None:
+    def _handle_frame(self, data: Any) -> None:
         try:
             event = decode_frame(data)
         except FrameError as err:
