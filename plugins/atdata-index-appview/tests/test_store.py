@@ -799,3 +799,64 @@ def test_the_sqlite_log_is_copied_into_the_file_beside_the_writer(tmp_path, make
     assert not store._checkpointer.is_alive()
     with open_store(f"sqlite:///{path}") as again:
         assert len(again.list_records(ENTRY_NSID, limit=100).records) == 50
+
+
+
+def test_a_postgresql_store_searched_before_its_tables_are_analyzed_answers_as_after(pg_server, make_op, monkeypatch):
+    """Right after a bulk write the tables have no statistics (autovacuum has not analyzed them):
+    searches and listings then run under planner settings of their own, and answer exactly what
+    they answer once the tables are analyzed; the settings end with the read."""
+    import psycopg
+
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+    url = pg_server.create_database()
+    try:
+        with open_store(url) as store, psycopg.connect(url, autocommit=True) as admin:
+            for table in ("records", "record_tags", "record_words", "search_words"):
+                admin.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+            batches = []
+            for i in range(300):
+                repo = REPO if i % 3 else OTHER
+                record = entry(f"{words[i % 8]} {words[i * 5 % 8]} {i}", f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}T00:00:00Z",
+                               tags=[f"t{i % 4}"] + (["rare"] if i % 50 == 0 else []),
+                               description=" ".join(words[(i + k) % 8] for k in range(i % 4)))
+                batches.append(CommitBatch(source="https://pds.test", seq=i + 1, did=repo, rev=f"3l{i:011d}",
+                                           ops=(make_op(ENTRY_NSID, f"3k{i:011d}", record, repo=repo),)))
+            store.apply_many(batches)  # one transaction, the rows copied in
+            assert admin.execute("SELECT COUNT(*) FROM pg_stats WHERE tablename IN "
+                                 "('records', 'record_tags', 'record_words', 'search_words')").fetchone()[0] == 0
+            monkeypatch.setattr(store, "scored_matches", 60)  # "alpha" is then too common to score
+
+            def answers():
+                out = {}
+                for word in ("alpha", "lima", "harli", "golf 7"):
+                    out[word] = [(r.uri, r.score) for r in every_page(
+                        lambda **kw: store.search_entries(search_words(word), **kw), 7)]
+                    out[word, "author"] = [(r.uri, r.score) for r in every_page(
+                        lambda **kw: store.search_entries(search_words(word), did=OTHER, **kw), 5)]
+                    out[word, "tag"] = [(r.uri, r.score) for r in every_page(
+                        lambda **kw: store.search_entries(search_words(word), tags=["t1"], **kw), 5)]
+                for tags in (["t2"], ["rare"], ["t0", "rare"]):
+                    out[tuple(tags)] = [r.uri for r in every_page(
+                        lambda **kw: store.search_entries([], tags=tags, **kw), 9)]
+                out["phrase"] = uris(store.list_records(ENTRY_NSID, query="bravo 1", limit=100))
+                return out
+
+            def holding(word):
+                return [r.uri for r in listed if word in f"{r.value['name']} {r.value.get('description', '')}"]
+
+            before = answers()
+            listed = store.list_records(ENTRY_NSID, limit=300).records
+            assert len(before["alpha"]) > 60 and all(score == 0 for _, score in before["alpha"])
+            assert [uri for uri, _ in before["alpha"]] == holding("alpha")  # newest first
+            assert sorted(uri for uri, _ in before["harli"]) == sorted(holding("harli"))
+            assert before["lima"] == [] and before["phrase"]
+            assert before[("t2",)] == [r.uri for r in listed if "t2" in r.value["tags"]]
+            assert before[("t0", "rare")] == [r.uri for r in listed if {"t0", "rare"} <= set(r.value["tags"])]
+            with store._read() as db:  # the connection the searches used: its settings are the server's again
+                assert db.one("SHOW enable_sort") == ("on",) and db.one("SHOW enable_seqscan") == ("on",)
+            admin.execute("ANALYZE")
+            assert admin.execute("SELECT COUNT(*) FROM pg_stats WHERE tablename = 'records'").fetchone()[0] > 0
+            assert answers() == before
+    finally:
+        pg_server.drop_database(url)

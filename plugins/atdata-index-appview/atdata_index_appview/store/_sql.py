@@ -134,6 +134,7 @@ class _Db:
         self.conn = conn
         self._ph = placeholder
         self.found: Any = None  # what a store found while planning a query, for the query itself
+        self.settings: Any = None  # where a store keeps the planner settings of a read (see SqlStore._planner)
 
     def _sql(self, sql: str) -> str:
         return sql if self._ph == "?" else sql.replace("?", self._ph)
@@ -290,6 +291,18 @@ class SqlStore:
             if row and row[0] < fewest:
                 rarest, fewest = tag, row[0]
         return rarest
+
+    @contextmanager
+    def _search_read(self) -> Iterator[_Db]:
+        """A connection for a search or a listing, whose statements may be planned with settings of
+        their own (:meth:`_planner`), which end with it."""
+        with self._read() as db:
+            yield db
+
+    def _planner(self, db: _Db, **enabled: bool) -> None:
+        """Allow or forbid kinds of plan for the statements that follow in a :meth:`_search_read`
+        (``sort=False``: no sorting step, the order comes from an index): for a planner whose choice
+        hangs on statistics that a store just filled may not have yet. Nothing here."""
 
     def _name_word_test(self, word: str) -> tuple[str, list[Any]]:
         """A clause true when ``word`` is a whole word of the name."""
@@ -759,7 +772,7 @@ class SqlStore:
         ignoring case; ``tags`` records carrying every tag.
         """
         phrase = fold(query) if query else ""
-        with self._read() as db:
+        with self._search_read() as db:
             return self._list_in(db, collection, did, ref_a, ref_b, phrase, tags, after, limit)
 
     def _list_in(self, db: _Db, collection: str, did: str | None, ref_a: str | None, ref_b: str | None,
@@ -789,6 +802,9 @@ class SqlStore:
 
     #: How a listing by tag joins the tag's rows to the records (SQLite: in that order, always).
     _tag_join = "JOIN"
+    #: Whether a listing by tag reads each record in a subquery of its tag row (``LATERAL``): the
+    #: tag's rows are then read first whatever the planner expects of the records' filters.
+    _tag_lateral = False
 
     def _tag_walk(self, db: _Db, collection: str, tags: Sequence[str], after: PageKey | None, limit: int) -> Page:
         """Records carrying every tag, newest first: the rows of one tag read in time order from
@@ -805,20 +821,33 @@ class SqlStore:
                               (tag, _COUNTED_TAG_ROWS))
                 counts[tag] = row[0] if row else 0
             lead = min(distinct, key=lambda tag: counts[tag])
-        where = ["t.tag = ?", "r.collection = ?", "r.visible = 1"]
-        params: list[Any] = [lead, collection]
+        tag_where, tag_params = ["t.tag = ?"], [lead]
+        if after is not None:
+            tag_where.append("(t.sort_time, t.uri) < (?, ?)")
+            tag_params.extend([after.sort_time, after.uri])
+        record_where, record_params = ["r.collection = ?", "r.visible = 1"], [collection]
         for tag in distinct:
             if tag != lead:
-                where.append("EXISTS (SELECT 1 FROM record_tags AS o WHERE o.uri = r.uri AND o.tag = ?)")
-                params.append(tag)
-        if after is not None:
-            where.append("(t.sort_time, t.uri) < (?, ?)")
-            params.extend([after.sort_time, after.uri])
+                record_where.append("EXISTS (SELECT 1 FROM record_tags AS o WHERE o.uri = r.uri AND o.tag = ?)")
+                record_params.append(tag)
         columns = ", ".join(f"r.{column.strip()}" for column in _COLUMNS.split(","))
-        sql = (
-            f"SELECT {columns} FROM record_tags AS t {self._tag_join} records AS r ON r.uri = t.uri "
-            f"WHERE {' AND '.join(where)} ORDER BY t.sort_time DESC, t.uri DESC LIMIT ?"
-        )
+        if self._tag_lateral:
+            # OFFSET 0 keeps the subquery whole (never merged into a join the planner could reorder):
+            # each tag row, in the order of its index, looks up its own record until the page is full.
+            self._planner(db, sort=False)
+            sql = (
+                f"SELECT {columns} FROM record_tags AS t CROSS JOIN LATERAL (SELECT {columns} FROM records AS r "
+                f"WHERE r.uri = t.uri AND {' AND '.join(record_where)} OFFSET 0) AS r "
+                f"WHERE {' AND '.join(tag_where)} ORDER BY t.sort_time DESC, t.uri DESC LIMIT ?"
+            )
+            params = [*record_params, *tag_params]
+        else:
+            where = [tag_where[0], *record_where, *tag_where[1:]]
+            params = [lead, *record_params, *tag_params[1:]]
+            sql = (
+                f"SELECT {columns} FROM record_tags AS t {self._tag_join} records AS r ON r.uri = t.uri "
+                f"WHERE {' AND '.join(where)} ORDER BY t.sort_time DESC, t.uri DESC LIMIT ?"
+            )
         rows = db.all(sql, [*params, limit + 1])
         return self._page(self._records(rows), limit, ranked=False)
 
@@ -856,7 +885,7 @@ class SqlStore:
                 page = Page((), None)  # past a positive score, an empty query has nothing left
             ranked = tuple(attrs.evolve(record, score=0) for record in page.records)
             return Page(ranked, None if page.next is None else attrs.evolve(page.next, score=0))
-        with self._read() as db:
+        with self._search_read() as db:
             newest = after.score == 0 if after is not None else self._matches_over(db, words, self.scored_matches)
             collection_test, tag_tests = self._plan(db, text=not newest, tags=tags)
             where = [collection_test, "visible = 1"]
@@ -864,6 +893,9 @@ class SqlStore:
             if not self._filters(where, params, did=did, ref_a=schema_ref, tags=tags, tag_tests=tag_tests):
                 return Page((), None)
             if newest:
+                # Walking the time index is the plan for the text alone (and an author's, in their own
+                # index); with a schema or tags the planner weighs those filters.
+                self._planner(db, sort=bool(schema_ref is not None or tags))
                 return self._newest_matches(db, words, where, params, after, limit)
             clause, values = self._text_filter(words, db)
             where.append(clause)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from atdata_core.plugins import ENTRY_NSID
@@ -273,6 +273,37 @@ class PostgresStore(SqlStore):
                 (dids, list(revs), list(datas), list(times)),
             )
 
+    # A store just filled has no statistics until autovacuum analyzes its tables (a minute or more
+    # later, the longer the busier the server): the planner then takes each equality for one row in
+    # 200, expects `collection = ? AND visible = 1` to keep a handful of the records, and sorts
+    # them rather than walk the time index, reading every record (a tag listing or a search's
+    # sample of the newest entries: 23,000 pages at 100,000 entries); it reads the words table
+    # whole rather than through its trigram index. The statements of a search or a listing are
+    # run in a transaction that forbids those plans where they are never right (_planner).
+    _tag_lateral = True
+
+    @contextmanager
+    def _search_read(self) -> Iterator[_Db]:
+        with self._read() as db, ExitStack() as scope:
+            db.settings = (scope, {})
+            yield db
+
+    def _planner(self, db: _Db, **enabled: bool) -> None:
+        if db.settings is None:
+            return
+        scope, current = db.settings
+        changed = {name: on for name, on in enabled.items() if current.get(name, True) != on}
+        if not changed:
+            return
+        if not current:
+            # SET LOCAL lasts until the transaction ends: the read's own, begun with the first setting.
+            scope.enter_context(self._transaction(db.conn))
+        values: list[Any] = []
+        for name, on in changed.items():
+            values.extend([f"enable_{name}", "on" if on else "off"])
+        db.one("SELECT " + ", ".join("set_config(?, ?, true)" for _ in changed), values)
+        current.update(changed)
+
     def _lock_migrations(self, db: _Db) -> None:
         db.run("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
 
@@ -292,6 +323,7 @@ class PostgresStore(SqlStore):
         # word, and for a word of few distinct trigrams); the newest entries are a sample that the
         # time index reads cheaply, scaled to the table's size (its largest id: no statistics needed).
         clause, values = self._text_test(words)
+        self._planner(db, sort=False)  # the newest entries from the time index, never all of them sorted
         row = db.one(
             "SELECT (SELECT COUNT(*) FROM (SELECT search_f FROM records WHERE collection = ? AND visible = 1 "
             f"ORDER BY sort_time DESC, uri DESC LIMIT ?) AS newest WHERE {clause}), (SELECT MAX(id) FROM records)",
@@ -316,7 +348,9 @@ class PostgresStore(SqlStore):
         if db is not None:
             # A search's candidates are fetched first and named by id: the plan of the search then
             # does not hang on statistics of the words' tables (a store just filled has none, and
-            # the planner may choose to read every record).
+            # the planner may choose to read every record). The words are found through their
+            # trigram index, never by reading the words' table whole (its plan without statistics).
+            self._planner(db, sort=True, seqscan=False)
             rows = db.all(f"SELECT id FROM record_words WHERE {holds} LIMIT ?", [*patterns, _CANDIDATES_NAMED + 1])
             if len(rows) <= _CANDIDATES_NAMED:
                 return f"id = ANY(?::bigint[]) AND {test}", [[row[0] for row in rows], *values]
