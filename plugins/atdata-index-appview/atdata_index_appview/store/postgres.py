@@ -312,7 +312,11 @@ class PostgresStore(SqlStore):
         # rare tag it may walk the time index expecting the tag's rows early. Start from its rows.
         tag_tests = {tag: _TAG_IN for tag in tags}
         if text:
-            return "collection = ?", tag_tests
+            # The records of a text search come from its words: the collection is tested on each,
+            # never looked up in an index (without statistics the planner takes it for one record
+            # in 200 and reads a collection's 100,000 entries of records_by_ref_b, to AND with
+            # the candidates' ids or instead of them: 8-10 ms and more, against 0.3 for the ids).
+            return "(collection = ?) IS TRUE", tag_tests
         rarest = self._rarest_tag(db, tags)
         if rarest is not None:
             tag_tests[rarest] = _TAG_ROWS_FIRST
