@@ -858,5 +858,16 @@ def test_a_postgresql_store_searched_before_its_tables_are_analyzed_answers_as_a
             admin.execute("ANALYZE")
             assert admin.execute("SELECT COUNT(*) FROM pg_stats WHERE tablename = 'records'").fetchone()[0] > 0
             assert answers() == before
+            # With statistics, the words' trigger still probes the known words' index (migration 6),
+            # and a bulk write after it is searchable as before.
+            config = admin.execute("SELECT proconfig FROM pg_proc WHERE proname = 'record_words_inserted'").fetchone()[0]
+            assert set(config) == {"enable_hashjoin=off", "enable_mergejoin=off"}
+            store.apply_many([
+                CommitBatch(source="https://pds.test", seq=1000 + i, did=REPO, rev=f"3m{i:011d}",
+                            ops=(make_op(ENTRY_NSID, f"3m{i:011d}", entry(f"later {words[i % 8]}x{i}")),))
+                for i in range(150)])
+            assert len(store.search_entries(search_words("later"), limit=100).records) == 100
+            assert sorted(names(store.search_entries(search_words("golfx"), limit=100).records)) == sorted(
+                f"later golfx{i}" for i in range(150) if i % 8 == 6)
     finally:
         pg_server.drop_database(url)
