@@ -732,6 +732,49 @@ def test_a_sqlite_store_of_an_earlier_version_is_migrated_and_keeps_its_text_ind
         assert names(every_page(lambda **kw: new.list_records(ENTRY_NSID, tags=["t"], **kw), 1)) == ["older"]
 
 
+def test_sqlite_look_ups_by_schema_id_and_name_use_indexes_of_schemas_and_labels_alone(tmp_path, make_op, commit,
+                                                                                       monkeypatch):
+    """Version 6 makes the look-ups' indexes partial (entries, most of the records, are not in them): a
+    store of version 5 migrates, finds what it found, and its look-ups still read only the account's
+    records of the collection."""
+    from atdata_index_appview.store import _sql, sqlite
+
+    url = f"sqlite:///{tmp_path / 'v5.db'}"
+    monkeypatch.setattr(sqlite.SqliteStore, "migrations", sqlite.MIGRATIONS[:5])
+    with open_store(url) as old:
+        commit(old, [
+            make_op(SCHEMA_NSID, "com.example.image:1.0.0", schema()),
+            make_op(SCHEMA_NSID, "3kschemaaaa2a", schema(name="com.example.audio", version="2.0.0")),
+            make_op(LABEL_NSID, "3klabelaaaa2a", {"$type": LABEL_NSID, "name": "stable", "version": "1.0.0",
+                                                  "datasetUri": f"at://{REPO}/{ENTRY_NSID}/3kentryaaaa2a",
+                                                  "createdAt": "2025-03-01T00:00:00Z"}),
+            make_op(ENTRY_NSID, "3kentryaaaa2a", entry("stable")),  # an entry named as the label is not one
+        ])
+        assert old.schema_version() == 5
+    monkeypatch.undo()
+    with open_store(url) as new:
+        assert new.schema_version() == 6
+        commit(new, [make_op(SCHEMA_NSID, "3kschemabbb2a", schema(name="com.example.image", version="1.1.0"))])
+        assert sorted(r.rkey for r in new.schema_candidates(REPO, "com.example.image")) == [
+            "3kschemabbb2a", "com.example.image:1.0.0"]
+        assert [r.rkey for r in new.schema_candidates(REPO, "com.example.audio")] == ["3kschemaaaa2a"]
+        assert [r.rkey for r in new.label_candidates(REPO, "stable")] == ["3klabelaaaa2a"]
+
+        statements = []
+        real_all = _sql._Db.all
+        monkeypatch.setattr(_sql._Db, "all", lambda db, sql, params=(): statements.append((sql, params)) or real_all(db, sql, params))
+        new.schema_candidates(REPO, "com.example.image")
+        new.label_candidates(REPO, "stable")
+        monkeypatch.undo()
+        with new._read() as db:
+            plans = [" ".join(row[-1] for row in db.all("EXPLAIN QUERY PLAN " + sql, params)) for sql, params in statements]
+            partial = [row[0] for row in db.all("SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '%WHERE collection%'")]
+    assert sorted(partial) == ["records_by_label_name", "records_by_schema_id", "records_by_schema_name"]
+    assert len(plans) == 2
+    for plan in plans:  # an account's records of the collection, or the partial indexes: never every record
+        assert "SEARCH records USING INDEX" in plan and "SCAN" not in plan, plan
+
+
 def test_a_postgresql_store_of_an_earlier_version_is_migrated_and_its_text_searchable(pg_server, make_op, commit,
                                                                                         monkeypatch):
     from atdata_index_appview.store import postgres
