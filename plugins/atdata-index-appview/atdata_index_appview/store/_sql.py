@@ -277,8 +277,8 @@ class SqlStore:
         """``(the clause keeping one collection, the clause keeping each tag)``, each with one ``?``.
 
         A store whose planner cannot tell a selective filter (the text, a rare tag) from the
-        time-ordered walk of a whole collection says here which to prefer; PostgreSQL's planner
-        knows from its statistics.
+        time-ordered walk of a whole collection says here which to prefer (PostgreSQL's planner
+        knows from its statistics, when the store has any yet).
         """
         return "collection = ?", {tag: _TAG_IN for tag in tags}
 
