@@ -75,7 +75,7 @@ class IngestSettings:
     max_repo_bytes: int = attrs.field(default=512 * 1024 * 1024, validator=_positive)
     identity_ttl: float = attrs.field(default=3600.0, validator=_positive)
     resync_interval: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
-    queue_size: int = attrs.field(default=1024, validator=_positive)
+    queue_size: int = attrs.field(default=4096, validator=_positive)
     lookup_timeout: float = attrs.field(default=10.0, validator=_positive)
     check_frames_apart: bool = False
 
