@@ -801,6 +801,82 @@ def test_a_postgresql_store_of_an_earlier_version_is_migrated_and_its_text_searc
         pg_server.drop_database(url)
 
 
+def test_postgresql_look_ups_by_schema_id_and_name_use_indexes_of_schemas_and_labels_alone(pg_server, make_op, commit,
+                                                                                           monkeypatch):
+    """Version 7 makes the look-ups' indexes partial, as the SQLite store's version 6: a store of version
+    6 migrates, finds what it found, and its look-ups read an index whether planned for their values or
+    generically (a prepared statement), with or without statistics: never every record."""
+    from atdata_index_appview.store import _sql, postgres
+
+    url = pg_server.create_database()
+    try:
+        monkeypatch.setattr(postgres.PostgresStore, "migrations", postgres.MIGRATIONS[:6])
+        with open_store(url) as old:
+            commit(old, [
+                make_op(SCHEMA_NSID, "com.example.image:1.0.0", schema()),
+                make_op(SCHEMA_NSID, "3kschemaaaa2a", schema(name="com.example.audio", version="2.0.0")),
+                make_op(LABEL_NSID, "3klabelaaaa2a", {"$type": LABEL_NSID, "name": "stable", "version": "1.0.0",
+                                                      "datasetUri": f"at://{REPO}/{ENTRY_NSID}/3kentryaaaa2a",
+                                                      "createdAt": "2025-03-01T00:00:00Z"}),
+                make_op(ENTRY_NSID, "3kentryaaaa2a", entry("stable")),  # an entry named as the label is not one
+            ])
+            assert old.schema_version() == 6
+        monkeypatch.undo()
+        with open_store(url) as new:
+            assert new.schema_version() == 7
+            commit(new, [make_op(SCHEMA_NSID, "3kschemabbb2a", schema(name="com.example.image", version="1.1.0"))])
+            assert sorted(r.rkey for r in new.schema_candidates(REPO, "com.example.image")) == [
+                "3kschemabbb2a", "com.example.image:1.0.0"]
+            assert [r.rkey for r in new.schema_candidates(REPO, "com.example.audio")] == ["3kschemaaaa2a"]
+            assert [r.rkey for r in new.label_candidates(REPO, "stable")] == ["3klabelaaaa2a"]
+
+            statements = []
+            real_all = _sql._Db.all
+            monkeypatch.setattr(_sql._Db, "all", lambda db, sql, params=(): statements.append((db._sql(sql), params))
+                                or real_all(db, sql, params))
+            new.schema_candidates(REPO, "com.example.image")
+            new.label_candidates(REPO, "stable")
+            monkeypatch.undo()
+            assert len(statements) == 2
+            with new._read() as db:
+                # Enough entries of other accounts, and of this one, that reading every record costs
+                # more than an index would (a table of a few rows is read whole whatever its indexes).
+                db.run("INSERT INTO records (uri, did, collection, rkey, value, indexed_at, sort_time, name) "
+                       "SELECT 'at://' || did || '/' || %s || '/e' || i, did, %s, 'e' || i, '{}', '2025', '2025', "
+                       "'e' || i FROM generate_series(1, 20000) AS i, LATERAL (SELECT CASE WHEN i %% 40 = 0 "
+                       "THEN %s ELSE 'did:plc:other' || (i %% 500) END AS did) AS a",
+                       (ENTRY_NSID, ENTRY_NSID, REPO))
+                indexes = [row[0] for row in db.all("SELECT indexname FROM pg_indexes WHERE tablename = 'records' "
+                                                    "AND indexdef LIKE '%%WHERE%%collection%%'")]
+                plans = {}
+                for stats in ("without statistics", "with statistics"):
+                    if stats == "with statistics":
+                        db.run("ANALYZE records")
+                    for n, (sql, params) in enumerate(statements):
+                        plans[stats, n, "custom"] = "\n".join(
+                            row[0] for row in db.all("EXPLAIN " + sql.replace("%s", "{}").format(
+                                *(f"'{p}'" for p in params))))
+                        numbered = sql
+                        for k in range(1, len(params) + 1):
+                            numbered = numbered.replace("%s", f"${k}", 1)
+                        db.run("SET plan_cache_mode = force_generic_plan")
+                        db.run(f"PREPARE look_up ({', '.join(['text'] * len(params))}) AS {numbered}")
+                        plans[stats, n, "generic"] = "\n".join(
+                            row[0] for row in db.all("EXPLAIN EXECUTE look_up ({})".format(
+                                ", ".join(f"'{p}'" for p in params))))
+                        db.run("DEALLOCATE look_up")
+                        db.run("RESET plan_cache_mode")
+        assert sorted(indexes) == ["records_by_label_name", "records_by_schema_id", "records_by_schema_name"]
+        for key, plan in plans.items():  # the partial indexes, or an account's records of the collection
+            assert "Index" in plan and "Seq Scan" not in plan, (key, plan)
+        # Planned for its values, a look-up reads its partial index (schemas: by schema id or by name).
+        for stats in ("without statistics", "with statistics"):
+            assert any(f" records_by_schema_{by} " in plans[stats, 0, "custom"] for by in ("id", "name"))
+            assert " records_by_label_name " in plans[stats, 1, "custom"]
+    finally:
+        pg_server.drop_database(url)
+
+
 def test_a_listing_by_tags_follows_the_records_times_and_pages_once(store, make_op, commit):
     ops = [make_op(ENTRY_NSID, f"3k{i:011d}", entry(f"d{i}", f"2025-03-{1 + i % 9:02d}T00:00:00Z",
                                                     tags=["common"] + (["rare"] if i % 7 == 0 else [])))
