@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from atdata_index_appview.store._sql import _TAG_EXISTS, _TAG_IN, SqlStore, StoreError
+from atdata_index_appview.store._sql import _TAG_EXISTS, _TAG_IN, SqlStore, StoreError, _Bulk
 
 __all__ = ["SqliteStore"]
 
@@ -273,6 +273,33 @@ class SqliteStore(SqlStore):
         if checkpointer is not None:
             checkpointer.join()
         super().close()
+
+    # Records new to the store are written a table at a time (see SqlStore._write_bulk): one
+    # executemany per table instead of five or six statements a record, and the text of all of
+    # them indexed by one INSERT ... SELECT of the rows just written.
+    _bulk_writes = True
+
+    def _write_bulk(self, db: Any, bulk: _Bulk) -> None:
+        if bulk.unquarantined:
+            db.run("DELETE FROM quarantine WHERE uri IN (SELECT value FROM json_each(?))", (json.dumps(bulk.unquarantined),))
+        if bulk.records:
+            # Row ids only grow (AUTOINCREMENT): the rows above the largest before are this batch's.
+            last = db.one("SELECT COALESCE(MAX(id), 0) FROM records")[0]
+            db.many(f"INSERT INTO records ({self._RECORD_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", bulk.records)
+            db.run("INSERT INTO records_fts (rowid, search_f) SELECT id, search_f FROM records WHERE id > ? ORDER BY id",
+                   (last,))
+        if bulk.tags:
+            db.many("INSERT INTO record_tags (uri, tag, sort_time) VALUES (?, ?, ?)", bulk.tags)
+        if bulk.changes:
+            db.many("INSERT INTO changes (action, uri, did, collection, rkey, cid, value, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    bulk.changes)
+        if bulk.accounts:
+            db.many(
+                "INSERT INTO accounts (did, active, rev, data, updated_at) VALUES (?, 1, ?, ?, ?) "
+                "ON CONFLICT (did) DO UPDATE SET rev = excluded.rev, data = excluded.data, updated_at = excluded.updated_at",
+                [(did, rev, data, at) for did, (rev, data, at) in bulk.accounts.items()],
+            )
 
     def _write_record(self, db: Any, values: tuple) -> bool:
         # A new URI is inserted and its text indexed here; a known one is updated in place (its
