@@ -877,30 +877,6 @@ def test_postgresql_look_ups_by_schema_id_and_name_use_indexes_of_schemas_and_la
         pg_server.drop_database(url)
 
 
-def test_a_postgresql_search_of_few_candidates_scores_them_without_sampling(pg_server, pg_template, make_op, commit,
-                                                                            monkeypatch):
-    """The words' candidates, fewer than scoring's limit, tell that the matches are too: the search
-    scores them, fetched once, without sampling the newest entries."""
-    from atdata_index_appview.store import _sql
-
-    url = pg_server.create_database(template=pg_template)
-    try:
-        with open_store(url) as store:
-            commit(store, [make_op(ENTRY_NSID, f"3k{i:011d}", entry(f"river {i}" if i % 2 else f"lake {i}"))
-                           for i in range(10)])
-            statements = []
-            real_all = _sql._Db.all
-            monkeypatch.setattr(_sql._Db, "all", lambda db, sql, params=(): statements.append(sql)
-                                or real_all(db, sql, params))
-            found = names(store.search_entries(search_words("river")).records)
-            monkeypatch.undo()
-            assert sorted(found) == [f"river {i}" for i in (1, 3, 5, 7, 9)]
-            assert sum("FROM record_words" in sql for sql in statements) == 1, statements
-            assert not any("ORDER BY sort_time DESC, uri DESC LIMIT" in sql for sql in statements), statements
-    finally:
-        pg_server.drop_database(url)
-
-
 def test_a_listing_by_tags_follows_the_records_times_and_pages_once(store, make_op, commit):
     ops = [make_op(ENTRY_NSID, f"3k{i:011d}", entry(f"d{i}", f"2025-03-{1 + i % 9:02d}T00:00:00Z",
                                                     tags=["common"] + (["rare"] if i % 7 == 0 else [])))

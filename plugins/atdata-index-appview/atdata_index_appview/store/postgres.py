@@ -363,14 +363,6 @@ class PostgresStore(SqlStore):
         # Counting through the trigram index reads and tests every candidate row (many for a common
         # word, and for a word of few distinct trigrams); the newest entries are a sample that the
         # time index reads cheaply, scaled to the table's size (its largest id: no statistics needed).
-        # The words' candidates hold every match: when they are fewer than n, so are the matches, and
-        # the search scores them (the slowest one-word searches, 800-900 candidates: the sample cost
-        # 3 ms more). The search then reads the candidates kept here (_text_filter).
-        found = self._candidate_ids(db, words)
-        if found is not None:
-            db.found = (tuple(words), found)
-            if len(found) <= n:
-                return False
         clause, values = self._text_test(words)
         self._planner(db, sort=False)  # the newest entries from the time index, never all of them sorted
         row = db.one(
@@ -382,46 +374,27 @@ class PostgresStore(SqlStore):
             return False
         return row[0] * max(1.0, (row[1] or 0) / _SAMPLED) > n
 
-    @staticmethod
-    def _holds(words: Sequence[str]) -> tuple[str, list[str]]:
+    def _text_filter(self, words: Sequence[str], db: _Db | None = None) -> tuple[str, list[Any]]:
         # The records holding a word that holds each search word (LIKE on the trigram-indexed words,
-        # for words of 3+ characters). Text with white space (a listing's phrase) is looked up by its
-        # pieces between white space, each of which lies within one word. ("", []) without pieces.
+        # for words of 3+ characters), then the text itself tested. Text with white space (a listing's
+        # phrase) is looked up by its pieces between white space, each of which lies within one word.
         pieces = list(dict.fromkeys(piece for word in words for piece in _SPACE.split(word) if piece))
+        test, values = self._text_test(words)
+        if not pieces:
+            return test, values
         holds = " AND ".join(
             "words && ARRAY(SELECT hash FROM search_words WHERE word LIKE ? ESCAPE '\\')" for _ in pieces
         )
-        return holds, [_like_pattern(piece) for piece in pieces]
-
-    def _candidate_ids(self, db: _Db, words: Sequence[str]) -> list[int] | None:
-        """The ids of the records holding a word that holds each search word, at most
-        _CANDIDATES_NAMED + 1 of them (None without pieces to look up)."""
-        holds, patterns = self._holds(words)
-        if not holds:
-            return None
-        # The words are found through their trigram index, never by reading the words' table whole
-        # (its plan without statistics).
-        self._planner(db, sort=True, seqscan=False)
-        rows = db.all(f"SELECT id FROM record_words WHERE {holds} LIMIT ?", [*patterns, _CANDIDATES_NAMED + 1])
-        return [row[0] for row in rows]
-
-    def _text_filter(self, words: Sequence[str], db: _Db | None = None) -> tuple[str, list[Any]]:
-        # The records holding a word that holds each search word, then the text itself tested.
-        test, values = self._text_test(words)
-        holds, patterns = self._holds(words)
-        if not holds:
-            return test, values
+        patterns = [_like_pattern(piece) for piece in pieces]
         if db is not None:
-            # A search's candidates are fetched first (or were, by _matches_over) and named by id:
-            # the plan of the search then does not hang on statistics of the words' tables (a store
-            # just filled has none, and the planner may choose to read every record).
-            found = db.found[1] if db.found is not None and db.found[0] == tuple(words) else None
-            if found is None:
-                found = self._candidate_ids(db, words)
-            else:
-                self._planner(db, sort=True, seqscan=False)
-            if len(found) <= _CANDIDATES_NAMED:
-                return f"id = ANY(?::bigint[]) AND {test}", [found, *values]
+            # A search's candidates are fetched first and named by id: the plan of the search then
+            # does not hang on statistics of the words' tables (a store just filled has none, and
+            # the planner may choose to read every record). The words are found through their
+            # trigram index, never by reading the words' table whole (its plan without statistics).
+            self._planner(db, sort=True, seqscan=False)
+            rows = db.all(f"SELECT id FROM record_words WHERE {holds} LIMIT ?", [*patterns, _CANDIDATES_NAMED + 1])
+            if len(rows) <= _CANDIDATES_NAMED:
+                return f"id = ANY(?::bigint[]) AND {test}", [[row[0] for row in rows], *values]
         return f"id IN (SELECT id FROM record_words WHERE {holds}) AND {test}", [*patterns, *values]
 
     def _name_word_test(self, word: str) -> tuple[str, list[Any]]:
