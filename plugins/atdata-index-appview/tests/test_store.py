@@ -732,15 +732,13 @@ def test_a_sqlite_store_of_an_earlier_version_is_migrated_and_keeps_its_text_ind
         assert names(every_page(lambda **kw: new.list_records(ENTRY_NSID, tags=["t"], **kw), 1)) == ["older"]
 
 
-def test_sqlite_look_ups_by_schema_id_and_name_use_indexes_of_schemas_and_labels_alone(tmp_path, make_op, commit,
-                                                                                       monkeypatch):
-    """Version 6 makes the look-ups' indexes partial (entries, most of the records, are not in them): a
-    store of version 5 migrates, finds what it found, and its look-ups still read only the account's
-    records of the collection."""
-    from atdata_index_appview.store import _sql, sqlite
+def _migrate_and_capture_look_ups(url, store_class, version, make_op, commit, monkeypatch):
+    """Write schemas, a label and an entry named as the label with ``store_class`` at migration
+    ``version``, open the store again at the latest (``version + 1``), check that its look-ups find
+    what they found, and return it with the look-ups' statements ``(sql, params)``, as run."""
+    from atdata_index_appview.store import _sql
 
-    url = f"sqlite:///{tmp_path / 'v5.db'}"
-    monkeypatch.setattr(sqlite.SqliteStore, "migrations", sqlite.MIGRATIONS[:5])
+    monkeypatch.setattr(store_class, "migrations", store_class.migrations[:version])
     with open_store(url) as old:
         commit(old, [
             make_op(SCHEMA_NSID, "com.example.image:1.0.0", schema()),
@@ -750,22 +748,37 @@ def test_sqlite_look_ups_by_schema_id_and_name_use_indexes_of_schemas_and_labels
                                                   "createdAt": "2025-03-01T00:00:00Z"}),
             make_op(ENTRY_NSID, "3kentryaaaa2a", entry("stable")),  # an entry named as the label is not one
         ])
-        assert old.schema_version() == 5
+        assert old.schema_version() == version
     monkeypatch.undo()
-    with open_store(url) as new:
-        assert new.schema_version() == 6
-        commit(new, [make_op(SCHEMA_NSID, "3kschemabbb2a", schema(name="com.example.image", version="1.1.0"))])
-        assert sorted(r.rkey for r in new.schema_candidates(REPO, "com.example.image")) == [
-            "3kschemabbb2a", "com.example.image:1.0.0"]
-        assert [r.rkey for r in new.schema_candidates(REPO, "com.example.audio")] == ["3kschemaaaa2a"]
-        assert [r.rkey for r in new.label_candidates(REPO, "stable")] == ["3klabelaaaa2a"]
+    new = open_store(url)
+    assert new.schema_version() == version + 1
+    commit(new, [make_op(SCHEMA_NSID, "3kschemabbb2a", schema(name="com.example.image", version="1.1.0"))])
+    assert sorted(r.rkey for r in new.schema_candidates(REPO, "com.example.image")) == [
+        "3kschemabbb2a", "com.example.image:1.0.0"]
+    assert [r.rkey for r in new.schema_candidates(REPO, "com.example.audio")] == ["3kschemaaaa2a"]
+    assert [r.rkey for r in new.label_candidates(REPO, "stable")] == ["3klabelaaaa2a"]
 
-        statements = []
-        real_all = _sql._Db.all
-        monkeypatch.setattr(_sql._Db, "all", lambda db, sql, params=(): statements.append((sql, params)) or real_all(db, sql, params))
-        new.schema_candidates(REPO, "com.example.image")
-        new.label_candidates(REPO, "stable")
-        monkeypatch.undo()
+    statements = []
+    real_all = _sql._Db.all
+    monkeypatch.setattr(_sql._Db, "all", lambda db, sql, params=(): statements.append((db._sql(sql), params))
+                        or real_all(db, sql, params))
+    new.schema_candidates(REPO, "com.example.image")
+    new.label_candidates(REPO, "stable")
+    monkeypatch.undo()
+    assert len(statements) == 2
+    return new, statements
+
+
+def test_sqlite_look_ups_by_schema_id_and_name_use_indexes_of_schemas_and_labels_alone(tmp_path, make_op, commit,
+                                                                                       monkeypatch):
+    """Version 6 makes the look-ups' indexes partial (entries, most of the records, are not in them): a
+    store of version 5 migrates, finds what it found, and its look-ups still read only the account's
+    records of the collection."""
+    from atdata_index_appview.store import sqlite
+
+    new, statements = _migrate_and_capture_look_ups(f"sqlite:///{tmp_path / 'v5.db'}", sqlite.SqliteStore, 5,
+                                                    make_op, commit, monkeypatch)
+    with new:
         with new._read() as db:
             plans = [" ".join(row[-1] for row in db.all("EXPLAIN QUERY PLAN " + sql, params)) for sql, params in statements]
             partial = [row[0] for row in db.all("SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '%WHERE collection%'")]
@@ -806,38 +819,12 @@ def test_postgresql_look_ups_by_schema_id_and_name_use_indexes_of_schemas_and_la
     """Version 7 makes the look-ups' indexes partial, as the SQLite store's version 6: a store of version
     6 migrates, finds what it found, and its look-ups read an index whether planned for their values or
     generically (a prepared statement), with or without statistics: never every record."""
-    from atdata_index_appview.store import _sql, postgres
+    from atdata_index_appview.store import postgres
 
     url = pg_server.create_database()
     try:
-        monkeypatch.setattr(postgres.PostgresStore, "migrations", postgres.MIGRATIONS[:6])
-        with open_store(url) as old:
-            commit(old, [
-                make_op(SCHEMA_NSID, "com.example.image:1.0.0", schema()),
-                make_op(SCHEMA_NSID, "3kschemaaaa2a", schema(name="com.example.audio", version="2.0.0")),
-                make_op(LABEL_NSID, "3klabelaaaa2a", {"$type": LABEL_NSID, "name": "stable", "version": "1.0.0",
-                                                      "datasetUri": f"at://{REPO}/{ENTRY_NSID}/3kentryaaaa2a",
-                                                      "createdAt": "2025-03-01T00:00:00Z"}),
-                make_op(ENTRY_NSID, "3kentryaaaa2a", entry("stable")),  # an entry named as the label is not one
-            ])
-            assert old.schema_version() == 6
-        monkeypatch.undo()
-        with open_store(url) as new:
-            assert new.schema_version() == 7
-            commit(new, [make_op(SCHEMA_NSID, "3kschemabbb2a", schema(name="com.example.image", version="1.1.0"))])
-            assert sorted(r.rkey for r in new.schema_candidates(REPO, "com.example.image")) == [
-                "3kschemabbb2a", "com.example.image:1.0.0"]
-            assert [r.rkey for r in new.schema_candidates(REPO, "com.example.audio")] == ["3kschemaaaa2a"]
-            assert [r.rkey for r in new.label_candidates(REPO, "stable")] == ["3klabelaaaa2a"]
-
-            statements = []
-            real_all = _sql._Db.all
-            monkeypatch.setattr(_sql._Db, "all", lambda db, sql, params=(): statements.append((db._sql(sql), params))
-                                or real_all(db, sql, params))
-            new.schema_candidates(REPO, "com.example.image")
-            new.label_candidates(REPO, "stable")
-            monkeypatch.undo()
-            assert len(statements) == 2
+        new, statements = _migrate_and_capture_look_ups(url, postgres.PostgresStore, 6, make_op, commit, monkeypatch)
+        with new:
             with new._read() as db:
                 # Enough entries of other accounts, and of this one, that reading every record costs
                 # more than an index would (a table of a few rows is read whole whatever its indexes).
