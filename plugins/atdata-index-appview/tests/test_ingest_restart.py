@@ -2,7 +2,9 @@
 
 An account publishes a few thousand records (creates, then updates and
 deletes among them) in commits of varied sizes while a consumer process
-follows the sandbox's firehose into the AppView's SQLite store. The consumer
+follows the sandbox's firehose into the AppView's store (SQLite, and
+PostgreSQL, whose store writes a run of commits on a thread of its own while
+the next are checked). The consumer
 is killed with SIGKILL at random moments while it writes, and started again
 each time from the cursor the store saved. At the end the index holds exactly
 the account's records, each at its last version, and no restarted consumer
@@ -41,13 +43,13 @@ from atdata_core.plugins import Client
 from atdata_index_appview.ingest import IngestSettings, run_ingest
 from atdata_index_appview.store import open_store
 
-store_path, pds_url, log_path = sys.argv[1:4]
+store_url, pds_url, log_path = sys.argv[1:4]
 handler = logging.FileHandler(log_path)
 handler.setFormatter(logging.Formatter("%(process)d %(levelname)s %(message)s"))
 ingest_log = logging.getLogger("atdata_index_appview.ingest")
 ingest_log.addHandler(handler)
 ingest_log.setLevel(logging.DEBUG)
-store = open_store("sqlite:///" + store_path)
+store = open_store(store_url)
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *args: stop.set())
 print("ready", flush=True)
@@ -88,16 +90,26 @@ def publish(client: Client, commits: list[list[dict]], failures: list) -> None:
         failures.append(err)
 
 
-def indexed(store_path, did: str) -> tuple[dict[str, str], str | None, int | None]:
-    """(uri -> cid of the account's records, its rev, the highest cursor) as the store holds them."""
-    if not os.path.exists(store_path):
-        return {}, None, None
-    db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=10)
+def indexed(store_url: str, did: str) -> tuple[dict[str, str], str | None, int | None]:
+    """(uri -> cid of the account's records, its rev, the highest cursor) as the store holds them,
+    read with the database's own driver (not through the store under test)."""
+    if store_url.startswith("sqlite:///"):
+        path = store_url.removeprefix("sqlite:///")
+        if not os.path.exists(path):
+            return {}, None, None
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        missing: type[Exception] = sqlite3.OperationalError
+        mark = "?"
+    else:
+        import psycopg
+
+        db = psycopg.connect(store_url, autocommit=True)
+        missing, mark = psycopg.errors.UndefinedTable, "%s"
     try:
-        records = dict(db.execute("SELECT uri, cid FROM records WHERE did = ?", (did,)).fetchall())
-        rev = db.execute("SELECT rev FROM accounts WHERE did = ?", (did,)).fetchone()
+        records = dict(db.execute(f"SELECT uri, cid FROM records WHERE did = {mark}", (did,)).fetchall())
+        rev = db.execute(f"SELECT rev FROM accounts WHERE did = {mark}", (did,)).fetchone()
         seq = db.execute("SELECT MAX(seq) FROM cursors").fetchone()
-    except sqlite3.OperationalError:  # the schema is not there yet
+    except missing:  # the schema is not there yet
         return {}, None, None
     finally:
         db.close()
@@ -124,11 +136,24 @@ def sandbox_env(pds_sandbox, tmp_path):
     return env
 
 
-def test_sigkill_at_random_moments_loses_and_duplicates_nothing(pds_sandbox, make_account, sandbox_env, tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_store_url(request, tmp_path):
+    """An empty store's URL, its schema made by the first consumer (the PostgreSQL database created here)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'appview.db'}"
+        return
+    server = request.getfixturevalue("pg_server")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
+
+
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(pds_sandbox, make_account, sandbox_env, tmp_path,
+                                                                 empty_store_url):
     rng = random.Random(20240601)
-    account = make_account("restart")
+    account = make_account("restart-" + empty_store_url.split(":", 1)[0][:2])
     client = Client.login(account.handle, account.password, pds_url=account.pds_url, save=False)
-    store_path = str(tmp_path / "appview.db")
+    store_path = empty_store_url
     log_path = str(tmp_path / "ingest.log")
     script = tmp_path / "consumer.py"
     script.write_text(CONSUMER)

@@ -221,6 +221,17 @@ def test_handles(store):
     assert store.did_for_handle("") is None
 
 
+def test_handles_set_together_apply_in_order(store):
+    third = "did:plc:cccccccccccccccccccccccc"
+    store.set_handles({REPO: "Alice.Test", OTHER: "bob.test", third: "carol\x00.test"})
+    assert store.handle_of(REPO) == "Alice.Test" and store.did_for_handle("bob.test") == OTHER
+    assert store.handle_of(third) == "carol.test"  # cleaned as set_handle cleans it
+    store.set_handles({REPO: "bob.test", OTHER: "alice.test"})  # swapped: each claim takes the handle
+    assert store.did_for_handle("bob.test") == REPO and store.did_for_handle("alice.test") == OTHER
+    store.set_handles({REPO: "same.test", OTHER: "same.test"})  # the last claim wins
+    assert store.did_for_handle("same.test") == OTHER and store.handle_of(REPO) is None
+
+
 def test_an_inactive_account_is_hidden_until_active_again(store, make_op, commit):
     op = make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("mnist", tags=["vision"]))
     commit(store, [op])

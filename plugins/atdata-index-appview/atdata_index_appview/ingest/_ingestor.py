@@ -38,6 +38,7 @@ import logging
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -156,6 +157,8 @@ class Ingestor:
         self._held_since = 0.0
         self._holding = 0  # depth of holding() blocks
         self._repos: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()  # did -> (rev, data)
+        self._handles: dict[str, str | None] = {}  # handles looked up, to write before the next commits
+        self._in_flight: tuple[list[tuple[CommitBatch, list[tuple]]], Future] | None = None
 
     # ------------------------------------------------------------------ entry points
 
@@ -181,7 +184,7 @@ class Ingestor:
         finally:
             self._holding -= 1
         if not self._holding:
-            self._drain()
+            self._drain(wait=False)
 
     def handle_events(self, items: Iterable[tuple[str, Event]]) -> None:
         """Events already waiting, in order, their commits written together."""
@@ -227,16 +230,29 @@ class Ingestor:
     def flush(self) -> None:
         """Write the commits held, the cursors of events that held nothing to index, and the counts."""
         self._drain()
+        self._settle()
+        self._flush_rest()
+
+    def _flush_rest(self) -> None:
         for source, seq in list(self._pending.items()):
             self._store_call("advance", source, seq)
             del self._pending[source]
+        self._flush_counts()
+
+    def _flush_counts(self) -> None:
         counts, self.counts = self.counts, Counter()
         for metric, n in counts.items():
             self._store_call("count", metric, n)
         self._flushed_at = self.clock()
 
     def maybe_flush(self) -> None:
+        """Write what is due: commits left held while others were written, once those are; the
+        counts and cursors every second."""
+        if self._held and not self._holding and (self._in_flight is None or self._in_flight[1].done()):
+            self._drain()
         if self.clock() - self._flushed_at >= _FLUSH_SECONDS:
+            if self._held or self._in_flight is not None and not self._in_flight[1].done():
+                return  # the counts go with the next run of commits (_drain): not waiting for a write now
             self.flush()
 
     def work(self) -> bool:
@@ -266,6 +282,11 @@ class Ingestor:
             self.maybe_flush()
             return True
         return False
+
+    @property
+    def holds(self) -> bool:
+        """Whether commits are held, waiting for the last run to be written (:meth:`maybe_flush`)."""
+        return bool(self._held)
 
     @property
     def waiting(self) -> int:
@@ -427,7 +448,9 @@ class Ingestor:
         except NetworkError as err:
             raise _Unavailable(str(err)) from None
         if fresh and known.handle_checked:
-            self._store_call("set_handle", did, known.handle)
+            # Written before the next commits (_drain): a run of new accounts' handles in one transaction.
+            self._handles.pop(did, None)
+            self._handles[did] = known.handle
         return known
 
     # ------------------------------------------------------------------ resync
@@ -606,19 +629,70 @@ class Ingestor:
                 or self.clock() - self._held_since >= _MAX_HELD_SECONDS):
             self._drain()
 
-    def _drain(self) -> None:
-        """Write the commits held: all in one transaction when the store can, else one by one."""
-        if not self._held:
+    def _drain(self, *, wait: bool = True) -> None:
+        """Write the commits held: all in one transaction when the store can, else one by one.
+
+        A store that can write a run of commits on a thread of its own (``start_apply_many``: a
+        database server does much of the work) is given the run, and this returns at once: the
+        events that follow are verified while the server writes. Whatever comes next waits for
+        that transaction first (:meth:`_settle`): the next run, any other store call, a flush.
+        Unless ``wait``: while it is being written, the commits stay held, to be written with
+        those that follow, or once it is done (:meth:`maybe_flush`).
+        """
+        if not wait and self._held and self._in_flight is not None and not self._in_flight[1].done():
             return
         held, self._held = self._held, []
+        self._settle()  # its quarantines and counts come before the next run is written
+        if self._handles:
+            self._write_handles()
+        if not held:
+            return
+        if self.clock() - self._flushed_at >= _FLUSH_SECONDS:
+            # The counts only: a cursor of an event that held nothing may be past the commits held.
+            self._flush_counts()
+        many = len(held) > 1 and callable(getattr(self.store, "apply_many", None))
+        start = getattr(self.store, "start_apply_many", None)
+        if many and callable(start):
+            try:
+                self._in_flight = (held, start([batch for batch, _ in held]))
+                return
+            except Exception as err:
+                logger.warning("the store could not start writing %d commits (%s)", len(held), err)
         together = False
-        if len(held) > 1 and callable(getattr(self.store, "apply_many", None)):
+        if many:
             try:
                 self.store.apply_many([batch for batch, _ in held])
                 together = True
             except Exception as err:
                 logger.warning("the store refused %d commits written together (%s); writing them one by one",
                                len(held), err)
+        self._written(held, together)
+
+    def _write_handles(self) -> None:
+        handles, self._handles = self._handles, {}
+        if callable(getattr(self.store, "set_handles", None)):
+            self._store_call("set_handles", handles)
+        else:
+            for did, handle in handles.items():
+                self._store_call("set_handle", did, handle)
+
+    def _settle(self) -> None:
+        """Wait for the run of commits being written on the writer thread, and finish it."""
+        if self._in_flight is None:
+            return
+        (held, future), self._in_flight = self._in_flight, None
+        together = False
+        try:
+            future.result()
+            together = True
+        except Exception as err:
+            logger.warning("the store refused %d commits written together (%s); writing them one by one",
+                           len(held), err)
+        self._written(held, together)
+
+    def _written(self, held: list[tuple[CommitBatch, list[tuple]]], together: bool) -> None:
+        """After a run of commits was written together (``together``), or else to write them one by one:
+        their quarantines and counts."""
         for batch, quarantined in held:
             refused: list[tuple] = []
             if not together:
@@ -709,6 +783,7 @@ class Ingestor:
     def _store_call(self, method: str, *args: Any) -> Any:
         if method not in _READS:
             self._drain()  # every other write follows the commits held before it
+        self._settle()
         try:
             return getattr(self.store, method)(*args)
         except Exception as err:

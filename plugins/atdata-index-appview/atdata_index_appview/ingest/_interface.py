@@ -27,6 +27,12 @@ Rules the store relies on (ingestion keeps them, the store need not check):
 A store may also offer ``apply_many(batches)``: the batches applied in order
 in one transaction (all or none). Ingestion uses it when events arrive faster
 than one transaction each can be written, and :meth:`IngestStore.apply` otherwise.
+A store whose writes are mostly a database server's work may offer
+``start_apply_many(batches)``, the same on a thread of its own, returning a
+``concurrent.futures.Future``: ingestion then checks the next events while
+the server writes, and waits for the run before any other store call. And
+``set_handles({did: handle})``: :meth:`IngestStore.set_handle` of each, in
+order, in one transaction (the handles of the new accounts of a run).
 """
 
 from __future__ import annotations

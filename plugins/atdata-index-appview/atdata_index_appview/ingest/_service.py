@@ -84,7 +84,7 @@ def run_ingest(
     try:
         while not stop_event.is_set():
             try:
-                first = events.get(timeout=0.05 if ingestor.waiting else 0.2)
+                first = events.get(timeout=0.005 if ingestor.holds else 0.05 if ingestor.waiting else 0.2)
             except queue.Empty:
                 if not ingestor.work():
                     ingestor.maybe_flush()

@@ -31,6 +31,7 @@ from atdata_core.plugins import ENTRY_NSID, LABEL_NSID, SCHEMA_NSID, AtUri
 from atdata_index_appview.ingest import CommitBatch, RecordOp
 from atdata_index_appview.store._model import (
     MAX_TAG_CHARS,
+    Derived,
     Page,
     PageKey,
     StoredRecord,
@@ -103,6 +104,40 @@ class _Bulk:
 
     def __bool__(self) -> bool:
         return bool(self.records or self.accounts or self.unquarantined)
+
+
+#: What an operation writes that it alone decides: its collection and record key, and for a create
+#: or update its record's JSON text, what is derived from it, and its warnings as JSON (the last
+#: three None when the operation is skipped).
+_Made = tuple[str, str, str | None, Derived | None, str | None]
+
+
+def _made(did: str, op: RecordOp) -> _Made | None:
+    """:data:`_Made` of ``op``, or None when the operation is skipped (logged)."""
+    if _nul(op.uri, op.cid):
+        log.warning("skipping an operation whose URI or CID holds a NUL character")
+        return None
+    try:
+        parsed = AtUri.parse(op.uri)
+    except Exception:  # noqa: BLE001 - ingestion made the URI; a bad one is skipped, never fatal
+        log.warning("skipping an operation on a malformed URI %r", op.uri[:300])
+        return None
+    if parsed.authority != did or not parsed.collection or not parsed.rkey:
+        log.warning("skipping an operation on %r: not a record of %s", op.uri[:300], did)
+        return None
+    collection, rkey = parsed.collection, parsed.rkey
+    if op.action == "delete":
+        return collection, rkey, None, None, None
+    if op.action not in ("create", "update") or not isinstance(op.record, Mapping):
+        log.warning("skipping a %r operation on %s without a record", op.action, op.uri[:300])
+        return collection, rkey, None, None, None
+    try:
+        text = record_json(op.record)
+    except ValueError as err:
+        log.warning("skipping %s: %s", op.uri[:300], err)
+        return collection, rkey, None, None, None
+    warnings = [str(w)[:1000] for w in getattr(op, "warnings", ()) or ()][:50]
+    return collection, rkey, text, derive(collection, rkey, op.record), json.dumps(warnings) if warnings else None
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -386,13 +421,20 @@ class SqlStore:
         """
         if not batches:
             return
+        self._apply_made(batches, self._make(batches))
+
+    def _make(self, batches: Sequence[CommitBatch]) -> list[list[_Made | None]]:
+        """What each operation of ``batches`` writes that the operation alone decides (no reads)."""
+        return [[_made(batch.did, op) for op in batch.ops] for batch in batches]
+
+    def _apply_made(self, batches: Sequence[CommitBatch], made: list[list[_Made | None]]) -> None:
         with self._write() as db, self._pipeline(db.conn):
             tx = _Tx()
             if self._bulk_writes:
                 tx.bulk = _Bulk()
             self._prefetch(db, batches, tx)
-            for batch in batches:
-                self._apply_in(db, batch, tx)
+            for batch, ops_made in zip(batches, made):
+                self._apply_in(db, batch, ops_made, tx)
             self._flush_bulk(db, tx)
             for source, seq in tx.cursors.items():
                 self._set_cursor(db, source, seq)
@@ -440,7 +482,7 @@ class SqlStore:
                 marks = ", ".join("?" for _ in chunk)
                 tx.indexed.update(row[0] for row in db.all(f"SELECT uri FROM records WHERE uri IN ({marks})", chunk))
 
-    def _apply_in(self, db: _Db, batch: CommitBatch, tx: _Tx) -> None:
+    def _apply_in(self, db: _Db, batch: CommitBatch, ops_made: list[_Made | None], tx: _Tx) -> None:
         if _nul(batch.did, batch.rev):
             log.warning("skipping a commit of a repository whose DID or rev holds a NUL character")
             if batch.seq is not None:
@@ -454,8 +496,9 @@ class SqlStore:
             if getattr(batch, "snapshot", False):
                 self._flush_bulk(db, tx)
                 self._clear_repo_except(db, batch.did, {op.uri for op in batch.ops if op.action != "delete"}, tx)
-            for op in batch.ops:
-                self._apply_op(db, batch.did, op, visible, tx)
+            for op, made in zip(batch.ops, ops_made):
+                if made is not None:
+                    self._apply_op(db, batch.did, op, made, visible, tx)
             data = getattr(batch, "data", None)
             data = None if _nul(data) else data
             if tx.bulk is not None:
@@ -495,19 +538,8 @@ class SqlStore:
                 tx.schema_names.pop(uri, None)
             self._refresh_schema_name(db, uri, None)
 
-    def _apply_op(self, db: _Db, did: str, op: RecordOp, visible: int, tx: _Tx) -> None:
-        if _nul(op.uri, op.cid):
-            log.warning("skipping an operation whose URI or CID holds a NUL character")
-            return
-        try:
-            parsed = AtUri.parse(op.uri)
-        except Exception:  # noqa: BLE001 - ingestion made the URI; a bad one is skipped, never fatal
-            log.warning("skipping an operation on a malformed URI %r", op.uri[:300])
-            return
-        if parsed.authority != did or not parsed.collection or not parsed.rkey:
-            log.warning("skipping an operation on %r: not a record of %s", op.uri[:300], did)
-            return
-        collection, rkey = parsed.collection, parsed.rkey
+    def _apply_op(self, db: _Db, did: str, op: RecordOp, made: _Made, visible: int, tx: _Tx) -> None:
+        collection, rkey, text, derived, warnings = made
         bulk = tx.bulk is not None and op.action != "delete" and collection != SCHEMA_NSID \
             and op.uri not in tx.indexed
         if tx.bulk and not bulk:
@@ -515,16 +547,8 @@ class SqlStore:
         if op.action == "delete":
             self._delete(db, op.uri, collection, tx)
             return
-        if op.action not in ("create", "update") or not isinstance(op.record, Mapping):
-            log.warning("skipping a %r operation on %s without a record", op.action, op.uri[:300])
+        if text is None or derived is None:
             return
-        try:
-            text = record_json(op.record)
-        except ValueError as err:
-            log.warning("skipping %s: %s", op.uri[:300], err)
-            return
-        derived = derive(collection, rkey, op.record)
-        warnings = [str(w)[:1000] for w in getattr(op, "warnings", ()) or ()][:50]
         schema_f = ""
         if collection == ENTRY_NSID:
             ref = derived.ref_a or ""
@@ -536,7 +560,7 @@ class SqlStore:
             schema_f = schema_name_of(derived.ref_a, tx.schema_names.get(ref))
         search_f = derived.search_text(schema_f)
         values = (
-            op.uri, did, collection, rkey, op.cid, text, op.raw, json.dumps(warnings) if warnings else None,
+            op.uri, did, collection, rkey, op.cid, text, op.raw, warnings,
             tx.now, derived.sort_time, visible,
             derived.name, derived.name_f, derived.name_words, derived.description_f, derived.tags_f, schema_f,
             search_f, derived.ref_a, derived.ref_b, derived.version, derived.schema_id,
@@ -666,23 +690,29 @@ class SqlStore:
 
     def set_handle(self, did: str, handle: str | None) -> None:
         """Record the account's handle; another account that claimed it loses it (a handle names one account)."""
-        handle = _clean(handle, 2000).strip().lstrip("@") if isinstance(handle, str) else None
-        handle = handle or None
-        handle_f = handle.lower() if handle else None
-        if _nul(did):
-            return
-        with self._write() as db:
-            if handle_f:
+        self.set_handles({did: handle})
+
+    def set_handles(self, handles: Mapping[str, str | None]) -> None:
+        """:meth:`set_handle` of each account, in order, in one transaction."""
+        with self._write() as db, self._pipeline(db.conn):
+            now = _now()
+            for did, handle in handles.items():
+                handle = _clean(handle, 2000).strip().lstrip("@") if isinstance(handle, str) else None
+                handle = handle or None
+                handle_f = handle.lower() if handle else None
+                if _nul(did):
+                    continue
+                if handle_f:
+                    db.run(
+                        "UPDATE accounts SET handle = NULL, handle_f = NULL, updated_at = ? WHERE handle_f = ? AND did <> ?",
+                        (now, handle_f, did),
+                    )
                 db.run(
-                    "UPDATE accounts SET handle = NULL, handle_f = NULL, updated_at = ? WHERE handle_f = ? AND did <> ?",
-                    (_now(), handle_f, did),
+                    "INSERT INTO accounts (did, handle, handle_f, active, updated_at) VALUES (?, ?, ?, 1, ?) "
+                    "ON CONFLICT (did) DO UPDATE SET handle = excluded.handle, handle_f = excluded.handle_f, "
+                    "updated_at = excluded.updated_at",
+                    (did, handle, handle_f, now),
                 )
-            db.run(
-                "INSERT INTO accounts (did, handle, handle_f, active, updated_at) VALUES (?, ?, ?, 1, ?) "
-                "ON CONFLICT (did) DO UPDATE SET handle = excluded.handle, handle_f = excluded.handle_f, "
-                "updated_at = excluded.updated_at",
-                (did, handle, handle_f, _now()),
-            )
 
     def set_account_active(self, did: str, active: bool) -> None:
         """Hide (False) or show again (True) every record of the account."""

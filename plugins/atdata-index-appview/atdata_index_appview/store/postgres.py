@@ -14,12 +14,15 @@ database's owner may create it; the first migration does).
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from atdata_core.plugins import ENTRY_NSID
 
+from atdata_index_appview.ingest import CommitBatch
 from atdata_index_appview.store._sql import _TAG_IN, SqlStore, StoreError, _Bulk, _Db
 
 __all__ = ["PostgresStore"]
@@ -258,10 +261,31 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: float = 10.0):
         self.url = url
         self._connect_timeout = connect_timeout
+        self._writer: ThreadPoolExecutor | None = None
+        self._writer_lock = threading.Lock()
         super().__init__(self._connect, pool_size=pool_size)
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self.url)!r})"
+
+    def start_apply_many(self, batches: Sequence[CommitBatch]) -> Future:
+        """:meth:`apply_many` on a thread of the store's own; the future's result is None, or the
+        error apply_many would have raised. For a consumer that goes on while the server writes:
+        the rows are made on the calling thread, and only the statements are sent and waited for
+        there (the server does half the work of ingesting a record). One transaction at a time;
+        the next waits for the last."""
+        made = self._make(batches)
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="appview-store-writer")
+            return self._writer.submit(self._apply_made, batches, made)
+
+    def close(self) -> None:
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=True)
+        super().close()
 
     def _connect(self) -> Any:
         import psycopg
