@@ -49,7 +49,8 @@ def run_ingest(
 
     Each host is read from the cursor the store saved for it (from its oldest
     kept event when there is none and ``settings.replay``, else from now).
-    Store calls happen on the calling thread only. Returns the counts of
+    Store calls happen on the calling thread only (a store may write a run of
+    commits on a thread of its own: ``start_apply_many``). Returns the counts of
     what happened (``records_indexed``, ``quarantined``, ``bad_signature``...),
     which were also written to the store. Raises
     :class:`~atdata_index_appview.ingest.StoreFailed` when the store fails
