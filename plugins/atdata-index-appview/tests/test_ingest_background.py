@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from atdata_core.plugins import Client, reset_plugins
+from atdata_core.plugins import Client
 
 from atdata_index_appview.ingest import Ingestor, MemoryIngestStore, StoreFailed
 from atdata_index_appview.ingest._crafting import CraftedRepo, serve_repo
@@ -28,17 +28,11 @@ LABEL = "science.alt.dataset.label"
 
 
 @pytest.fixture(autouse=True)
-def own_configuration(tmp_path, tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("ATDATA_SANDBOX_STATE", str(tmp_path_factory.getbasetemp() / "no-user-sandbox"))
-    for name in ("ATDATA_CONFIG", "ATDATA_SANDBOX_PDS_URL", "ATDATA_ATPROTO_RESOLVER", "ATDATA_NETWORK_ALLOW_PRIVATE"):
-        monkeypatch.delenv(name, raising=False)
+def crafted_accounts_allowed(own_configuration, monkeypatch):
+    """The crafted accounts live on loopback (allowed by name), and their hosts are asked once."""
+    monkeypatch.delenv("ATDATA_NETWORK_ALLOW_PRIVATE", raising=False)
     monkeypatch.setenv("ATDATA_NETWORK_ALLOW_HOSTS", "localhost")
     monkeypatch.setenv("ATDATA_HTTP_RETRIES", "0")
-    monkeypatch.chdir(tmp_path)
-    reset_plugins()
-    yield
-    reset_plugins()
 
 
 def label(name: str) -> dict:
@@ -138,13 +132,20 @@ def test_ingestion_goes_on_while_the_store_writes_a_run_and_the_next_run_follows
     assert gated.stats()["records_indexed"] == 6
 
 
-def test_commits_held_behind_a_run_are_written_once_it_is_done(gated, feed):
+def a_run_at_the_gate(gated: GatedStore, feed: Feed) -> tuple[Ingestor, CraftedRepo]:
+    """An ingestor that handed the store a run of two commits (records "a" and "b"), which the store's
+    thread holds at the gate."""
     alice = feed.account()
     ingestor = Ingestor(gated, client=Client.anonymous())
     gated.gate.clear()
     with ingestor.holding():
         ingestor.handle_frame(SOURCE, feed.frame(alice, "3ka0", "a"))
         ingestor.handle_frame(SOURCE, feed.frame(alice, "3ka1", "b"))
+    return ingestor, alice
+
+
+def test_commits_held_behind_a_run_are_written_once_it_is_done(gated, feed):
+    ingestor, alice = a_run_at_the_gate(gated, feed)
     with ingestor.holding():
         ingestor.handle_frame(SOURCE, feed.frame(alice, "3ka2", "c"))
     ingestor.maybe_flush()
@@ -173,12 +174,7 @@ def test_a_run_that_fails_on_the_stores_thread_is_written_commit_by_commit(gated
 
 
 def test_a_store_failing_for_good_stops_ingestion_after_a_run_on_its_thread(gated, feed):
-    alice = feed.account()
-    ingestor = Ingestor(gated, client=Client.anonymous())
-    gated.gate.clear()
-    with ingestor.holding():
-        ingestor.handle_frame(SOURCE, feed.frame(alice, "3ka0", "a"))
-        ingestor.handle_frame(SOURCE, feed.frame(alice, "3ka1", "b"))
+    ingestor, _ = a_run_at_the_gate(gated, feed)
     gated.fail_runs = 1
     gated._pool.close()  # every connection gone: the run fails, and so does each commit alone
     gated.gate.set()
