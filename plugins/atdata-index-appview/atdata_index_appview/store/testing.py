@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = ["PostgresServer", "postgres_bindir"]
@@ -124,11 +125,12 @@ class PostgresServer:
     # ------------------------------------------------------------------ start and stop
 
     @classmethod
-    def start(cls, *, durable: bool = False) -> PostgresServer:
+    def start(cls, *, durable: bool = False, settings: Mapping[str, str] | None = None) -> PostgresServer:
         """initdb a fresh cluster and start it on a free loopback port; raises RuntimeError with the log on failure.
 
         ``durable``: keep PostgreSQL's default durability (``fsync``, synchronous
         commits), as a deployment would, for benchmarks; tests go without it.
+        ``settings``: more server settings (``{"shared_buffers": "1GB"}``).
         """
         bindir = postgres_bindir()
         as_postgres = os.geteuid() == 0
@@ -159,7 +161,8 @@ class PostgresServer:
                      "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={base}",
                      *([] if durable else ["-c", "fsync=off", "-c", "synchronous_commit=off",
                                            "-c", "full_page_writes=off"]),
-                     "-c", "max_connections=200"],
+                     "-c", "max_connections=200",
+                     *[arg for name, value in (settings or {}).items() for arg in ("-c", f"{name}={value}")]],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 )
             finally:
