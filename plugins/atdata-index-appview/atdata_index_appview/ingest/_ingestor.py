@@ -650,23 +650,18 @@ class Ingestor:
         if self.clock() - self._flushed_at >= _FLUSH_SECONDS:
             # The counts only: a cursor of an event that held nothing may be past the commits held.
             self._flush_counts()
-        many = len(held) > 1 and callable(getattr(self.store, "apply_many", None))
+        batches = [batch for batch, _ in held]
+        if len(held) < 2 or not callable(getattr(self.store, "apply_many", None)):
+            self._written(held, together=False)
+            return
         start = getattr(self.store, "start_apply_many", None)
-        if many and callable(start):
+        if callable(start):
             try:
-                self._in_flight = (held, start([batch for batch, _ in held]))
+                self._in_flight = (held, start(batches))
                 return
             except Exception as err:
                 logger.warning("the store could not start writing %d commits (%s)", len(held), err)
-        together = False
-        if many:
-            try:
-                self.store.apply_many([batch for batch, _ in held])
-                together = True
-            except Exception as err:
-                logger.warning("the store refused %d commits written together (%s); writing them one by one",
-                               len(held), err)
-        self._written(held, together)
+        self._together(held, lambda: self.store.apply_many(batches))
 
     def _write_handles(self) -> None:
         handles, self._handles = self._handles, {}
@@ -681,14 +676,18 @@ class Ingestor:
         if self._in_flight is None:
             return
         (held, future), self._in_flight = self._in_flight, None
-        together = False
+        self._together(held, future.result)
+
+    def _together(self, held: list[tuple[CommitBatch, list[tuple]]], write: Callable[[], Any]) -> None:
+        """``write()`` the run ``held`` in one transaction (or wait for it); if that fails, one by one."""
         try:
-            future.result()
-            together = True
+            write()
         except Exception as err:
             logger.warning("the store refused %d commits written together (%s); writing them one by one",
                            len(held), err)
-        self._written(held, together)
+            self._written(held, together=False)
+        else:
+            self._written(held, together=True)
 
     def _written(self, held: list[tuple[CommitBatch, list[tuple]]], together: bool) -> None:
         """After a run of commits was written together (``together``), or else to write them one by one:
