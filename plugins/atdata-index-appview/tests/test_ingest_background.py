@@ -209,3 +209,19 @@ def test_the_handles_of_new_accounts_are_written_together_before_their_commits(f
     dids = tuple(repo.did for repo in accounts)
     assert store.calls == [("set_handles", dids), ("apply_many", dids)]
     assert set(store.handles) == set(dids)
+
+
+def test_records_held_past_the_bytes_bound_are_written_before_the_block_ends(feed, monkeypatch):
+    from atdata_index_appview.ingest import _ingestor
+
+    store = HandleLog()
+    alice = feed.account()
+    ingestor = Ingestor(store, client=Client.anonymous())
+    # A label's block is about 130 bytes: the bound is passed at the third commit.
+    monkeypatch.setattr(_ingestor, "_MAX_HELD_BYTES", 300)
+    with ingestor.holding():
+        for i in range(5):
+            ingestor.handle_frame(SOURCE, feed.frame(alice, f"3ka{i}", f"n{i}"))
+        written_within = [call for call in store.calls if call[0] == "apply_many"]
+    assert written_within == [("apply_many", (alice.did,) * 3)]
+    assert {stored.record["name"] for stored in store.visible().values()} == {f"n{i}" for i in range(5)}

@@ -24,7 +24,7 @@ logger = logging.getLogger("atdata_index_appview.ingest")
 # Under a steady stream, waiting resyncs still get a turn this often (events between turns).
 _WORK_EVERY = 64
 # At most this many waiting events are taken from the queue and handled together.
-_TAKE_AT_ONCE = 2048
+_TAKE_AT_ONCE = 4096
 
 
 def _handle(ingestor: Ingestor, status: IngestStatus, run: list[tuple[str, Any]]) -> None:
