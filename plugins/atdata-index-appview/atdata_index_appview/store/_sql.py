@@ -453,6 +453,10 @@ class SqlStore:
         changes (in order), the quarantine entries of their URIs removed, each account's revision."""
         raise NotImplementedError
 
+    def _among(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``column`` is one of ``values``: the condition and its parameters."""
+        return f"{column} IN ({', '.join('?' for _ in values)})", list(values)
+
     @contextmanager
     def _pipeline(self, conn: Any) -> Iterator[None]:
         """Send writes without waiting for each answer (PostgreSQL); nothing for SQLite."""
@@ -461,8 +465,8 @@ class SqlStore:
     def _prefetch(self, db: _Db, batches: Sequence[CommitBatch], tx: _Tx) -> None:
         dids = sorted({batch.did for batch in batches if not _nul(batch.did)})
         for chunk in _chunks(dids, 500):
-            marks = ", ".join("?" for _ in chunk)
-            for did, rev, active in db.all(f"SELECT did, rev, active FROM accounts WHERE did IN ({marks})", chunk):
+            among, values = self._among("did", chunk)
+            for did, rev, active in db.all(f"SELECT did, rev, active FROM accounts WHERE {among}", values):
                 tx.accounts[did] = (rev, active)
         refs = sorted({
             op.record["schemaRef"]
@@ -471,16 +475,16 @@ class SqlStore:
             and isinstance(op.record.get("schemaRef"), str) and not _nul(op.record["schemaRef"])
         })
         for chunk in _chunks(refs, 500):
-            marks = ", ".join("?" for _ in chunk)
-            rows = db.all(f"SELECT uri, name FROM records WHERE collection = ? AND uri IN ({marks})", [SCHEMA_NSID, *chunk])
+            among, values = self._among("uri", chunk)
+            rows = db.all(f"SELECT uri, name FROM records WHERE collection = ? AND {among}", [SCHEMA_NSID, *values])
             tx.schema_names.update(dict(rows))
         tx.schemas_read.update(refs)
         if tx.bulk is not None:
             # Which records the store holds already: the others are written in bulk, as new rows.
             uris = sorted({op.uri for batch in batches for op in batch.ops if not _nul(op.uri)})
             for chunk in _chunks(uris, 500):
-                marks = ", ".join("?" for _ in chunk)
-                tx.indexed.update(row[0] for row in db.all(f"SELECT uri FROM records WHERE uri IN ({marks})", chunk))
+                among, values = self._among("uri", chunk)
+                tx.indexed.update(row[0] for row in db.all(f"SELECT uri FROM records WHERE {among}", values))
 
     def _apply_in(self, db: _Db, batch: CommitBatch, ops_made: list[_Made | None], tx: _Tx) -> None:
         if _nul(batch.did, batch.rev):
@@ -769,9 +773,9 @@ class SqlStore:
         uris = [uri for uri in uris if not _nul(uri)]
         if not uris:
             return {}
-        marks = ", ".join("?" for _ in uris)
+        among, values = self._among("uri", uris)
         with self._read() as db:
-            rows = db.all(f"SELECT {_COLUMNS} FROM records WHERE uri IN ({marks}) AND visible = 1", list(uris))
+            rows = db.all(f"SELECT {_COLUMNS} FROM records WHERE {among} AND visible = 1", values)
         return {record.uri: record for record in self._records(rows)}
 
     def raw(self, uri: str) -> bytes | None:

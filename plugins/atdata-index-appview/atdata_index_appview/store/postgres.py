@@ -268,6 +268,12 @@ class PostgresStore(SqlStore):
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self.url)!r})"
 
+    def _among(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        # One array parameter: the statement's text is the same however many values there are, so
+        # psycopg parses it once (parsing a statement of 500 placeholders each time cost about
+        # 12 microseconds a record written).
+        return f"{column} = ANY(?)", [list(values)]
+
     def start_apply_many(self, batches: Sequence[CommitBatch]) -> Future:
         """:meth:`apply_many` on a thread of the store's own; the future's result is None, or the
         error apply_many would have raised. For a consumer that goes on while the server writes:
