@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import Counter
 
 import pytest
 
@@ -173,3 +174,22 @@ def test_an_unreachable_host_is_retried_until_stopped():
         stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+def test_a_run_of_events_from_two_hosts_moves_each_hosts_cursor_count_and_lag():
+    from types import SimpleNamespace as Event
+
+    now = time.time()
+    status = IngestStatus(clock=lambda: now)
+    status.begin(["a", "b"], [], Counter())
+    stamp_a = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 30))
+    stamp_b = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 8))
+    status.handled_run([
+        ("a", Event(seq=1, time=stamp_a)), ("b", Event(seq=7, time=stamp_b)),
+        ("a", Event(seq=2, time=None)), ("a", Event(seq=None, time=None)),  # an error frame: no cursor
+    ])
+    sources = {source["url"]: source for source in status.snapshot()["sources"]}
+    assert sources["a"]["cursor"] == 2 and sources["b"]["cursor"] == 7
+    assert sources["a"]["events"] == 3 and sources["b"]["events"] == 1
+    assert 29 <= sources["a"]["lagSeconds"] <= 31 and 7 <= sources["b"]["lagSeconds"] <= 9
+    assert status.events_per_second() > 0

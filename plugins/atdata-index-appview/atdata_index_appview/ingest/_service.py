@@ -29,8 +29,7 @@ _TAKE_AT_ONCE = 4096
 
 def _handle(ingestor: Ingestor, status: IngestStatus, run: list[tuple[str, Any]]) -> None:
     ingestor.handle_events(run)
-    for source, event in run:
-        status.handled(source, event)
+    status.handled_run(run)
 
 
 def run_ingest(

@@ -75,22 +75,40 @@ class IngestStatus:
             self._totals = totals
 
     def handled(self, source: str, event: Any) -> None:
-        now = self.clock()
-        with self._lock:
-            status = self._sources.setdefault(source, SourceStatus(source))
-            status.events += 1
-            status.handled_at = now
+        self.handled_run([(source, event)])
+
+    def handled_run(self, run: list[tuple[str, Any]]) -> None:
+        """Events handled, in order: each host's count, and its last cursor and timestamp."""
+        if not run:
+            return
+        latest: dict[str, list] = {}  # source -> [events, last int seq, last time text]
+        for source, event in run:
+            item = latest.get(source)
+            if item is None:
+                item = latest[source] = [0, None, None]
+            item[0] += 1
             seq = getattr(event, "seq", None)
             if isinstance(seq, int):
-                status.cursor = seq
-            stamped = _parse_time(getattr(event, "time", None))
-            if stamped is not None:
-                status.event_time = stamped
+                item[1] = seq
+            stamp = getattr(event, "time", None)
+            if stamp and isinstance(stamp, str):
+                item[2] = stamp
+        now = self.clock()
+        with self._lock:
+            for source, (events, seq, stamp) in latest.items():
+                status = self._sources.setdefault(source, SourceStatus(source))
+                status.events += events
+                status.handled_at = now
+                if seq is not None:
+                    status.cursor = seq
+                stamped = _parse_time(stamp)
+                if stamped is not None:
+                    status.event_time = stamped
             second = int(now)
             if self._per_second and self._per_second[-1][0] == second:
-                self._per_second[-1][1] += 1
+                self._per_second[-1][1] += len(run)
             else:
-                self._per_second.append([second, 1])
+                self._per_second.append([second, len(run)])
             while self._per_second and self._per_second[0][0] <= second - _WINDOW:
                 self._per_second.popleft()
 
