@@ -26,6 +26,10 @@ from atdata_core.errors import ValidationError
 __all__ = ["AtUri"]
 
 _PREFIX = "at://"
+# URIs parsed lately (an ingested record's is checked where it is read and again where it is
+# stored). Only valid ones; bounded, since strangers write them.
+_parsed: dict[str, AtUri] = {}
+_MAX_PARSED = 16384
 
 
 @attrs.frozen(repr=False)
@@ -39,11 +43,15 @@ class AtUri:
     @classmethod
     def parse(cls, text: Any, *, record: bool = True) -> AtUri:
         """Parse and validate ``text``. With ``record`` (the default) it must name one record."""
-        from atdata_core.lexicon._formats import check_at_uri
-
-        if isinstance(text, AtUri):
+        memo = cls is AtUri and text.__class__ is str
+        uri = _parsed.get(text) if memo else None
+        if uri is not None:
+            pass
+        elif isinstance(text, AtUri):
             uri = text
         else:
+            from atdata_core.lexicon._formats import check_at_uri
+
             if not isinstance(text, str):
                 raise ValidationError(f"expected an AT-URI string, got {type(text).__name__}", rule="format:at-uri")
             stripped = text.strip()
@@ -53,6 +61,10 @@ class AtUri:
             parts = stripped[len(_PREFIX):].split("/")
             parts += [None] * (3 - len(parts))  # type: ignore[list-item]
             uri = cls(parts[0], parts[1], parts[2])
+            if memo and len(text) <= 1024:
+                if len(_parsed) >= _MAX_PARSED:
+                    _parsed.clear()
+                _parsed[text] = uri
         if record and uri.rkey is None:
             raise ValidationError(
                 f"{_shorten(str(uri))} must name a record: at://<did or handle>/<collection>/<record key>",

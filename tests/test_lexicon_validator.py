@@ -286,3 +286,39 @@ def test_a_lexicon_replaced_after_use_is_validated_by_its_new_rules():
             validate_record(record)
     finally:
         unregister_lexicon("com.example.atdata.changing")
+
+
+def test_a_malformed_value_is_refused_however_many_good_ones_passed_before():
+    # Values that passed a format check are remembered (bounded); that must never let a bad one through.
+    lexicon = {"lexicon": 1, "id": "com.example.atdata.pointer",
+               "defs": {"main": {"type": "record", "key": "tid",
+                                 "record": {"type": "object", "properties": {"to": {"type": "string", "format": "at-uri"}}}}}}
+    register_lexicon(lexicon)
+    try:
+        good = "at://did:plc:abc/com.example.atdata.pointer/{}"
+        for i in range(3000):  # more than are remembered
+            assert validate_record({"$type": "com.example.atdata.pointer", "to": good.format(f"k{i}")}) == []
+            if i % 700 == 0:
+                with pytest.raises(ValidationError, match="at-uri|AT-URI"):
+                    validate_record({"$type": "com.example.atdata.pointer", "to": good.format(f"k{i}") + "/extra"})
+        assert validate_record({"$type": "com.example.atdata.pointer", "to": good.format("k0")}) == []
+    finally:
+        unregister_lexicon("com.example.atdata.pointer")
+
+
+def test_an_at_uri_parsed_again_is_the_same_and_a_bad_one_still_fails():
+    from atdata_core.plugins import AtUri
+
+    class Named(AtUri):
+        pass
+
+    text = "at://did:plc:abc/science.alt.dataset.entry/3kabc"
+    first = AtUri.parse(text)
+    assert AtUri.parse(text) == first and AtUri.parse(text).rkey == "3kabc"
+    assert type(Named.parse(text)) is Named  # a subclass gets its own class, never a remembered AtUri
+    for i in range(20_000):  # more than are remembered
+        AtUri.parse(f"at://did:plc:abc/science.alt.dataset.entry/k{i}")
+    with pytest.raises(ValidationError, match="must name a record"):
+        AtUri.parse("at://did:plc:abc/science.alt.dataset.entry")
+    with pytest.raises(ValidationError):
+        AtUri.parse("at://did:plc:abc/science.alt.dataset.entry/k1/more")

@@ -376,6 +376,9 @@ def _interpreted(definition: dict[str, Any], context: str, key: str) -> _Compile
     return check
 
 
+_MAX_PASSED = 1024
+
+
 def _compile_string(definition: dict[str, Any], context: str, key: str) -> _Compiled:
     if "const" in definition or "enum" in definition or "minGraphemes" in definition:
         return _interpreted(definition, context, key)
@@ -384,6 +387,9 @@ def _compile_string(definition: dict[str, Any], context: str, key: str) -> _Comp
     max_graphemes = definition.get("maxGraphemes")
     checker = FORMATS.get(definition.get("format"))
     slow = _interpreted(definition, context, key)
+    # Values that passed the format check: a format is a function of the text alone, and records
+    # repeat many (the schema an entry names, its storage's host). Bounded: strangers write them.
+    passed: set[str] = set()
 
     def check(run: Validation, value: Any, path: str) -> None:
         if value.__class__ is not str:
@@ -397,8 +403,12 @@ def _compile_string(definition: dict[str, Any], context: str, key: str) -> _Comp
             return slow(run, value, path)
         if max_graphemes is not None and length > max_graphemes:  # never fewer characters than graphemes
             return slow(run, value, path)
-        if checker is not None and checker(value) is not None:
-            return slow(run, value, path)
+        if checker is not None and value not in passed:
+            if checker(value) is not None:
+                return slow(run, value, path)
+            if len(passed) >= _MAX_PASSED:
+                passed.clear()
+            passed.add(value)
 
     return check
 
