@@ -85,6 +85,7 @@ def lexicon(nsid: str) -> dict[str, Any]:
 # By "nsid#name", and by (ref, context NSID) as asked.
 _definition_cache: dict[Any, tuple[str, dict[str, Any]] | None] = {}
 _MAX_CACHED = 10_000
+_MISSING: Any = object()
 
 
 def split_ref(ref: str, context_nsid: str) -> tuple[str, str]:
@@ -97,20 +98,20 @@ def split_ref(ref: str, context_nsid: str) -> tuple[str, str]:
 
 def find_definition(ref: str, context_nsid: str = "") -> tuple[str, dict[str, Any]] | None:
     """Resolve a reference to (owning NSID, definition), or None when unknown."""
-    # Keyed as asked, too: a validation asks the same few (ref, context) pairs for every record.
+    # Kept by (ref, context) as asked, too: a validation asks the same few for every record.
     asked = (ref, context_nsid)
-    try:
-        return _definition_cache[asked]
-    except KeyError:
-        pass
+    found = _definition_cache.get(asked, _MISSING)
+    if found is not _MISSING:
+        return found
     nsid, name = split_ref(ref, context_nsid)
     key = f"{nsid}#{name}"
-    if key not in _definition_cache:
+    found = _definition_cache.get(key, _MISSING)
+    if found is _MISSING:
         doc = documents().get(nsid)
         definition = doc["defs"].get(name) if doc else None
-        if len(_definition_cache) >= _MAX_CACHED:  # refs a stranger's record names must not grow it without end
-            _definition_cache.clear()
-        _definition_cache[key] = (nsid, definition) if definition is not None else None
-    found = _definition_cache[key]
+        found = (nsid, definition) if definition is not None else None
+    if len(_definition_cache) >= _MAX_CACHED:  # refs a stranger's record names must not grow it without end
+        _definition_cache.clear()
+    _definition_cache[key] = found
     _definition_cache[asked] = found
     return found
