@@ -676,6 +676,26 @@ def test_commits_written_together_read_as_written_one_at_a_time(store_url, make_
     assert expected[3] == 6 and expected[4][0] == "3l00000000004"
 
 
+def test_a_schema_written_in_a_run_names_the_entries_before_and_after_it(store, make_op):
+    """A schema new to the store goes out with the run's other new records; the entries of the run
+    that name it, before it or after it, are searched by its name all the same."""
+    ref = f"at://{REPO}/{SCHEMA_NSID}/org.example.tides:1.0.0"
+
+    def batch(seq, *ops):
+        return CommitBatch(source="https://pds.test", seq=seq, did=REPO, rev=f"3l0000000000{seq}", ops=ops)
+
+    store.apply_many([
+        batch(1, make_op(ENTRY_NSID, "3kaaaaaaaaa2a", entry("first", schema_ref=ref))),
+        batch(2, make_op(SCHEMA_NSID, "org.example.tides:1.0.0", schema(name="Ocean Tides"))),
+        batch(3, make_op(ENTRY_NSID, "3kbbbbbbbbb2a", entry("second", schema_ref=ref))),
+    ])
+    assert sorted(names(store.search_entries(search_words("ocean tides")).records)) == ["first", "second"]
+    assert [c.uri.rsplit("/", 1)[1] for c in store.changes_after(0)] == [
+        "3kaaaaaaaaa2a", "org.example.tides:1.0.0", "3kbbbbbbbbb2a"]
+    if store.dialect == "sqlite":
+        _fts_consistent(store)
+
+
 # ---------------------------------------------------------------------------- SQLite's text index
 
 

@@ -93,9 +93,10 @@ class _Bulk:
     :meth:`SqlStore._write_bulk`): rows of records new to the store, their tags, their changes,
     the quarantine entries they clear, and each account's last revision."""
 
-    __slots__ = ("records", "tags", "changes", "unquarantined", "accounts")
+    __slots__ = ("records", "tags", "changes", "unquarantined", "accounts", "schemas")
 
     def __init__(self) -> None:
+        self.schemas: list[tuple[str, str]] = []  # (URI, name) of the schema records among them
         self.records: list[tuple] = []
         self.tags: list[tuple[str, str, str]] = []
         self.changes: list[tuple] = []
@@ -444,6 +445,8 @@ class SqlStore:
         if tx.bulk:
             bulk, tx.bulk = tx.bulk, _Bulk()
             self._write_bulk(db, bulk)
+            for uri, name in bulk.schemas:
+                self._refresh_schema_name(db, uri, name)
             before, self._emitted = self._emitted, self._emitted + len(bulk.changes)
             if before // 1024 != self._emitted // 1024:
                 self._trim_changes(db)
@@ -544,8 +547,7 @@ class SqlStore:
 
     def _apply_op(self, db: _Db, did: str, op: RecordOp, made: _Made, visible: int, tx: _Tx) -> None:
         collection, rkey, text, derived, warnings = made
-        bulk = tx.bulk is not None and op.action != "delete" and collection != SCHEMA_NSID \
-            and op.uri not in tx.indexed
+        bulk = tx.bulk is not None and op.action != "delete" and op.uri not in tx.indexed
         if tx.bulk and not bulk:
             self._flush_bulk(db, tx)  # what this op reads or writes follows what was gathered
         if op.action == "delete":
@@ -577,6 +579,12 @@ class SqlStore:
             if visible:
                 gathered.changes.append((op.action, op.uri, did, collection, rkey, op.cid, text, tx.now))
             tx.indexed.add(op.uri)  # a later op on it in this transaction finds its row
+            if collection == SCHEMA_NSID:
+                # Entries gathered after it are searched by its name at once; those written before
+                # (or gathered before it) once the gathered rows are written (_flush_bulk).
+                tx.schema_names[op.uri] = derived.name
+                tx.schemas_read.add(op.uri)
+                gathered.schemas.append((op.uri, derived.name))
             return
         tx.indexed.add(op.uri)
         inserted = self._write_record(db, values)
