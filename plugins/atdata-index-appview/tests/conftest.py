@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from atdata_core.atproto import clear_identity_cache
 from atdata_core.plugins import reset_plugins
 
 from atdata_index_appview.ingest import CommitBatch, RecordOp
@@ -47,8 +48,12 @@ def own_configuration(tmp_path, tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ATDATA_HTTP_BACKOFF", "0.01")
     monkeypatch.chdir(tmp_path)
     reset_plugins()
+    # Crafted did:web accounts are named by their loopback port: a port a later test is given again
+    # must not find an earlier test's DID document in the process's identity cache.
+    clear_identity_cache()
     yield
     reset_plugins()
+    clear_identity_cache()
 
 
 @pytest.fixture(scope="session")
