@@ -659,10 +659,10 @@ class Ingestor:
         if self.clock() - self._flushed_at >= _FLUSH_SECONDS:
             # The counts only: a cursor of an event that held nothing may be past the commits held.
             self._flush_counts()
-        batches = [batch for batch, _ in held]
         if len(held) < 2 or not callable(getattr(self.store, "apply_many", None)):
             self._written(held, together=False)
             return
+        batches = [batch for batch, _ in held]
         start = getattr(self.store, "start_apply_many", None)
         if callable(start):
             try:

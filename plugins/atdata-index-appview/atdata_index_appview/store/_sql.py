@@ -582,8 +582,7 @@ class SqlStore:
             if collection == SCHEMA_NSID:
                 # Entries gathered after it are searched by its name at once; those written before
                 # (or gathered before it) once the gathered rows are written (_flush_bulk).
-                tx.schema_names[op.uri] = derived.name
-                tx.schemas_read.add(op.uri)
+                self._schema_named(tx, op.uri, derived.name)
                 gathered.schemas.append((op.uri, derived.name))
             return
         tx.indexed.add(op.uri)
@@ -596,9 +595,14 @@ class SqlStore:
         if visible:
             self._emit(db, op.action, op.uri, did, collection, rkey, op.cid, text, tx.now)
         if collection == SCHEMA_NSID:
-            tx.schema_names[op.uri] = derived.name
-            tx.schemas_read.add(op.uri)
+            self._schema_named(tx, op.uri, derived.name)
             self._refresh_schema_name(db, op.uri, derived.name)
+
+    @staticmethod
+    def _schema_named(tx: _Tx, uri: str, name: str) -> None:
+        """The transaction's later entries naming the schema ``uri`` are searched by ``name``."""
+        tx.schema_names[uri] = name
+        tx.schemas_read.add(uri)
 
     _RECORD_COLUMNS = (
         "uri, did, collection, rkey, cid, value, raw, warnings, indexed_at, sort_time, visible, "
