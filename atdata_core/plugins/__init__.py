@@ -28,7 +28,8 @@ sample types                  :func:`make_sample_type` and the field types (:cla
                               :class:`Scalar`, :class:`Array`...), :func:`sample_fields`
 schema formats                :class:`SchemaChange` (what ``SchemaFormat.format_changes`` returns)
 ATProto                       :class:`Client`, :class:`IdentityResolver`, :func:`resolve_identity`,
-                              :class:`RetryPolicy`
+                              :func:`clear_identity_cache` (forget every cached DID document
+                              and handle), :class:`RetryPolicy`
 network policy                :class:`NetworkPolicy` (``[network]``: what a URL or host a record
                               named may reach), :class:`NetworkSettings`, :class:`RecordUrl`
 ============================  ===========================================================
@@ -91,7 +92,14 @@ from atdata_core.plugins._registry import KNOWN_DISTRIBUTIONS, Registry, url_sch
 from atdata_core.plugins._settings import settings_from_config
 
 if TYPE_CHECKING:  # pragma: no cover
-    from atdata_core.atproto import Client, Identity, IdentityResolver, RetryPolicy, resolve_identity
+    from atdata_core.atproto import (
+        Client,
+        Identity,
+        IdentityResolver,
+        RetryPolicy,
+        clear_identity_cache,
+        resolve_identity,
+    )
     from atdata_core._netpolicy import NetworkPolicy, RecordUrl
     from atdata_core.config import AtprotoSettings, Config, HttpSettings, NetworkSettings
     from atdata_core.executors._trust import TrustDecision, TrustPolicy, lens_code_hash
@@ -183,6 +191,7 @@ _LAZY = {
     "IdentityResolver": "atdata_core.atproto",
     "RetryPolicy": "atdata_core.atproto",
     "resolve_identity": "atdata_core.atproto",
+    "clear_identity_cache": "atdata_core.atproto",
 }
 
 __all__ = sorted(

@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 
-from atdata_core.atproto import clear_identity_cache
-from atdata_core.plugins import reset_plugins
+from atdata_core.plugins import clear_identity_cache, reset_plugins
 
 from atdata_index_appview.ingest import CommitBatch, RecordOp
 from atdata_index_appview.store import SqlStore, open_store
