@@ -302,11 +302,13 @@ def _open_shards(
     verified against it before and unchanged since; ``verified``, if not None,
     is to be called once its checksum matched (see :func:`_recall`).
 
-    A shard that cannot be opened goes to ``on_error``, in its turn. When some
-    shard will be verified before use or comes over the network, the shards
-    are fetched on threads of their own, ahead of the decoding (:class:`_Fetcher`):
-    ``head`` is then what was read of the shard before its turn, and ``pace``
-    wraps the shard's members so that the decoding lets that thread run.
+    A shard that cannot be opened goes to ``on_error``, in its turn. Shards
+    that come over the network, and local files from the first one to verify
+    before use on, are fetched on threads of their own, ahead of the decoding
+    (:class:`_Fetcher`): ``head`` is then what was read of the shard before
+    its turn, and ``pace`` wraps the shard's members so that the decoding
+    lets that thread run. Local files before that one (without a checksum,
+    or remembered as verified) are opened on the calling thread.
 
     ``hold_first``: the caller can hold back what it makes of a shard until
     the shard's check passed (batches decoded into columns: no sample object
@@ -315,8 +317,17 @@ def _open_shards(
     file to verify: ``hold`` is True for it, and its members are scanned while
     it is read and hashed (``hold`` in :func:`~atdata_core.shards._shard_members`).
     """
-    if not any(_verified_first(ref, limits) or _remote(ref.url) for ref in refs):
-        for ref in refs:
+    start = 0
+    if not any(_remote(ref.url) for ref in refs):
+        # Local files are opened on this thread, in turn, up to the first to verify before use: a
+        # file remembered as verified is not (see _recall), so the epochs after the first read
+        # every shard here, without a fetching thread (and without pausing for one). That shard
+        # and those after it go to the fetcher.
+        start = len(refs)
+        for index, ref in enumerate(refs):
+            if _verified_first(ref, limits) and not limits.remember_verified:
+                start = index
+                break
             try:
                 stream = open_shard(ref.url)
             except (StorageError, NetworkError, OSError) as exc:
@@ -324,10 +335,17 @@ def _open_shards(
                 continue
             try:
                 read_as, verified = _recall(ref, stream, limits)
+                if _verified_first(read_as, limits):
+                    start = index
+                    break
                 yield read_as, stream, None, _unpaced, False, verified
             finally:
                 stream.close()
-        return
+        if start == len(refs):
+            return
+        # The fetcher's first shard begins the read only when no shard was read here.
+        hold_first = hold_first and start == 0
+        refs = refs[start:]
     remote = any(_remote(ref.url) for ref in refs)
     fetcher = _Fetcher(refs, limits, hold_first=hold_first, workers=_Fetcher.REMOTE_WORKERS if remote else 1)
     try:

@@ -10,7 +10,7 @@ from atdata_core import Dataset, _verified, shards
 from atdata_core.cli import cli
 from atdata_core.errors import ChecksumError
 
-from .test_fetch_ahead import Row, _write
+from .test_fetch_ahead import Row, _fetching_threads, _write
 
 
 @pytest.fixture
@@ -70,6 +70,42 @@ def test_a_file_changed_after_it_was_verified_is_verified_again(tmp_path, hashed
         _names(infos)
     with pytest.raises(ChecksumError):  # and again: a file that failed is never remembered
         _names(infos, batched=True)
+
+
+def test_files_remembered_as_verified_are_read_without_a_fetching_thread(tmp_path, hashed, settled):
+    infos = _write(tmp_path, shards=3)
+    assert _names(infos) == [f"row-{i}" for i in range(150)]
+    hashed.clear()
+    earlier = set(_fetching_threads())  # (a read that failed in an earlier test may hold one until collected)
+    seen, started = [], set()
+    for row in Dataset[Row](infos):
+        seen.append(row.name)
+        started.update(set(_fetching_threads()) - earlier)
+    assert seen == [f"row-{i}" for i in range(150)]
+    assert not started and not hashed
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_file_changed_after_remembered_ones_is_verified_before_its_samples_are_used(
+    tmp_path, hashed, settled, batched
+):
+    infos = _write(tmp_path, shards=3)
+    assert _names(infos) == [f"row-{i}" for i in range(150)]
+    data = bytearray(open(infos[1].url, "rb").read())
+    data[-2000] ^= 1  # in the padding: every sample would still read
+    with open(infos[1].url, "r+b") as f:  # in place: the same inode, a new modification time
+        f.write(bytes(data))
+    ds = Dataset[Row](infos)
+    seen = []
+    with pytest.raises(ChecksumError, match="d-01.tar"):
+        if batched:
+            for batch in ds.ordered(batch_size=16):
+                seen.extend(row.name for row in batch)
+        else:
+            for row in ds:
+                seen.append(row.name)
+    # shard 0, remembered, is read; nothing of shard 1 (a batch of 16 rows holds 48 of shard 0's 50)
+    assert seen == [f"row-{i}" for i in range(48 if batched else 50)]
 
 
 def test_a_file_replaced_by_another_is_verified_again(tmp_path, hashed, settled):
