@@ -14,7 +14,7 @@ import math
 import random
 import time
 import warnings
-from typing import Any, Callable, Generic, Iterator, NamedTuple, TypeVar
+from typing import Any, Callable, Generator, Generic, Iterator, NamedTuple, TypeVar
 
 from ._batch import SampleBatch
 from ._codec_compiler import SampleCodec, codec_of, decoder_for, member_decoder
@@ -218,7 +218,7 @@ class Pipeline(Generic[T]):
 
     def _member_streams(
         self, rank: int, world: int, worker: int, workers: int
-    ) -> Iterator[tuple[str, Iterator[Any], bool]]:
+    ) -> Generator[tuple[str, Iterator[Any], bool], None, None]:
         """``(shard, its members, held)`` for every shard this consumer reads, epoch after epoch; the
         members (``(name, bytes)`` of each ``.msgpack`` member) are to be read before the next shard.
         ``held``: the members come before the shard's check, and end with ``_VERIFIED`` once it
@@ -572,6 +572,20 @@ def _fetch(ref: ShardRef, limits: ShardLimits, stopped: Callable[[], bool], ahea
 
 
 def _column_batches(
+    shards: Iterator[tuple[str, Iterator[Any], bool]], codec: SampleCodec, size: int, drop_last: bool, dataset: Any
+) -> Iterator[SampleBatch[Any]]:
+    """:func:`_columns`, closing ``shards`` (a generator) when it ends, fails or is closed: a
+    failure raised here leaves them suspended, and the exception's traceback would otherwise
+    keep them, with the threads fetching ahead and the shards they hold, until it is collected."""
+    try:
+        yield from _columns(shards, codec, size, drop_last, dataset)
+    finally:
+        close = getattr(shards, "close", None)
+        if close is not None:
+            close()
+
+
+def _columns(
     shards: Iterator[tuple[str, Iterator[Any], bool]], codec: SampleCodec, size: int, drop_last: bool, dataset: Any
 ) -> Iterator[SampleBatch[Any]]:
     """Batches of ``size`` samples, decoded into columns while the members share a layout.

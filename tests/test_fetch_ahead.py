@@ -43,6 +43,27 @@ def _wait_for_no_threads(seconds=2.0):
     return _fetching_threads()
 
 
+@pytest.mark.parametrize("tampered", [0, 1])
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_read_that_fails_verification_stops_its_threads_while_the_error_is_kept(tmp_path, tampered, batched):
+    infos = _write(tmp_path)
+    with open(infos[tampered].url, "r+b") as f:
+        data = bytearray(f.read())
+        data[-2000] ^= 1  # in the padding: every sample would still read
+        f.seek(0)
+        f.write(data)
+    ds = Dataset[Row](infos)
+    with pytest.raises(ChecksumError) as caught:
+        if batched:
+            [row.name for batch in ds.ordered(batch_size=16) for row in batch]
+        else:
+            [row.name for row in ds]
+    # The error (and its traceback, through the reader's frames) is still held here, as a user's
+    # `except ... as err` or an interactive session's last traceback would hold it.
+    assert caught.value.__traceback__ is not None
+    assert not _wait_for_no_threads()
+
+
 def test_a_tampered_shard_fetched_ahead_fails_in_its_turn_and_yields_nothing(tmp_path):
     infos = _write(tmp_path)
     data = bytearray(open(infos[1].url, "rb").read())

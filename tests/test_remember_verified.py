@@ -91,10 +91,11 @@ def test_a_file_changed_after_remembered_ones_is_verified_before_its_samples_are
 ):
     infos = _write(tmp_path, shards=3)
     assert _names(infos) == [f"row-{i}" for i in range(150)]
-    data = bytearray(open(infos[1].url, "rb").read())
-    data[-2000] ^= 1  # in the padding: every sample would still read
     with open(infos[1].url, "r+b") as f:  # in place: the same inode, a new modification time
-        f.write(bytes(data))
+        data = bytearray(f.read())
+        data[-2000] ^= 1  # in the padding: every sample would still read
+        f.seek(0)
+        f.write(data)
     ds = Dataset[Row](infos)
     seen = []
     with pytest.raises(ChecksumError, match="d-01.tar"):
