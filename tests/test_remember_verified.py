@@ -76,7 +76,7 @@ def test_files_remembered_as_verified_are_read_without_a_fetching_thread(tmp_pat
     infos = _write(tmp_path, shards=3)
     assert _names(infos) == [f"row-{i}" for i in range(150)]
     hashed.clear()
-    earlier = set(_fetching_threads())  # (a read that failed in an earlier test may hold one until collected)
+    earlier = set(_fetching_threads())  # (an earlier test's may still be ending)
     seen, started = [], set()
     for row in Dataset[Row](infos):
         seen.append(row.name)
@@ -91,11 +91,15 @@ def test_a_file_changed_after_remembered_ones_is_verified_before_its_samples_are
 ):
     infos = _write(tmp_path, shards=3)
     assert _names(infos) == [f"row-{i}" for i in range(150)]
-    with open(infos[1].url, "r+b") as f:  # in place: the same inode, a new modification time
+    with open(infos[1].url, "r+b") as f:  # in place: the same inode
         data = bytearray(f.read())
         data[-2000] ^= 1  # in the padding: every sample would still read
         f.seek(0)
         f.write(data)
+    # A write within the file system's timestamp granularity of the first read may leave the
+    # times as they were: the modification time is moved on, as a later write would have it.
+    info = os.stat(infos[1].url)
+    os.utime(infos[1].url, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
     ds = Dataset[Row](infos)
     seen = []
     with pytest.raises(ChecksumError, match="d-01.tar"):
