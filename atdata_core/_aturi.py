@@ -43,34 +43,37 @@ class AtUri:
     @classmethod
     def parse(cls, text: Any, *, record: bool = True) -> AtUri:
         """Parse and validate ``text``. With ``record`` (the default) it must name one record."""
-        memo = cls is AtUri and text.__class__ is str
-        uri = _parsed.get(text) if memo else None
-        if uri is not None:
-            pass
-        elif isinstance(text, AtUri):
+        if isinstance(text, AtUri):
             uri = text
         else:
-            from atdata_core.lexicon._formats import check_at_uri
-
-            if not isinstance(text, str):
-                raise ValidationError(f"expected an AT-URI string, got {type(text).__name__}", rule="format:at-uri")
-            stripped = text.strip()
-            problem = check_at_uri(stripped)
-            if problem is not None:
-                raise ValidationError(f"{_shorten(text)} is not an AT-URI: {problem}", rule="format:at-uri")
-            parts = stripped[len(_PREFIX):].split("/")
-            parts += [None] * (3 - len(parts))  # type: ignore[list-item]
-            uri = cls(parts[0], parts[1], parts[2])
-            if memo and len(text) <= 1024:
-                if len(_parsed) >= _MAX_PARSED:
-                    _parsed.clear()
-                _parsed[text] = uri
+            memo = cls is AtUri and text.__class__ is str
+            uri = _parsed.get(text) if memo else None
+            if uri is None:
+                uri = cls._from_text(text)
+                if memo and len(text) <= 1024:
+                    if len(_parsed) >= _MAX_PARSED:
+                        _parsed.clear()
+                    _parsed[text] = uri
         if record and uri.rkey is None:
             raise ValidationError(
                 f"{_shorten(str(uri))} must name a record: at://<did or handle>/<collection>/<record key>",
                 rule="format:at-uri",
             )
         return uri
+
+    @classmethod
+    def _from_text(cls, text: Any) -> AtUri:
+        from atdata_core.lexicon._formats import check_at_uri
+
+        if not isinstance(text, str):
+            raise ValidationError(f"expected an AT-URI string, got {type(text).__name__}", rule="format:at-uri")
+        stripped = text.strip()
+        problem = check_at_uri(stripped)
+        if problem is not None:
+            raise ValidationError(f"{_shorten(text)} is not an AT-URI: {problem}", rule="format:at-uri")
+        parts = stripped[len(_PREFIX):].split("/")
+        parts += [None] * (3 - len(parts))  # type: ignore[list-item]
+        return cls(parts[0], parts[1], parts[2])
 
     @classmethod
     def record(cls, authority: str, collection: str, rkey: str) -> AtUri:
