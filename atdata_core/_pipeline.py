@@ -36,6 +36,7 @@ from .shards import (
     _known_length,
     _shard_members,
     handle_error,
+    quick_switches,
 )
 
 __all__ = ["Pipeline"]
@@ -44,7 +45,6 @@ T = TypeVar("T")
 
 DEFAULT_BUFFER = 1000
 
-_yield_gil = time.sleep
 
 
 # --------------------------------------------------------------------------- stages
@@ -232,11 +232,11 @@ class Pipeline(Generic[T]):
             # In the first epoch the first shard begins the first batch: nothing before it to hold
             # back. (Batches decoded into columns run no code of the sample's author: see batchable.)
             hold_first = epoch == self.epoch
-            for ref, stream, head, pace, hold, verified in _open_shards(refs, on_error, limits, hold_first=hold_first):
+            for ref, stream, head, hold, verified in _open_shards(refs, on_error, limits, hold_first=hold_first):
                 members = _shard_members(
                     stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, hold=hold, on_verified=verified
                 )
-                yield ref.url, pace(members), hold
+                yield ref.url, members, hold
             epoch += 1
 
     def _samples(self, rank: int, world: int, worker: int, workers: int) -> Iterator[Any]:
@@ -286,17 +286,15 @@ def _read_shards(
     refs: list[ShardRef], decode: Callable[[dict[str, Any]], Any], on_error: OnError, limits: ShardLimits
 ) -> Iterator[Any]:
     from_member = member_decoder(decode)
-    for ref, stream, head, pace, _, verified in _open_shards(refs, on_error, limits):
-        members = pace(
-            _shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, on_verified=verified)
-        )
+    for ref, stream, head, _, verified in _open_shards(refs, on_error, limits):
+        members = _shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, on_verified=verified)
         yield from _decoded(members, from_member, ref.url, on_error)
 
 
 def _open_shards(
     refs: list[ShardRef], on_error: OnError, limits: ShardLimits, *, hold_first: bool = False
-) -> Iterator[tuple[ShardRef, Any, Any, Callable[[Iterator[Any]], Iterator[Any]], bool, Any]]:
-    """``(ref, stream, head, pace, hold, verified)`` for each shard in turn, closed once the next is asked for.
+) -> Iterator[tuple[ShardRef, Any, Any, bool, Any]]:
+    """``(ref, stream, head, hold, verified)`` for each shard in turn, closed once the next is asked for.
 
     ``ref`` is the shard's, without its checksum when it is a local file
     verified against it before and unchanged since; ``verified``, if not None,
@@ -306,8 +304,7 @@ def _open_shards(
     that come over the network, and local files from the first one to verify
     before use on, are fetched on threads of their own, ahead of the decoding
     (:class:`_Fetcher`): ``head`` is then what was read of the shard before
-    its turn, and ``pace`` wraps the shard's members so that the decoding
-    lets that thread run. Local files before that one (without a checksum,
+    its turn. Local files before that one (without a checksum,
     or remembered as verified) are opened on the calling thread.
 
     ``hold_first``: the caller can hold back what it makes of a shard until
@@ -338,7 +335,7 @@ def _open_shards(
                 if _verified_first(read_as, limits):
                     start = index
                     break
-                yield read_as, stream, None, _unpaced, False, verified
+                yield read_as, stream, None, False, verified
             finally:
                 stream.close()
         if start == len(refs):
@@ -355,7 +352,7 @@ def _open_shards(
                 if fetched.error is not None:
                     handle_error(_open_failure(fetched.error, ref), on_error)
                     continue
-                yield fetched.ref or ref, fetched.stream, fetched.head, fetcher.pace, fetched.hold, fetched.verified
+                yield fetched.ref or ref, fetched.stream, fetched.head, fetched.hold, fetched.verified
             finally:
                 fetched.close()
     finally:
@@ -383,10 +380,6 @@ def _recall(ref: ShardRef, stream: Any, limits: ShardLimits) -> tuple[ShardRef, 
 
 def _open_failure(exc: BaseException, ref: ShardRef) -> AtdataError:
     return exc if isinstance(exc, AtdataError) else StorageError(f"cannot open shard {ref.url}: {exc}")
-
-
-def _unpaced(members: Iterator[Any]) -> Iterator[Any]:
-    return members
 
 
 def _verified_first(ref: ShardRef, limits: ShardLimits) -> bool:
@@ -442,15 +435,8 @@ class _Fetcher:
     round trip and its server's work per request overlap another's body.
     """
 
-    __slots__ = ("_refs", "_limits", "_hold_first", "_cond", "_done", "_next", "_taken", "_active", "_room",
-                 "_stop", "_threads", "busy")
+    __slots__ = ("_refs", "_limits", "_hold_first", "_cond", "_done", "_next", "_taken", "_room", "_stop", "_threads")
 
-    # While a fetching thread works, the decoding thread lets the GIL go every PACE seconds or
-    # so: the fetching thread needs it between reads and hashes, and a thread waiting for the GIL
-    # gets it only every switch interval (5 ms) otherwise. A pause that took long (other work
-    # holds the cores) spaces the next ones out, so pausing never costs more than 1/PACE_SHARE.
-    PACE = 0.001
-    PACE_SHARE = 20
     #: Remote shards fetched at once: a third shard in memory, against a request's fixed costs
     #: (its round trip, and the server's and the client's work per request) hidden behind another.
     REMOTE_WORKERS = 2
@@ -465,10 +451,8 @@ class _Fetcher:
         self._done: dict[int, _Fetched] = {}  # fetched, by index, until taken
         self._next = 0  # the index of the next shard to fetch
         self._taken = 0  # the index of the next shard to take
-        self._active = 0  # threads inside a fetch
         self._room = threading.Semaphore(max(1, workers))
         self._stop = threading.Event()
-        self.busy = False
         _keep_freed_shard_memory()
         count = max(1, min(workers, len(refs)))
         self._threads = [
@@ -490,16 +474,13 @@ class _Fetcher:
                     self._room.release()  # for another thread, to see there is nothing left
                     return
                 self._next = index + 1
-                self._active += 1
-                self.busy = True
             ref = self._refs[index]
             try:
-                fetched = _fetch(ref, self._limits, stopped, ahead=index > 0, hold=index == 0 and self._hold_first)
+                with quick_switches:
+                    fetched = _fetch(ref, self._limits, stopped, ahead=index > 0, hold=index == 0 and self._hold_first)
             except BaseException as exc:  # noqa: BLE001 - raised on the decoding thread, in the shard's turn
                 fetched = _Fetched(crash=exc)
             with cond:
-                self._active -= 1
-                self.busy = self._active > 0
                 if not stopped():
                     self._done[index] = fetched
                     cond.notify_all()
@@ -519,23 +500,6 @@ class _Fetcher:
         if fetched.crash is not None:
             raise fetched.crash
         return fetched
-
-    def pace(self, members: Iterator[Any]) -> Iterator[Any]:
-        """``members``, letting the GIL go now and then while a thread fetches (see :attr:`PACE`)."""
-        clock = time.perf_counter
-        count = 0
-        due = 0.0
-        for member in members:
-            yield member
-            count += 1
-            if count == 16:  # a clock read every 16 members costs next to nothing
-                count = 0
-                if self.busy:
-                    now = clock()
-                    if now >= due:
-                        _yield_gil(0)
-                        done = clock()
-                        due = done + max(self.PACE, self.PACE_SHARE * (done - now))
 
     def close(self) -> None:
         """Stop the threads and close what they fetched. One still inside a read (a stalled

@@ -24,6 +24,7 @@ import os
 import re
 import stat
 import struct
+import sys
 import tempfile
 import time
 import warnings
@@ -77,6 +78,9 @@ _READ_CHUNK = 1 << 24
 _CHUNK = 1 << 20
 # A shard to verify before use is read in larger buffers: each is read in one call and hashed
 # in one call (on the hashing thread), so the threads doing it need the GIL only between calls.
+# A network body of known length is read whole ahead in buffers this large too: each is one
+# socket read that waits for its whole buffer (see atdata_core.storage.http), so one GIL
+# hand-over per 8 MiB downloaded instead of one per few hundred KiB.
 _HEAD_CHUNK = 8 << 20
 # Network streams of known length are read this many chunks ahead, on a thread of their own.
 _READ_AHEAD = 8
@@ -316,12 +320,13 @@ class _Hasher:
 
     def _run(self) -> None:
         take, update, done = self._queue.get, self._hash.update, self._room.release
-        while True:
-            data = take()
-            if data is None:
-                return
-            update(data)
-            done()
+        with quick_switches:
+            while True:
+                data = take()
+                if data is None:
+                    return
+                update(data)
+                done()
 
     def hexdigest(self) -> str:
         self.close()
@@ -364,17 +369,18 @@ class _ReadAhead:
         self._thread.start()
 
     def _run(self, left: int) -> None:
-        try:
-            while left > 0 and not self._stop.is_set():
-                data = _read_exact(self._read, min(_CHUNK, left))
-                if not data:
-                    break
-                left -= len(data)
-                self._put(data)
-        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, which raises it
-            self._put(exc)
-            return
-        self._put(None)
+        with quick_switches:
+            try:
+                while left > 0 and not self._stop.is_set():
+                    data = _read_exact(self._read, min(_CHUNK, left))
+                    if not data:
+                        break
+                    left -= len(data)
+                    self._put(data)
+            except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, which raises it
+                self._put(exc)
+                return
+            self._put(None)
 
     def _put(self, item: Any) -> None:
         import queue
@@ -398,9 +404,6 @@ class _ReadAhead:
                 self._ended = True
                 raise item
             self._chunk, self._start = item, 0
-            # Let the reading thread have the GIL now: it needs it after every socket read, and a
-            # thread that is busy decoding gives it up only every switch interval (5 ms) otherwise.
-            _yield_gil(0)
         chunk, start = self._chunk, self._start
         if start == 0 and len(chunk) <= n:
             self._chunk = b""
@@ -420,7 +423,51 @@ class _ReadAhead:
         self._thread.join(timeout=1.0)
 
 
-_yield_gil = time.sleep
+class _QuickSwitches:
+    """The interpreter's thread switch interval, lowered while a read's helper threads work.
+
+    A thread back from a socket read or a hash needs the GIL to go on, and
+    while the decoding thread runs Python code it gets it only once the
+    switch interval has passed (5 ms by default): a download or a hash beside
+    the decoding would stand still most of that time. While at least one
+    helper thread (fetching, reading ahead, hashing) works, the interval is
+    at most :attr:`INTERVAL`; when the last one stops, the interval it found
+    is put back, unless something else changed it meanwhile. A pause of the
+    decoding thread (``time.sleep(0)``) does not do the same: it is over
+    before the waiting thread wakes, and takes the GIL back.
+
+    Used as ``with quick_switches:`` on a helper thread.
+    """
+
+    INTERVAL = 0.001
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._users = 0
+        self._found: float | None = None  # the interval before ours, to put back
+        self._ours = 0.0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users == 1:
+                found = sys.getswitchinterval()
+                if found > self.INTERVAL:
+                    sys.setswitchinterval(self.INTERVAL)
+                    self._found, self._ours = found, sys.getswitchinterval()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._found is not None:
+                if sys.getswitchinterval() == self._ours:
+                    sys.setswitchinterval(self._found)
+                self._found = None
+
+
+quick_switches = _QuickSwitches()
 
 _DEFAULT: Any = object()  # an argument left out
 
@@ -581,15 +628,12 @@ def _fetch_ahead(
     """
     limit = limits.verify_buffer_bytes
     length = _network_length(stream)
-    # A network body comes in pieces of a socket read: larger buffers spare nothing, but cost
-    # fresh memory for every temporary copy on the way.
-    chunk = _HEAD_CHUNK if length is None else _CHUNK
     if checksum:
         if size is not None and size > limit:
             return None  # verified as it streams, in its turn
         expected = checksum.lower()
         declared = _declared_sha256(stream) == expected
-        head = _Head(stream, limit, size, hasher=None if declared else _Hasher(), chunk=chunk)
+        head = _Head(stream, limit, size, hasher=None if declared else _Hasher())
         head.read(stopped)
         if declared:
             whole = head._error is None and (size is not None or head.total <= limit)
@@ -602,7 +646,7 @@ def _fetch_ahead(
         return head
     if not ahead or length is None or length > limit:
         return None
-    head = _Head(stream, limit, length if size is None else min(size, length), hasher=None, chunk=chunk)
+    head = _Head(stream, limit, length if size is None else min(size, length), hasher=None)
     head.read(stopped)
     return head
 

@@ -7,6 +7,7 @@ import functools
 import io
 import os
 import shutil
+import sys
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +17,7 @@ import pytest
 
 from atdata_core import Dataset, ShardWriter, packable
 from atdata_core.errors import ChecksumError, ShardError
-from atdata_core.shards import ShardLimits, _fetch_ahead
+from atdata_core.shards import ShardLimits, _fetch_ahead, quick_switches
 
 
 @packable
@@ -166,8 +167,17 @@ def test_a_corrupt_shard_fetched_ahead_names_shard_and_member(tmp_path, logging_
     assert seen[:50] == [f"row-{i}" for i in range(50)]
 
 
+@pytest.fixture
+def switch_interval():
+    """The interpreter's switch interval set to 4 ms for the test (what a user might have set)."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.004)
+    yield 0.004
+    sys.setswitchinterval(before)
+
+
 @pytest.mark.parametrize("remote", [False, True])
-def test_a_reader_that_stops_leaves_no_fetching_thread(tmp_path, logging_server, remote):
+def test_a_reader_that_stops_leaves_no_fetching_thread(tmp_path, logging_server, remote, switch_interval):
     folder, base, _ = logging_server
     infos = _write(tmp_path, shards=4)
     if remote:
@@ -181,6 +191,26 @@ def test_a_reader_that_stops_leaves_no_fetching_thread(tmp_path, logging_server,
     assert len(next(batches)) == 16
     batches.close()
     assert not _wait_for_no_threads()
+    assert sys.getswitchinterval() == pytest.approx(switch_interval)  # as the user left it
+
+
+def test_the_switch_interval_is_lowered_while_any_helper_thread_works_and_put_back_after(switch_interval):
+    assert sys.getswitchinterval() == pytest.approx(switch_interval)
+    with quick_switches:
+        assert sys.getswitchinterval() == pytest.approx(quick_switches.INTERVAL)
+        other = threading.Thread(target=lambda: quick_switches.__enter__())  # a second helper, still working
+        other.start()
+        other.join()
+    assert sys.getswitchinterval() == pytest.approx(quick_switches.INTERVAL)  # the second still works
+    quick_switches.__exit__(None, None, None)
+    assert sys.getswitchinterval() == pytest.approx(switch_interval)
+    with quick_switches:
+        sys.setswitchinterval(0.002)  # changed meanwhile by someone else: kept
+    assert sys.getswitchinterval() == pytest.approx(0.002)
+    sys.setswitchinterval(0.0005)  # already lower: left alone
+    with quick_switches:
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+    assert sys.getswitchinterval() == pytest.approx(0.0005)
 
 
 class _SelfChecking(io.BytesIO):

@@ -11,7 +11,9 @@ a body read to its end gives its connection back for the next request.
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
@@ -87,6 +89,66 @@ def test_a_drop_in_the_middle_of_a_large_read_resumes_at_the_right_byte(server, 
         got.append(piece)
     assert b"".join(got) == payload
     assert server.gets("/a.tar") == [None, "bytes=1500000-", "bytes=4500000-"]
+
+
+def test_a_large_read_takes_one_socket_read_however_the_server_splits_its_writes(server, storage, monkeypatch):
+    # The download goes on beside the decoding only if its thread needs the GIL once a buffer,
+    # not once for every few KiB the kernel happens to hold.
+    payload = _payload(4 << 20)
+    server.objects["/a.tar"] = payload
+    server.trickle["/a.tar"] = (16 << 10, 0.0)
+    reads: list[int] = []
+    recv_into = socket.socket.recv_into
+
+    def counted(self, buffer, *args):
+        got = recv_into(self, buffer, *args)
+        reads.append(got)
+        return got
+
+    stream = storage.open(f"{server.url}/a.tar")
+    monkeypatch.setattr(socket.socket, "recv_into", counted)
+    assert stream.read(len(payload)) == payload
+    assert len(reads) <= 2, f"{len(reads)} socket reads for one 4 MiB read"
+
+
+def test_a_body_slower_than_the_read_timeout_per_buffer_is_read_without_resuming(server):
+    # Bytes keep coming, 8 KiB every 50 ms: a buffer takes longer than the timeout to fill, which
+    # is no stall. The read returns what came and the next one waits on.
+    payload = _payload(320 << 10)
+    server.objects["/a.tar"] = payload
+    server.trickle["/a.tar"] = (8 << 10, 0.05)
+    storage = HttpStorage(retries=0, backoff=0.01, timeout=0.5)
+    stream = storage.open(f"{server.url}/a.tar")
+    assert stream.read(len(payload)) == payload
+    assert server.gets("/a.tar") == [None]
+
+
+def test_a_stall_in_the_middle_of_a_large_read_is_noticed_within_the_timeout_and_resumed(server):
+    payload = _payload(2 << 20)
+    server.objects["/a.tar"] = payload
+    server.stalls["/a.tar"] = [(300_000, 30.0)]
+    storage = HttpStorage(retries=2, backoff=0.01, timeout=0.5)
+    started = time.monotonic()
+    stream = storage.open(f"{server.url}/a.tar")
+    assert stream.read(len(payload)) == payload
+    assert time.monotonic() - started < 10  # not the 30 s the server stays silent
+    # Asked again from the last byte handed out: the stall fell inside the read of one buffer,
+    # which hands out nothing when it fails (the standard library's buffered reader drops it).
+    assert server.gets("/a.tar") == [None, None]
+
+
+def test_a_whole_read_leaves_the_connection_as_it_found_it(server, storage):
+    server.objects["/a.tar"] = _payload(1 << 20)
+    server.objects["/b.tar"] = _payload(1000)
+    ports = _client_ports(server)
+    stream = storage.open(f"{server.url}/a.tar")
+    body = stream.raw._response.raw._fp  # the standard library's response under requests'
+    sock = body.fp.raw._sock
+    assert stream.read(1 << 20) == _payload(1 << 20)
+    assert sock.gettimeout() == 10  # the read timeout, as urllib3 set it
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16) == bytes(16)
+    assert storage.open(f"{server.url}/b.tar").read() == _payload(1000)
+    assert len(set(ports)) == 1  # the same connection served the next request
 
 
 def test_a_body_read_to_its_end_gives_its_connection_to_the_next_request(server, storage):

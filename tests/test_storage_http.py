@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -24,14 +25,20 @@ class ShardServer:
 
     ``drops[path]`` is a list of byte counts: each GET of ``path`` pops one and
     closes the connection after sending that many body bytes (the headers
-    promise the whole body). ``statuses[path]`` likewise pops a status to answer
+    promise the whole body). ``stalls[path]`` likewise pops ``(count, seconds)``:
+    the connection falls silent for that long after that many body bytes, and
+    is then closed. ``statuses[path]`` likewise pops a status to answer
     with instead of serving. ``ignore_range`` serves whole bodies with 200.
+    ``trickle[path] = (size, pause)`` sends its bodies in writes of ``size``
+    bytes, ``pause`` seconds apart.
     """
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
         self.versions: dict[str, int] = {}
         self.drops: dict[str, list[int]] = {}
+        self.stalls: dict[str, list[tuple[int, float]]] = {}
+        self.trickle: dict[str, tuple[int, float]] = {}
         self.statuses: dict[str, list[int]] = {}
         self.after_drop: dict[str, object] = {}
         self.ignore_range = False
@@ -93,6 +100,9 @@ class ShardServer:
                     forced = status_queue.pop(0) if status_queue else None
                     drop_queue = server.drops.get(self.path) if body else None
                     drop_at = drop_queue.pop(0) if drop_queue else None
+                    stall_queue = server.stalls.get(self.path) if body else None
+                    stall = stall_queue.pop(0) if stall_queue else None
+                    trickle = server.trickle.get(self.path)
                 if forced is not None:
                     self.send_response(forced)
                     self.send_header("Content-Length", "0")
@@ -134,6 +144,20 @@ class ShardServer:
                     hook = server.after_drop.pop(self.path, None)
                     if callable(hook):
                         hook()
+                    return
+                if stall is not None:
+                    count, seconds = stall
+                    self.wfile.write(part[:count])
+                    self.wfile.flush()
+                    time.sleep(seconds)
+                    self.close_connection = True
+                    return
+                if trickle is not None:
+                    size, pause = trickle
+                    for at in range(0, len(part), size):
+                        self.wfile.write(part[at : at + size])
+                        self.wfile.flush()
+                        time.sleep(pause)
                     return
                 self.wfile.write(part)
 

@@ -48,6 +48,9 @@ import http.client
 import io
 import os
 import re
+import socket
+import struct
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, BinaryIO
@@ -529,7 +532,67 @@ class _ResumableBody(io.RawIOBase):
 def _plain_body(response: Any) -> http.client.HTTPResponse | None:
     """The standard library's response under a ``requests`` one, to read its body without urllib3's copies."""
     body = getattr(getattr(response, "raw", None), "_fp", None)
-    return body if isinstance(body, http.client.HTTPResponse) else None
+    if not isinstance(body, http.client.HTTPResponse):
+        return None
+    _read_whole(body)
+    return body
+
+
+# A large read of a plain-TCP body waits in the kernel until its buffer is full (MSG_WAITALL),
+# where the standard library's socket reader takes what one recv returns (a few hundred KiB on
+# loopback) and asks for the rest in another call. Every call needs the GIL to return, and while
+# another thread decodes, a thread waiting for the GIL gets it only now and then: one wait per
+# buffer lets the download run at its own speed beside the decoding. Linux only (where
+# SO_RCVTIMEO keeps the read timeout of a blocking socket); TLS sockets read a record a call.
+_WHOLE_READS = sys.platform.startswith("linux") and hasattr(socket, "MSG_WAITALL")
+_WHOLE_READ_MIN = 1 << 16
+
+
+def _read_whole(body: http.client.HTTPResponse) -> None:
+    """Make the large reads of ``body`` wait for their whole buffer (once per response; see above)."""
+    raw = getattr(getattr(body, "fp", None), "raw", None)
+    if not _WHOLE_READS or type(raw) is not socket.SocketIO or "readinto" in vars(raw):
+        return
+    sock = getattr(raw, "_sock", None)
+    if type(sock) is socket.socket and sock.type == socket.SOCK_STREAM:
+        raw.readinto = _WholeReads(sock, raw.readinto)  # the buffered reader above calls it by name
+
+
+class _WholeReads:
+    """``readinto`` for a socket's raw reader: a buffer of at least :data:`_WHOLE_READ_MIN` bytes
+    is filled in one call, unless the connection ends or the read timeout passes first.
+
+    The timeout keeps its meaning for a stall: no byte within it is a :class:`TimeoutError`. A
+    body that trickles in returns what came within the timeout, and the next call waits again.
+    """
+
+    __slots__ = ("_sock", "_plain")
+
+    def __init__(self, sock: socket.socket, plain: Any):
+        self._sock = sock
+        self._plain = plain
+
+    def __call__(self, buffer: Any) -> int:
+        sock = self._sock
+        timeout = sock.gettimeout()
+        if len(buffer) < _WHOLE_READ_MIN or timeout == 0:
+            return self._plain(buffer)
+        if timeout is None:
+            return sock.recv_into(buffer, 0, socket.MSG_WAITALL)
+        seconds = int(timeout)
+        sock.settimeout(None)  # blocking: a non-blocking socket returns what is there
+        try:
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", seconds, int((timeout - seconds) * 1e6))
+            )
+            try:
+                return sock.recv_into(buffer, 0, socket.MSG_WAITALL)
+            except BlockingIOError as err:  # SO_RCVTIMEO passed with nothing received
+                raise TimeoutError("timed out") from err
+            finally:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", 0, 0))
+        finally:
+            sock.settimeout(timeout)
 
 
 def _read_into(body: http.client.HTTPResponse, view: memoryview) -> int:
