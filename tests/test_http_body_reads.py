@@ -11,9 +11,11 @@ a body read to its end gives its connection back for the next request.
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
+import weakref
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
@@ -149,6 +151,20 @@ def test_a_whole_read_leaves_the_connection_as_it_found_it(server, storage):
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16) == bytes(16)
     assert storage.open(f"{server.url}/b.tar").read() == _payload(1000)
     assert len(set(ports)) == 1  # the same connection served the next request
+
+
+def test_a_body_read_whole_frees_its_socket_reader_at_once_not_at_the_next_garbage_collection(server, storage):
+    server.objects["/a.tar"] = _payload(1 << 20)
+    gc.disable()  # only reference counting frees it: nothing of the read may be in a cycle
+    try:
+        stream = storage.open(f"{server.url}/a.tar")
+        reader = weakref.ref(stream.raw._response.raw._fp.fp.raw)
+        assert stream.read(1 << 20) == _payload(1 << 20)
+        stream.close()
+        del stream
+        assert reader() is None
+    finally:
+        gc.enable()
 
 
 def test_a_body_read_to_its_end_gives_its_connection_to_the_next_request(server, storage):

@@ -551,34 +551,31 @@ _WHOLE_READ_MIN = 1 << 16
 def _read_whole(body: http.client.HTTPResponse) -> None:
     """Make the large reads of ``body`` wait for their whole buffer (once per response; see above)."""
     raw = getattr(getattr(body, "fp", None), "raw", None)
-    if not _WHOLE_READS or type(raw) is not socket.SocketIO or "readinto" in vars(raw):
+    if not _WHOLE_READS or type(raw) is not socket.SocketIO:
         return
     sock = getattr(raw, "_sock", None)
     if type(sock) is socket.socket and sock.type == socket.SOCK_STREAM:
-        raw.readinto = _WholeReads(sock, raw.readinto)  # the buffered reader above calls it by name
+        # The same reader with one method more: its buffered reader and http.client see no difference,
+        # and nothing new refers back to it (a socket's file descriptor is freed as soon as before).
+        raw.__class__ = _WholeReadsIO
 
 
-class _WholeReads:
-    """``readinto`` for a socket's raw reader: a buffer of at least :data:`_WHOLE_READ_MIN` bytes
-    is filled in one call, unless the connection ends or the read timeout passes first.
+class _WholeReadsIO(socket.SocketIO):
+    """A socket's raw reader whose reads of at least :data:`_WHOLE_READ_MIN` bytes fill their buffer
+    in one call, unless the connection ends or the read timeout passes first.
 
     The timeout keeps its meaning for a stall: no byte within it is a :class:`TimeoutError`. A
     body that trickles in returns what came within the timeout, and the next call waits again.
     """
 
-    __slots__ = ("_sock", "_plain")
-
-    def __init__(self, sock: socket.socket, plain: Any):
-        self._sock = sock
-        self._plain = plain
-
-    def __call__(self, buffer: Any) -> int:
+    def readinto(self, b: Any) -> int | None:
         sock = self._sock
         timeout = sock.gettimeout()
-        if len(buffer) < _WHOLE_READ_MIN or timeout == 0:
-            return self._plain(buffer)
+        if len(b) < _WHOLE_READ_MIN or timeout == 0 or self._timeout_occurred:
+            return super().readinto(b)
+        self._checkClosed()
         if timeout is None:
-            return sock.recv_into(buffer, 0, socket.MSG_WAITALL)
+            return sock.recv_into(b, 0, socket.MSG_WAITALL)
         seconds = int(timeout)
         sock.settimeout(None)  # blocking: a non-blocking socket returns what is there
         try:
@@ -586,8 +583,9 @@ class _WholeReads:
                 socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", seconds, int((timeout - seconds) * 1e6))
             )
             try:
-                return sock.recv_into(buffer, 0, socket.MSG_WAITALL)
+                return sock.recv_into(b, 0, socket.MSG_WAITALL)
             except BlockingIOError as err:  # SO_RCVTIMEO passed with nothing received
+                self._timeout_occurred = True  # as the standard reader marks it: no read after a timeout
                 raise TimeoutError("timed out") from err
             finally:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", 0, 0))
