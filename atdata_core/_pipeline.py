@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import os
 import random
 import time
 import warnings
@@ -231,7 +232,8 @@ class Pipeline(Generic[T]):
             # In the first epoch the first shard begins the first batch: nothing before it to hold
             # back. (Batches decoded into columns run no code of the sample's author: see batchable.)
             hold_first = epoch == self.epoch
-            for ref, stream, head, hold, verified in _open_shards(refs, on_error, limits, hold_first=hold_first):
+            opened = _open_shards(refs, on_error, limits, hold_first=hold_first, consumers=workers)
+            for ref, stream, head, hold, verified in opened:
                 members = _shard_members(
                     stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, hold=hold, on_verified=verified
                 )
@@ -252,6 +254,7 @@ class Pipeline(Generic[T]):
             decoder_for(ds._decode_type),
             ds._on_error,
             ShardLimits.from_config(),
+            consumers=workers,
         )
         for stage in ds._stages:
             it = stage.apply(it)
@@ -282,16 +285,20 @@ def _derived_seed(*parts: Any) -> int:
 
 
 def _read_shards(
-    refs: list[ShardRef], decode: Callable[[dict[str, Any]], Any], on_error: OnError, limits: ShardLimits
+    refs: list[ShardRef],
+    decode: Callable[[dict[str, Any]], Any],
+    on_error: OnError,
+    limits: ShardLimits,
+    consumers: int = 1,
 ) -> Iterator[Any]:
     from_member = member_decoder(decode)
-    for ref, stream, head, _, verified in _open_shards(refs, on_error, limits):
+    for ref, stream, head, _, verified in _open_shards(refs, on_error, limits, consumers=consumers):
         members = _shard_members(stream, ref.url, on_error, ref.sha256, ref.size, limits, head=head, on_verified=verified)
         yield from _decoded(members, from_member, ref.url, on_error)
 
 
 def _open_shards(
-    refs: list[ShardRef], on_error: OnError, limits: ShardLimits, *, hold_first: bool = False
+    refs: list[ShardRef], on_error: OnError, limits: ShardLimits, *, hold_first: bool = False, consumers: int = 1
 ) -> Iterator[tuple[ShardRef, Any, Any, bool, Any]]:
     """``(ref, stream, head, hold, verified)`` for each shard in turn, closed once the next is asked for.
 
@@ -312,6 +319,9 @@ def _open_shards(
     decoding hides, is then not read whole before its turn when it is a local
     file to verify: ``hold`` is True for it, and its members are scanned while
     it is read and hashed (``hold`` in :func:`~atdata_core.shards._shard_members`).
+
+    ``consumers``: the readers of this process (DataLoader workers) that share
+    its cores, for how many local shards may be hashed at once (:func:`_local_workers`).
     """
     start = 0
     if not any(_remote(ref.url) for ref in refs):
@@ -343,7 +353,8 @@ def _open_shards(
         hold_first = hold_first and start == 0
         refs = refs[start:]
     remote = any(_remote(ref.url) for ref in refs)
-    fetcher = _Fetcher(refs, limits, hold_first=hold_first, workers=_Fetcher.REMOTE_WORKERS if remote else 1)
+    workers = _Fetcher.REMOTE_WORKERS if remote else _local_workers(consumers)
+    fetcher = _Fetcher(refs, limits, hold_first=hold_first, workers=workers)
     try:
         for ref in refs:
             fetched = fetcher.take()
@@ -379,6 +390,31 @@ def _recall(ref: ShardRef, stream: Any, limits: ShardLimits) -> tuple[ShardRef, 
 
 def _open_failure(exc: BaseException, ref: ShardRef) -> AtdataError:
     return exc if isinstance(exc, AtdataError) else StorageError(f"cannot open shard {ref.url}: {exc}")
+
+
+def _local_workers(consumers: int = 1) -> int:
+    """How many local shards a read fetches (reads whole and hashes) at once, ahead of the decoding.
+
+    sha256 of a shard costs more CPU than decoding it (about 1.6 GB/s against
+    2.8 GB/s on one core, on the machine of docs/performance.md), so a single
+    hash beside the decoding holds a verified read to about 0.6x an
+    unverified one. Where each reader of this process (``consumers``: its
+    DataLoader workers) has :data:`_Fetcher.LOCAL_WORKERS` cores or more,
+    that many shards are hashed at once: on two cores, two hashes and the
+    decoding share them, 9-16 % faster than one hash (one more shard in
+    memory); from three on, the second hash has a core of its own. With
+    fewer cores, one shard is fetched at a time.
+    """
+    cores = _usable_cores() // max(1, consumers)
+    return _Fetcher.LOCAL_WORKERS if cores >= _Fetcher.LOCAL_WORKERS else 1
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _verified_first(ref: ShardRef, limits: ShardLimits) -> bool:
@@ -429,9 +465,10 @@ class _Fetcher:
 
     ``workers`` shards are fetched at once, each on a thread of its own, and
     at most that many wait ahead of the one being decoded. Local files are
-    read one at a time (one is as fast as the disk and the hash allow);
-    remote shards :data:`REMOTE_WORKERS` at a time, so that one request's
-    round trip and its server's work per request overlap another's body.
+    read :data:`LOCAL_WORKERS` at a time where each reader has that many
+    cores, else one at a time (:func:`_local_workers`); remote
+    shards :data:`REMOTE_WORKERS` at a time, so that one request's round trip
+    and its server's work per request overlap another's body.
     """
 
     __slots__ = ("_refs", "_limits", "_hold_first", "_cond", "_done", "_next", "_taken", "_room", "_stop", "_threads")
@@ -439,6 +476,8 @@ class _Fetcher:
     #: Remote shards fetched at once: a third shard in memory, against a request's fixed costs
     #: (its round trip, and the server's and the client's work per request) hidden behind another.
     REMOTE_WORKERS = 2
+    #: Local shards to verify fetched at once, where the cores allow (see _local_workers).
+    LOCAL_WORKERS = 2
 
     def __init__(self, refs: list[ShardRef], limits: ShardLimits, *, hold_first: bool = False, workers: int = 1):
         import threading

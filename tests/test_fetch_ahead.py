@@ -15,7 +15,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from atdata_core import Dataset, ShardWriter, packable
+from atdata_core import Dataset, ShardWriter, _pipeline, packable
 from atdata_core.errors import ChecksumError, ShardError
 from atdata_core.shards import ShardLimits, _fetch_ahead, quick_switches
 
@@ -80,6 +80,34 @@ def test_a_tampered_shard_fetched_ahead_fails_in_its_turn_and_yields_nothing(tmp
     with pytest.warns(UserWarning, match="d-01.tar"):
         names = [row.name for row in Dataset[Row](infos, on_error="skip")]
     assert names == [f"row-{i}" for i in range(50)] + [f"row-{i}" for i in range(100, 200)]
+
+
+@pytest.mark.parametrize("cores", [1, 2, 4])
+def test_local_shards_hashed_two_at_a_time_are_used_in_order_and_fail_in_their_turn(tmp_path, monkeypatch, cores):
+    monkeypatch.setattr(_pipeline, "_usable_cores", lambda: cores)
+    infos = _write(tmp_path, shards=5)
+    data = bytearray(open(infos[3].url, "rb").read())
+    data[-2000] ^= 1
+    open(infos[3].url, "wb").write(bytes(data))
+    pipe = iter(Dataset[Row](infos))
+    seen = [next(pipe).name]
+    fetching = [t for t in threading.enumerate() if t.name == "atdata-shard-fetch"]
+    assert len(fetching) == (2 if cores >= 2 else 1)
+    with pytest.raises(ChecksumError, match="d-03.tar"):
+        for row in pipe:
+            seen.append(row.name)
+    assert seen == [f"row-{i}" for i in range(150)]  # shards 0-2 whole, nothing of shard 3
+    assert not _wait_for_no_threads()
+
+
+@pytest.mark.parametrize(
+    ("cores", "dataloader_workers", "at_once"), [(1, 1, 1), (2, 1, 2), (8, 1, 2), (8, 4, 2), (8, 8, 1), (3, 2, 1)]
+)
+def test_each_reader_hashes_two_local_shards_at_once_only_with_two_cores_of_its_own(
+    monkeypatch, cores, dataloader_workers, at_once
+):
+    monkeypatch.setattr(_pipeline, "_usable_cores", lambda: cores)
+    assert _pipeline._local_workers(dataloader_workers) == at_once
 
 
 def test_a_missing_shard_fetched_ahead_is_reported_in_its_turn(tmp_path):
