@@ -86,9 +86,11 @@ def test_a_tampered_shard_fetched_ahead_fails_in_its_turn_and_yields_nothing(tmp
 def test_local_shards_hashed_two_at_a_time_are_used_in_order_and_fail_in_their_turn(tmp_path, monkeypatch, cores):
     monkeypatch.setattr(_pipeline, "_usable_cores", lambda: cores)
     infos = _write(tmp_path, shards=5)
-    data = bytearray(open(infos[3].url, "rb").read())
-    data[-2000] ^= 1
-    open(infos[3].url, "wb").write(bytes(data))
+    with open(infos[3].url, "r+b") as f:
+        f.seek(-2000, os.SEEK_END)
+        flipped = f.read(1)[0] ^ 1  # in the padding: every sample would still read
+        f.seek(-2000, os.SEEK_END)
+        f.write(bytes([flipped]))
     pipe = iter(Dataset[Row](infos))
     seen = [next(pipe).name]
     fetching = [t for t in threading.enumerate() if t.name == "atdata-shard-fetch"]
