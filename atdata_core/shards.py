@@ -525,14 +525,11 @@ class _Head:
     raised by :meth:`finish`, in the shard's turn.
     """
 
-    __slots__ = ("_read", "_want", "_chunk", "chunks", "total", "hasher", "_done", "_error")
+    __slots__ = ("_read", "_want", "chunks", "total", "hasher", "_done", "_error")
 
-    def __init__(
-        self, stream: BinaryIO, limit: int, size: int | None, hasher: Any = _DEFAULT, chunk: int = _HEAD_CHUNK
-    ):
+    def __init__(self, stream: BinaryIO, limit: int, size: int | None, hasher: Any = _DEFAULT):
         known = size if size is not None else _known_length(stream)
         self._read = stream.read
-        self._chunk = chunk
         self._want = limit + 1 if known is None or known > limit else known
         self.chunks: list[bytes] = []
         self.total = 0
@@ -545,7 +542,7 @@ class _Head:
         if self._done:
             return
         try:
-            part = _read_exact(self._read, min(self._want - self.total, self._chunk))
+            part = _read_exact(self._read, min(self._want - self.total, _HEAD_CHUNK))
         except _SHARD_FAULTS as exc:
             self._error, self._done = exc, True
             return
