@@ -33,6 +33,15 @@ def _write(folder, shards=4, per_shard=50):
     return sink.shards
 
 
+def _tamper(path):
+    """Flip one bit of a shard file, in place, in its padding: every sample would still read."""
+    with open(path, "r+b") as f:
+        f.seek(-2000, os.SEEK_END)
+        flipped = f.read(1)[0] ^ 1
+        f.seek(-2000, os.SEEK_END)
+        f.write(bytes([flipped]))
+
+
 def _fetching_threads():
     return [t for t in threading.enumerate() if t.name.startswith("atdata-shard-")]
 
@@ -48,11 +57,7 @@ def _wait_for_no_threads(seconds=2.0):
 @pytest.mark.parametrize("batched", [False, True])
 def test_a_read_that_fails_verification_stops_its_threads_while_the_error_is_kept(tmp_path, tampered, batched):
     infos = _write(tmp_path)
-    with open(infos[tampered].url, "r+b") as f:
-        data = bytearray(f.read())
-        data[-2000] ^= 1  # in the padding: every sample would still read
-        f.seek(0)
-        f.write(data)
+    _tamper(infos[tampered].url)
     ds = Dataset[Row](infos)
     with pytest.raises(ChecksumError) as caught:
         if batched:
@@ -67,9 +72,7 @@ def test_a_read_that_fails_verification_stops_its_threads_while_the_error_is_kep
 
 def test_a_tampered_shard_fetched_ahead_fails_in_its_turn_and_yields_nothing(tmp_path):
     infos = _write(tmp_path)
-    data = bytearray(open(infos[1].url, "rb").read())
-    data[-2000] ^= 1  # in the padding: every sample would still read
-    open(infos[1].url, "wb").write(bytes(data))
+    _tamper(infos[1].url)
     seen = []
     with pytest.raises(ChecksumError) as caught:
         for row in Dataset[Row](infos):
@@ -86,11 +89,7 @@ def test_a_tampered_shard_fetched_ahead_fails_in_its_turn_and_yields_nothing(tmp
 def test_local_shards_hashed_two_at_a_time_are_used_in_order_and_fail_in_their_turn(tmp_path, monkeypatch, cores):
     monkeypatch.setattr(_pipeline, "_usable_cores", lambda: cores)
     infos = _write(tmp_path, shards=5)
-    with open(infos[3].url, "r+b") as f:
-        f.seek(-2000, os.SEEK_END)
-        flipped = f.read(1)[0] ^ 1  # in the padding: every sample would still read
-        f.seek(-2000, os.SEEK_END)
-        f.write(bytes([flipped]))
+    _tamper(infos[3].url)
     pipe = iter(Dataset[Row](infos))
     seen = [next(pipe).name]
     fetching = [t for t in threading.enumerate() if t.name == "atdata-shard-fetch"]
